@@ -1,0 +1,398 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import model_pytorch as mp
+from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMHead, LMModel, TransformerModel, dotdict,
+                           load_openai_pretrained_model)
+from tests.conftest import PARAMS_SHAPES_PATH
+from tests.helpers import tf_shapes, write_tf_checkpoint
+
+TINY = dotdict(DEFAULT_CONFIG, n_embd=16, n_head=4, n_layer=2)
+N_VOCAB, N_SPECIAL, N_CTX = 50, 3, 12
+
+
+def tiny_cfg(**kw):
+    return dotdict(TINY, **kw)
+
+
+def make_input(batch, t, vocab_rows, n_vocab, n_special, n_choices=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, t) if n_choices is None else (batch, n_choices, t)
+    x = torch.zeros(*shape, 2, dtype=torch.long)
+    x[..., 0] = torch.randint(0, n_vocab + n_special, shape, generator=g)
+    x[..., 1] = n_vocab + n_special + torch.arange(t)
+    return x
+
+
+# ------------------------------------------------------------- numerics vs HF
+
+def hf_openai(n_layer, n_embd, n_head, n_vocab, n_pos, afn='gelu'):
+    transformers = pytest.importorskip('transformers')
+    config = transformers.OpenAIGPTConfig(vocab_size=n_vocab, n_positions=n_pos, n_embd=n_embd, n_layer=n_layer,
+                                          n_head=n_head, afn=afn, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                          layer_norm_epsilon=1e-5)
+    torch.manual_seed(1)
+    return transformers.OpenAIGPTLMHeadModel(config).eval()
+
+
+def copy_hf_to_ours(hf, ours, n_vocab):
+    """HF's separate token/position tables into our one matrix (n_special = 0)."""
+    sd = hf.transformer.state_dict()
+    with torch.no_grad():
+        ours.embed.weight[:n_vocab] = sd['tokens_embed.weight']
+        ours.embed.weight[n_vocab:] = sd['positions_embed.weight'][:ours.n_ctx]
+        for name, p in ours.named_parameters():
+            if name.startswith('h.'):
+                hf_name = name[:-2] + ('.weight' if name.endswith(('.w', '.g')) else '.bias')
+                p.copy_(sd[hf_name])
+
+
+@pytest.mark.parametrize('size', ['small', 'full'])
+def test_matches_transformers_openai_gpt(size):
+    if size == 'small':
+        n_layer, n_embd, n_head, n_vocab, n_ctx, t = 3, 48, 4, 300, 40, 33
+    else:
+        n_layer, n_embd, n_head, n_vocab, n_ctx, t = 12, 768, 12, 40478, 512, 77
+    hf = hf_openai(n_layer, n_embd, n_head, n_vocab, n_ctx)
+    cfg = dotdict(DEFAULT_CONFIG, n_layer=n_layer, n_embd=n_embd, n_head=n_head)
+    ours = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx).eval()
+    copy_hf_to_ours(hf, ours.transformer, n_vocab)
+    ids = torch.randint(0, n_vocab, (2, t), generator=torch.Generator().manual_seed(0))
+    x = torch.stack([ids, n_vocab + torch.arange(t).expand(2, t)], dim=-1)
+    with torch.no_grad():
+        ref = hf(ids, output_hidden_states=True)
+        for impl in mp.ATTN_IMPLS:
+            ours.transformer.set_attention(impl)
+            h = ours.transformer(x)
+            logits = ours(x)
+            torch.testing.assert_close(h, ref.hidden_states[-1], atol=1e-5, rtol=0)
+            torch.testing.assert_close(logits[..., :n_vocab], ref.logits, atol=1e-5, rtol=0)
+
+
+def test_layernorm_and_gelu_formulas():
+    x = torch.randn(4, 7, dtype=torch.float64)
+    ln = mp.LayerNorm(7).double()
+    with torch.no_grad():
+        ln.g.uniform_(0.5, 1.5)
+        ln.b.uniform_(-1, 1)
+    xn = x.numpy()
+    mean = xn.mean(-1, keepdims=True)
+    var = ((xn - mean) ** 2).mean(-1, keepdims=True)
+    ref = (xn - mean) / np.sqrt(var + 1e-5) * ln.g.detach().numpy() + ln.b.detach().numpy()
+    np.testing.assert_allclose(ln(x).detach().numpy(), ref, atol=1e-12)
+    gelu_ref = 0.5 * xn * (1 + np.tanh(math.sqrt(2 / math.pi) * (xn + 0.044715 * xn ** 3)))
+    np.testing.assert_allclose(mp.gelu(x).numpy(), gelu_ref, atol=1e-12)
+    np.testing.assert_allclose(mp.swish(x).numpy(), xn / (1 + np.exp(-xn)), atol=1e-12)
+
+
+def test_attention_matches_tf_masking_formula():
+    """SDPA and the explicit path against TF's attention written out in numpy."""
+    torch.manual_seed(0)
+    attn = mp.Attention(16, 4, 0.0, 0.0).eval()
+    x = torch.randn(2, 9, 16)
+    xn = x.double().numpy()
+    w_attn, b_attn = attn.c_attn.w.detach().double().numpy(), attn.c_attn.b.detach().double().numpy()
+    q, k, v = np.split(xn @ w_attn + b_attn, 3, axis=-1)
+    split = lambda a: a.reshape(2, 9, 4, 4).transpose(0, 2, 1, 3)  # noqa: E731
+    q, k, v = split(q), split(k), split(v)
+    w = q @ k.transpose(0, 1, 3, 2) / math.sqrt(4)
+    b = np.tril(np.ones((9, 9)))
+    w = w * b + -1e9 * (1 - b)
+    w = np.exp(w - w.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    a = (w @ v).transpose(0, 2, 1, 3).reshape(2, 9, 16)
+    ref = a @ attn.c_proj.w.detach().double().numpy() + attn.c_proj.b.detach().double().numpy()
+    for impl in mp.ATTN_IMPLS:
+        attn.impl = impl
+        out, _ = attn(x)
+        np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-6)
+
+
+# ------------------------------------------------------------- shapes, dtypes
+
+def test_shapes_choices_batch_of_one_and_short_context():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = DoubleHeadModel(TINY, clf_token=N_VOCAB + 2, task_head_type='multiple_choice', vocab=vocab,
+                            n_ctx=N_CTX).eval()
+    for batch, t in [(1, N_CTX), (3, 5), (1, 1 + 1)]:
+        x = make_input(batch, t, vocab, N_VOCAB, N_SPECIAL, n_choices=2)
+        x[..., -1, 0] = N_VOCAB + 2
+        lm, clf = model(x)
+        assert lm.shape == (batch * 2 * (t - 1), vocab)
+        assert clf.shape == (batch, 2)
+        assert model.transformer(x).shape == (batch * 2, t, 16)
+
+
+def test_padding_after_a_sequence_changes_nothing_before_it():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = TransformerModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    torch.testing.assert_close(model(x)[:, :7], model(x[:, :7]), atol=1e-6, rtol=0)
+
+
+def test_bfloat16_forward_close_to_float32():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    ref = model(x)
+    out = model.to(torch.bfloat16)(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (checked on a lent GPU, see README)')
+def test_cuda_matches_cpu():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    ref = model(x)
+    torch.testing.assert_close(model.cuda()(x.cuda()).cpu(), ref, atol=1e-4, rtol=1e-4)
+
+
+def test_lm_mask_selects_rows_of_the_full_logits():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL, n_choices=2)
+    x[..., 8, 0] = N_VOCAB + 2
+    mask = torch.zeros(x.shape[:-1], dtype=torch.bool)
+    mask[..., :8] = True
+    full, clf_full = model(x)
+    part, clf_part = model(x, lm_mask=mask)
+    rows = mask[..., :-1].reshape(-1)
+    torch.testing.assert_close(part, full[rows], atol=1e-6, rtol=0)
+    torch.testing.assert_close(clf_part, clf_full)
+
+
+def test_lm_head_is_tied_and_probs_mask_special_and_position_rows():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX, return_probs=True, n_special=N_SPECIAL).eval()
+    assert model.lm_head.decoder.weight is model.transformer.embed.weight
+    probs = model(make_input(2, 5, vocab, N_VOCAB, N_SPECIAL))
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 5))
+    assert probs[..., N_VOCAB:].max() == 0
+
+
+def test_task_heads():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    clf = N_VOCAB + 2
+    x3 = make_input(4, 6, vocab, N_VOCAB, N_SPECIAL)
+    x3[..., 0][x3[..., 0] == clf] = 0
+    x3[:, 4, 0] = clf
+    x4 = torch.stack([x3, x3.flip(0)], dim=1)
+    for head, x, shape in [(('classification', 5), x3, (4, 5)), ('inference', x3, (4, 3)),
+                           ('similarity', x4, (4,)), ('multiple_choice', x4, (4, 2))]:
+        model = DoubleHeadModel(TINY, clf, head, vocab=vocab, n_ctx=N_CTX).eval()
+        _, logits = model(x)
+        assert logits.shape == shape, head
+    # the head reads the state at the classify token, nothing after it
+    model = DoubleHeadModel(TINY, clf, ('classification', 2), vocab=vocab, n_ctx=N_CTX).eval()
+    y = x3.clone()
+    y[:, 5, 0] = 1
+    torch.testing.assert_close(model(x3)[1], model(y)[1])
+
+
+# ------------------------------------------------------------- dropout
+
+def test_dropout_train_differs_from_eval():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX)
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL, n_choices=2)
+    x[..., -1, 0] = N_VOCAB + 2
+    model.eval()
+    e1, e2 = model(x)[1], model(x)[1]
+    torch.testing.assert_close(e1, e2)
+    model.train()
+    t1, t2 = model(x)[1], model(x)[1]
+    assert not torch.allclose(t1, e1) and not torch.allclose(t1, t2)
+
+
+def test_multiple_choice_dropout_mask_is_shared_by_choices():
+    torch.manual_seed(0)
+    head = mp.MultipleChoiceHead(clf_token=7, cfg=dotdict(TINY, clf_pdrop=0.5)).train()
+    with torch.no_grad():
+        head.clf.w.fill_(1.0)
+        head.clf.b.zero_()
+    B, C, T = 64, 3, 4
+    x = torch.zeros(B, C, T, 2, dtype=torch.long)
+    x[..., 2, 0] = 7
+    h = torch.zeros(B * C, T, 16)
+    h[:, 2] = 1.0  # every choice's clf state is all ones: logit = 2 * (number of kept units)
+    logits = head(h, x)
+    assert torch.equal(logits, logits[:, :1].expand(B, C)), 'choices of one example saw different masks'
+    assert logits[:, 0].unique().numel() > 1, 'examples should get different masks'
+
+
+def test_embedding_dropout_masks_rows_of_the_matrix():
+    """TF drops entries of `we`: a token repeated in a batch gets one mask,
+    while each position row gets its own (the earlier port masked the sums)."""
+    torch.manual_seed(0)
+    model = TransformerModel(dotdict(TINY, embd_pdrop=0.5), vocab=30, n_ctx=8).train()
+    x = torch.zeros(2, 8, 2, dtype=torch.long)
+    x[..., 0] = 3
+    x[..., 1] = 22 + torch.arange(8)
+    with torch.no_grad():
+        model.embed.weight.zero_()
+        model.embed.weight[3] = 1.0
+    e = model.embed_input(x)
+    assert torch.equal(e, e[:1, :1].expand_as(e)), 'one token row must get one mask everywhere'
+    assert 0 < (e == 0).sum() < e.numel()
+    with torch.no_grad():
+        model.embed.weight.zero_()
+        model.embed.weight[22:30] = 1.0
+    e = model.embed_input(x)
+    assert torch.equal(e[0], e[1]), 'a position row is one row of the matrix in every sequence'
+    assert not torch.equal(e[0], e[0, :1].expand(8, 16)), 'different position rows get different masks'
+
+
+# ------------------------------------------------------------- checkpoint loader
+
+def tiny_checkpoint(tmp_path, n_layer=2, n_embd=16, n_vocab=N_VOCAB, seed=0):
+    path = tmp_path / 'model'
+    arrays = write_tf_checkpoint(path, tf_shapes(n_layer, n_embd, n_vocab), seed=seed)
+    return str(path), arrays
+
+
+def test_tf_variable_names_follow_from_the_layer_count():
+    names = mp.tf_variable_names(12)
+    assert len(names) == 1 + 12 * 12
+    assert names[:3] == ['model/we:0', 'model/h0/attn/c_attn/w:0', 'model/h0/attn/c_attn/b:0']
+    assert names[-1] == 'model/h11/ln_2/b:0'
+    assert mp.tf_to_torch_name('model/h3/mlp/c_proj/w:0') == 'h.3.mlp.c_proj.w'
+
+
+@pytest.mark.parametrize('n_ctx,n_special', [(N_CTX, N_SPECIAL), (5, 0)])
+def test_loader_puts_every_value_where_it_belongs(tmp_path, n_ctx, n_special):
+    path, arrays = tiny_checkpoint(tmp_path)
+    model = TransformerModel(TINY, vocab=N_VOCAB + n_special + n_ctx, n_ctx=n_ctx)
+    special_before = model.embed.weight[N_VOCAB:N_VOCAB + n_special].detach().clone()
+    load_openai_pretrained_model(model, n_ctx=n_ctx, n_special=n_special, n_transfer=2, n_embd=16, path=path)
+    emb = model.embed.weight.detach().numpy()
+    np.testing.assert_array_equal(emb[:N_VOCAB], arrays[1])
+    np.testing.assert_array_equal(emb[N_VOCAB + n_special:], arrays[0][:n_ctx])  # positions cropped
+    torch.testing.assert_close(model.embed.weight[N_VOCAB:N_VOCAB + n_special], special_before)
+    params = dict(model.named_parameters())
+    for i, (tf_name, array) in enumerate(zip(mp.tf_variable_names(2)[1:], arrays[2:])):
+        got = params[mp.tf_to_torch_name(tf_name)].detach().numpy()
+        np.testing.assert_array_equal(got, array.reshape(got.shape), err_msg=tf_name)
+        if array.ndim == 3:
+            np.testing.assert_array_equal(got, array[0])
+
+
+def test_loader_n_transfer_and_wrapped_models(tmp_path):
+    path, arrays = tiny_checkpoint(tmp_path)
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX)
+    h1_before = model.transformer.h[1].attn.c_attn.w.detach().clone()
+    h0_before = model.transformer.h[0].attn.c_attn.w.detach().clone()
+    load_openai_pretrained_model(model, n_ctx=N_CTX, n_special=N_SPECIAL, n_transfer=1, n_embd=16, path=path)
+    np.testing.assert_array_equal(model.transformer.h[0].attn.c_attn.w.detach().numpy(), arrays[2][0])
+    assert not torch.equal(model.transformer.h[0].attn.c_attn.w, h0_before)
+    torch.testing.assert_close(model.transformer.h[1].attn.c_attn.w, h1_before)
+    # embeddings only
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX)
+    before = model.transformer.h[0].ln_1.g.detach().clone()
+    load_openai_pretrained_model(model, n_special=N_SPECIAL, n_transfer=-1, n_embd=16, path=path)
+    np.testing.assert_array_equal(model.transformer.embed.weight[:N_VOCAB].detach().numpy(), arrays[1])
+    torch.testing.assert_close(model.transformer.h[0].ln_1.g, before)
+    assert model.lm_head.decoder.weight is model.transformer.embed.weight  # tying survives loading
+    assert mp.load_pretrained(model, path, n_transfer=2) == 'tf'
+
+
+def test_loader_at_the_full_real_shapes(tmp_path):
+    shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
+    assert sum(math.prod(s) for s in shapes) == 116_534_784
+    path = tmp_path / 'model'
+    arrays = write_tf_checkpoint(path, shapes, seed=3)
+    (path / 'params_shapes.json').write_text(PARAMS_SHAPES_PATH.read_text())  # the real file, byte for byte
+    model = DoubleHeadModel(DEFAULT_CONFIG, 40480, 'multiple_choice', vocab=40478 + 3 + 77, n_ctx=77)
+    load_openai_pretrained_model(model.transformer, n_ctx=77, n_special=3, path=str(path))
+    t = model.transformer
+    np.testing.assert_array_equal(t.embed.weight[:40478].detach().numpy(), arrays[1])
+    np.testing.assert_array_equal(t.embed.weight[40481:].detach().numpy(), arrays[0][:77])
+    for i in (0, 5, 11):
+        base = 2 + 12 * i
+        np.testing.assert_array_equal(t.h[i].attn.c_attn.w.detach().numpy(), arrays[base][0])
+        np.testing.assert_array_equal(t.h[i].mlp.c_proj.w.detach().numpy(), arrays[base + 8][0])
+        np.testing.assert_array_equal(t.h[i].ln_2.b.detach().numpy(), arrays[base + 11])
+    del arrays
+
+
+# ------------------------------------------------------------- bad input
+
+def test_missing_folder_and_shards(tmp_path):
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(FileNotFoundError, match=r"nowhere.*does not exist.*finetune-transformer-lm"):
+        load_openai_pretrained_model(model, path=str(tmp_path / 'nowhere'), n_embd=16)
+    with pytest.raises(FileNotFoundError, match=r"params_shapes.json is missing.*finetune-transformer-lm"):
+        load_openai_pretrained_model(model, path=str(tmp_path), n_embd=16)
+    path, _ = tiny_checkpoint(tmp_path)
+    os.remove(os.path.join(path, 'params_7.npy'))
+    with pytest.raises(FileNotFoundError, match=r"params_7.npy is missing.*finetune-transformer-lm"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+
+
+def test_wrong_size_and_corrupt_shards(tmp_path):
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    path, _ = tiny_checkpoint(tmp_path)
+    np.save(os.path.join(path, 'params_3.npy'), np.zeros(10, np.float32))
+    with pytest.raises(mp.CheckpointError, match=r"hold \d+ floats but params_shapes.json expects \d+.*params_3.npy: 10"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+    with open(os.path.join(path, 'params_3.npy'), 'wb') as f:
+        f.write(b'not a numpy file')
+    with pytest.raises(mp.CheckpointError, match=r"params_3.npy is not a valid .npy file"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+    np.save(os.path.join(path, 'params_3.npy'), np.zeros((2, 2), np.float64))
+    with pytest.raises(mp.CheckpointError, match=r"params_3.npy holds a float64 array of shape \(2, 2\)"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+
+
+def test_truncated_shard_data(tmp_path):
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    path, _ = tiny_checkpoint(tmp_path)
+    shard = os.path.join(path, 'params_9.npy')
+    data = open(shard, 'rb').read()
+    open(shard, 'wb').write(data[:-40])
+    with pytest.raises(mp.CheckpointError, match=r"params_9.npy is not a valid .npy file: mmap length"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+
+
+def test_checkpoint_that_does_not_fit_the_model(tmp_path):
+    path, _ = tiny_checkpoint(tmp_path, n_embd=16)
+    wide = TransformerModel(dotdict(TINY, n_embd=32), vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(mp.CheckpointError, match=r"width 16.*n_embd=16.*model has 32"):
+        load_openai_pretrained_model(wide, path=path, n_embd=16, n_transfer=2)
+    wider_mlp = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    wider_mlp.h[0].mlp.c_fc.w = torch.nn.Parameter(torch.zeros(16, 48))
+    with pytest.raises(mp.CheckpointError, match=r"h.0.mlp.c_fc.w has shape \(16, 64\).*parameter has shape \(16, 48\)"):
+        load_openai_pretrained_model(wider_mlp, path=path, n_embd=16, n_transfer=2)
+    odd_vocab = TransformerModel(TINY, vocab=N_VOCAB + N_CTX - 1, n_ctx=N_CTX)
+    with pytest.raises(mp.CheckpointError, match=r"embed.weight: the model has 61 rows"):
+        load_openai_pretrained_model(odd_vocab, path=path, n_special=0, n_embd=16, n_transfer=2)
+
+
+def test_bad_arguments(tmp_path):
+    path, _ = tiny_checkpoint(tmp_path)
+    model = TransformerModel(TINY, vocab=N_VOCAB + 600, n_ctx=600)
+    with pytest.raises(ValueError, match=r"n_ctx=600 exceeds the 512 positions"):
+        load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(ValueError, match=r"n_transfer=3.*2 layers"):
+        load_openai_pretrained_model(model, path=path, n_transfer=3, n_embd=16)
+    with pytest.raises(ValueError, match=r"task_head_type='ranking' is not one of"):
+        DoubleHeadModel(TINY, 5, 'ranking', vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(ValueError, match=r"task_head_type=\('classification', 0\)"):
+        DoubleHeadModel(TINY, 5, ('classification', 0), vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(ValueError, match=r"input of shape \(2, 7\): expected \(batch, n_ctx, 2\)"):
+        model(torch.zeros(2, 7, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"input of shape \(2, 7, 3\)"):
+        model(torch.zeros(2, 7, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"afn='elu'"):
+        TransformerModel(dotdict(TINY, afn='elu'), vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    head = mp.MultipleChoiceHead(7, TINY)
+    with pytest.raises(ValueError, match=r"no classify token \(id 7\)"):
+        head(torch.zeros(2, 4, 16), torch.zeros(1, 2, 4, 2, dtype=torch.long))

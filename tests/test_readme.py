@@ -1,0 +1,26 @@
+"""The README's Python API example runs as written."""
+import json
+import re
+import subprocess
+import sys
+
+from tests.conftest import PARAMS_SHAPES_PATH, ROOT
+from tests.helpers import write_tf_checkpoint
+
+
+def readme_blocks(section):
+    text = (ROOT / 'README.md').read_text()
+    body = text.split(f'## {section}\n', 1)[1].split('\n## ', 1)[0]
+    return re.findall(r'```python\n(.*?)```', body, flags=re.S)
+
+
+def test_python_api_example_runs_as_written(tmp_path):
+    shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
+    write_tf_checkpoint(tmp_path / 'model', shapes)
+    blocks = readme_blocks('Python API')
+    assert blocks, 'the README has no python example under "Python API"'
+    for code in blocks:
+        out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True,
+                             env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
+        assert out.returncode == 0, out.stderr
+        assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in out.stdout
