@@ -1,0 +1,301 @@
+"""Adam with the "weight decay fix", as in OpenAI's finetune-transformer-lm (GPT-1).
+
+The TensorFlow release (openai/finetune-transformer-lm, ``opt.py``) is the reference for
+the arithmetic; the earlier PyTorch port (huggingface/pytorch-openai-transformer-lm) is
+the reference for the names. Where the two differ this module follows TensorFlow:
+
+* gradients are clipped by their *global* norm over all parameters (the earlier port
+  clipped every parameter on its own);
+* the schedule is evaluated at ``(t - 1) / t_total`` (TF read its step counter before
+  incrementing it), so the first step has ``schedule(0) == 0`` for all three schedules
+  and moves no parameter (``m`` and ``v`` are still updated); the earlier port used
+  ``t / t_total``;
+* the decay term is inside the bias-corrected, scheduled step ``lr_t`` and uses the
+  parameter's value before the step (the earlier port applied ``lr * schedule * l2 * p``
+  after the Adam update, from the updated value, without the bias correction).
+"""
+import math
+import numbers
+import warnings
+from collections import defaultdict
+
+import numpy as np
+import torch
+from torch.optim import Optimizer
+
+__all__ = ['OpenAIAdam', 'SCHEDULES', 'warmup_cosine', 'warmup_constant', 'warmup_linear',
+           'constant']
+
+
+def _warmup_indicator(x, warmup):
+    """s = 1 where x <= warmup else 0, as a float of x's kind (number, ndarray or tensor)."""
+    if isinstance(x, torch.Tensor):
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+        return (x <= warmup).to(dtype)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return (np.asarray(x) <= warmup).astype(np.result_type(x, np.float32))
+    return 1.0 if x <= warmup else 0.0
+
+
+def _cos(x):
+    if isinstance(x, torch.Tensor):
+        return torch.cos(x)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.cos(x)
+    return math.cos(x)
+
+
+def warmup_cosine(x, warmup=0.002):
+    """Linear warm-up to 1 over ``x <= warmup``, then ``0.5 * (1 + cos(pi * x))``."""
+    s = _warmup_indicator(x, warmup)
+    return s * (x / warmup) + (1 - s) * (0.5 * (1 + _cos(math.pi * x)))
+
+
+def warmup_constant(x, warmup=0.002):
+    """Linear warm-up to 1 over ``x <= warmup``, then 1."""
+    s = _warmup_indicator(x, warmup)
+    return s * (x / warmup) + (1 - s) * 1
+
+
+def warmup_linear(x, warmup=0.002):
+    """Linear warm-up over ``x <= warmup``, the whole multiplied by ``1 - x``."""
+    s = _warmup_indicator(x, warmup)
+    return (s * (x / warmup) + (1 - s)) * (1 - x)
+
+
+def constant(x, warmup=0.002):
+    """No schedule: 1 everywhere (the optimizer's ``schedule='none'``)."""
+    return 1.0
+
+
+SCHEDULES = {
+    'warmup_cosine': warmup_cosine,
+    'warmup_constant': warmup_constant,
+    'warmup_linear': warmup_linear,
+    'none': constant,
+}
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"OpenAIAdam: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+def _check_hyperparameters(h):
+    """Raise a one-line ValueError naming the first bad setting in the dict ``h``."""
+    lr = _real('lr', h['lr'])
+    if not lr >= 0.0:
+        raise ValueError(f"OpenAIAdam: invalid lr {h['lr']!r}: must be >= 0")
+    if not isinstance(h['schedule'], str) or h['schedule'] not in SCHEDULES:
+        raise ValueError(f"OpenAIAdam: invalid schedule {h['schedule']!r}: "
+                         f"must be one of {', '.join(map(repr, SCHEDULES))}")
+    warmup = _real('warmup', h['warmup'])
+    if not 0.0 < warmup <= 1.0:
+        raise ValueError(f"OpenAIAdam: invalid warmup {h['warmup']!r}: must be in (0, 1]")
+    t_total = _real('t_total', h['t_total'])
+    if not 0.0 < t_total < math.inf:
+        raise ValueError(f"OpenAIAdam: invalid t_total {h['t_total']!r}: must be a positive "
+                         "number of steps")
+    for name in ('b1', 'b2'):
+        b = _real(name, h[name])
+        if not 0.0 <= b < 1.0:
+            raise ValueError(f"OpenAIAdam: invalid {name} {h[name]!r}: must be in [0, 1)")
+    e = _real('e', h['e'])
+    if not 0.0 <= e < math.inf:
+        raise ValueError(f"OpenAIAdam: invalid e {h['e']!r}: must be >= 0")
+    l2 = _real('l2', h['l2'])
+    if not 0.0 <= l2 < math.inf:
+        raise ValueError(f"OpenAIAdam: invalid l2 {h['l2']!r}: must be >= 0")
+    if not isinstance(h['vector_l2'], (bool, np.bool_)):
+        raise ValueError(f"OpenAIAdam: invalid vector_l2 {h['vector_l2']!r}: must be a bool")
+    if math.isnan(_real('max_grad_norm', h['max_grad_norm'])):
+        raise ValueError(f"OpenAIAdam: invalid max_grad_norm {h['max_grad_norm']!r}: must be a "
+                         "number (<= 0 turns clipping off)")
+
+
+def _norms(grads, dtype):
+    """The 2-norm of each gradient, accumulated in ``dtype``."""
+    try:
+        return list(torch._foreach_norm(grads, 2, dtype=dtype))
+    except TypeError:  # torch before the dtype argument of _foreach_norm
+        return [torch.linalg.vector_norm(g, 2, dtype=dtype) for g in grads]
+
+
+class OpenAIAdam(Optimizer):
+    r"""Adam with decoupled L2 decay, global-norm clipping and a learning-rate schedule,
+    with the arithmetic of OpenAI's TensorFlow ``adam`` (finetune-transformer-lm).
+
+    Each call of :meth:`step`:
+
+    1. If ``max_grad_norm > 0``, every gradient is scaled by one common factor
+       (``tf.clip_by_global_norm``)::
+
+           N = sqrt(sum over all parameters of all groups of sum(g ** 2))
+           c = max_grad_norm * min(1 / N, 1 / max_grad_norm)     # = max_grad_norm / max(N, max_grad_norm)
+           g = c * g                                            # c is NaN when N is inf or NaN
+
+       The clipped gradient is what Adam sees; ``p.grad`` itself is left untouched.
+
+    2. For every parameter with a gradient, with ``t`` its step number (1 on its first
+       step) and the settings of its group::
+
+           lr_t = lr * sqrt(1 - b2 ** t) / (1 - b1 ** t) * schedule(min((t - 1) / t_total, 1), warmup)
+           m    = b1 * m + (1 - b1) * g
+           v    = b2 * v + (1 - b2) * g * g
+           p    = p - lr_t * (m / (sqrt(v) + e) + l2 * p)
+
+       where the ``l2 * p`` term is present only if ``l2 > 0`` and the parameter has more
+       than one dimension (or for every parameter when ``vector_l2``), and ``p`` on the
+       right-hand side is the value before this step. ``m`` and ``v`` start at zero.
+
+    Notes:
+        * ``schedule(0) == 0`` for all three warm-up schedules, so (exactly as in the
+          TensorFlow release) the first step leaves the parameters unchanged and only
+          fills ``m`` and ``v``.
+        * TensorFlow never went past ``t = t_total`` (its ``t_total`` is the exact number of
+          updates). Past that point this class holds the schedule's progress at 1 (so
+          ``warmup_linear`` gives 0 rather than a negative rate, i.e. gradient ascent) and
+          warns once.
+        * ``t`` is counted per parameter (stored in its state as ``'step'``), as
+          ``torch.optim.Adam`` does; when every parameter gets a gradient on every step,
+          as in the TensorFlow training loop, it is the global step count.
+        * Parameters whose ``grad`` is None are skipped: no clipping contribution, no
+          moment update, no step count, no decay.
+        * ``max_grad_norm`` applies to all parameter groups together, so a group cannot
+          set its own.
+
+    Args:
+        params: parameters or parameter-group dicts; a group may override ``lr``,
+            ``schedule``, ``warmup``, ``t_total``, ``b1``, ``b2``, ``e``, ``l2`` and
+            ``vector_l2``.
+        lr: base learning rate (>= 0).
+        schedule: one of ``'warmup_cosine'``, ``'warmup_constant'``, ``'warmup_linear'``,
+            ``'none'``.
+        warmup: fraction of ``t_total`` spent warming up, in (0, 1].
+        t_total: total number of steps (> 0).
+        b1, b2: Adam decay rates, in [0, 1).
+        e: Adam epsilon, added to ``sqrt(v)`` (>= 0).
+        l2: decoupled weight-decay coefficient (>= 0).
+        vector_l2: also decay parameters with fewer than two dimensions.
+        max_grad_norm: global gradient-norm bound; <= 0 turns clipping off.
+    """
+
+    def __init__(self, params, lr, schedule, warmup, t_total, b1=0.9, b2=0.999, e=1e-8, l2=0,
+                 vector_l2=False, max_grad_norm=-1):
+        defaults = dict(lr=lr, schedule=schedule, warmup=warmup, t_total=t_total, b1=b1, b2=b2,
+                        e=e, l2=l2, vector_l2=vector_l2, max_grad_norm=max_grad_norm)
+        _check_hyperparameters(defaults)
+        self._warned_past_t_total = False
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group):
+        # Clipping is one operation over every group, so its bound must be shared.
+        if not isinstance(param_group, dict):
+            raise TypeError(f"OpenAIAdam: a parameter group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        shared = (self.param_groups[0]['max_grad_norm'] if self.param_groups
+                  else self.defaults['max_grad_norm'])
+        param_group.setdefault('max_grad_norm', shared)
+        if param_group['max_grad_norm'] != shared:
+            raise ValueError(f"OpenAIAdam: invalid max_grad_norm {param_group['max_grad_norm']!r} "
+                             f"in a parameter group: clipping is global, all groups use {shared!r}")
+        _check_hyperparameters({**self.defaults, **param_group})
+        super().add_param_group(param_group)
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__.setdefault('_warned_past_t_total', False)
+
+    def _clip_scales(self, grads):
+        """Per device, the 0-d tensor that scales every gradient; None when not clipping."""
+        max_norm = float(self.param_groups[0]['max_grad_norm'])
+        if not max_norm > 0:
+            return None
+        acc = torch.float64 if any(g.dtype == torch.float64 for g in grads) else torch.float32
+        by_kind = defaultdict(list)
+        for g in grads:
+            by_kind[(g.device, g.dtype)].append(g)
+        home = grads[0].device
+        norms = [n.to(home) for gs in by_kind.values() for n in _norms(gs, acc)]
+        total = torch.linalg.vector_norm(torch.stack(norms), 2)
+        # tf.clip_by_global_norm's own expression, including its NaN for an inf/NaN norm
+        # (total - total is 0 when finite and NaN otherwise).
+        scale = max_norm * torch.minimum(1.0 / total, total.new_tensor(1.0 / max_norm))
+        scale = scale + (total - total)
+        return {dev: scale.to(dev) for dev in {g.device for g in grads}}
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Perform one update; ``closure`` (optional) re-evaluates the model and returns
+        the loss, which is returned."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        work = []
+        for group in self.param_groups:
+            params = [p for p in group['params'] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError("OpenAIAdam does not support sparse gradients (the "
+                                       "TensorFlow release densified them; use a dense "
+                                       "embedding, e.g. nn.Embedding(sparse=False))")
+            if params:
+                work.append((group, params))
+        if not work:
+            return loss
+
+        scales = self._clip_scales([p.grad for _, params in work for p in params])
+        for group, params in work:
+            self._update_group(group, params, scales)
+        return loss
+
+    def _update_group(self, group, params, scales):
+        b1, b2, e, l2 = group['b1'], group['b2'], group['e'], group['l2']
+        schedule = SCHEDULES[group['schedule']]
+        decay_all = bool(group['vector_l2'])
+
+        # foreach kernels want one device and dtype per call, and lr_t depends on t.
+        buckets = defaultdict(lambda: ([], [], [], [], []))
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state['step'] = 0
+                state['exp_avg'] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state['exp_avg_sq'] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state['step'] += 1
+            ps, gs, ms, vs, decayed = buckets[(p.device, p.dtype, state['step'])]
+            ps.append(p)
+            gs.append(p.grad)
+            ms.append(state['exp_avg'])
+            vs.append(state['exp_avg_sq'])
+            if l2 > 0 and (p.dim() > 1 or decay_all):
+                decayed.append(p)
+
+        for (device, _, t), (ps, gs, ms, vs, decayed) in buckets.items():
+            if scales is not None:
+                gs = torch._foreach_mul(gs, scales[device])
+            torch._foreach_mul_(ms, b1)
+            torch._foreach_add_(ms, gs, alpha=1 - b1)
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, gs, gs, value=1 - b2)
+            del gs
+
+            progress = (t - 1) / group['t_total']
+            if progress >= 1 and not self._warned_past_t_total:
+                self._warned_past_t_total = True
+                warnings.warn(f"OpenAIAdam: step {t} is past t_total={group['t_total']}; the "
+                              "schedule is held at its value for progress 1", RuntimeWarning,
+                              stacklevel=3)
+            lr_t = (group['lr'] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                    * schedule(min(progress, 1.0), group['warmup']))
+
+            # The decay reads p before the Adam step changes it, as TF computed both from
+            # the old value: p - lr_t*l2*p, then - lr_t*m/(sqrt(v)+e).
+            if decayed:
+                torch._foreach_add_(decayed, decayed, alpha=-lr_t * l2)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_add_(denom, e)
+            torch._foreach_addcdiv_(ps, ms, denom, value=-lr_t)
