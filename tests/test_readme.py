@@ -1,4 +1,4 @@
-"""The README's Python API example runs as written."""
+"""The README's Python API examples run as written."""
 import json
 import re
 import subprocess
@@ -14,13 +14,15 @@ def readme_blocks(section):
     return re.findall(r'```python\n(.*?)```', body, flags=re.S)
 
 
-def test_python_api_example_runs_as_written(tmp_path):
+def test_python_api_examples_run_as_written(tmp_path):
     shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
     write_tf_checkpoint(tmp_path / 'model', shapes)
     blocks = readme_blocks('Python API')
     assert blocks, 'the README has no python example under "Python API"'
+    stdout = ''
     for code in blocks:
         out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True,
                              env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
-        assert out.returncode == 0, out.stderr
-        assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in out.stdout
+        assert out.returncode == 0, f'README block failed:\n{code}\n{out.stderr}'
+        stdout += out.stdout
+    assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in stdout
