@@ -488,6 +488,28 @@ def _copy(param, array, name):
         param.copy_(torch.from_numpy(np.ascontiguousarray(array)))
 
 
+def _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer, source):
+    """Resolve n_ctx and n_special (-1: from the model) against a checkpoint of n_vocab
+    tokens, n_pos positions and n_layer layers described by `source`; raise on a misfit.
+    Returns (n_ctx, n_special)."""
+    if n_ctx < 0:
+        n_ctx = transformer.n_ctx
+    if n_ctx > n_pos:
+        raise ValueError(f"n_ctx={n_ctx} exceeds the {n_pos} positions in {source}: expected n_ctx <= {n_pos}")
+    if n_special < 0:
+        n_special = transformer.vocab - n_vocab - n_ctx
+    rows = n_vocab + n_special + n_ctx
+    if n_special < 0 or rows != transformer.vocab:
+        raise CheckpointError(f"embed.weight: the model has {transformer.vocab} rows but {source} gives "
+                              f"n_vocab {n_vocab} + n_special {n_special} + n_ctx {n_ctx} = {rows}")
+    if not -1 <= n_transfer <= n_layer:
+        raise ValueError(f"n_transfer={n_transfer}: expected -1 (embeddings only) up to the {n_layer} layers "
+                         f"in {source}")
+    if n_transfer > len(transformer.h):
+        raise ValueError(f"n_transfer={n_transfer} exceeds the model's {len(transformer.h)} layers")
+    return n_ctx, n_special
+
+
 def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=12, n_embd=768, path='./model/',
                                  path_names=None):
     """Load OpenAI's released weights (the TF release's `model/` folder) into `model`.
@@ -507,21 +529,8 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=12, n
     shapes = _read_shapes(path)
     n_layer = (len(shapes) - 2) // len(LAYER_VARS)
     n_vocab, n_pos = shapes[1][0], shapes[0][0]
-    if n_ctx < 0:
-        n_ctx = transformer.n_ctx
-    if n_ctx > n_pos:
-        raise ValueError(f"n_ctx={n_ctx} exceeds the {n_pos} positions in {path}'s checkpoint: expected n_ctx <= {n_pos}")
-    if n_special < 0:
-        n_special = transformer.vocab - n_vocab - n_ctx
-    rows = n_vocab + n_special + n_ctx
-    if n_special < 0 or rows != transformer.vocab:
-        raise CheckpointError(f"embed.weight: the model has {transformer.vocab} rows but the checkpoint gives "
-                              f"n_vocab {n_vocab} + n_special {n_special} + n_ctx {n_ctx} = {rows}")
-    if not -1 <= n_transfer <= n_layer:
-        raise ValueError(f"n_transfer={n_transfer}: expected -1 (embeddings only) up to the checkpoint's "
-                         f"{n_layer} layers")
-    if n_transfer > len(transformer.h):
-        raise ValueError(f"n_transfer={n_transfer} exceeds the model's {len(transformer.h)} layers")
+    n_ctx, n_special = _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
+                                     f"{path}'s checkpoint")
     for shape in shapes[:2]:
         if shape[-1] != n_embd or transformer.n_embd != n_embd:
             raise CheckpointError(f"embed.weight: checkpoint embeddings have width {shape[-1]}, "
@@ -555,7 +564,10 @@ def find_checkpoint_format(path):
         return 'tf'
     if not os.path.exists(path):
         raise FileNotFoundError(f"model folder {path!r} does not exist: {looked_for}")
-    folder = resolve_hf_folder(path)
+    try:
+        folder = resolve_hf_folder(path)
+    except CheckpointError as err:  # a hub cache folder with several snapshots: no one checkpoint found
+        raise FileNotFoundError(str(err)) from None
     if folder is not None:
         if not _has_hf_weights(folder):
             raise FileNotFoundError(f"{folder} has config.json but neither model.safetensors nor "
@@ -798,22 +810,7 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12)
     if not math.isclose(eps, 1e-5, rel_tol=1e-6):
         raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
     n_vocab, n_pos, n_layer = config['vocab_size'], config['n_positions'], config['n_layer']
-    if n_ctx < 0:
-        n_ctx = transformer.n_ctx
-    if n_ctx > n_pos:
-        raise ValueError(f"n_ctx={n_ctx} exceeds the {n_pos} positions (n_positions) in {cfg_path}: "
-                         f"expected n_ctx <= {n_pos}")
-    if n_special < 0:
-        n_special = transformer.vocab - n_vocab - n_ctx
-    rows = n_vocab + n_special + n_ctx
-    if n_special < 0 or rows != transformer.vocab:
-        raise CheckpointError(f"embed.weight: the model has {transformer.vocab} rows but {cfg_path} gives "
-                              f"vocab_size {n_vocab} + n_special {n_special} + n_ctx {n_ctx} = {rows}")
-    if not -1 <= n_transfer <= n_layer:
-        raise ValueError(f"n_transfer={n_transfer}: expected -1 (embeddings only) up to the {n_layer} layers "
-                         f"(n_layer) in {cfg_path}")
-    if n_transfer > len(transformer.h):
-        raise ValueError(f"n_transfer={n_transfer} exceeds the model's {len(transformer.h)} layers")
+    n_ctx, n_special = _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer, cfg_path)
 
     tensors = _HFTensors(folder)
     stored = {}  # name without prefix -> name as stored
@@ -866,18 +863,18 @@ def _write_atomically(folder, files):
     folder beside it first; a new folder is then renamed into place, an existing one
     gets each file by an atomic os.replace (other files in it are left alone)."""
     import shutil
-    import tempfile
+    import uuid
     folder = os.path.abspath(os.fspath(folder))
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f'.{os.path.basename(folder)}.tmp-', dir=parent)
+    tmp = os.path.join(parent, f'.{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}')
+    os.mkdir(tmp)  # the umask's permissions, unlike mkdtemp's 0700
     try:
         for name, write in files.items():
             write(os.path.join(tmp, name))
         if not os.path.exists(folder):
             try:
                 os.rename(tmp, folder)
-                os.chmod(folder, 0o777 & ~_umask())
                 return folder
             except OSError:
                 if not os.path.isdir(folder):  # not a lost race with another writer
@@ -889,12 +886,6 @@ def _write_atomically(folder, files):
         return folder
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def hf_config(model, n_vocab=40478, n_special=-1):
