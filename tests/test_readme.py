@@ -4,7 +4,7 @@ import re
 import subprocess
 import sys
 
-from tests.conftest import PARAMS_SHAPES_PATH, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROOT
 from tests.helpers import write_tf_checkpoint
 
 
@@ -17,6 +17,8 @@ def readme_blocks(section):
 def test_python_api_examples_run_as_written(tmp_path):
     shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
     write_tf_checkpoint(tmp_path / 'model', shapes)
+    for f in (ENCODER_PATH, BPE_PATH):  # where a user keeps them, beside the shards
+        (tmp_path / 'model' / f.name).symlink_to(f)
     blocks = readme_blocks('Python API')
     assert blocks, 'the README has no python example under "Python API"'
     stdout = ''
@@ -26,3 +28,4 @@ def test_python_api_examples_run_as_written(tmp_path):
         assert out.returncode == 0, f'README block failed:\n{code}\n{out.stderr}'
         stdout += out.stdout
     assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in stdout
+    assert 'karen was assigned a roommate her first year of college .' in stdout

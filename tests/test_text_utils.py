@@ -1,0 +1,239 @@
+"""text_utils.TextEncoder gives the original GPT-1 token ids, checked against independent references."""
+import contextlib
+import json
+import os
+import sys
+
+import ftfy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.bench_encode import rocstories_fields
+from bench.plain_encoder import PlainEncoder, plain_standardize
+from text_utils import TextEncoder, text_standardize
+
+HARD_CASES = [
+    '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',
+    "don't can't won't I'm y'all rock'n'roll o'clock", "He said \"hi\" -- twice.",
+    'Wait\u2014what\u2013now\u2015ok\u2026 right\u00b4s', 'So... wait.... what?!?!', '---~~~!!!""";;;???+++,,,)))(((\\\\///***[[[]]]}}}{{{|||___',
+    'The â€œquotedâ€\x9d text', 'cafÃ© naÃ¯ve', 'It\ufffd\ufffd\ufffds very quiet.', '&amp; &lt;b&gt; &eacute;', '<b>bold &amp; html</b>',
+    'café naïve résumé Ångström façade', 'cafe\u0301', 'ﬁne ﬂower', 'ＬＯＵＤ　ＮＯＩＳＥＳ', 'İstanbul ǅ ß ẞ',
+    'Привет, мир!', '你好，世界。', 'مرحبا بالعالم', 'שלום עולם', 'नमस्ते दुनिया', 'こんにちは、世界', '한국어 텍스트',
+    'Mixed: hello Привет 你好 مرحبا 😀!', '😀😃🎉 emoji 👨‍👩‍👧 family', '🇺🇸 flag',
+    'x\ud800y lone surrogate', '\x00\x01\x02\x1b[31mred\x1b[0m\x7f', 'a\u200bb\u200dc\ufeffd', 'tab\tand\x0bvertical\x0cfeed',
+    'line\u2028sep\u2029para\x85next', 'nbsp\u00a0here\u3000ideo', 'a' * 300, 'supercalifragilisticexpialidocious' * 20,
+    'ababababababababab', 'aaaaaaaaaaaaaaaaaaa', 'http://example.com/path?q=1&x=2 e-mail@example.org',
+    'U.S.A. e.g. i.e. Mr. Dr. St. 3:30pm $5.00 50% #hashtag @user', ':) :-( <3 ;)', '1,000,000 3.14159 -42 1/2',
+    '\\n literal backslash n', 'end with newline\n', '\n  start with newline', '\uf8ff private \U000f0000',
+    '\U0010ffff\uffff unassigned', 'Ἀθῆναι Ελληνικά',
+]
+
+
+@pytest.fixture(scope='module')
+def encoder(encoder_path, bpe_path):
+    return TextEncoder(encoder_path, bpe_path)
+
+
+@pytest.fixture(scope='module')
+def plain(encoder_path, bpe_path):
+    return PlainEncoder(encoder_path, bpe_path)
+
+
+@pytest.fixture(scope='module')
+def roc_texts(rocstories_dir):
+    return rocstories_fields(rocstories_dir)
+
+
+def test_rocstories_ids_match_plain_original(encoder, plain, roc_texts):
+    assert len(roc_texts) == 11226
+    assert encoder.encode(roc_texts, verbose=False) == plain.encode(roc_texts)
+
+
+@pytest.mark.parametrize('text', HARD_CASES)
+def test_hard_case_ids_match_plain_original(encoder, plain, text):
+    ids = encoder.encode([text], verbose=False)[0]
+    assert ids == plain.encode([text])[0]
+    assert all(0 <= i < len(encoder.encoder) for i in ids)
+
+
+def test_hard_cases_in_one_batch_match_one_by_one(encoder_path, bpe_path, plain):
+    # A fresh encoder, so batching, deduplication and the caches start from scratch.
+    batch = HARD_CASES + HARD_CASES[::-1]
+    assert TextEncoder(encoder_path, bpe_path).encode(batch, verbose=False) == plain.encode(batch)
+
+
+def test_newline_quirk(encoder):
+    # standardize leaves ' \n ', spaCy yields the token '\n ', its BPE joins to '\n  </w>',
+    # which the original rewrote to '\n</w>': every newline run is one newline id.
+    newline = encoder.encoder['\n</w>']
+    assert newline == 40477
+    a, b = encoder.encoder['a</w>'], encoder.encoder['b</w>']
+    assert encoder.encode(['a\nb', 'a \n\n\t b', 'a\r\nb'], verbose=False) == [[a, newline, b]] * 3
+    assert encoder.bpe('\n ') == '\n</w>'
+    # Leading and trailing newlines are stripped away.
+    assert encoder.encode(['\n\na\n'], verbose=False) == [[a]]
+
+
+def test_unknown_symbols_are_id_0(encoder):
+    assert encoder.decoder[0] == '<unk>'
+    assert encoder.encode(['😀'], verbose=False) == [[0]]
+    # Inside a word an unknown character stays one symbol that merges with nothing.
+    assert encoder.encode(['a\u0800b'], verbose=False) == [[encoder.encoder['a'], 0, encoder.encoder['b</w>']]]
+
+
+def test_encode_returns_fresh_lists_and_shows_progress(encoder, capsys):
+    out = encoder.encode(['same text', 'same text'], verbose=True)
+    out[0].append(-1)
+    assert out[1] != out[0]
+    assert encoder.encode(['same text'], verbose=False) == [out[1]]
+    assert encoder.encode([], verbose=False) == []
+
+
+def test_encode_rejects_non_str(encoder):
+    with pytest.raises(TypeError, match=r'texts\[1\] is NoneType None, expected str'):
+        encoder.encode(['fine', None])
+    with pytest.raises(TypeError, match=r'texts\[0\] is float nan, expected str'):
+        encoder.encode([float('nan')])
+
+
+def test_decode_gives_back_standardized_lower_text(encoder, roc_texts):
+    ids = encoder.encode(roc_texts, verbose=False)
+    checked = 0
+    for text, text_ids in zip(roc_texts, ids):
+        if 0 in text_ids:  # unknown symbols decode to '<unk>'; checked below
+            continue
+        # Up to spacing: decode puts a space after every token, spaCy split words from punctuation.
+        standardized = text_standardize(ftfy.fix_text(text))
+        assert encoder.decode(text_ids).split(' ') == [token.text.lower() for token in encoder.nlp(standardized)]
+        assert ''.join(encoder.decode(text_ids).split()) == ''.join(standardized.lower().split())
+        checked += 1
+    assert checked > 11000
+    assert encoder.decode(encoder.encode(['Hello, World!\nBye'], verbose=False)[0]) == 'hello , world ! \n bye'
+    assert encoder.decode(encoder.encode(['a\u0800b 😀'], verbose=False)[0]) == 'a<unk>b <unk>'
+
+
+def test_decode_special_tokens_and_bad_ids(encoder_path, bpe_path):
+    enc = TextEncoder(encoder_path, bpe_path)
+    enc.encoder['_start_'] = len(enc.encoder)
+    assert enc.decode([len(enc.encoder) - 1] + enc.encode(['hi'], verbose=False)[0]) == '_start_hi'
+    with pytest.raises(ValueError, match='id 99999 is not in the vocabulary of 40479 symbols'):
+        enc.decode([99999])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=40))
+def test_any_unicode_encodes_inside_vocabulary(encoder, plain, text):
+    ids = encoder.encode([text], verbose=False)[0]
+    assert all(0 <= i < len(encoder.encoder) for i in ids)
+    assert ids == plain.encode([text])[0]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(alphabet=st.sampled_from('ab \n\t\r\x0b\u00a0\u2028-~!";?+,)(\\/*[]}{|_\u2014\u2013\u2015\u2026\u00b4.\''), max_size=30))
+def test_standardize_matches_plain(text):
+    assert text_standardize(text) == plain_standardize(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=60))
+def test_ftfy_leaves_printable_ascii_alone(text):
+    # text_utils skips ftfy for printable ASCII without '&'; this is the fact it relies on.
+    if '&' not in text:
+        assert ftfy.fix_text(text) == text
+
+
+def test_only_printable_whitespace_is_space():
+    # text_standardize's fast path for printable text relies on this.
+    assert [c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace() and c.isprintable()] == [' ']
+
+
+def test_text_standardize_examples():
+    assert text_standardize('  Hi\u2014there\u2026 you\u00b4re  "ok"?!  ') == 'Hi - there... you\'re " ok " ? !'
+    assert text_standardize('a--b ~~c;;d') == 'a -- b ~~ c ;; d'
+    assert text_standardize('x\t\ty\n \n z') == 'x y \n z'
+    assert text_standardize('') == ''
+
+
+@contextlib.contextmanager
+def _without_project_on_path():
+    """Hide the project's datasets.py, which shadows Hugging Face `datasets`, while importing transformers."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    saved_path = list(sys.path)
+    saved_module = sys.modules.pop('datasets', None)
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != root]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        if saved_module is not None:
+            sys.modules['datasets'] = saved_module
+
+
+def test_bpe_matches_transformers_openai_gpt_bpe(encoder, roc_texts, encoder_path, bpe_path):
+    # transformers 5.x's OpenAIGPTTokenizer no longer uses spaCy and ftfy (it pre-tokenizes with
+    # BERT's normalizer and pre-tokenizer), so its full pipeline is not the original's and is not
+    # compared. Its BPE model (the Rust `tokenizers` BPE, '</w>' suffix, unknown -> '<unk>' id 0)
+    # is still an independent implementation of the BPE step: compare it word by word.
+    with _without_project_on_path():
+        transformers = pytest.importorskip('transformers')
+        from transformers import OpenAIGPTTokenizer
+    with open(encoder_path, encoding='utf-8') as f:
+        vocab = json.load(f)
+    with open(bpe_path, encoding='utf-8') as f:
+        merges = [tuple(line.split()) for line in f.read().split('\n')[1:-1]]
+    hf_bpe = OpenAIGPTTokenizer(vocab=vocab, merges=merges).backend_tokenizer.model
+    words = {token.text.lower() for doc in encoder.nlp.tokenizer.pipe(text_standardize(ftfy.fix_text(t)) for t in roc_texts + HARD_CASES)
+             for token in doc}
+    # Tokens holding whitespace take the original's space-joining quirk, which is not BPE.
+    words = sorted(w for w in words if not any(c.isspace() for c in w))
+    assert len(words) > 9000
+    ours = {w: [encoder.encoder.get(s, 0) for s in encoder.bpe(w).split(' ')] for w in words}
+    mismatches = [w for w in words if [t.id for t in hf_bpe.tokenize(w)] != ours[w]]
+    assert mismatches == []
+
+
+def _tiny_files(folder, vocab=None, merges='#version: 0.2\na b</w>\n'):
+    """Write a small vocabulary and merges file; return their paths."""
+    enc, bpe = folder / 'encoder_bpe_40000.json', folder / 'vocab_40000.bpe'
+    enc.write_text(json.dumps(vocab if vocab is not None else {'<unk>': 0, 'a': 1, 'b</w>': 2, 'ab</w>': 3}))
+    bpe.write_text(merges)
+    return enc, bpe
+
+
+def test_tiny_vocabulary_works(tmp_path):
+    enc = TextEncoder(*_tiny_files(tmp_path))
+    assert enc.encode(['ab AB c'], verbose=False) == [[3, 3, 0]]
+
+
+def test_missing_vocabulary_or_merges_file(tmp_path, encoder_path, bpe_path):
+    with pytest.raises(FileNotFoundError, match=r'BPE vocabulary file .*nothing.json not found: expected encoder_bpe_40000.json'):
+        TextEncoder(tmp_path / 'nothing.json', bpe_path)
+    with pytest.raises(FileNotFoundError, match=r'BPE merges file .*nothing.bpe not found: expected vocab_40000.bpe'):
+        TextEncoder(encoder_path, tmp_path / 'nothing.bpe')
+
+
+@pytest.mark.parametrize('content, message', [
+    ('{"a": 0,', r'is malformed: expected a JSON object of symbol -> id'),
+    ('["a", "b"]', r'is malformed: expected a non-empty JSON object of symbol -> id, got list'),
+    ('{}', r'is malformed: expected a non-empty JSON object of symbol -> id, got dict'),
+    ('{"a": 0, "b": 2}', r'is malformed: expected the ids to be the integers 0..1, each once'),
+    ('{"a": 0, "b": "1"}', r'is malformed: expected the ids to be the integers 0..1, each once'),
+])
+def test_malformed_vocabulary(tmp_path, content, message):
+    enc, bpe = _tiny_files(tmp_path)
+    enc.write_text(content)
+    with pytest.raises(ValueError, match=r'BPE vocabulary file .*encoder_bpe_40000.json ' + message):
+        TextEncoder(enc, bpe)
+
+
+@pytest.mark.parametrize('content, message', [
+    ('', r"expected a '#version' first line, got ''"),
+    ('a b\nc d\n', r"expected a '#version' first line, got 'a b'"),
+    ('#version: 0.2\na b\nabc\n', r"line 3 is 'abc', expected two symbols separated by a space"),
+    ('#version: 0.2\na b c\n', r"line 2 is 'a b c', expected two symbols"),
+])
+def test_malformed_merges(tmp_path, content, message):
+    enc, bpe = _tiny_files(tmp_path, merges=content)
+    with pytest.raises(ValueError, match=r'BPE merges file .*vocab_40000.bpe is malformed: ' + message):
+        TextEncoder(enc, bpe)

@@ -1,0 +1,113 @@
+"""Small helpers of the training script: dataset encoding, batching, JSONL logging, softmax."""
+import json
+import os
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+
+def encode_dataset(*splits, encoder):
+    """Encode every list of str found in `splits` with encoder.encode.
+
+    Takes any number of splits, each a (nested) tuple or list of fields; a field
+    that is a list or tuple starting with a str is encoded to a list of lists of
+    int ids, any other list or tuple is walked recursively, anything else (numpy
+    label arrays) is kept as is. Returns a list with one encoded split per
+    argument, fields in lists, as the original did.
+    """
+    def encode(item):
+        if isinstance(item, (list, tuple)):
+            if item and isinstance(item[0], str):
+                return encoder.encode(list(item))
+            return [encode(sub) for sub in item]
+        return item
+    return [encode(split) for split in splits]
+
+
+def iter_data(*datas, n_batch=128, truncate=False, verbose=False, max_batches=None):
+    """Yield consecutive batches of n_batch items from equally long sequences.
+
+    With one sequence yields its slices, with several yields tuples of their
+    slices. truncate drops the last, short batch; max_batches stops after that
+    many batches (None: no limit); verbose shows a tqdm bar on stderr.
+    """
+    if not datas:
+        raise ValueError("iter_data: expected at least one sequence to batch")
+    if n_batch < 1:
+        raise ValueError(f"iter_data: n_batch is {n_batch}, expected a positive int")
+    n = len(datas[0])
+    lengths = [len(d) for d in datas]
+    if any(length != n for length in lengths):
+        raise ValueError(f"iter_data: the sequences have lengths {lengths}, expected equal lengths")
+    if truncate:
+        n = n // n_batch * n_batch
+    if max_batches is not None:
+        n = min(n, max_batches * n_batch)
+    starts = range(0, n, n_batch)
+    for i in tqdm(starts, file=sys.stderr, ncols=80, leave=False, disable=not verbose):
+        if len(datas) == 1:
+            yield datas[0][i:i + n_batch]
+        else:
+            yield tuple(d[i:i + n_batch] for d in datas)
+
+
+def _to_json(value):
+    """json.dumps fallback: numpy scalars and arrays to Python numbers and lists."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"ResultLogger: {type(value).__name__} {value!r:.60} is not JSON serializable")
+
+
+class ResultLogger:
+    """Write a run's results as JSON lines: first its settings, then one line per log() call.
+
+    Every line gets a 'time' field (seconds since the epoch) unless it has one.
+    Each line is flushed at once so a crashed run keeps its log. Usable as a
+    context manager.
+    """
+
+    def __init__(self, path, *args, **kwargs):
+        """Take the file path (parent folders are created), then the settings:
+        keyword settings become the first line; positional ones, if any, its 'args' field."""
+        if args:
+            kwargs['args'] = list(args)
+        self.f_log = open(make_path(path), 'w', encoding='utf-8')
+        self.log(**kwargs)
+
+    def log(self, **kwargs):
+        """Append one line holding kwargs and a time field."""
+        kwargs.setdefault('time', time.time())
+        self.f_log.write(json.dumps(kwargs, default=_to_json) + '\n')
+        self.f_log.flush()
+
+    def close(self):
+        """Close the file."""
+        self.f_log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def make_path(f):
+    """Create the parent folder of file path f if it is missing; return f."""
+    folder = os.path.dirname(f)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    return f
+
+
+def np_softmax(x, t=1):
+    """Softmax of array x at temperature t along the last axis, shifted by the max so exp cannot overflow."""
+    x = np.asarray(x) / t
+    e = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def flatten(outer):
+    """Take an iterable of iterables; return one list of their items, one level deep."""
+    return [item for inner in outer for item in inner]
