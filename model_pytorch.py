@@ -115,8 +115,9 @@ class Attention(nn.Module):
             v = torch.cat((layer_past[1], v), dim=2)
         present = (k, v)
         T, S = q.size(2), k.size(2)
-        allowed = None  # None: plain causal square attention
-        if key_mask is not None or S != T:
+        allowed, causal = None, S == T  # no mask: square causal, or one new query that sees every key
+        if key_mask is not None or 1 < T < S:
+            causal = False
             # query i sits at absolute position S - T + i and sees keys up to it
             allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
             if key_mask is not None:
@@ -126,12 +127,12 @@ class Attention(nn.Module):
                 allowed = (allowed & key_mask[:, None, None, :]) | diag
         if self.impl == 'sdpa':
             y = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=allowed, is_causal=allowed is None,
+                q, k, v, attn_mask=allowed, is_causal=causal,
                 dropout_p=self.attn_pdrop if self.training else 0.0)
         else:
             w = q @ k.transpose(-2, -1) / math.sqrt(v.size(-1))
             if allowed is None:
-                allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril()
+                allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
             b = allowed.to(w.dtype)
             w = w * b + -1e9 * (1 - b)
             y = self.attn_dropout(F.softmax(w, dim=-1)) @ v

@@ -1,0 +1,419 @@
+"""Sample text from OpenAI's GPT-1 with a key/value cache.
+
+The earlier PyTorch port's `generate.py` ran the whole sequence through the
+model again for every new token. Here the prompt is run once and each new token
+is then fed alone, attending to the cached keys and values of every layer, so a
+step costs one position instead of the whole sequence. Several prompts of
+different lengths are generated together: they are left-padded to the same
+length, padding keys are masked out and every row gets its own position ids
+(0, 1, ... from its first real token), so each row gives the same tokens as it
+would alone.
+
+Notebook use::
+
+    import torch
+    from model_pytorch import DEFAULT_CONFIG, LMModel, load_pretrained
+    from text_utils import TextEncoder
+    from generate import generate
+
+    enc = TextEncoder('model/encoder_bpe_40000.json', 'model/vocab_40000.bpe')
+    model = LMModel(DEFAULT_CONFIG, vocab=len(enc.encoder) + 512, n_ctx=512)
+    load_pretrained(model, 'model/')
+    ids = generate(model, enc.encode(['the old house', 'she said'], verbose=False),
+                   gen_len=20, top_k=10, seed=0)
+    print([enc.decode(row) for row in ids])
+
+Command line::
+
+    python generate.py --prompt "the old house" --gen_len 40 --seed 0
+    python generate.py             # interactive: one prompt per line on stdin
+
+A prompt plus `gen_len` that would not fit in the model's `n_ctx` positions
+(512 for the released weights) is refused up front with a ValueError; nothing
+is generated.
+"""
+import argparse
+import numbers
+import os
+import sys
+from collections import namedtuple
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
+           'GenerationStep', 'build_model', 'main']
+
+GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
+GenerationStep.__doc__ = """One decoding step of `iter_generate`.
+
+step: 0-based index of the new token. tokens: list of the new ids, one per prompt.
+logits: (n_prompts, n_vocab) float tensor, the model's next-token logits over the
+token rows (before temperature and filtering) from which `tokens` were drawn."""
+
+
+# ---------------------------------------------------------------- arguments
+
+def check_sampling_args(gen_len, temperature=1.0, top_k=0, top_p=1.0, n_vocab=None):
+    """Raise ValueError with a one-line message for an unusable setting.
+
+    gen_len: number of new tokens, an int >= 0. temperature: > 0 (also with
+    greedy, where it has no effect). top_k: 0 (off) up to n_vocab. top_p: in (0, 1]
+    (1 = off)."""
+    if isinstance(gen_len, bool) or not isinstance(gen_len, numbers.Integral) or gen_len < 0:
+        raise ValueError(f"gen_len={gen_len!r}: expected an integer >= 0 (the number of new tokens)")
+    if not isinstance(temperature, numbers.Real) or not temperature > 0 or temperature == float('inf'):
+        raise ValueError(f"temperature={temperature!r}: expected a finite number > 0")
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
+        raise ValueError(f"top_k={top_k!r}: expected an integer >= 0 (0 turns top-k filtering off)")
+    if n_vocab is not None and top_k > n_vocab:
+        raise ValueError(f"top_k={top_k} exceeds the vocabulary of {n_vocab} tokens: expected 0 (off) to {n_vocab}")
+    if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
+        raise ValueError(f"top_p={top_p!r}: expected a number in (0, 1] (1 turns nucleus filtering off)")
+
+
+def _model_dims(model, n_special):
+    """-> (n_vocab, n_ctx): token rows and position rows of an LMModel's embedding."""
+    transformer = getattr(model, 'transformer', model)
+    vocab, n_ctx = getattr(transformer, 'vocab', None), getattr(transformer, 'n_ctx', None)
+    if vocab is None or n_ctx is None:
+        raise TypeError(f"expected an LMModel (a model with .transformer.vocab and .transformer.n_ctx), "
+                        f"got {type(model).__name__}")
+    if isinstance(n_special, bool) or not isinstance(n_special, numbers.Integral) or n_special < 0:
+        raise ValueError(f"n_special={n_special!r}: expected an integer >= 0")
+    n_vocab = vocab - n_ctx - n_special
+    if n_vocab <= 0:
+        raise ValueError(f"n_special={n_special}: the model's {vocab} embedding rows leave no token rows "
+                         f"beside {n_ctx} positions and {n_special} special rows")
+    return n_vocab, n_ctx
+
+
+def _as_prompts(prompt_ids, n_rows):
+    """prompt_ids: one sequence of ids or a sequence of them -> (list of lists of int, single?)."""
+    if isinstance(prompt_ids, torch.Tensor):
+        prompt_ids = prompt_ids.tolist()
+    if isinstance(prompt_ids, (str, bytes)) or not hasattr(prompt_ids, '__len__'):
+        raise TypeError(f"prompt_ids: expected a list of token ids or a list of such lists, "
+                        f"got {type(prompt_ids).__name__} (encode text with TextEncoder.encode first)")
+    prompt_ids = list(prompt_ids)
+    if not prompt_ids:
+        raise ValueError("empty prompt: expected at least one token id")
+    single = all(isinstance(i, numbers.Integral) or (hasattr(i, 'ndim') and i.ndim == 0) for i in prompt_ids)
+    rows = [prompt_ids] if single else prompt_ids
+    prompts = []
+    for r, row in enumerate(rows):
+        if isinstance(row, torch.Tensor):
+            row = row.tolist()
+        if isinstance(row, (str, bytes)) or not hasattr(row, '__len__'):
+            raise TypeError(f"prompt {r}: expected a list of token ids, got {type(row).__name__}")
+        try:
+            row = [int(i) for i in row]
+        except (TypeError, ValueError):
+            raise TypeError(f"prompt {r}: expected integer token ids, got {list(row)[:5]!r}...") from None
+        if not row:
+            raise ValueError("empty prompt: expected at least one token id" if single else
+                             f"empty prompt: prompt {r} has no token ids")
+        bad = [i for i in row if not 0 <= i < n_rows]
+        if bad:
+            raise ValueError(f"prompt {r}: token id {bad[0]} is outside the model's {n_rows} token and special rows")
+        prompts.append(row)
+    return prompts, single
+
+
+# ---------------------------------------------------------------- sampling
+
+def filter_logits(logits, top_k=0, top_p=1.0):
+    """logits (B, V) -> a copy with every token outside the top-k / nucleus set at -inf.
+
+    top_k: keep the k largest logits of each row (0: all). top_p: then keep the
+    smallest set of the most likely tokens whose probabilities sum to at least
+    top_p (1.0: all); the most likely token is always kept."""
+    logits = logits.clone()
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).indices
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter_(-1, kth, True)
+        logits.masked_fill_(~keep, float('-inf'))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = F.softmax(sorted_logits, dim=-1)
+        # mass of the tokens strictly before each one; drop those after the set is full
+        before = torch.cumsum(probs, dim=-1) - probs
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        logits.masked_fill_(drop, float('-inf'))
+    return logits
+
+
+def sample_next(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, generator=None):
+    """logits (B, V) -> LongTensor (B,) of the chosen ids.
+
+    greedy: the argmax. Otherwise divide by temperature, filter (see
+    filter_logits) and draw from the softmax with `generator` (a torch.Generator
+    on the logits' device, or None for the global RNG)."""
+    if greedy:
+        return logits.argmax(dim=-1)
+    scores = filter_logits(logits.float() / temperature, top_k, top_p)
+    probs = F.softmax(scores, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+# ---------------------------------------------------------------- decoding
+
+@contextmanager
+def _eval_mode(model):
+    """Evaluate without dropout and autograd, then put the model back as it was.
+
+    Entered afresh around each step so that nothing leaks to the caller while
+    iter_generate is suspended at a yield."""
+    was_training = model.training
+    if was_training:
+        model.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        if was_training:
+            model.train()
+
+
+def _next_logits(out, n_vocab, return_probs):
+    """The model's output (B, T, rows) -> next-token logits (B, n_vocab) at the last position.
+
+    A model built with return_probs gives probabilities with the position and
+    special rows already at zero; their log serves as logits."""
+    last = out[:, -1, :n_vocab].float()
+    return torch.log(last) if return_probs else last
+
+
+def iter_generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=None,
+                  n_special=0, use_cache=True):
+    """Generate token by token; yield a GenerationStep after each new token.
+
+    model: an LMModel (its embedding has n_vocab token rows, then n_special rows,
+    then n_ctx position rows). prompt_ids: one list of ids or a list of lists
+    (different lengths allowed). gen_len: new tokens per prompt.
+    temperature, top_k, top_p, greedy: see sample_next. seed: an int makes
+    sampling reproducible (a private torch.Generator); None uses torch's global RNG.
+    n_special: special rows between the tokens and the positions (0 for the
+    released LM); only the n_vocab token rows can ever be picked.
+    use_cache: False recomputes the whole sequence for every token, as the
+    earlier port did (a reference for tests and benchmarks; same tokens).
+
+    Arguments are checked when this is called; ValueError if a prompt plus
+    gen_len exceeds the model's n_ctx (nothing is generated then).
+    """
+    n_vocab, n_ctx = _model_dims(model, n_special)
+    check_sampling_args(gen_len, temperature, top_k, top_p, n_vocab)
+    prompts, _ = _as_prompts(prompt_ids, n_vocab + n_special)
+    longest = max(len(p) for p in prompts)
+    if longest + gen_len > n_ctx:
+        raise ValueError(f"a prompt of {longest} tokens plus gen_len={gen_len} is {longest + gen_len} positions, "
+                         f"more than the model's n_ctx={n_ctx}: shorten the prompt or lower gen_len "
+                         f"to at most {max(n_ctx - longest, 0)}")
+    return _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed,
+                        n_vocab, n_special, use_cache)
+
+
+def _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed, n_vocab, n_special, use_cache):
+    device = next(iter(list(model.parameters()) + list(model.buffers())), torch.empty(0)).device
+    return_probs = bool(getattr(model, 'return_probs', False))
+    generator = None
+    if seed is not None and not greedy:
+        generator = torch.Generator(device=device).manual_seed(int(seed))
+    B, L = len(prompts), max(len(p) for p in prompts)
+    pos0 = n_vocab + n_special  # embedding row of position 0
+    # Left-pad: row b's real tokens sit in columns L - len_b .. L - 1 with positions 0 .. len_b - 1.
+    tokens = torch.zeros(B, L, dtype=torch.long)
+    positions = torch.full((B, L), pos0, dtype=torch.long)
+    key_mask = torch.zeros(B, L, dtype=torch.bool)
+    for b, p in enumerate(prompts):
+        tokens[b, L - len(p):] = torch.tensor(p)
+        positions[b, L - len(p):] = torch.arange(pos0, pos0 + len(p))
+        key_mask[b, L - len(p):] = True
+    x = torch.stack((tokens, positions), dim=-1).to(device)
+    lengths = torch.tensor([len(p) for p in prompts], device=device)
+    padded = not bool(key_mask.all())
+    key_mask = key_mask.to(device)
+    past = None
+    feed = x  # what the next forward call sees
+    for step in range(gen_len):
+        with _eval_mode(model):
+            mask = key_mask if padded else None
+            if use_cache:
+                out, past = model(feed, past=past, use_cache=True, key_mask=mask)
+            else:
+                out = model(x, key_mask=mask)
+            logits = _next_logits(out, n_vocab, return_probs)
+            new = sample_next(logits, temperature, top_k, top_p, greedy, generator)
+            next_x = torch.stack((new, pos0 + lengths + step), dim=-1)[:, None, :]
+            feed = next_x
+            if not use_cache:
+                x = torch.cat((x, next_x), dim=1)
+            if padded:
+                key_mask = torch.cat((key_mask, key_mask.new_ones(B, 1)), dim=1)
+        yield GenerationStep(step, new.tolist(), logits)
+
+
+def generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, greedy=False, seed=None,
+             n_special=0, callback=None, use_cache=True):
+    """Generate gen_len new tokens after each prompt and return their ids.
+
+    prompt_ids: one list of token ids -> returns one list of gen_len new ids;
+    a list of lists (any lengths) -> returns a list of such lists, one per prompt,
+    generated together in one batch. The prompt is not repeated in the result.
+    callback: called as callback(step, tokens) after each step with the list of
+    new ids (one per prompt), for streaming. Other arguments: see iter_generate.
+    Runs under torch.inference_mode with dropout off; the model's train/eval
+    mode is restored afterwards.
+    """
+    prompts, single = _as_prompts(prompt_ids, sys.maxsize)  # ids are range-checked by iter_generate
+    steps = iter_generate(model, prompts, gen_len, temperature=temperature, top_k=top_k, top_p=top_p,
+                          greedy=greedy, seed=seed, n_special=n_special, use_cache=use_cache)
+    out = [[] for _ in prompts]
+    for s in steps:
+        for row, t in zip(out, s.tokens):
+            row.append(t)
+        if callback is not None:
+            callback(s.step, s.tokens)
+    return out[0] if single else out
+
+
+# ---------------------------------------------------------------- command line
+
+def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu'):
+    """An LMModel of this size with the pretrained weights of `model_dir`, in eval mode."""
+    from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict, load_pretrained
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer)
+    model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
+    load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
+    return model.to(device).eval()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Sample text from OpenAI's GPT-1 (key/value cache, one position per step). "
+                    "With --prompt, every prompt is continued in one batch and printed; without, "
+                    "prompts are read from stdin one line at a time and continued token by token "
+                    "('q' or end of input quits). A prompt plus --gen_len that exceeds --n_ctx is "
+                    "refused before anything is generated.")
+    parser.add_argument('--prompt', action='append', default=None, metavar='TEXT',
+                        help='text to continue; repeat for several (default: read stdin)')
+    parser.add_argument('--gen_len', type=int, default=20, help='new tokens per prompt (default 20)')
+    parser.add_argument('--topk', type=int, default=10, help='sample among the k most likely tokens; 0 = all (default 10)')
+    parser.add_argument('--topp', type=float, default=1.0, help='nucleus sampling mass in (0, 1]; 1 = off (default 1)')
+    parser.add_argument('--temperature', type=float, default=1.0, help='> 0 (default 1)')
+    parser.add_argument('--greedy', action='store_true', help='always take the most likely token')
+    parser.add_argument('--seed', type=int, default=None, help='make sampling reproducible')
+    parser.add_argument('--model_dir', default='model/', help="folder with OpenAI's checkpoint (default model/)")
+    parser.add_argument('--encoder_path', default=None, help='default: MODEL_DIR/encoder_bpe_40000.json')
+    parser.add_argument('--bpe_path', default=None, help='default: MODEL_DIR/vocab_40000.bpe')
+    parser.add_argument('--n_ctx', type=int, default=512, help='positions (at most 512, default 512)')
+    parser.add_argument('--n_embd', type=int, default=768, help='checkpoint width (768 for the release)')
+    parser.add_argument('--n_head', type=int, default=12)
+    parser.add_argument('--n_layer', type=int, default=12)
+    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
+    return parser.parse_args(argv)
+
+
+def _stream_print(encoder, tokens, out):
+    """Print the continuation as it grows: decode everything so far, write what is new."""
+    printed = ''
+    ids = []
+    for t in tokens:
+        ids.append(t)
+        text = encoder.decode(ids)
+        piece = text[len(printed):] if text.startswith(printed) else ' ' + encoder.decode([t])
+        out.write(piece)
+        out.flush()
+        printed = text
+    out.write('\n')
+    out.flush()
+
+
+def _read_prompts(stream, out):
+    interactive = stream.isatty()
+    while True:
+        if interactive:
+            out.write('Input some beginning words: ')
+            out.flush()
+        line = stream.readline()
+        if not line:
+            return
+        text = line.rstrip('\n')
+        if text.strip() == 'q':
+            return
+        yield text
+
+
+def main(argv=None, stdin=None, stdout=None):
+    """Run the command line; returns the exit status (0, or 1 after a one-line error on stderr)."""
+    args = parse_args(argv)
+    stdin = sys.stdin if stdin is None else stdin
+    stdout = sys.stdout if stdout is None else stdout
+
+    def fail(msg):
+        print(f"generate.py: error: {msg}", file=sys.stderr)
+        return 1
+
+    try:
+        # Cheap checks first, before spaCy and the weights are loaded.
+        check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp)
+        if args.prompt is not None:
+            for i, p in enumerate(args.prompt):
+                if not p.strip():
+                    raise ValueError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
+        if not 0 < args.n_ctx <= 512:
+            raise ValueError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
+        if not os.path.isdir(args.model_dir):
+            raise FileNotFoundError(f"model folder {args.model_dir!r} does not exist: expected OpenAI's "
+                                    f"params_shapes.json and params_0.npy ... params_9.npy there "
+                                    f"(from https://github.com/openai/finetune-transformer-lm); set --model_dir")
+        encoder_path = args.encoder_path or os.path.join(args.model_dir, 'encoder_bpe_40000.json')
+        bpe_path = args.bpe_path or os.path.join(args.model_dir, 'vocab_40000.bpe')
+        from text_utils import TextEncoder
+        encoder = TextEncoder(encoder_path, bpe_path)
+        n_vocab = len(encoder.encoder)
+        check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
+        device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        model = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
+    except (ValueError, FileNotFoundError, TypeError) as err:
+        return fail(err)
+
+    settings = dict(temperature=args.temperature, top_k=args.topk, top_p=args.topp, greedy=args.greedy, seed=args.seed)
+    if args.prompt is not None:
+        try:
+            prompt_ids = encoder.encode(args.prompt, verbose=False)
+            for text, ids in zip(args.prompt, prompt_ids):
+                if not ids:
+                    raise ValueError(f"empty prompt: {text!r} encodes to no tokens")
+            new = generate(model, prompt_ids, args.gen_len, **settings)
+        except ValueError as err:
+            return fail(err)
+        for text, ids in zip(args.prompt, new):
+            stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
+        stdout.flush()
+        return 0
+
+    status = 0
+    for text in _read_prompts(stdin, stdout):
+        try:
+            if not text.strip():
+                raise ValueError("empty prompt: type some text to continue ('q' quits)")
+            ids = encoder.encode([text], verbose=False)[0]
+            if not ids:
+                raise ValueError(f"empty prompt: {text!r} encodes to no tokens")
+            steps = iter_generate(model, ids, args.gen_len, **settings)
+        except ValueError as err:
+            fail(err)
+            status = 1
+            continue
+        stdout.write('=> ')
+        _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
+    return status
+
+
+if __name__ == '__main__':
+    sys.exit(main())

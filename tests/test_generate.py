@@ -1,0 +1,353 @@
+"""Sampling with the key/value cache: generate.py's API, its command line and its errors."""
+import io
+import re
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+
+import generate as gen
+from generate import filter_logits, generate, iter_generate, sample_next
+from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
+from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
+from tests.helpers import tf_shapes, write_tf_checkpoint
+
+N_VOCAB, N_SPECIAL, N_CTX = 50, 3, 40
+PROMPTS = [[5, 6, 7, 8, 9, 10, 11], [1, 2], [3, 4, 30, 40]]
+
+
+def build(impl='sdpa', **kw):
+    torch.manual_seed(0)
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=32, n_head=4, n_layer=2)
+    m = LMModel(cfg, vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX, n_special=N_SPECIAL, **kw)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() > 1:
+                p.normal_(std=0.2)
+    m.transformer.set_attention(impl)
+    return m.eval()
+
+
+# ---------------------------------------------------------------- the cache
+
+@pytest.mark.parametrize('impl', ['sdpa', 'explicit'])
+@pytest.mark.parametrize('prompts', [PROMPTS[0], PROMPTS], ids=['one', 'batch'])
+def test_cached_logits_match_full_recompute_at_every_step(impl, prompts):
+    m = build(impl)
+    kw = dict(gen_len=12, top_k=5, seed=3, n_special=N_SPECIAL)
+    cached = list(iter_generate(m, prompts, use_cache=True, **kw))
+    full = list(iter_generate(m, prompts, use_cache=False, **kw))
+    assert len(cached) == len(full) == 12
+    for c, f in zip(cached, full):
+        assert c.tokens == f.tokens
+        torch.testing.assert_close(c.logits, f.logits, rtol=0, atol=1e-5)
+        assert c.logits.dtype == torch.float32 and c.logits.shape == (len(c.tokens), N_VOCAB)
+
+
+def test_each_row_of_a_padded_batch_equals_that_prompt_alone():
+    m = build()
+    batch = list(iter_generate(m, PROMPTS, 10, greedy=True, n_special=N_SPECIAL))
+    for i, p in enumerate(PROMPTS):
+        alone = list(iter_generate(m, p, 10, greedy=True, n_special=N_SPECIAL))
+        assert [s.tokens[0] for s in alone] == [s.tokens[i] for s in batch]
+        for a, b in zip(alone, batch):
+            torch.testing.assert_close(a.logits[0], b.logits[i], rtol=0, atol=1e-5)
+
+
+def test_positions_continue_after_the_prompt():
+    """The step logits equal the default forward over prompt + generated ids with positions 0, 1, 2, ..."""
+    m = build()
+    p = PROMPTS[1]
+    steps = list(iter_generate(m, p, 6, greedy=True, n_special=N_SPECIAL))
+    ids = p + [s.tokens[0] for s in steps]
+    pos = N_VOCAB + N_SPECIAL + torch.arange(len(ids))
+    with torch.no_grad():
+        logits = m(torch.stack((torch.tensor(ids), pos), -1)[None])[0, :, :N_VOCAB]
+    for k, s in enumerate(steps):
+        torch.testing.assert_close(s.logits[0], logits[len(p) - 1 + k], rtol=0, atol=1e-5)
+
+
+def test_default_forward_is_unchanged_by_the_cache_arguments():
+    m = build()
+    x = torch.stack((torch.randint(0, N_VOCAB, (2, 9)), N_VOCAB + N_SPECIAL + torch.arange(9).expand(2, 9)), -1)
+    with torch.no_grad():
+        plain = m(x)
+        cached, presents = m(x, use_cache=True)
+        head, past = m(x[:, :5], use_cache=True)
+        tail, _ = m(x[:, 5:], past=past, use_cache=True)
+    assert isinstance(plain, torch.Tensor)
+    torch.testing.assert_close(plain, cached, rtol=0, atol=0)
+    torch.testing.assert_close(torch.cat((head, tail), 1), plain, rtol=0, atol=1e-5)
+    assert len(presents) == 2 and presents[0][0].shape == (2, 4, 9, 8)
+
+
+def test_inference_mode_inside_nothing_leaks_and_train_mode_is_restored():
+    m = build().train()
+    it = iter_generate(m, PROMPTS[0], 3, greedy=True, n_special=N_SPECIAL)
+    first = next(it)
+    assert first.logits.is_inference()
+    assert not torch.is_inference_mode_enabled() and torch.is_grad_enabled()
+    assert m.training  # put back while suspended
+    # dropout is off while generating: a model left in train mode still decodes deterministically
+    assert generate(m, PROMPTS[0], 5, greedy=True, n_special=N_SPECIAL) == \
+        generate(m.eval(), PROMPTS[0], 5, greedy=True, n_special=N_SPECIAL)
+
+
+def test_return_probs_model_gives_the_same_tokens():
+    m = build()
+    mp = build(return_probs=True)
+    a = generate(m, PROMPTS, 8, greedy=True, n_special=N_SPECIAL)
+    b = generate(mp, PROMPTS, 8, greedy=True, n_special=N_SPECIAL)
+    assert a == b
+    assert generate(m, PROMPTS, 8, seed=5, n_special=N_SPECIAL) == generate(mp, PROMPTS, 8, seed=5, n_special=N_SPECIAL)
+
+
+# ---------------------------------------------------------------- sampling
+
+def test_greedy_is_deterministic_seeds_reproduce_and_top_k_1_is_greedy():
+    m = build()
+    greedy = generate(m, PROMPTS, 10, greedy=True, n_special=N_SPECIAL)
+    assert greedy == generate(m, PROMPTS, 10, greedy=True, n_special=N_SPECIAL)
+    assert generate(m, PROMPTS, 10, top_k=1, seed=123, n_special=N_SPECIAL) == greedy
+    assert generate(m, PROMPTS, 10, top_k=1, temperature=5.0, n_special=N_SPECIAL) == greedy
+    a = generate(m, PROMPTS, 10, seed=7, n_special=N_SPECIAL, temperature=2.0)
+    assert a == generate(m, PROMPTS, 10, seed=7, n_special=N_SPECIAL, temperature=2.0)
+    others = [generate(m, PROMPTS, 10, seed=s, n_special=N_SPECIAL, temperature=2.0) for s in range(8, 12)]
+    assert any(o != a for o in others)
+    # one prompt in -> one list out; a list of prompts -> a list of lists
+    one = generate(m, PROMPTS[0], 4, greedy=True, n_special=N_SPECIAL)
+    assert isinstance(one, list) and len(one) == 4 and all(isinstance(t, int) for t in one)
+    assert one == greedy[0][:4]
+    assert generate(m, torch.tensor(PROMPTS[0]), 4, greedy=True, n_special=N_SPECIAL) == one
+
+
+class FixedLogitsLM(nn.Module):
+    """Stands in for an LMModel: the same logits at every position, with the position
+    and special rows made the most likely of all, so that picking one would show."""
+
+    def __init__(self, token_logits, n_special=2, n_ctx=16):
+        super().__init__()
+        n_vocab = len(token_logits)
+        self.transformer = SimpleNamespace(vocab=n_vocab + n_special + n_ctx, n_ctx=n_ctx)
+        row = torch.cat((torch.as_tensor(token_logits, dtype=torch.float32), torch.full((n_special + n_ctx,), 50.0)))
+        self.register_buffer('row', row)
+        self.calls = []
+
+    def forward(self, x, past=None, use_cache=False, key_mask=None):
+        self.calls.append((x.clone(), None if key_mask is None else key_mask.clone()))
+        logits = self.row.expand(x.size(0), x.size(1), -1)
+        return (logits, [(torch.zeros(0), torch.zeros(0))]) if use_cache else logits
+
+
+TOKEN_LOGITS = [3.0, 2.5, 2.0, 1.0, 0.5, 0.0, -1.0, -2.0]  # probs ~ .42 .25 .15 .06 .03 .02 .01 .00
+
+
+def _allowed(logits, temperature, top_k, top_p):
+    """Reference top-k then nucleus set, written with numpy."""
+    z = np.asarray(logits, np.float64) / temperature
+    order = np.argsort(-z, kind='stable')
+    if top_k:
+        order = order[:top_k]
+    p = np.exp(z[order] - z[order].max())
+    p /= p.sum()
+    m = int(np.searchsorted(np.cumsum(p), top_p - 1e-12)) + 1  # smallest m with mass >= top_p
+    return set(order[:m].tolist())
+
+
+@pytest.mark.parametrize('top_k,top_p,temperature,expected', [
+    (3, 1.0, 1.0, {0, 1, 2}),
+    (0, 0.5, 1.0, {0, 1}),        # .42 < .5 <= .42 + .25
+    (0, 0.3, 1.0, {0}),
+    (5, 0.95, 1.0, {0, 1, 2, 3}),  # top_p applies to the top-k renormalised: .46 .28 .17 .06 .04
+    (2, 0.99, 3.0, {0, 1}),
+    (0, 0.8, 0.5, {0, 1}),        # sharper: .62 .23 ...
+    (0, 1.0, 1.0, set(range(8))),
+])
+def test_top_k_and_top_p_never_sample_outside_their_set(top_k, top_p, temperature, expected):
+    assert _allowed(TOKEN_LOGITS, temperature, top_k, top_p) == expected
+    m = FixedLogitsLM(TOKEN_LOGITS)
+    seen = set()
+    for seed in range(12):
+        out = generate(m, [[1, 2, 3], [4]], 10, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                       n_special=2)
+        seen.update(t for row in out for t in row)
+    assert seen <= expected
+    if len(expected) <= 5:
+        assert seen == expected  # 240 draws reach every member
+
+
+def test_top_k_and_top_p_sets_on_a_real_model_at_every_step():
+    m = build()
+    for seed in range(6):
+        for top_k, top_p, temperature in [(4, 1.0, 1.0), (0, 0.6, 1.0), (7, 0.7, 2.0)]:
+            for s in iter_generate(m, PROMPTS, 8, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                   n_special=N_SPECIAL):
+                for row, t in enumerate(s.tokens):
+                    assert t in _allowed(s.logits[row].numpy(), temperature, top_k, top_p)
+
+
+def test_filter_logits_matches_the_reference_on_random_rows():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        logits = torch.randn(1, 30, generator=g) * 3
+        top_k = int(torch.randint(0, 31, (1,), generator=g))
+        # a top_p half-way between two cumulative masses, away from rounding at the boundary
+        z = logits[0].double()
+        srt = torch.sort(torch.softmax(z if not top_k else z.topk(top_k).values, 0), descending=True).values
+        c = torch.cat((torch.zeros(1, dtype=torch.float64), torch.cumsum(srt, 0)))
+        j = int(torch.randint(0, len(srt), (1,), generator=g))
+        top_p = min(float((c[j] + c[j + 1]) / 2), 1.0)
+        kept = torch.isfinite(filter_logits(logits, top_k, top_p)[0]).nonzero().flatten().tolist()
+        assert set(kept) == _allowed(logits[0].numpy(), 1.0, top_k, top_p)
+
+
+def test_position_and_special_rows_are_never_picked_and_batch_inputs_are_left_padded():
+    m = FixedLogitsLM([0.0] * 8, n_special=2, n_ctx=16)
+    out = generate(m, [[1, 2, 3], [4]], 5, greedy=True, n_special=2)
+    assert out == [[0] * 5, [0] * 5]  # the rows at 50.0 are positions and specials
+    out = generate(m, [[1, 2, 3], [4]], 5, top_k=8, seed=0, n_special=2)
+    assert all(0 <= t < 8 for row in out for t in row)
+    # prompt call: left-padded, per-row positions from row n_vocab + n_special = 10
+    x, key_mask = m.calls[0]
+    assert x[..., 0].tolist() == [[1, 2, 3], [0, 0, 4]]
+    assert x[..., 1].tolist() == [[10, 11, 12], [10, 10, 10]]
+    assert key_mask.tolist() == [[True] * 3, [False, False, True]]
+    x, key_mask = m.calls[1]  # the first new token: positions 3 and 1
+    assert x[..., 1].tolist() == [[13], [11]] and key_mask.shape == (2, 4) and key_mask[:, 3].all()
+
+
+def test_sample_next_greedy_and_seeded():
+    logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
+    assert sample_next(logits, greedy=True).tolist() == [1, 0]
+    draws = [sample_next(logits, top_k=2, generator=torch.Generator().manual_seed(s)).tolist() for s in range(50)]
+    assert {d[0] for d in draws} == {1, 2} and {d[1] for d in draws} <= {0, 1, 2}
+
+
+def test_callback_streams_every_step():
+    m = build()
+    seen = []
+    out = generate(m, PROMPTS, 5, greedy=True, n_special=N_SPECIAL, callback=lambda i, t: seen.append((i, t)))
+    assert [i for i, _ in seen] == list(range(5))
+    assert [[t[r] for _, t in seen] for r in range(3)] == out
+
+
+# ---------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize('prompt,kw,match', [
+    ([], {}, 'empty prompt'),
+    ([[1, 2], []], {}, 'empty prompt: prompt 1'),
+    ([1] * 35, {'gen_len': 6}, 'n_ctx=40'),
+    ([1], {'gen_len': 40}, 'n_ctx=40'),
+    ([1], {'top_k': -1}, 'top_k=-1'),
+    ([1], {'top_k': N_VOCAB + 1}, 'exceeds the vocabulary'),
+    ([1], {'top_p': 0.0}, r'top_p=0.0.*\(0, 1\]'),
+    ([1], {'top_p': 1.5}, 'top_p=1.5'),
+    ([1], {'temperature': 0.0}, 'temperature=0.0'),
+    ([1], {'temperature': -1.0}, 'temperature=-1.0'),
+    ([1], {'gen_len': -1}, 'gen_len=-1'),
+    ([N_VOCAB + N_SPECIAL], {}, 'outside'),
+])
+def test_bad_arguments_raise_one_line_errors(prompt, kw, match):
+    m = build()
+    kw = {'gen_len': 3, **kw}
+    with pytest.raises(ValueError, match=match) as err:
+        generate(m, prompt, n_special=N_SPECIAL, **kw)
+    assert '\n' not in str(err.value)
+    with pytest.raises(ValueError, match=match):  # checked when called, before the first step
+        iter_generate(m, prompt, n_special=N_SPECIAL, **kw)
+
+
+def test_a_prompt_that_fills_the_context_exactly_is_accepted():
+    m = build()
+    assert len(generate(m, [1] * 30, 10, greedy=True, n_special=N_SPECIAL)) == 10
+    assert generate(m, [1, 2], 0, n_special=N_SPECIAL) == []
+
+
+# ---------------------------------------------------------------- command line
+
+@pytest.fixture(scope='module')
+def shards(tmp_path_factory):
+    """Tiny weights with the real vocabulary's 40,478 token rows, in the TF release's format."""
+    path = tmp_path_factory.mktemp('gpt_tiny')
+    write_tf_checkpoint(str(path), tf_shapes(n_layer=2, n_embd=16, n_vocab=40478))
+    return path
+
+
+def cli_args(shards, *extra):
+    return ['--model_dir', str(shards), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+            '--n_embd', '16', '--n_head', '2', '--n_layer', '2', *extra]
+
+
+def run_cli(args, stdin=''):
+    return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_cli_prompts_print_text(shards, encoder_path, bpe_path):
+    r = run_cli(cli_args(shards, '--prompt', 'The old house stood', '--prompt', 'she said',
+                         '--gen_len', '8', '--seed', '0'))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == 'The old house stood' and lines[2] == 'she said'
+    assert lines[1].startswith('=> ') and len(lines[1]) > 5 and lines[3].startswith('=> ')
+    assert len(lines) == 4
+
+
+def test_cli_interactive_streams_from_stdin(shards, encoder_path, bpe_path):
+    r = run_cli(cli_args(shards, '--gen_len', '6', '--greedy'), stdin='once upon a time\nthe end\nq\nnot read\n')
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith('=> ') and len(line) > 4 for line in lines)
+
+
+def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
+    from text_utils import TextEncoder
+    enc = TextEncoder(str(encoder_path), str(bpe_path))
+    model = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
+    ids = generate(model, enc.encode(['a quiet morning'], verbose=False), 7, greedy=True)
+    assert gen.main(cli_args(shards, '--prompt', 'a quiet morning', '--gen_len', '7', '--greedy')) == 0
+    assert capsys.readouterr().out == f"a quiet morning\n=> {enc.decode(ids[0])}\n"
+
+
+@pytest.mark.parametrize('extra,match', [
+    (['--prompt', ''], 'empty prompt'),
+    (['--prompt', '   '], 'empty prompt'),
+    (['--prompt', 'hi', '--topk', '-1'], 'top_k=-1'),
+    (['--prompt', 'hi', '--topk', '40479'], 'exceeds the vocabulary of 40478'),
+    (['--prompt', 'hi', '--topp', '0'], 'top_p=0.0'),
+    (['--prompt', 'hi', '--topp', '1.01'], 'top_p=1.01'),
+    (['--prompt', 'hi', '--temperature', '0'], 'temperature=0.0'),
+    (['--prompt', 'hi there friend', '--n_ctx', '8', '--gen_len', '6'], 'n_ctx=8'),
+    (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
+])
+def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
+    assert gen.main(cli_args(shards, *extra)) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('generate.py: error: ')
+    assert re.search(match, err), err
+
+
+def test_cli_missing_model_folder(tmp_path, capsys):
+    assert gen.main(['--model_dir', str(tmp_path / 'nowhere'), '--prompt', 'hello']) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'does not exist' in err and 'nowhere' in err
+    assert gen.main(['--model_dir', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+                     '--prompt', 'hello']) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'params_shapes.json' in err
+    # the default encoder paths are in the model folder
+    assert gen.main(['--model_dir', str(tmp_path), '--prompt', 'hello']) == 1
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'encoder_bpe_40000.json' in err
+
+
+def test_cli_interactive_empty_line_reports_and_goes_on(shards, capsys):
+    status = gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=io.StringIO('\nhello\n'))
+    out, err = capsys.readouterr()
+    assert status == 1 and err.count('\n') == 1 and 'empty prompt' in err
+    assert out.startswith('=> ') and out.count('\n') == 1
