@@ -1,0 +1,162 @@
+"""Finetuning losses: the task loss plus `lm_coef` times the language-model loss.
+
+The objective is the TF release's:
+
+    train_loss = mean(clf_losses) + lm_coef * mean(lm_losses)
+
+where `clf_losses` has one entry per example and `lm_losses` one per sequence
+(an example of the multiple-choice task holds `n_choices` sequences), each
+sequence's LM loss being the mean of its next-token losses over its real
+tokens (mask `M`, positions 1..n-1).
+
+Where the work happens (one place, so that gradient accumulation is simple):
+
+* `losses(...)` and `loss(...)` are pure: they return per-item losses or the
+  scalar objective and touch no gradient.
+* `__call__(...)`, the earlier port's call shape, is one training micro-step:
+  it computes the objective, back-propagates `loss / n_acc` (through the AMP
+  GradScaler when one is given), and every `n_acc`-th call steps the optimizer
+  and zeroes the gradients. It returns the objective as a float.
+  With `only_return_losses=True` it only returns the per-item losses.
+* `step()` applies a pending partial accumulation (fewer than `n_acc` calls).
+
+LM logits come in two layouts:
+
+* dense (the earlier port's): `lm_logits` is `(n_seq * (T - 1), vocab)` for
+  positions 0..T-2 of every sequence;
+* sparse: the model was called with `lm_mask` (see `lm_mask_from`), so
+  `lm_logits` holds only the rows where a next token is real, in row-major
+  order; pass the same `lm_mask` here.
+Both give the same losses.
+"""
+import torch
+
+
+def lm_mask_from(M):
+    """M (..., T) mask of real tokens -> bool (..., T), True at position t when
+    the token at t + 1 is real, i.e. where the LM loss needs a prediction.
+
+    Pass it to `DoubleHeadModel.forward(x, lm_mask=...)` and to the loss."""
+    mask = torch.zeros(M.shape, dtype=torch.bool, device=M.device)
+    mask[..., :-1] = M[..., 1:] > 0
+    return mask
+
+
+class _LossCompute:
+    """Shared by the multiple-choice and classification losses; see the module doc."""
+
+    def __init__(self, lm_criterion, clf_criterion, lm_coef, opt=None, n_acc=1, scaler=None):
+        """lm_criterion, clf_criterion: per-item criteria such as
+        `nn.CrossEntropyLoss(reduction='none')`. lm_coef: weight of the LM loss
+        (0 or lm_logits=None: classifier loss alone). opt: the optimizer that
+        `__call__` steps (None: only back-propagate). n_acc: calls per optimizer
+        update (gradient accumulation). scaler: a `torch.amp.GradScaler` for fp16."""
+        if int(n_acc) != n_acc or n_acc < 1:
+            raise ValueError(f"n_acc={n_acc!r}: expected a positive integer (batches per optimizer update)")
+        self.lm_criterion = lm_criterion
+        self.clf_criterion = clf_criterion
+        self.lm_coef = lm_coef
+        self.opt = opt
+        self.n_acc = int(n_acc)
+        self.scaler = scaler
+        self.n_pending = 0  # micro-batches back-propagated since the last update
+
+    # ---------------------------------------------------------------- pure
+    def _seq_shape(self, X):
+        """Leading dims of X that index sequences (everything before (T, 2))."""
+        raise NotImplementedError
+
+    def lm_losses(self, X, M, lm_logits, lm_mask=None):
+        """Per-sequence LM loss: float tensor of shape X.shape[:-2]."""
+        seq_shape = self._seq_shape(X)
+        T = X.size(-2)
+        n_seq = 1
+        for d in seq_shape:
+            n_seq *= d
+        targets = X[..., 1:, 0].reshape(n_seq, T - 1)
+        weights = M.reshape(n_seq, T)[:, 1:].to(torch.float32)
+        if lm_mask is None:
+            if lm_logits.size(0) != n_seq * (T - 1):
+                raise ValueError(f"lm_logits has {lm_logits.size(0)} rows: expected {n_seq} sequences x {T - 1} "
+                                 f"positions = {n_seq * (T - 1)}, or pass the lm_mask the model was called with")
+            per_pos = self.lm_criterion(lm_logits.float(), targets.reshape(-1)).view(n_seq, T - 1)
+        else:
+            sel = lm_mask.reshape(n_seq, T)[:, :-1]
+            if lm_mask.reshape(n_seq, T)[:, -1].any():
+                raise ValueError("lm_mask is True at a sequence's last position, which has no next token")
+            n_rows = int(sel.sum())
+            if lm_logits.size(0) != n_rows:
+                raise ValueError(f"lm_logits has {lm_logits.size(0)} rows but lm_mask selects {n_rows}")
+            per_pos = torch.zeros(n_seq, T - 1, dtype=torch.float32, device=lm_logits.device)
+            if n_rows:
+                per_pos[sel] = self.lm_criterion(lm_logits.float(), targets[sel]).to(torch.float32)
+            # positions the mask skipped must carry no weight
+            weights = weights * sel
+        lm = (per_pos * weights).sum(1) / weights.sum(1).clamp_min(torch.finfo(torch.float32).tiny)
+        return lm.view(seq_shape)
+
+    def losses(self, X, Y, M, clf_logits, lm_logits=None, lm_mask=None):
+        """(clf_losses (n_examples,), lm_losses X.shape[:-2] or None)."""
+        clf_losses = self.clf_criterion(clf_logits.float(), Y)
+        lm_losses = None if lm_logits is None else self.lm_losses(X, M, lm_logits, lm_mask)
+        return clf_losses, lm_losses
+
+    def loss(self, X, Y, M, clf_logits, lm_logits=None, lm_mask=None):
+        """The scalar objective mean(clf_losses) + lm_coef * mean(lm_losses)."""
+        clf_losses, lm_losses = self.losses(X, Y, M, clf_logits, lm_logits if self.lm_coef else None, lm_mask)
+        train_loss = clf_losses.mean()
+        if lm_losses is not None:
+            train_loss = train_loss + self.lm_coef * lm_losses.mean()
+        return train_loss
+
+    # ---------------------------------------------------------------- training
+    def __call__(self, X, Y, M, clf_logits, lm_logits=None, only_return_losses=False, lm_mask=None):
+        if only_return_losses:
+            clf_losses, lm_losses = self.losses(X, Y, M, clf_logits, lm_logits, lm_mask)
+            return (clf_losses, lm_losses) if lm_logits is not None else clf_losses
+        train_loss = self.loss(X, Y, M, clf_logits, lm_logits, lm_mask)
+        self.backward(train_loss)
+        return train_loss.item()
+
+    def backward(self, train_loss):
+        """Back-propagate one micro-batch's objective; update every n_acc calls."""
+        scaled = train_loss / self.n_acc if self.n_acc > 1 else train_loss
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        self.n_pending += 1
+        if self.n_pending >= self.n_acc:
+            self.step()
+
+    def step(self):
+        """Apply the accumulated gradients (if any and if there is an optimizer)."""
+        if self.n_pending == 0:
+            return False
+        self.n_pending = 0
+        if self.opt is None:
+            return False
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return True
+
+
+class MultipleChoiceLossCompute(_LossCompute):
+    """X (B, n_choices, T, 2), M (B, n_choices, T), Y (B,), clf_logits (B, n_choices)."""
+
+    def _seq_shape(self, X):
+        if X.dim() != 4:
+            raise ValueError(f"X of shape {tuple(X.shape)}: expected (batch, n_choices, n_ctx, 2)")
+        return tuple(X.shape[:2])
+
+
+class ClassificationLossCompute(_LossCompute):
+    """X (B, T, 2), M (B, T), Y (B,), clf_logits (B, n_class)."""
+
+    def _seq_shape(self, X):
+        if X.dim() != 3:
+            raise ValueError(f"X of shape {tuple(X.shape)}: expected (batch, n_ctx, 2)")
+        return tuple(X.shape[:1])

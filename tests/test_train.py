@@ -1,0 +1,432 @@
+"""train.py: the finetuning pipeline on tiny models.
+
+Fast checks use synthetic stories over a small vocabulary; the real-data checks use
+the ROCStories files and the real BPE vocabulary from ../shared/data, encoded once per
+session. The end-to-end runs are subprocesses of `python train.py` with a tiny model
+and checkpoint shards in the TF release's format with the real vocabulary's 40,478
+token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CPU cores
+the 40k-way LM softmax at every real token costs about a second per batch whatever
+the model's width (the LM path is checked below, and in the determinism runs).
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from helpers import tf_shapes, write_tf_checkpoint
+from loss import lm_mask_from
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2', '--n_transfer', '1']
+NO_DROPOUT = ['--embd_pdrop', '0', '--attn_pdrop', '0', '--resid_pdrop', '0', '--clf_pdrop', '0']
+
+
+class FakeEncoder:
+    def __init__(self, n_vocab):
+        self.encoder = {f'w{i}': i for i in range(n_vocab)}
+
+
+def synthetic_data(n=32, n_vocab=50, seed=0, n_ctx=512):
+    """RocData over a small vocabulary: stories of 5-20 tokens, endings of 1-6."""
+    rng = np.random.RandomState(seed)
+
+    def split(m, labels=True):
+        x1 = [list(rng.randint(0, n_vocab, rng.randint(5, 21))) for _ in range(m)]
+        x2 = [list(rng.randint(0, n_vocab, rng.randint(1, 7))) for _ in range(m)]
+        x3 = [list(rng.randint(0, n_vocab, rng.randint(1, 7))) for _ in range(m)]
+        return (x1, x2, x3, rng.randint(0, 2, m)) if labels else (x1, x2, x3)
+    encoded = (split(n), split(12), split(12, labels=False))
+    return train.make_roc_data(FakeEncoder(n_vocab), encoded, n_ctx)
+
+
+def tiny_args(*extra):
+    return train.parse_args(['--init', 'random', '--n_embd', '16', '--n_layer', '2', '--n_head', '2',
+                             *NO_DROPOUT, *extra])
+
+
+# ------------------------------------------------------------------ data
+
+def test_transform_and_n_ctx_cut_to_longest():
+    data = synthetic_data()
+    assert data.n_vocab == 50 and data.n_special == 3 and data.clf_token == 52
+    longest = int(max(data.trM.sum(-1).max(), data.vaM.sum(-1).max(), data.teM.sum(-1).max()))
+    assert data.n_ctx == longest and data.trX.shape[2] == longest
+    assert data.vocab == 50 + 3 + longest
+    x = data.trX[0, 0]
+    n = int(data.trM[0, 0].sum())
+    assert x[0, 0] == 50 and x[n - 1, 0] == 52 and 51 in x[:n, 0]
+    np.testing.assert_array_equal(x[:, 1], np.arange(53, 53 + longest))
+
+
+@pytest.fixture(scope='session')
+def real_encoded(rocstories_dir, encoder_path, bpe_path):
+    """ROCStories encoded with the real vocabulary (a few seconds), before special tokens."""
+    args = train.parse_args(['--data_dir', str(rocstories_dir), '--encoder_path', str(encoder_path),
+                             '--bpe_path', str(bpe_path)])
+    return train.encode_rocstories(args, verbose=False)
+
+
+def test_real_rocstories_shapes_and_n_ctx(real_encoded):
+    text_encoder, encoded = real_encoded
+    data = train.make_roc_data(text_encoder, encoded, 512)
+    assert data.n_ctx == 77  # SPEC: the original's n_ctx with the real vocabulary
+    assert data.n_vocab == 40478 and data.clf_token == 40480
+    assert data.trX.shape == (1497, 2, 77, 2) and data.vaX.shape == (374, 2, 77, 2)
+    assert data.teX.shape == (1871, 2, 77, 2) and len(data.trY) == 1497 and len(data.vaY) == 374
+    # a second call (as a notebook would) does not add the special tokens again
+    assert train.make_roc_data(text_encoder, encoded, 512).clf_token == 40480
+
+
+def test_n_ctx_too_small_is_refused_naming_the_example(real_encoded):
+    text_encoder, encoded = real_encoded
+    with pytest.raises(train.InputError, match=r"--n_ctx 40 cannot hold the longest example: the \w+( ending)? of "
+                                               r"(train|valid|test) example \d+ is \d+ tokens.*expected --n_ctx >= \d+"):
+        train.make_roc_data(text_encoder, encoded, 40)
+    data = train.make_roc_data(text_encoder, encoded, 40, truncate=True)  # the original's silent cut
+    assert data.n_ctx <= 40 and data.max_len == 18
+
+
+# ------------------------------------------------------------------ the fast path is the same math
+
+def _model(args, data, seed=0):
+    torch.manual_seed(seed)
+    return train.build_model(args, data)
+
+
+def test_trimmed_batch_and_lm_mask_match_full_path():
+    data = synthetic_data(n=16)
+    args = tiny_args()
+    fast = _model(args, data)
+    plain = _model(args, data)
+    plain.transformer.set_attention('explicit')
+    plain.load_state_dict(fast.state_dict())
+    lc = train.make_loss_compute(args)
+    idx = np.argsort(data.trM.sum(-1).max(-1), kind='stable')[:8][::-1]  # 8 shorter stories, so trimming cuts
+    X, M, Y = data.trX[idx], data.trM[idx], data.trY[idx]
+    Xf, Mf, Yf = train.to_batch(X, M, Y, trim=False)
+    Xt, Mt, Yt = train.to_batch(X, M, Y, trim=True)
+    assert Xt.shape[2] == int(M.sum(-1).max()) < Xf.shape[2]
+    lm_full, clf_full = plain(Xf)
+    mask = lm_mask_from(Mt)
+    lm_fast, clf_fast = fast(Xt, lm_mask=mask)
+    torch.testing.assert_close(clf_fast, clf_full, rtol=1e-5, atol=1e-5)
+    # the sparse rows are the dense rows at the real next-token positions
+    dense_rows = lm_full.view(8, 2, Xf.shape[2] - 1, -1)[lm_mask_from(Mf)[..., :-1]]
+    torch.testing.assert_close(lm_fast, dense_rows, rtol=1e-5, atol=1e-5)
+    for a, b in zip(lc.losses(Xf, Yf, Mf, clf_full, lm_full), lc.losses(Xt, Yt, Mt, clf_fast, lm_fast, mask)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+    # and the same gradients from train_step (no optimizer: backward only)
+    train.train_step(plain, train.make_loss_compute(args), X, M, Y, trim=False, use_lm_mask=False)
+    train.train_step(fast, train.make_loss_compute(args), X, M, Y)
+    for (name, p), q in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_evaluate_in_length_order_matches_plain_forward():
+    data = synthetic_data(n=16)
+    args = tiny_args()
+    model = _model(args, data)
+    logits, cost, acc = train.evaluate(model, data.vaX, data.vaM, data.vaY, n_batch=5, verbose=False)
+    model.eval()
+    with torch.no_grad():
+        _, ref = model(torch.as_tensor(data.vaX, dtype=torch.long))
+    np.testing.assert_allclose(logits, ref.numpy(), rtol=1e-5, atol=1e-5)
+    ref_cost = torch.nn.functional.cross_entropy(ref.double(), torch.as_tensor(data.vaY)).item()
+    assert cost == pytest.approx(ref_cost, rel=1e-5)
+    assert acc == pytest.approx(100 * np.mean(ref.numpy().argmax(1) == data.vaY))
+    np.testing.assert_array_equal(train.predict(model, data.teX, data.teM, verbose=False), ref_argmax(model, data))
+
+
+def ref_argmax(model, data):
+    with torch.no_grad():
+        model.eval()
+        return model(torch.as_tensor(data.teX, dtype=torch.long))[1].numpy().argmax(1)
+
+
+@pytest.mark.parametrize('schedule', ['none', 'warmup_linear'])
+def test_gradient_accumulation_equals_the_bigger_batch(schedule):
+    """n_acc=2 with n_batch=8 leaves the same parameters as n_acc=1 with n_batch=16."""
+    data = synthetic_data(n=32)
+    params = []
+    for n_batch, n_acc in ((16, 1), (8, 2), (4, 4)):
+        args = tiny_args('--n_batch', str(n_batch), '--n_acc', str(n_acc), '--lr', '1e-3', '--lr_schedule', schedule)
+        model = _model(args, data)
+        opt = train.make_optimizer(args, model, train.n_updates_total(32, args))
+        state = train.TrainState()
+        seen = []
+        train.train_epoch(model, train.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args, state,
+                          on_update=lambda st: seen.append(st.n_updates), verbose=False)
+        assert state.n_updates == 2 and seen == [1, 2]
+        params.append({k: v.detach().clone() for k, v in model.named_parameters()})
+    initial = dict(_model(args, data).named_parameters())
+    assert any(not torch.equal(params[0][k], initial[k]) for k in initial)  # training moved something
+    for other in params[1:]:
+        for k in params[0]:
+            if k == 'task_head.clf.b':
+                # A bias shared by the choices of a softmax has an exactly zero gradient; Adam divides
+                # float noise (~1e-9) by its own size, so this one moves by up to lr per step either way.
+                assert (other[k] - initial[k]).abs().max() <= 2 * 1e-3 * 1.01
+                continue
+            torch.testing.assert_close(other[k], params[0][k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_epoch_order_is_seeded():
+    np.testing.assert_array_equal(train.epoch_order(42, 0, 100), train.epoch_order(42, 0, 100))
+    assert not np.array_equal(train.epoch_order(42, 0, 100), train.epoch_order(42, 1, 100))
+    assert not np.array_equal(train.epoch_order(42, 0, 100), train.epoch_order(43, 0, 100))
+
+
+# ------------------------------------------------------------------ checkpoints
+
+def test_params_roundtrip_and_atomic_write(tmp_path):
+    data = synthetic_data()
+    args = tiny_args()
+    model = _model(args, data, seed=1)
+    path = tmp_path / 'best_params.safetensors'
+    train.save_params(model, str(path), {'va_acc': 55.5})
+    other = _model(args, data, seed=2)
+    meta = train.load_params(other, str(path))
+    assert meta['va_acc'] == '55.5'
+    for (k, a), b in zip(model.state_dict().items(), other.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert other.lm_head.decoder.weight is other.transformer.embed.weight  # still tied
+    before = path.read_bytes()
+
+    def crash(tmp):
+        with open(tmp, 'wb') as f:
+            f.write(b'partial')
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        train.atomic_write(str(path), crash)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ['best_params.safetensors']  # no temp file left
+
+
+def test_checkpoint_state_loads_with_weights_only(tmp_path):
+    data = synthetic_data()
+    args = tiny_args('--n_batch', '8')
+    model = _model(args, data)
+    opt = train.make_optimizer(args, model, 10)
+    train.train_epoch(model, train.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
+                      train.TrainState(), verbose=False)
+    train.save_checkpoint(str(tmp_path), model, opt, train.TrainState(4, 1, 50.0))
+    blob = torch.load(tmp_path / train.LAST_STATE, weights_only=True)
+    assert blob['n_updates'] == 4 and blob['n_epochs'] == 1
+    model2 = _model(args, data, seed=5)
+    opt2 = train.make_optimizer(args, model2, 10)
+    state = train.load_checkpoint(str(tmp_path), model2, opt2)
+    assert state == train.TrainState(4, 1, 50.0)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(a, b)
+    s1, s2 = opt.state_dict()['state'], opt2.state_dict()['state']
+    assert all(torch.equal(s1[k]['exp_avg'], s2[k]['exp_avg']) for k in s1)
+
+
+# ------------------------------------------------------------------ bad input
+
+def _err(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith('train.py: error:') or 'error:' in err
+    return err
+
+
+@pytest.mark.parametrize('flag,value', [('--n_batch', '0'), ('--n_iter', '0'), ('--n_acc', '-1'),
+                                        ('--lr', '0'), ('--lr', '-1e-4')])
+def test_non_positive_values_are_refused(capsys, flag, value):
+    err = _err(capsys, [f'{flag}={value}'])
+    assert f'error: {flag} {value}' in err or f'error: {flag} {float(value)}' in err
+    assert 'expected a positive' in err
+
+
+def test_unknown_dataset_is_refused(capsys):
+    err = _err(capsys, ['--dataset', 'sst2'])
+    assert "invalid choice: 'sst2'" in err and 'rocstories' in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the message on a machine without CUDA')
+@pytest.mark.parametrize('amp', ['bf16', 'fp16'])
+def test_amp_without_cuda_is_refused(capsys, amp):
+    err = _err(capsys, ['--amp', amp])
+    assert f'--amp {amp} needs a CUDA device' in err and '--amp none' in err
+
+
+def test_device_and_analysis_flags(capsys):
+    if not torch.cuda.is_available():
+        assert 'CUDA is not available' in _err(capsys, ['--device', 'cuda'])
+    assert '--device' in _err(capsys, ['--device', 'tpu9'])
+    assert 'pass --submit too' in _err(capsys, ['--analysis'])
+    args = train.parse_args(['--model_dir', 'ckpt'])
+    assert args.encoder_path == os.path.join('ckpt', 'encoder_bpe_40000.json')
+    assert args.bpe_path == os.path.join('ckpt', 'vocab_40000.bpe') and args.desc == 'rocstories'
+    assert train.parse_args([]).encoder_path == 'model/encoder_bpe_40000.json'  # the earlier port's default
+
+
+@pytest.fixture
+def good_argv(tmp_path, rocstories_dir, encoder_path, bpe_path):
+    model_dir = tmp_path / 'model'
+    write_tf_checkpoint(model_dir, tf_shapes(1, 8, 10, n_pos=16))
+    return ['--data_dir', str(rocstories_dir), '--model_dir', str(model_dir), '--encoder_path', str(encoder_path),
+            '--bpe_path', str(bpe_path), '--log_dir', str(tmp_path / 'log'), '--save_dir', str(tmp_path / 'save'),
+            '--submission_dir', str(tmp_path / 'sub'), '--submit']
+
+
+def test_check_inputs_accepts_good_paths(good_argv):
+    train.check_inputs(train.parse_args(good_argv))
+
+
+@pytest.mark.parametrize('flag,where,expected', [
+    ('--data_dir', 'nowhere', r'--data_dir .*nowhere: no such folder.*cs\.rochester\.edu/nlp/rocstories'),
+    ('--data_dir', 'empty', r"--data_dir .*empty: 'cloze_test_val__spring2016 - cloze_test_ALL_val\.csv'.* missing"),
+    ('--model_dir', 'nowhere', r'--model_dir .*nowhere: no such folder.*params_shapes\.json.*'
+                               r'openai/finetune-transformer-lm'),
+    ('--model_dir', 'empty', r'--model_dir .*empty: .*params_shapes\.json.*finetune-transformer-lm'),
+    ('--encoder_path', 'enc.json', r'--encoder_path .*enc\.json: no such file.*finetune-transformer-lm'),
+    ('--bpe_path', 'vocab.bpe', r'--bpe_path .*vocab\.bpe: no such file.*finetune-transformer-lm'),
+    ('--log_dir', 'afile/log', r'--log_dir .*afile/log: cannot write there'),
+    ('--submission_dir', 'afile', r'--submission_dir .*afile: cannot write there'),
+    ('--save_dir', 'afile', r'--save_dir .*afile.*: cannot write there'),
+])
+def test_bad_paths_are_refused(tmp_path, good_argv, flag, where, expected):
+    (tmp_path / 'afile').write_text('a file, not a folder')
+    (tmp_path / 'empty').mkdir()
+    args = train.parse_args(good_argv + [flag, str(tmp_path / where)])
+    with pytest.raises(train.InputError, match=expected):
+        train.check_inputs(args)
+
+
+def test_cli_prints_one_line_error(tmp_path, good_argv):
+    argv = good_argv + ['--data_dir', str(tmp_path / 'missing')]
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('train.py: error: --data_dir') and 'https://cs.rochester.edu/nlp/rocstories/' in last
+
+
+def test_cli_n_ctx_error_through_main(monkeypatch, capsys, real_encoded, good_argv):
+    monkeypatch.setattr(train, 'encode_rocstories', lambda args, verbose=True: real_encoded)
+    with pytest.raises(SystemExit) as exc:
+        train.main(good_argv + ['--n_ctx', '50', '--init', 'random'])
+    assert exc.value.code == 2
+    assert '--n_ctx 50 cannot hold the longest example' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ resume
+
+@pytest.fixture
+def one_thread():
+    """Bitwise-reproducible CPU training (see test_same_seed_gives_identical_logs)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_resume_after_interruption_continues_the_same_run(tmp_path, monkeypatch, real_encoded, one_thread):
+    text_encoder, encoded = real_encoded
+    (tr, va, te) = encoded
+    small = ([f[:64] for f in tr[:3]] + [tr[3][:64]], va, te)  # 64 training stories: 8 updates an epoch
+    monkeypatch.setattr(train, 'encode_rocstories', lambda args, verbose=True: (text_encoder, small))
+
+    def argv(name):
+        return ['--init', 'random', '--n_embd', '16', '--n_layer', '1', '--n_head', '2', '--lm_coef', '0',
+                '--n_iter', '3', '--submit', '--data_dir', str(tmp_path), '--encoder_path', __file__,
+                '--bpe_path', __file__, '--log_dir', str(tmp_path / name / 'log'),
+                '--save_dir', str(tmp_path / name / 'save'), '--submission_dir', str(tmp_path / name / 'sub')]
+    monkeypatch.setattr(train, 'check_inputs', lambda args: None)
+    straight = train.run(train.parse_args(argv('a')), verbose=False)
+
+    real_epoch = train.train_epoch
+    calls = []
+
+    def interrupted(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed during the second epoch
+        return real_epoch(*a, **k)
+    monkeypatch.setattr(train, 'train_epoch', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(train.parse_args(argv('b')), verbose=False)
+    best = tmp_path / 'b' / 'save' / 'rocstories' / train.BEST_PARAMS
+    assert best.is_file()  # the best checkpoint of the first epoch survived
+    monkeypatch.setattr(train, 'train_epoch', real_epoch)
+    resumed = train.run(train.parse_args(argv('b') + ['--resume']), verbose=False)
+    assert resumed['n_updates'] == straight['n_updates'] == 24
+
+    def entries(name):
+        lines = (tmp_path / name / 'log' / 'rocstories.jsonl').read_text().splitlines()[1:]
+        return [{k: v for k, v in json.loads(line).items() if k != 'time'} for line in lines]
+    assert entries('a') == entries('b') and len(entries('a')) == 3
+    assert (tmp_path / 'a' / 'sub' / 'ROCStories.tsv').read_text() == (tmp_path / 'b' / 'sub' / 'ROCStories.tsv').read_text()
+
+    with pytest.raises(train.InputError, match='--resume: .*last_params.safetensors does not exist'):
+        train.run(train.parse_args(argv('c') + ['--resume']), verbose=False)
+
+
+# ------------------------------------------------------------------ end to end (subprocesses)
+
+@pytest.fixture(scope='session')
+def tiny_shards(tmp_path_factory):
+    """A 1-layer, 16-wide checkpoint in the TF release's format with the real vocabulary's 40,478 token rows."""
+    path = tmp_path_factory.mktemp('tiny_model')
+    write_tf_checkpoint(path, tf_shapes(1, 16, 40478))
+    return path
+
+
+def _run_cli(cwd, argv, timeout=170, env=None):
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout, env=None if env is None else {**os.environ, **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _common_argv(rocstories_dir, encoder_path, bpe_path, shards):
+    return ['--dataset', 'rocstories', '--data_dir', str(rocstories_dir), '--model_dir', str(shards),
+            '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path), *TINY]
+
+
+def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--desc', 'tiny_e2e', '--submit', '--analysis', '--lm_coef', '0']
+    proc = _run_cli(tmp_path, argv)
+    log = [json.loads(line) for line in (tmp_path / 'log' / 'tiny_e2e.jsonl').read_text().splitlines()]
+    assert log[0]['desc'] == 'tiny_e2e' and log[0]['n_iter'] == 3
+    assert [e['n_updates'] for e in log[1:]] == [187, 374, 561]  # 1497 // 8 updates an epoch
+    assert {'tr_cost', 'va_cost', 'tr_acc', 'va_acc', 'n_epochs'} <= set(log[1])
+    assert (tmp_path / 'save' / 'tiny_e2e' / 'best_params.safetensors').is_file()
+    assert (tmp_path / 'save' / 'tiny_e2e' / 'last_state.pt').is_file()
+    lines = (tmp_path / 'submission' / 'ROCStories.tsv').read_text().splitlines()
+    assert lines[0] == 'index\tprediction' and len(lines) == 1 + 1871
+    assert all(line.split('\t')[1] in ('0', '1') for line in lines[1:])
+    best_va = max(e['va_acc'] for e in log[1:])
+    assert f'ROCStories Valid Accuracy: {best_va:.2f}' in proc.stdout
+    assert 'ROCStories Test Accuracy:' in proc.stdout
+
+
+def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    """Two CPU runs with dropout, the LM loss and gradient accumulation: same log but for the times.
+
+    One CPU thread: with several, torch's CPU embedding gradient sums in a thread-dependent
+    order, which moves a few embedding entries by one ulp (~1e-9) from run to run."""
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--n_valid', '1835', '--n_iter', '2', '--n_acc', '2', '--submit', '--seed', '7']
+    logs = []
+    for name in ('one', 'two'):
+        _run_cli(tmp_path / name, argv, env={'OMP_NUM_THREADS': '1'})
+        lines = (tmp_path / name / 'log' / 'rocstories.jsonl').read_text().splitlines()
+        logs.append([{k: v for k, v in json.loads(line).items() if k != 'time'} for line in lines])
+    assert logs[0] == logs[1]
+    assert [e['n_updates'] for e in logs[0][1:]] == [2, 4]  # 36 stories // (8 * 2) per epoch
+    assert (tmp_path / 'one' / 'submission' / 'ROCStories.tsv').read_bytes() == \
+        (tmp_path / 'two' / 'submission' / 'ROCStories.tsv').read_bytes()
