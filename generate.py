@@ -42,9 +42,12 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from utils import ResultLogger
+
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
            'GenerationStep', 'build_model', 'main']
 
+FORMAT_NAMES = {'tf': "TF release's checkpoint", 'hf': 'Hugging Face openai-gpt weights'}
 GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
 GenerationStep.__doc__ = """One decoding step of `iter_generate`.
 
@@ -283,13 +286,14 @@ def generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, gr
 # ---------------------------------------------------------------- command line
 
 def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu'):
-    """An LMModel of this size with the pretrained weights of `model_dir`, in eval mode."""
+    """(LMModel of this size with the pretrained weights of `model_dir` in eval mode,
+    the checkpoint format found: 'tf' or 'hf')."""
     from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict, load_pretrained
     cfg = dotdict(DEFAULT_CONFIG)
     cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer)
     model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
-    load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
-    return model.to(device).eval()
+    fmt = load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
+    return model.to(device).eval(), fmt
 
 
 def parse_args(argv=None):
@@ -307,7 +311,8 @@ def parse_args(argv=None):
     parser.add_argument('--temperature', type=float, default=1.0, help='> 0 (default 1)')
     parser.add_argument('--greedy', action='store_true', help='always take the most likely token')
     parser.add_argument('--seed', type=int, default=None, help='make sampling reproducible')
-    parser.add_argument('--model_dir', default='model/', help="folder with OpenAI's checkpoint (default model/)")
+    parser.add_argument('--model_dir', default='model/',
+                        help="OpenAI's TF checkpoint folder or a Hugging Face openai-gpt folder (default model/)")
     parser.add_argument('--encoder_path', default=None, help='default: MODEL_DIR/encoder_bpe_40000.json')
     parser.add_argument('--bpe_path', default=None, help='default: MODEL_DIR/vocab_40000.bpe')
     parser.add_argument('--n_ctx', type=int, default=512, help='positions (at most 512, default 512)')
@@ -315,11 +320,14 @@ def parse_args(argv=None):
     parser.add_argument('--n_head', type=int, default=12)
     parser.add_argument('--n_layer', type=int, default=12)
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
+    parser.add_argument('--log_path', default='log/generate.jsonl',
+                        help='JSONL log: the settings, then each prompt and its continuation')
     return parser.parse_args(argv)
 
 
 def _stream_print(encoder, tokens, out):
-    """Print the continuation as it grows: decode everything so far, write what is new."""
+    """Print the continuation as it grows: decode everything so far, write what is new.
+    Returns the list of ids printed."""
     printed = ''
     ids = []
     for t in tokens:
@@ -331,6 +339,7 @@ def _stream_print(encoder, tokens, out):
         printed = text
     out.write('\n')
     out.flush()
+    return ids
 
 
 def _read_prompts(stream, out):
@@ -370,7 +379,8 @@ def main(argv=None, stdin=None, stdout=None):
         if not os.path.isdir(args.model_dir):
             raise FileNotFoundError(f"model folder {args.model_dir!r} does not exist: expected OpenAI's "
                                     f"params_shapes.json and params_0.npy ... params_9.npy there "
-                                    f"(from https://github.com/openai/finetune-transformer-lm); set --model_dir")
+                                    f"(from https://github.com/openai/finetune-transformer-lm) or a Hugging "
+                                    f"Face openai-gpt folder; set --model_dir")
         encoder_path = args.encoder_path or os.path.join(args.model_dir, 'encoder_bpe_40000.json')
         bpe_path = args.bpe_path or os.path.join(args.model_dir, 'vocab_40000.bpe')
         from text_utils import TextEncoder
@@ -378,9 +388,17 @@ def main(argv=None, stdin=None, stdout=None):
         n_vocab = len(encoder.encoder)
         check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
         device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        model = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
-    except (ValueError, FileNotFoundError, TypeError) as err:
+        model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
+        logger = ResultLogger(args.log_path, **vars(args), checkpoint_format=fmt)
+    except (ValueError, FileNotFoundError, TypeError, OSError) as err:
         return fail(err)
+    print(f"generate.py: loaded the {FORMAT_NAMES[fmt]} from {args.model_dir}", file=sys.stderr)
+    with logger:
+        return _run(args, encoder, model, logger, stdin, stdout, fail)
+
+
+def _run(args, encoder, model, logger, stdin, stdout, fail):
+    """Generate for --prompt or for each line of stdin; log every continuation. Returns the exit status."""
 
     settings = dict(temperature=args.temperature, top_k=args.topk, top_p=args.topp, greedy=args.greedy, seed=args.seed)
     if args.prompt is not None:
@@ -394,6 +412,7 @@ def main(argv=None, stdin=None, stdout=None):
             return fail(err)
         for text, ids in zip(args.prompt, new):
             stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
+            logger.log(prompt=text, ids=ids, continuation=encoder.decode(ids))
         stdout.flush()
         return 0
 
@@ -411,7 +430,8 @@ def main(argv=None, stdin=None, stdout=None):
             status = 1
             continue
         stdout.write('=> ')
-        _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
+        new = _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
+        logger.log(prompt=text, ids=new, continuation=encoder.decode(new))
     return status
 
 

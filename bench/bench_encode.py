@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import bench_log  # noqa: E402
 from bench.plain_encoder import PlainEncoder  # noqa: E402
 from text_utils import TextEncoder  # noqa: E402
 
@@ -77,6 +78,9 @@ def main():
     print(f'speed-up, first calls    : {speedup:.1f}x')
     print(f'speed-up, second calls   : {plain_warm / fast_warm:.1f}x')
     print(f'identical ids            : {identical}')
+    bench_log('bench_encode', vars(args), n_texts=len(texts), plain_first_s=plain_cold, plain_second_s=plain_warm,
+              fast_first_s=fast_cold, fast_second_s=fast_warm, speedup_first=speedup,
+              speedup_second=plain_warm / fast_warm, identical=identical)
     if not identical:
         sys.exit('FAIL: TextEncoder.encode differs from the plain original algorithm')
     if speedup < args.min_speedup:

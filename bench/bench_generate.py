@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench import bench_log  # noqa: E402
 from generate import generate  # noqa: E402
 from model_pytorch import DEFAULT_CONFIG, LMModel  # noqa: E402
 
@@ -54,6 +55,8 @@ def main(argv=None):
     print(f"recompute everything: {t_full:8.2f} s  {rate_full:8.2f} tokens/s")
     print(f"key/value cache:      {t_cached:8.2f} s  {rate_cached:8.2f} tokens/s")
     print(f"speed-up: {t_full / t_cached:.1f}x (target >= 10x); same {len(cached)} tokens: yes")
+    bench_log('bench_generate', vars(args), recompute_s=t_full, cached_s=t_cached, recompute_tokens_per_s=rate_full,
+              cached_tokens_per_s=rate_cached, speedup=t_full / t_cached)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import bench_log  # noqa: E402
 import model_pytorch as mp  # noqa: E402
 
 N_SPECIAL, N_CTX = 3, 77
@@ -131,9 +132,10 @@ def main():
     p.add_argument('--steps', type=int, default=5)
     p.add_argument('--skip_loading', action='store_true')
     args = p.parse_args()
-    if not args.skip_loading:
-        bench_loading(args.shapes)
-    bench_attention(args.steps)
+    loading = None if args.skip_loading else bench_loading(args.shapes)
+    times = bench_attention(args.steps)
+    bench_log('bench_model', vars(args), loading=loading, explicit_s_per_step=times['explicit'],
+              sdpa_s_per_step=times['sdpa'], speedup=times['explicit'] / times['sdpa'])
 
 
 if __name__ == '__main__':

@@ -31,6 +31,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from bench import bench_log  # noqa: E402
 import train  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -99,6 +100,9 @@ def main(argv=None):
     train_s = 3 * steps_per_epoch * t_fast
     eval_s = (3 * (374 + 374) + 1871) * t_eval
     print(f"eval: {t_eval * 1000:.0f} ms per story (both endings)")
+    bench_log('bench_train', vars(opts), plain_s_per_step=t_plain, default_s_per_step=t_fast,
+              speedup=t_plain / t_fast, max_loss_diff=diff, eval_s_per_story=t_eval,
+              projected_hours=(train_s + eval_s) / 3600)
     print(f"projected 3-epoch ROCStories finetune on this machine: {3 * steps_per_epoch} steps x {t_fast:.2f} s "
           f"= {train_s / 60:.0f} min training + {eval_s / 60:.1f} min evaluation = {(train_s + eval_s) / 3600:.2f} h "
           f"(plain path: {(3 * steps_per_epoch * t_plain + eval_s) / 3600:.2f} h)")

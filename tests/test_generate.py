@@ -1,5 +1,6 @@
 """Sampling with the key/value cache: generate.py's API, its command line and its errors."""
 import io
+import json
 import re
 import subprocess
 import sys
@@ -280,7 +281,12 @@ def shards(tmp_path_factory):
 
 def cli_args(shards, *extra):
     return ['--model_dir', str(shards), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
-            '--n_embd', '16', '--n_head', '2', '--n_layer', '2', *extra]
+            '--n_embd', '16', '--n_head', '2', '--n_layer', '2', '--log_path', str(shards / 'generate.jsonl'), *extra]
+
+
+def error_lines(err):
+    """stderr less the line that names the checkpoint format; the rest must be the one-line error."""
+    return [line for line in err.splitlines() if not line.startswith('generate.py: loaded the ')]
 
 
 def run_cli(args, stdin=''):
@@ -296,6 +302,11 @@ def test_cli_prompts_print_text(shards, encoder_path, bpe_path):
     assert lines[0] == 'The old house stood' and lines[2] == 'she said'
     assert lines[1].startswith('=> ') and len(lines[1]) > 5 and lines[3].startswith('=> ')
     assert len(lines) == 4
+    assert "loaded the TF release's checkpoint from" in r.stderr
+    log = [json.loads(line) for line in (shards / 'generate.jsonl').read_text().splitlines()]
+    assert log[0]['topk'] == 10 and log[0]['checkpoint_format'] == 'tf' and log[0]['gen_len'] == 8
+    assert [e['prompt'] for e in log[1:]] == ['The old house stood', 'she said']
+    assert all(len(e['ids']) == 8 and '=> ' + e['continuation'] in lines for e in log[1:])
 
 
 def test_cli_interactive_streams_from_stdin(shards, encoder_path, bpe_path):
@@ -308,7 +319,8 @@ def test_cli_interactive_streams_from_stdin(shards, encoder_path, bpe_path):
 def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     from text_utils import TextEncoder
     enc = TextEncoder(str(encoder_path), str(bpe_path))
-    model = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
+    model, fmt = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
+    assert fmt == 'tf'
     ids = generate(model, enc.encode(['a quiet morning'], verbose=False), 7, greedy=True)
     assert gen.main(cli_args(shards, '--prompt', 'a quiet morning', '--gen_len', '7', '--greedy')) == 0
     assert capsys.readouterr().out == f"a quiet morning\n=> {enc.decode(ids[0])}\n"
@@ -327,9 +339,9 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
     assert gen.main(cli_args(shards, *extra)) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and err.startswith('generate.py: error: ')
-    assert re.search(match, err), err
+    err = error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and err[0].startswith('generate.py: error: ')
+    assert re.search(match, err[0]), err
 
 
 def test_cli_missing_model_folder(tmp_path, capsys):
@@ -349,5 +361,8 @@ def test_cli_missing_model_folder(tmp_path, capsys):
 def test_cli_interactive_empty_line_reports_and_goes_on(shards, capsys):
     status = gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=io.StringIO('\nhello\n'))
     out, err = capsys.readouterr()
-    assert status == 1 and err.count('\n') == 1 and 'empty prompt' in err
+    err = error_lines(err)
+    assert status == 1 and len(err) == 1 and 'empty prompt' in err[0]
     assert out.startswith('=> ') and out.count('\n') == 1
+    log = [json.loads(line) for line in (shards / 'generate.jsonl').read_text().splitlines()]
+    assert [e['prompt'] for e in log[1:]] == ['hello'] and len(log[1]['ids']) == 3
