@@ -42,12 +42,12 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from model_pytorch import CHECKPOINT_FORMATS
 from utils import ResultLogger
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
            'GenerationStep', 'build_model', 'main']
 
-FORMAT_NAMES = {'tf': "TF release's checkpoint", 'hf': 'Hugging Face openai-gpt weights'}
 GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
 GenerationStep.__doc__ = """One decoding step of `iter_generate`.
 
@@ -392,7 +392,7 @@ def main(argv=None, stdin=None, stdout=None):
         logger = ResultLogger(args.log_path, **vars(args), checkpoint_format=fmt)
     except (ValueError, FileNotFoundError, TypeError, OSError) as err:
         return fail(err)
-    print(f"generate.py: loaded the {FORMAT_NAMES[fmt]} from {args.model_dir}", file=sys.stderr)
+    print(f"generate.py: loaded the {CHECKPOINT_FORMATS[fmt]} from {args.model_dir}", file=sys.stderr)
     with logger:
         return _run(args, encoder, model, logger, stdin, stdout, fail)
 

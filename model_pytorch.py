@@ -554,6 +554,9 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=12, n
     return transformer
 
 
+CHECKPOINT_FORMATS = {'tf': "TF release's checkpoint", 'hf': 'Hugging Face openai-gpt weights'}
+
+
 def find_checkpoint_format(path):
     """'tf' when `path` holds the TF release's shards (params_shapes.json), 'hf' when
     it holds a Hugging Face save (config.json + model.safetensors or pytorch_model.bin,

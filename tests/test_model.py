@@ -145,7 +145,7 @@ def test_bfloat16_forward_close_to_float32():
     torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA (checked on a lent GPU, see README)')
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA; not yet run on a GPU (see README, "Not verified yet")')
 def test_cuda_matches_cpu():
     vocab = N_VOCAB + N_SPECIAL + N_CTX
     model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()

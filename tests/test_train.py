@@ -401,7 +401,8 @@ def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_pat
         '--desc', 'tiny_e2e', '--submit', '--analysis', '--lm_coef', '0']
     proc = _run_cli(tmp_path, argv)
     log = [json.loads(line) for line in (tmp_path / 'log' / 'tiny_e2e.jsonl').read_text().splitlines()]
-    assert log[0]['desc'] == 'tiny_e2e' and log[0]['n_iter'] == 3
+    assert log[0]['desc'] == 'tiny_e2e' and log[0]['n_iter'] == 3 and log[0]['checkpoint_format'] == 'tf'
+    assert f"weights: TF release's checkpoint from {tiny_shards}" in proc.stderr
     assert [e['n_updates'] for e in log[1:]] == [187, 374, 561]  # 1497 // 8 updates an epoch
     assert {'tr_cost', 'va_cost', 'tr_acc', 'va_acc', 'n_epochs'} <= set(log[1])
     assert (tmp_path / 'save' / 'tiny_e2e' / 'best_params.safetensors').is_file()
