@@ -203,7 +203,9 @@ class TransformerModel(nn.Module):
         draws the same distribution without touching all 40k rows."""
         if self.training and self.embd_pdrop > 0:
             rows, inverse = torch.unique(x, return_inverse=True)
-            e = F.dropout(self.embed(rows), self.embd_pdrop, True)[inverse]
+            # F.embedding rather than [inverse]: its backward sums repeated rows in a
+            # fixed order, so CPU runs with several threads stay bit-identical
+            e = F.embedding(inverse, F.dropout(self.embed(rows), self.embd_pdrop, True))
         else:
             e = self.embed(x)
         return e.sum(dim=-2)
