@@ -42,7 +42,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from model_pytorch import CHECKPOINT_FORMATS
+from model_pytorch import CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, dotdict, load_pretrained
 from utils import ResultLogger
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
@@ -288,7 +288,6 @@ def generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, gr
 def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu'):
     """(LMModel of this size with the pretrained weights of `model_dir` in eval mode,
     the checkpoint format found: 'tf' or 'hf')."""
-    from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict, load_pretrained
     cfg = dotdict(DEFAULT_CONFIG)
     cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer)
     model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)

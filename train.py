@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.distributed as tdist
 import torch.nn.functional as F
 
+from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories  # the project's datasets.py
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, CheckpointError, DoubleHeadModel, find_checkpoint_format,
                            load_pretrained)
@@ -40,9 +41,8 @@ from opt import OpenAIAdam
 
 DATASETS = ('rocstories',)
 SUBMISSION_FILES = {'rocstories': 'ROCStories.tsv'}
-ROC_FILES = ('cloze_test_val__spring2016 - cloze_test_ALL_val.csv',
-             'cloze_test_test__spring2016 - cloze_test_ALL_test.csv')
-ROC_SOURCE = "the Story Cloze Test files (spring 2016) from https://cs.rochester.edu/nlp/rocstories/"
+ROC_FILES = (VAL_FILE, TEST_FILE)
+ROC_SOURCE = f"the Story Cloze Test files (spring 2016) from {ROCSTORIES_URL}"
 ROC_N_STORIES = 1871  # in the validation file, split into train and valid
 MODEL_SOURCE = "the model/ folder of https://github.com/openai/finetune-transformer-lm"
 # The earlier port (and the TF release) logged during the first epoch at these update counts.
@@ -544,7 +544,6 @@ def encode_rocstories(args, verbose=True):
     """Read ROCStories from args.data_dir and BPE-encode it (tqdm bar).
     Returns (text_encoder, ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)))
     with token-id lists, before the special tokens exist."""
-    from datasets import rocstories  # the project's datasets.py (shadows Hugging Face `datasets`)
     from text_utils import TextEncoder
     from utils import encode_dataset
 
