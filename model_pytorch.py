@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from errors import CheckpointError, MissingFileError  # noqa: F401 (CheckpointError: importable from here as before)
+
 
 class dotdict(dict):
     """A dict whose keys are also attributes (`cfg.n_embd`)."""
@@ -403,10 +405,6 @@ def tf_to_torch_name(tf_name):
     if not m:
         raise ValueError(f"{tf_name!r} is not a variable of OpenAI's transformer")
     return f"h.{m.group(1)}.{m.group(2).replace('/', '.')}"
-
-
-class CheckpointError(ValueError):
-    """The checkpoint folder does not hold what OpenAI's release holds."""
 
 
 def _read_shapes(path):

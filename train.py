@@ -34,6 +34,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories  # the project's datasets.py
+from errors import InputError
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, CheckpointError, DoubleHeadModel, find_checkpoint_format,
                            load_pretrained)
@@ -51,10 +52,6 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 BEST_PARAMS = 'best_params.safetensors'
 LAST_PARAMS = 'last_params.safetensors'
 LAST_STATE = 'last_state.pt'
-
-
-class InputError(ValueError):
-    """A flag or input file that cannot work; the CLI prints it as one line."""
 
 
 # ------------------------------------------------------------------ flags

@@ -1,0 +1,43 @@
+"""The library's bad-input exceptions, one family, and the way every CLI reports them.
+
+Library functions raise a subclass of `GPT1Error` for an input they detect as
+unusable (a flag, a data file, a checkpoint, a vocabulary), with a message that
+names the file or flag, the value and what was expected. Notebook users catch
+`GPT1Error` (or `ValueError`, its base); each command-line script catches it once
+in its `main` and prints it with `exit_with_error`: one line, exit status 2.
+"""
+import sys
+
+EXIT_BAD_INPUT = 2  # argparse's status for a bad flag; every CLI uses it for every detected bad input
+
+
+class GPT1Error(ValueError):
+    """A bad input the library detected; the message is one line saying what was expected."""
+
+
+class InputError(GPT1Error):
+    """A flag, or a file or folder a flag names, that cannot work."""
+
+
+class DataError(GPT1Error):
+    """A data file (a dataset split, a vocabulary, merges) that is missing, malformed or inconsistent."""
+
+
+class CheckpointError(GPT1Error):
+    """A checkpoint (OpenAI's shards, a Hugging Face folder, a run's own files) that cannot be loaded."""
+
+
+class MissingFileError(GPT1Error, FileNotFoundError):
+    """A file or folder that should be there is not (still a FileNotFoundError for older callers)."""
+
+
+def one_line(err):
+    """The message of `err` on one line (newlines folded into '; ')."""
+    text = str(err.args[0]) if isinstance(err, OSError) and len(err.args) == 1 else str(err)
+    return '; '.join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def exit_with_error(prog, err, tag=''):
+    """Print `prog: error: <message>` as one line on stderr and exit with status 2."""
+    print(f"{prog}: error: {tag}{one_line(err)}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_BAD_INPUT)
