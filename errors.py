@@ -27,6 +27,10 @@ class CheckpointError(GPT1Error):
     """A checkpoint (OpenAI's shards, a Hugging Face folder, a run's own files) that cannot be loaded."""
 
 
+class NonFiniteLossError(GPT1Error):
+    """The training objective became NaN or infinite; raised before it reaches the parameters."""
+
+
 class MissingFileError(GPT1Error, FileNotFoundError):
     """A file or folder that should be there is not (still a FileNotFoundError for older callers)."""
 

@@ -16,7 +16,8 @@ Where the work happens (one place, so that gradient accumulation is simple):
 * `__call__(...)`, the earlier port's call shape, is one training micro-step:
   it computes the objective, back-propagates `loss / n_acc` (through the AMP
   GradScaler when one is given), and every `n_acc`-th call steps the optimizer
-  and zeroes the gradients. It returns the objective as a float.
+  and zeroes the gradients. It returns the objective as a float, and raises
+  NonFiniteLossError before the backward pass when the objective is NaN or inf.
   With `only_return_losses=True` it only returns the per-item losses.
 * `step()` applies a pending partial accumulation (fewer than `n_acc` calls).
 
@@ -29,7 +30,11 @@ LM logits come in two layouts:
   order; pass the same `lm_mask` here.
 Both give the same losses.
 """
+import math
+
 import torch
+
+from errors import NonFiniteLossError
 
 
 def lm_mask_from(M):
@@ -115,8 +120,12 @@ class _LossCompute:
             clf_losses, lm_losses = self.losses(X, Y, M, clf_logits, lm_logits, lm_mask)
             return (clf_losses, lm_losses) if lm_logits is not None else clf_losses
         train_loss = self.loss(X, Y, M, clf_logits, lm_logits, lm_mask)
+        value = train_loss.item()
+        if not math.isfinite(value):  # before backward: the parameters stay finite
+            raise NonFiniteLossError(f"the objective is {value}: training cannot go on (non-finite weights in the "
+                                     f"checkpoint, or too high a learning rate?)")
         self.backward(train_loss)
-        return train_loss.item()
+        return value
 
     def backward(self, train_loss):
         """Back-propagate one micro-batch's objective; update every n_acc calls."""

@@ -21,23 +21,26 @@ import json
 import math
 import os
 import random
-import re
 import sys
 import tempfile
-import time
-from datetime import timedelta
+import warnings
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.distributed as tdist
+import torch.nn as nn
 import torch.nn.functional as F
 
+from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, atomic_write,  # noqa: F401
+                        load_checkpoint, load_params, model_tensors, remove_stale_tmp, resume_checkpoint, run_flags,
+                        save_checkpoint, save_params, write_json)
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories  # the project's datasets.py
-from errors import InputError
+from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
+                         broadcast_params, broadcast_tree, cleanup_distributed, env_rank, is_collective_failure,
+                         rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
+from errors import CheckpointError, GPT1Error, InputError, NonFiniteLossError, exit_with_error
 from loss import MultipleChoiceLossCompute, lm_mask_from
-from model_pytorch import (CHECKPOINT_FORMATS, CheckpointError, DoubleHeadModel, find_checkpoint_format,
-                           load_pretrained)
+from model_pytorch import CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, find_checkpoint_format, load_pretrained
 from opt import OpenAIAdam
 
 DATASETS = ('rocstories',)
@@ -49,9 +52,6 @@ MODEL_SOURCE = "the model/ folder of https://github.com/openai/finetune-transfor
 # The earlier port (and the TF release) logged during the first epoch at these update counts.
 LOG_UPDATES = (1000, 2000, 4000, 8000, 16000, 32000)
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
-BEST_PARAMS = 'best_params.safetensors'
-LAST_PARAMS = 'last_params.safetensors'
-LAST_STATE = 'last_state.pt'
 
 
 # ------------------------------------------------------------------ flags
@@ -90,7 +90,9 @@ def build_parser():
                    choices=('warmup_linear', 'warmup_cosine', 'warmup_constant', 'none'))
     p.add_argument('--encoder_path', type=str, default=None, help="default: {model_dir}/encoder_bpe_40000.json")
     p.add_argument('--bpe_path', type=str, default=None, help="default: {model_dir}/vocab_40000.bpe")
-    p.add_argument('--n_transfer', type=int, default=12, help="pretrained layers to load (-1: embeddings only)")
+    p.add_argument('--n_transfer', type=int, default=None,
+                   help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
+                        "-1: embeddings only)")
     p.add_argument('--lm_coef', type=float, default=0.5)
     p.add_argument('--b1', type=float, default=0.9)
     p.add_argument('--b2', type=float, default=0.999)
@@ -113,7 +115,11 @@ def build_parser():
                    help="cut stories and endings to n_ctx // 2 - 2 tokens, as the original always did, instead of "
                         "refusing an n_ctx that cannot hold the longest example")
     p.add_argument('--resume', action='store_true',
-                   help="continue from {save_dir}/{desc}/last_params.safetensors and last_state.pt")
+                   help="continue the run {desc} from {save_dir}/{desc}/last_checkpoint.pt (written after every "
+                        "epoch); every flag that changes the computation must be the same as the first time")
+    p.add_argument('--overwrite', action='store_true',
+                   help="start the run {desc} afresh, deleting the log, checkpoint and best parameters of an earlier "
+                        "run of the same name (without it, a name already used is refused)")
     p.add_argument('--max_updates', type=int, default=0,
                    help="stop after this many optimizer updates in all (0: no limit); the epoch in progress is "
                         "logged and checkpointed as if it ended there. The schedule still spans --n_iter epochs, "
@@ -152,9 +158,9 @@ def validate_args(args):
         raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
     if not args.lr > 0 or not math.isfinite(args.lr):
         raise InputError(f"--lr {args.lr}: expected a positive learning rate")
-    if args.n_ctx < 6:
-        raise InputError(f"--n_ctx {args.n_ctx}: expected at least 6 (3 special tokens plus story and ending "
-                         f"of n_ctx // 2 - 2 tokens each)")
+    if not 6 <= args.n_ctx <= N_CTX_MAX:
+        raise InputError(f"--n_ctx {args.n_ctx}: expected 6 (3 special tokens plus story and ending) to "
+                         f"{N_CTX_MAX} (the positions of OpenAI's checkpoint)")
     if not 1 <= args.n_valid < ROC_N_STORIES:
         raise InputError(f"--n_valid {args.n_valid}: expected 1 to {ROC_N_STORIES - 1} validation stories (the rest "
                          f"of the {ROC_N_STORIES} in the Story Cloze validation file train)")
@@ -162,29 +168,17 @@ def validate_args(args):
         args.encoder_path = os.path.join(args.model_dir, 'encoder_bpe_40000.json')
     if args.bpe_path is None:
         args.bpe_path = os.path.join(args.model_dir, 'vocab_40000.bpe')
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
+    if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
+        raise InputError(f"--n_transfer {args.n_transfer}: expected -1 (embeddings only) up to --n_layer "
+                         f"{args.n_layer} (the default loads all of them)")
     if args.analysis and not args.submit:
         raise InputError("--analysis scores the test predictions that --submit writes: pass --submit too")
     resolve_device(args.device, args.amp)
     return args
 
 
-def resolve_device(device='auto', amp='none'):
-    """'auto' -> cuda when available, else cpu. Raises InputError for an unusable device or
-    for --amp on anything but CUDA."""
-    if device == 'auto':
-        device = 'cuda' if torch.cuda.is_available() else 'cpu'
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N") from None
-    if dev.type == 'cuda' and not torch.cuda.is_available():
-        raise InputError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
-    if dev.type not in ('cpu', 'cuda'):
-        raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-    if amp != 'none' and dev.type != 'cuda':
-        why = "CUDA is not available on this machine" if not torch.cuda.is_available() else f"the device is {dev}"
-        raise InputError(f"--amp {amp} needs a CUDA device but {why}: use --amp none")
-    return dev
 
 
 def _check_writable(path, flag):
@@ -236,217 +230,6 @@ def set_seed(seed):
     torch.manual_seed(seed)  # seeds CUDA too
 
 
-# ------------------------------------------------------------------ distributed (torchrun)
-
-TORCHRUN_VARS = ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')
-DEBUG_FAIL_VAR = 'GPT1_DEBUG_FAIL_RANK'  # tests only: "R:hang" or "R:exit" makes rank R stop before training
-
-
-@dataclasses.dataclass
-class DistInfo:
-    """Where this process stands in a torchrun job. The default, DistInfo(), is a plain
-    single process (`python train.py`): no process group, rank 0 of 1."""
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-    backend: str = None  # 'nccl' or 'gloo' once a process group is set up, else None
-    device: torch.device = None  # where collective operations put their tensors
-
-    @property
-    def enabled(self):
-        return self.backend is not None
-
-    @property
-    def is_main(self):
-        return self.rank == 0
-
-    @property
-    def sharded(self):
-        return self.enabled and self.world_size > 1
-
-
-def torchrun_env(environ=None):
-    """(rank, local_rank, world_size) from the variables torchrun sets, or None when none
-    is set (a plain `python train.py`). Raises InputError when only some are set or they
-    do not fit together."""
-    env = os.environ if environ is None else environ
-    present = [name for name in TORCHRUN_VARS if name in env]
-    if not present:
-        return None
-    missing = [name for name in TORCHRUN_VARS if name not in env]
-    if missing:
-        raise InputError(f"{', '.join(present)} set but {', '.join(missing)} not: expected all of "
-                         f"{', '.join(TORCHRUN_VARS)} (launch with torchrun) or none (a single process)")
-    try:
-        world, rank, local = (int(env[name]) for name in TORCHRUN_VARS)
-    except ValueError:
-        raise InputError(f"{', '.join(f'{n}={env[n]!r}' for n in TORCHRUN_VARS)}: expected integers "
-                         f"(as torchrun sets them)") from None
-    if world < 1 or not 0 <= rank < world or local < 0:
-        raise InputError(f"WORLD_SIZE={world} RANK={rank} LOCAL_RANK={local}: expected 0 <= RANK < WORLD_SIZE "
-                         f"and LOCAL_RANK >= 0")
-    return rank, local, world
-
-
-def env_rank(environ=None):
-    """This process's rank under torchrun (0 for a plain process or unreadable variables)."""
-    try:
-        env = torchrun_env(environ)
-    except InputError:
-        return 0
-    return 0 if env is None else env[0]
-
-
-def setup_distributed(args, env=None):
-    """-> (DistInfo, device). Without torchrun's variables: DistInfo() and the device of
-    --device, nothing else. Under torchrun: NCCL with device cuda:LOCAL_RANK when the
-    device is CUDA, else gloo on the CPU; the process group's timeout is --dist_timeout.
-    Processes other than rank 0 show no progress bars."""
-    if env is None:
-        env = torchrun_env()
-    if env is None:
-        return DistInfo(), resolve_device(args.device, args.amp)
-    rank, local_rank, world = env
-    device = resolve_device(args.device, args.amp)
-    if device.type == 'cuda':
-        if device.index is not None:
-            raise InputError(f"--device {args.device}: under torchrun each process uses cuda:LOCAL_RANK; pass "
-                             f"--device cuda or auto (and CUDA_VISIBLE_DEVICES to choose the GPUs)")
-        n_gpu = torch.cuda.device_count()
-        if local_rank >= n_gpu:
-            raise InputError(f"LOCAL_RANK {local_rank} but this machine has {n_gpu} CUDA device(s): expected "
-                             f"--nproc_per_node <= {n_gpu} (or --device cpu)")
-        device = torch.device('cuda', local_rank)
-        torch.cuda.set_device(device)
-        backend = 'nccl'
-    else:
-        backend = 'gloo'
-    if rank != 0:
-        _disable_progress_bars()
-    kwargs = dict(backend=backend, timeout=timedelta(seconds=args.dist_timeout))
-    if backend == 'nccl':
-        kwargs['device_id'] = device
-    tdist.init_process_group(**kwargs)
-    return DistInfo(rank, local_rank, world, backend, device), device
-
-
-def _disable_progress_bars():
-    """Every tqdm bar of this process off, also those of code that takes no verbose flag
-    (tqdm reads TQDM_DISABLE only when it is imported, which has happened by now)."""
-    import functools
-    from tqdm import tqdm
-    tqdm.__init__ = functools.partialmethod(tqdm.__init__, disable=True)
-
-
-class CollectiveFailure(RuntimeError):
-    """A collective operation failed or timed out under torchrun: another process failed,
-    stopped or cannot be reached. The CLI prints it as one line and exits with status 1."""
-
-    def __init__(self, rank, timeout, err):
-        first = next((line.strip() for line in str(err).splitlines() if line.strip()), '')
-        super().__init__(f"rank {rank} stopped: a collective operation with the other processes failed or timed out "
-                         f"(--dist_timeout {timeout:g} s); another process has probably failed or stopped, see its "
-                         f"output ({type(err).__name__}: {first[:300]})")
-
-
-_COLLECTIVE_ERRORS = re.compile(r'gloo|nccl|ProcessGroup|Timed out waiting|Connection (closed|reset) by peer|'
-                                r'Broken pipe|watchdog|c10d', re.IGNORECASE)
-
-
-def is_collective_failure(err):
-    """True for an error of torch.distributed (DistError), also when it reaches us as the
-    RuntimeError that autograd raises for a failed gradient all-reduce in DDP's backward."""
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        if isinstance(err, tdist.DistError) or (isinstance(err, RuntimeError) and _COLLECTIVE_ERRORS.search(str(err))):
-            return True
-        err = err.__cause__ or err.__context__
-    return False
-
-
-def cleanup_distributed(dist, failed=False):
-    """destroy_process_group, unless a collective failed (its peers may be gone: the
-    process exits and the operating system releases what it held)."""
-    if dist.enabled and tdist.is_initialized() and not failed:
-        tdist.destroy_process_group()
-
-
-def wrap_model(model, dist):
-    """DistributedDataParallel around the whole DoubleHeadModel (the classifier reads
-    `task_head`, the LM head shares the embedding), or the model itself without a
-    process group. Every parameter gets a gradient on every step (the embedding through
-    the input lookup even when the LM loss is off), so no find_unused_parameters; the tied
-    LM head is the embedding's Parameter, which DDP holds once. DDP copies rank 0's
-    parameters to the others."""
-    if not dist.enabled:
-        return model
-    from torch.nn.parallel import DistributedDataParallel as DDP
-    device_ids = [dist.device.index] if dist.device.type == 'cuda' else None
-    return DDP(model, device_ids=device_ids, find_unused_parameters=False)
-
-
-def unwrap_model(model):
-    """The DoubleHeadModel inside a DDP wrapper (or the model itself)."""
-    return getattr(model, 'module', model)
-
-
-def rank_seed(seed, rank, epoch):
-    """Seed of the torch RNG (dropout) of a process other than rank 0 in an epoch: distinct per
-    rank, so that the ranks do not drop the same units, and reproducible on --resume."""
-    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
-
-
-def broadcast_tree(obj, dist, src=0):
-    """Rank src's `obj` (nested dicts, lists and tuples of tensors and plain values) on every
-    rank: the structure by broadcast_object_list, the tensors by broadcast on the
-    collective device (so a resume needs the checkpoint only where rank 0 runs). Tensors
-    come back on the CPU."""
-    tensors = []
-
-    def strip(o):
-        if isinstance(o, torch.Tensor):
-            tensors.append(o)
-            return ('__tensor__', len(tensors) - 1, tuple(o.shape), str(o.dtype).replace('torch.', ''))
-        if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return type(o)(strip(v) for v in o)
-        return o
-    box = [strip(obj) if dist.rank == src else None]
-    tdist.broadcast_object_list(box, src=src, device=dist.device)
-    skeleton = box[0]
-    received = {}
-
-    def fill(o):
-        if isinstance(o, tuple) and len(o) == 4 and o[0] == '__tensor__':
-            _, i, shape, dtype = o
-            if dist.rank == src:
-                t = tensors[i].detach().to(dist.device).contiguous()
-            else:
-                t = torch.empty(shape, dtype=getattr(torch, dtype), device=dist.device)
-            tdist.broadcast(t, src=src)
-            received[i] = t.cpu()
-            return received[i]
-        if isinstance(o, dict):
-            return {k: fill(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return type(o)(fill(v) for v in o)
-        return o
-    return fill(skeleton)
-
-
-@torch.no_grad()
-def broadcast_params(model, dist, src=0):
-    """Copy rank src's parameters and buffers into every rank's model."""
-    if not dist.sharded:
-        return
-    for t in list(model.parameters()) + list(model.buffers()):
-        tmp = t.detach().to(dist.device).contiguous()
-        tdist.broadcast(tmp, src=src)
-        t.copy_(tmp)
-
-
 def check_global_batch(n_train, args, world_size=1):
     """Raise InputError when one update's examples, n_batch * world_size * n_acc, exceed the
     training set (no update would happen), saying what would fit."""
@@ -466,19 +249,6 @@ def check_global_batch(n_train, args, world_size=1):
                      f"than the {n_train} training examples: expected at most {n_train} (e.g. {fix})")
 
 
-def _debug_fail(dist):
-    """Tests of the failure path: with GPT1_DEBUG_FAIL_RANK=R[:hang|:exit], rank R stops
-    responding (hang) or leaves early with status 0 (exit) just before training."""
-    spec = os.environ.get(DEBUG_FAIL_VAR)
-    if not spec or not dist.enabled:
-        return
-    rank, _, mode = spec.partition(':')
-    if int(rank) != dist.rank:
-        return
-    print(f"rank {dist.rank}: {DEBUG_FAIL_VAR}={spec}: simulating a failed process", file=sys.stderr, flush=True)
-    if mode == 'exit':
-        os._exit(0)
-    time.sleep(24 * 3600)
 
 
 # ------------------------------------------------------------------ data
@@ -501,6 +271,7 @@ class RocData:
     vaY: np.ndarray
     teX: np.ndarray
     teM: np.ndarray
+    data_warnings: list = dataclasses.field(default_factory=list)  # the reader's one-line DataWarnings, logged
 
     @property
     def vocab(self):
@@ -552,23 +323,25 @@ def encode_rocstories(args, verbose=True):
 
 
 def check_n_ctx(encoded, n_ctx):
-    """Raise InputError when a story or an ending is longer than the n_ctx // 2 - 2 tokens
-    n_ctx leaves it (the original silently cut it; --truncate does that)."""
-    max_len = n_ctx // 2 - 2
+    """Raise InputError when the longest `[_start_] story [_delimiter_] ending [_classify_]`
+    does not fit in n_ctx positions (the original silently cut stories and endings to
+    n_ctx // 2 - 2 tokens; --truncate does that)."""
     names = ('train', 'valid', 'test')
-    parts = ('story', 'first ending', 'second ending')
-    n_tok, name, i, part = max((len(x), name, i, part) for name, split in zip(names, encoded)
-                               for part, field in zip(parts, split[:3]) for i, x in enumerate(field))
-    if n_tok > max_len:
+    splits = {name: split[:3] for name, split in zip(names, encoded)}
+    longest, name, i = _longest_example(splits)
+    if longest > n_ctx:
         raise InputError(
-            f"--n_ctx {n_ctx} cannot hold the longest example: the {part} of {name} example {i} is {n_tok} "
-            f"tokens, more than the n_ctx // 2 - 2 = {max_len} a story or an ending may have; expected "
-            f"--n_ctx >= {2 * (n_tok + 2)} (or --truncate to cut them to {max_len} tokens as the original did)")
+            f"--n_ctx {n_ctx} cannot hold the longest example: {name} example {i} is {longest} tokens with its "
+            f"special tokens; expected --n_ctx >= {longest} (or --truncate to cut stories and endings to "
+            f"n_ctx // 2 - 2 = {n_ctx // 2 - 2} tokens each, as the original did)")
 
 
 def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
     """Add the special tokens `_start_`, `_delimiter_`, `_classify_` to the encoder (once),
-    cut n_ctx to the longest example as the original did, and build the padded arrays."""
+    cut n_ctx to the longest example as the original did, and build the padded arrays.
+    With truncate, stories and endings are first cut to n_ctx // 2 - 2 tokens (the
+    original's max_len); without, an n_ctx that cannot hold the longest example is refused
+    and nothing is cut."""
     ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)) = encoded
     encoder = text_encoder.encoder
     specials = ('_start_', '_delimiter_', '_classify_')
@@ -578,9 +351,11 @@ def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
     n_special = len(specials)
     n_vocab = len(encoder) - n_special
     clf_token = encoder['_classify_']
-    if not truncate:
+    if truncate:
+        max_len = n_ctx // 2 - 2
+    else:
         check_n_ctx(encoded, n_ctx)
-    max_len = n_ctx // 2 - 2
+        max_len = n_ctx  # nothing is longer: no cut
     splits = {'train': (trX1, trX2, trX3), 'valid': (vaX1, vaX2, vaX3), 'test': (teX1, teX2, teX3)}
     longest, _, _ = _longest_example(splits, max_len)
     n_ctx = min(longest, n_ctx)
@@ -600,6 +375,11 @@ def load_data(args, verbose=True):
 
 # ------------------------------------------------------------------ model and optimizer
 
+def transfer_layers(args):
+    """--n_transfer as loaded: all --n_layer layers when not given."""
+    return args.n_layer if args.n_transfer is None else args.n_transfer
+
+
 def build_model(args, data, device='cpu'):
     """The DoubleHeadModel for `data`, with OpenAI's weights unless args.init == 'random'."""
     model = DoubleHeadModel(args, data.clf_token, 'multiple_choice', data.vocab, data.n_ctx)
@@ -607,9 +387,9 @@ def build_model(args, data, device='cpu'):
     if getattr(args, 'init', 'pretrained') == 'pretrained':
         try:
             load_pretrained(model, args.model_dir, n_ctx=data.n_ctx, n_special=data.n_special,
-                            n_transfer=args.n_transfer)
+                            n_transfer=transfer_layers(args))
         except (CheckpointError, ValueError) as err:
-            raise InputError(f"--model_dir {args.model_dir}: {err}") from None
+            raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
     return model.to(device)
 
 
@@ -669,11 +449,6 @@ def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True
     return loss_compute(X, Y, M, clf_logits, lm_logits, lm_mask=lm_mask)
 
 
-@dataclasses.dataclass
-class TrainState:
-    n_updates: int = 0
-    n_epochs: int = 0
-    best_score: float = 0.0
 
 
 def epoch_order(seed, epoch, n):
@@ -709,8 +484,13 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
             mb = idx[start:start + b]
             last = k == args.n_acc - 1
             sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
-            with sync:
-                total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim, use_lm_mask)
+            try:
+                with sync:
+                    total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
+                                        use_lm_mask)
+            except NonFiniteLossError as err:
+                raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the last "
+                                         f"checkpoint is left as it was") from None
             count += 1
         state.n_updates += 1
         if on_update is not None:
@@ -792,103 +572,63 @@ def write_submission(predictions, submission_dir, dataset='rocstories'):
     return path
 
 
-# ------------------------------------------------------------------ checkpoints
-
-def atomic_write(path, write_fn):
-    """write_fn(tmp_path) into a temporary file beside `path`, then os.replace it over
-    `path`: an interruption leaves the previous file whole."""
-    folder = os.path.dirname(path) or '.'
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        write_fn(tmp)
-        with open(tmp, 'rb+') as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def model_tensors(model):
-    """The state dict without the LM head's tied copy of the embedding, contiguous on CPU."""
-    out = {}
-    for name, t in model.state_dict().items():
-        if name == 'lm_head.decoder.weight':  # the same tensor as transformer.embed.weight
-            continue
-        out[name] = t.detach().to('cpu').contiguous()
-    return out
-
-
-def save_params(model, path, metadata=None):
-    """Model weights as safetensors, written atomically."""
-    from safetensors.torch import save_file
-    tensors = model_tensors(model)
-    meta = {k: str(v) for k, v in (metadata or {}).items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
-
-
-def load_params(model, path):
-    """Load weights written by save_params; returns the file's metadata."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-    tensors = load_file(path)
-    with safe_open(path, framework='pt') as f:
-        meta = f.metadata() or {}
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
-    missing = [k for k in missing if k != 'lm_head.decoder.weight']
-    if missing or unexpected:
-        raise ValueError(f"{path} does not fit the model: missing {missing}, unexpected {unexpected}")
-    return meta
-
-
-def save_checkpoint(folder, model, opt, state, scaler=None):
-    """Resumable checkpoint: last_params.safetensors and last_state.pt (optimizer state,
-    counters, RNG states; loadable with torch.load(weights_only=True))."""
-    save_params(model, os.path.join(folder, LAST_PARAMS), {'n_updates': state.n_updates, 'n_epochs': state.n_epochs})
-    blob = {'n_updates': state.n_updates, 'n_epochs': state.n_epochs, 'best_score': float(state.best_score),
-            'opt': opt.state_dict(), 'torch_rng': torch.get_rng_state(),
-            'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            'scaler': scaler.state_dict() if scaler is not None else {}}
-    atomic_write(os.path.join(folder, LAST_STATE), lambda tmp: torch.save(blob, tmp))
-
-
-def load_checkpoint(folder, model, opt, scaler=None):
-    """Restore what save_checkpoint wrote; returns the TrainState."""
-    params, state_path = os.path.join(folder, LAST_PARAMS), os.path.join(folder, LAST_STATE)
-    for p in (params, state_path):
-        if not os.path.isfile(p):
-            raise InputError(f"--resume: {p} does not exist; expected the last_params.safetensors and last_state.pt "
-                             f"an earlier run with the same --save_dir and --desc wrote")
-    meta = load_params(model, params)
-    blob = torch.load(state_path, weights_only=True, map_location='cpu')
-    if int(meta.get('n_updates', -1)) != blob['n_updates']:
-        raise InputError(f"--resume: {params} (update {meta.get('n_updates')}) and {state_path} "
-                         f"(update {blob['n_updates']}) come from different points of the run")
-    opt.load_state_dict(blob['opt'])
-    torch.set_rng_state(blob['torch_rng'])
-    if blob['cuda_rng'] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(blob['cuda_rng'])
-    if scaler is not None and blob['scaler']:
-        scaler.load_state_dict(blob['scaler'])
-    return TrainState(blob['n_updates'], blob['n_epochs'], blob['best_score'])
-
-
 # ------------------------------------------------------------------ the run
+
+def run_paths(args):
+    """The files a run writes: a dict of 'log', 'dir', 'best', 'last', 'config', 'submission'."""
+    run_dir = os.path.join(args.save_dir, args.desc)
+    return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
+                best=os.path.join(run_dir, BEST_PARAMS), last=os.path.join(run_dir, LAST_CHECKPOINT),
+                config=os.path.join(run_dir, RUN_CONFIG),
+                submission=os.path.join(args.submission_dir, SUBMISSION_FILES[args.dataset]))
+
+
+def prepare_run_files(args):
+    """Before a run writes anything (call it holding the run's lock): refuse to start afresh
+    over an earlier run of the same --desc unless --overwrite (then delete that run's log,
+    checkpoint, best parameters and config), and remove temporary files a killed run left.
+    Returns the earlier run's files that were deleted."""
+    paths = run_paths(args)
+    remove_stale_tmp(paths.values())
+    earlier = [paths[k] for k in ('log', 'best', 'last', 'config') if os.path.isfile(paths[k])]
+    if not earlier or args.resume:
+        return []
+    if not args.overwrite:
+        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
+                         f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    for path in earlier:
+        os.remove(path)
+    return earlier
+
+
+def run_settings(args, data, fmt, world_size=1):
+    """The flags with the values the run actually uses (n_ctx as cut, n_transfer as loaded)
+    and what it found: the first line of the log and the run's config.json."""
+    settings = dict(vars(args))
+    settings.update(n_ctx=data.n_ctx, max_len=data.max_len, n_vocab=data.n_vocab, n_special=data.n_special,
+                    clf_token=data.clf_token, vocab=data.vocab, n_transfer=transfer_layers(args),
+                    encoder_path=os.path.abspath(args.encoder_path), bpe_path=os.path.abspath(args.bpe_path),
+                    checkpoint_format=fmt, world_size=world_size, task_head_type='multiple_choice',
+                    n_ctx_requested=args.n_ctx)
+    return settings
+
+
+def format_settings(settings, width=100):
+    """The settings as 'key value' pairs wrapped into lines of at most `width` characters."""
+    lines, line = [], ''
+    for key in sorted(settings):
+        item = f"{key} {settings[key]}"
+        if line and len(line) + 3 + len(item) > width:
+            lines.append(line)
+            line = ''
+        line = f"{line}  |  {item}" if line else item
+    return '\n'.join(lines + [line])
+
 
 def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist=None):
     """The original's log(): cost and accuracy on the first n_valid training examples and on
-    the validation set, one JSONL entry; with --submit keeps the best parameters.
-    Returns the entry.
+    the validation set, one JSONL entry; with --submit keeps the best parameters (the first
+    evaluation of a run always sets them). Returns the entry.
 
     Under torchrun (`dist`) every rank calls it (the evaluations are collective and every
     rank gets the same results, so all agree on state.best_score); only rank 0 logs,
@@ -901,112 +641,112 @@ def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist
     _, va_cost, va_acc = evaluate(model, data.vaX, data.vaM, data.vaY, n_eval, device, args.amp, verbose, dist)
     entry = dict(n_epochs=state.n_epochs, n_updates=state.n_updates, tr_cost=tr_cost, va_cost=va_cost,
                  tr_acc=tr_acc, va_acc=va_acc)
-    if main:
-        logger.log(**entry)
-        print('%d %d %.3f %.3f %.2f %.2f' % (state.n_epochs, state.n_updates, tr_cost, va_cost, tr_acc, va_acc))
-    if args.submit and va_acc > state.best_score:
+    improved = args.submit and va_acc > state.best_score
+    if improved:
         state.best_score = va_acc
         if main:
             save_params(model, os.path.join(args.save_dir, args.desc, BEST_PARAMS),
                         {'n_updates': state.n_updates, 'n_epochs': state.n_epochs, 'va_acc': va_acc})
+    if main:
+        logger.log(**entry)
+        if verbose:
+            print(f"epoch {state.n_epochs} | updates {state.n_updates} | train cost {tr_cost:.3f} acc {tr_acc:.2f} | "
+                  f"valid cost {va_cost:.3f} acc {va_acc:.2f}{' (best so far, saved)' if improved else ''}")
     return entry
 
 
-def _previous_entries(log_path):
+def _previous_entries(log_path, n_updates):
+    """The entries of an earlier log up to update `n_updates` (those of the checkpoint a
+    resumed run continues from), settings line excluded."""
     if not os.path.isfile(log_path):
         return []
-    with open(log_path) as f:
-        return [json.loads(line) for line in f.read().splitlines()[1:] if line.strip()]
-
-
-def resume_checkpoint(folder, model, opt, scaler=None, dist=None):
-    """load_checkpoint on rank 0; under torchrun the other ranks get the optimizer state and
-    counters from rank 0 (the parameters follow when DDP wraps the model, which copies rank
-    0's), so only rank 0 needs to see the checkpoint. Every rank raises rank 0's InputError."""
-    if dist is None or not dist.sharded:
-        return load_checkpoint(folder, model, opt, scaler)
-    payload = None
-    if dist.is_main:
+    with open(log_path, encoding='utf-8') as f:
+        lines = f.read().splitlines()[1:]
+    entries = []
+    for line in lines:
         try:
-            state = load_checkpoint(folder, model, opt, scaler)
-            payload = {'opt': opt.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else {},
-                       'state': dataclasses.astuple(state)}
-        except InputError as err:
-            payload = {'error': str(err)}
-    payload = broadcast_tree(payload, dist)
-    if 'error' in payload:
-        raise InputError(payload['error'])
-    if not dist.is_main:
-        opt.load_state_dict(payload['opt'])
-        if scaler is not None and payload['scaler']:
-            scaler.load_state_dict(payload['scaler'])
-    return TrainState(*payload['state'])
+            entry = json.loads(line)
+        except ValueError:  # a line cut short by a kill
+            continue
+        if isinstance(entry, dict) and entry.get('n_updates', 0) <= n_updates:
+            entries.append(entry)
+    return entries
+
+
+def open_log(log_path, settings, previous=()):
+    """Write the settings line and `previous` entries atomically, then return a ResultLogger
+    that appends: a run killed at any point leaves a whole log."""
+    from utils import ResultLogger
+
+    def write(tmp):
+        with ResultLogger(tmp, **settings) as log:
+            for entry in previous:
+                log.log(**entry)
+    atomic_write(log_path, write)
+    return ResultLogger(log_path, append=True)
 
 
 def run(args, verbose=True):
     """The whole job of `python train.py`: returns a dict of results.
 
-    Launched by torchrun (WORLD_SIZE, RANK, LOCAL_RANK set), it trains data-parallel with
+    Rank 0 holds the run's lock ({save_dir}/{desc}/.lock) from start to end. Launched by
+    torchrun (WORLD_SIZE, RANK, LOCAL_RANK set), it trains data-parallel with
     DistributedDataParallel (see setup_distributed and train_epoch); only rank 0 logs,
     prints, writes checkpoints and the submission."""
     env = torchrun_env()
     rank = 0 if env is None else env[0]
     main = rank == 0
-    if main:
-        check_inputs(args)
-    else:
-        check_inputs(args, writes=False)
-    dist, device = setup_distributed(args, env)
-    failed = False
-    try:
-        return _run(args, dist, device, verbose and main)
-    except Exception as err:
-        if dist.enabled and is_collective_failure(err):
-            failed = True
-            raise CollectiveFailure(dist.rank, args.dist_timeout, err) from err
-        raise
-    finally:
-        cleanup_distributed(dist, failed)
+    check_inputs(args, writes=main)
+    with RunLock(run_paths(args)['dir']) if main else contextlib.nullcontext():
+        if main:
+            prepare_run_files(args)
+        dist, device = setup_distributed(args, env)
+        failed = False
+        try:
+            return _run(args, dist, device, verbose and main)
+        except Exception as err:
+            if dist.enabled and is_collective_failure(err):
+                failed = True
+                raise CollectiveFailure(dist.rank, args.dist_timeout, err) from err
+            raise
+        finally:
+            cleanup_distributed(dist, failed)
 
 
 def _run(args, dist, device, verbose):
-    from utils import ResultLogger
-
     main = dist.is_main
     set_seed(args.seed)
-    if main:
-        where = f" ({dist.world_size} processes, {dist.backend})" if dist.enabled else ""
-        print(f"device {device}{where}", file=sys.stderr)
     data = load_data(args, verbose)
     check_global_batch(len(data.trY), args, dist.world_size)
     fmt = find_checkpoint_format(args.model_dir) if args.init == 'pretrained' else 'random'
-    if main:
-        print(f"weights: {CHECKPOINT_FORMATS.get(fmt, 'random initialisation')}"
-              f"{' from ' + args.model_dir if fmt != 'random' else ''}", file=sys.stderr)
+    settings = run_settings(args, data, fmt, dist.world_size)
+    if verbose:
+        where = f" ({dist.world_size} processes, {dist.backend})" if dist.enabled else ""
+        print(f"device {device}{where}; weights: {CHECKPOINT_FORMATS.get(fmt, 'random initialisation')}"
+              f"{' from ' + args.model_dir if fmt != 'random' else ''}\nsettings:\n{format_settings(settings)}",
+              file=sys.stderr)
     model = build_model(args, data, device)
     t_total = n_updates_total(len(data.trY), args, dist.world_size)
     opt = make_optimizer(args, model, t_total)
     scaler = make_scaler(args.amp)
-    run_dir = os.path.join(args.save_dir, args.desc)
-    log_path = os.path.join(args.log_dir, f'{args.desc}.jsonl')
-    best_path = os.path.join(run_dir, BEST_PARAMS)
+    paths = run_paths(args)
+    flags = dict(run_flags(args), world_size=dist.world_size)
 
     state = TrainState()
-    previous = []
     if args.resume:
-        state = resume_checkpoint(run_dir, model, opt, scaler, dist)
-        if main:
-            previous = _previous_entries(log_path)
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
+        if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     train_model = wrap_model(model, dist)  # after a resume: DDP copies rank 0's parameters
     loss_compute = make_loss_compute(args, opt, scaler)
-    logger = ResultLogger(log_path, **vars(args), checkpoint_format=fmt) if main else None
+    logger = None
+    if main:
+        write_json(paths['config'], settings)
+        logger = open_log(paths['log'], settings, _previous_entries(paths['log'], state.n_updates) if args.resume
+                          else [])
+        for message in data.data_warnings:
+            logger.log(warning=message)
     try:
-        for entry in previous:
-            logger.log(**entry)
-        if main and args.submit and not (args.resume and os.path.isfile(best_path)):
-            save_params(model, best_path, {'n_updates': 0, 'n_epochs': 0})
-
         def on_update(st):
             if st.n_updates in LOG_UPDATES and st.n_epochs == 0:
                 log_epoch(model, data, args, st, logger, device, verbose, dist)
@@ -1015,8 +755,6 @@ def _run(args, dist, device, verbose):
         while state.n_epochs < args.n_iter:
             if args.max_updates and state.n_updates >= args.max_updates:
                 break
-            if verbose:
-                print(f"running epoch {state.n_epochs}", file=sys.stderr)
             if not main:
                 torch.manual_seed(rank_seed(args.seed, dist.rank, state.n_epochs))
             train_epoch(train_model, loss_compute, data.trX, data.trM, data.trY, args, state, device, on_update,
@@ -1024,41 +762,46 @@ def _run(args, dist, device, verbose):
             state.n_epochs += 1
             log_epoch(model, data, args, state, logger, device, verbose, dist)
             if main:
-                save_checkpoint(run_dir, model, opt, state, scaler)
+                save_checkpoint(paths['dir'], model, opt, state, scaler, flags)
     finally:
         if logger is not None:
             logger.close()
+    return _finish(args, model, data, state, paths, device, verbose, dist)
 
-    result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=log_path, best_va_acc=state.best_score,
+
+def _finish(args, model, data, state, paths, device, verbose, dist):
+    """With --submit: the test predictions of the best parameters, written to the submission
+    file, and with --analysis both accuracies. Returns the run's result dict."""
+    result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'], best_va_acc=state.best_score,
                   world_size=dist.world_size, rank=dist.rank)
-    if args.submit:
-        if main:
-            load_params(model, best_path)
-        broadcast_params(model, dist)  # the other ranks need not see rank 0's files
-        preds = predict(model, data.teX, data.teM, args.n_batch * args.n_acc, device, args.amp, verbose, dist)
-        result['best_params'] = best_path
-        if main:
-            result['submission_path'] = write_submission(preds, args.submission_dir, args.dataset)
-            if args.analysis:
-                from analysis import rocstories as rocstories_analysis
-                valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], log_path)
-                result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
+    if not args.submit:
+        return result
+    if dist.is_main:
+        load_params(model, paths['best'])
+    broadcast_params(model, dist)  # the other ranks need not see rank 0's files
+    preds = predict(model, data.teX, data.teM, args.n_batch * args.n_acc, device, args.amp, verbose, dist)
+    result['best_params'] = paths['best']
+    if dist.is_main:
+        result['submission_path'] = write_submission(preds, args.submission_dir, args.dataset)
+        if args.analysis:
+            from analysis import rocstories as rocstories_analysis
+            valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], paths['log'])
+            result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
     return result
 
 
 def main(argv=None):
-    parser = build_parser()
+    """The command line: parse the flags, run, and print any detected bad input as one line
+    (exit status 2); a failed collective operation under torchrun exits with status 1."""
     args = parse_args(argv)
     rank = env_rank()
-    if rank == 0:
-        print(args, file=sys.stderr)
     tag = f"[rank {rank}] " if rank else ""
     try:
         return run(args)
-    except InputError as err:
-        parser.error(tag + str(err))
+    except GPT1Error as err:
+        exit_with_error('train.py', err, tag)
     except CollectiveFailure as err:
-        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(1)
 
 

@@ -68,13 +68,16 @@ class ResultLogger:
     context manager.
     """
 
-    def __init__(self, path, *args, **kwargs):
+    def __init__(self, path, *args, append=False, **kwargs):
         """Take the file path (parent folders are created), then the settings:
-        keyword settings become the first line; positional ones, if any, its 'args' field."""
+        keyword settings become the first line; positional ones, if any, its 'args' field.
+        With append=True, an existing log is continued: new lines go after its own, and the
+        settings, if any are given, are written as one more line."""
         if args:
             kwargs['args'] = list(args)
-        self.f_log = open(make_path(path), 'w', encoding='utf-8')
-        self.log(**kwargs)
+        self.f_log = open(make_path(path), 'a' if append else 'w', encoding='utf-8')
+        if kwargs or not append:
+            self.log(**kwargs)
 
     def log(self, **kwargs):
         """Append one line holding kwargs and a time field."""

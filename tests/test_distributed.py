@@ -20,6 +20,7 @@ import torch.distributed as tdist
 from safetensors.torch import load_file
 
 import train
+from checkpoint import read_checkpoint
 from helpers import tf_shapes, write_tf_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,8 +141,8 @@ def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch
             background.kill()
     assert background.returncode == 0, err[-4000:]
 
-    ddp = load_file(ddp_dir / 'save' / 'rocstories' / train.LAST_PARAMS)
-    one = load_file(tmp_path / 'single' / 'rocstories' / train.LAST_PARAMS)
+    ddp = read_checkpoint(ddp_dir / 'save' / 'rocstories')['model']
+    one = read_checkpoint(tmp_path / 'single' / 'rocstories')['model']
     assert set(ddp) == set(one) and not any(k.startswith('module.') for k in ddp)  # the plain model's names
     train.set_seed(42)
     initial = train.model_tensors(train.build_model(args, loaded['data']))
@@ -181,23 +182,22 @@ def test_end_to_end_two_processes_write_one_set_of_files(tmp_path, rocstories_di
     proc = _torchrun(work, argv)
 
     files = sorted(str(p.relative_to(work)) for p in work.rglob('*') if p.is_file())
-    assert files == ['log/tiny_ddp.jsonl', 'save/tiny_ddp/best_params.safetensors',
-                     'save/tiny_ddp/last_params.safetensors', 'save/tiny_ddp/last_state.pt',
-                     'submission/ROCStories.tsv']
+    assert files == ['log/tiny_ddp.jsonl', 'save/tiny_ddp/best_params.safetensors', 'save/tiny_ddp/config.json',
+                     'save/tiny_ddp/last_checkpoint.pt', 'submission/ROCStories.tsv']
     log = [json.loads(line) for line in (work / 'log' / 'tiny_ddp.jsonl').read_text().splitlines()]
     assert log[0]['desc'] == 'tiny_ddp' and log[0]['n_batch'] == 4
     assert [e['n_updates'] for e in log[1:]] == [4, 8]  # 36 stories // (4 x 2 processes) a global update
 
     # rank 0 alone prints, once per epoch, exactly what the log holds
-    printed = [line for line in _lines(proc.stdout) if line and line[0].isdigit()]
-    assert printed == ['%d %d %.3f %.3f %.2f %.2f' % (e['n_epochs'], e['n_updates'], e['tr_cost'], e['va_cost'],
-                                                      e['tr_acc'], e['va_acc']) for e in log[1:]]
+    printed = [line.split(' (best')[0] for line in _lines(proc.stdout) if line.startswith('epoch ')]
+    assert printed == [f"epoch {e['n_epochs']} | updates {e['n_updates']} | train cost {e['tr_cost']:.3f} acc "
+                       f"{e['tr_acc']:.2f} | valid cost {e['va_cost']:.3f} acc {e['va_acc']:.2f}" for e in log[1:]]
     best_va = max(e['va_acc'] for e in log[1:])
     assert proc.stdout.count('ROCStories Valid Accuracy') == 1
     assert f'ROCStories Valid Accuracy: {best_va:.2f}' in proc.stdout
     err = _lines(proc.stderr)
     assert sum(line.startswith('device cpu (2 processes, gloo)') for line in err) == 1
-    assert sum(line.startswith('running epoch') for line in err) == 2
+    assert sum(line == 'settings:' for line in err) == 1
 
     # the submission is the best parameters' predictions, the test accuracy printed is its accuracy
     lines = (work / 'submission' / 'ROCStories.tsv').read_text().splitlines()
@@ -211,7 +211,7 @@ def test_end_to_end_two_processes_write_one_set_of_files(tmp_path, rocstories_di
     best = load_file(work / 'save' / 'tiny_ddp' / train.BEST_PARAMS)
     assert not any(k.startswith('module.') for k in best)
     assert best['transformer.embed.weight'].shape == (40478 + 3 + 77, 16)  # n_ctx cut to 77, as the original
-    blob = torch.load(work / 'save' / 'tiny_ddp' / train.LAST_STATE, weights_only=True)
+    blob = read_checkpoint(work / 'save' / 'tiny_ddp')
     assert blob['n_updates'] == 8 and blob['n_epochs'] == 2
 
 
@@ -244,7 +244,7 @@ def test_a_failed_rank_stops_the_others_within_the_timeout(tmp_path, rocstories_
     assert errors[0].startswith('train.py: error: rank 0 stopped: a collective operation with the other processes '
                                 'failed or timed out (--dist_timeout 5 s)')
     assert ('Timed out' if mode == 'hang' else 'Connection closed by peer') in errors[0]
-    assert not (tmp_path / 'save' / 'rocstories' / train.LAST_PARAMS).exists()
+    assert not (tmp_path / 'save' / 'rocstories' / train.LAST_CHECKPOINT).exists()
 
 
 # ------------------------------------------------------------------ resume
@@ -266,7 +266,7 @@ def test_resume_under_torchrun_continues_the_same_run(tmp_path, rocstories_dir, 
         lines = (tmp_path / name / 'log' / 'rocstories.jsonl').read_text().splitlines()[1:]
         return [{k: v for k, v in json.loads(line).items() if k != 'time'} for line in lines]
     assert entries('straight') == entries('resumed') and len(entries('straight')) == 2
-    a = load_file(tmp_path / 'straight' / 'save' / 'rocstories' / train.LAST_PARAMS)
-    b = load_file(tmp_path / 'resumed' / 'save' / 'rocstories' / train.LAST_PARAMS)
+    a = read_checkpoint(tmp_path / 'straight' / 'save' / 'rocstories')['model']
+    b = read_checkpoint(tmp_path / 'resumed' / 'save' / 'rocstories')['model']
     for k in a:
         assert torch.equal(a[k], b[k]), k

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 import train
+from checkpoint import read_checkpoint
 from helpers import tf_shapes, write_tf_checkpoint
 from loss import lm_mask_from
 
@@ -85,11 +86,20 @@ def test_real_rocstories_shapes_and_n_ctx(real_encoded):
 
 def test_n_ctx_too_small_is_refused_naming_the_example(real_encoded):
     text_encoder, encoded = real_encoded
-    with pytest.raises(train.InputError, match=r"--n_ctx 40 cannot hold the longest example: the \w+( ending)? of "
-                                               r"(train|valid|test) example \d+ is \d+ tokens.*expected --n_ctx >= \d+"):
-        train.make_roc_data(text_encoder, encoded, 40)
+    with pytest.raises(train.InputError, match=r"^--n_ctx 76 cannot hold the longest example: (train|valid|test) "
+                                               r"example \d+ is 77 tokens.*expected --n_ctx >= 77 "):
+        train.make_roc_data(text_encoder, encoded, 76)
     data = train.make_roc_data(text_encoder, encoded, 40, truncate=True)  # the original's silent cut
     assert data.n_ctx <= 40 and data.max_len == 18
+
+
+def test_n_ctx_77_is_the_same_data_as_512(real_encoded):
+    """The README says n_ctx is cut to 77: asking for 77 directly gives the very same arrays."""
+    text_encoder, encoded = real_encoded
+    full, exact = train.make_roc_data(text_encoder, encoded, 512), train.make_roc_data(text_encoder, encoded, 77)
+    assert exact.n_ctx == full.n_ctx == 77
+    for name in ('trX', 'trM', 'trY', 'vaX', 'vaM', 'vaY', 'teX', 'teM'):
+        np.testing.assert_array_equal(getattr(exact, name), getattr(full, name))
 
 
 # ------------------------------------------------------------------ the fast path is the same math
@@ -180,52 +190,6 @@ def test_epoch_order_is_seeded():
     np.testing.assert_array_equal(train.epoch_order(42, 0, 100), train.epoch_order(42, 0, 100))
     assert not np.array_equal(train.epoch_order(42, 0, 100), train.epoch_order(42, 1, 100))
     assert not np.array_equal(train.epoch_order(42, 0, 100), train.epoch_order(43, 0, 100))
-
-
-# ------------------------------------------------------------------ checkpoints
-
-def test_params_roundtrip_and_atomic_write(tmp_path):
-    data = synthetic_data()
-    args = tiny_args()
-    model = _model(args, data, seed=1)
-    path = tmp_path / 'best_params.safetensors'
-    train.save_params(model, str(path), {'va_acc': 55.5})
-    other = _model(args, data, seed=2)
-    meta = train.load_params(other, str(path))
-    assert meta['va_acc'] == '55.5'
-    for (k, a), b in zip(model.state_dict().items(), other.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert other.lm_head.decoder.weight is other.transformer.embed.weight  # still tied
-    before = path.read_bytes()
-
-    def crash(tmp):
-        with open(tmp, 'wb') as f:
-            f.write(b'partial')
-        raise KeyboardInterrupt
-    with pytest.raises(KeyboardInterrupt):
-        train.atomic_write(str(path), crash)
-    assert path.read_bytes() == before
-    assert sorted(os.listdir(tmp_path)) == ['best_params.safetensors']  # no temp file left
-
-
-def test_checkpoint_state_loads_with_weights_only(tmp_path):
-    data = synthetic_data()
-    args = tiny_args('--n_batch', '8')
-    model = _model(args, data)
-    opt = train.make_optimizer(args, model, 10)
-    train.train_epoch(model, train.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
-                      train.TrainState(), verbose=False)
-    train.save_checkpoint(str(tmp_path), model, opt, train.TrainState(4, 1, 50.0))
-    blob = torch.load(tmp_path / train.LAST_STATE, weights_only=True)
-    assert blob['n_updates'] == 4 and blob['n_epochs'] == 1
-    model2 = _model(args, data, seed=5)
-    opt2 = train.make_optimizer(args, model2, 10)
-    state = train.load_checkpoint(str(tmp_path), model2, opt2)
-    assert state == train.TrainState(4, 1, 50.0)
-    for a, b in zip(model.parameters(), model2.parameters()):
-        assert torch.equal(a, b)
-    s1, s2 = opt.state_dict()['state'], opt2.state_dict()['state']
-    assert all(torch.equal(s1[k]['exp_avg'], s2[k]['exp_avg']) for k in s1)
 
 
 # ------------------------------------------------------------------ bad input
@@ -343,7 +307,7 @@ def test_resume_after_interruption_continues_the_same_run(tmp_path, monkeypatch,
                 '--n_iter', '3', '--submit', '--data_dir', str(tmp_path), '--encoder_path', __file__,
                 '--bpe_path', __file__, '--log_dir', str(tmp_path / name / 'log'),
                 '--save_dir', str(tmp_path / name / 'save'), '--submission_dir', str(tmp_path / name / 'sub')]
-    monkeypatch.setattr(train, 'check_inputs', lambda args: None)
+    monkeypatch.setattr(train, 'check_inputs', lambda args, writes=True: None)
     straight = train.run(train.parse_args(argv('a')), verbose=False)
 
     real_epoch = train.train_epoch
@@ -369,7 +333,7 @@ def test_resume_after_interruption_continues_the_same_run(tmp_path, monkeypatch,
     assert entries('a') == entries('b') and len(entries('a')) == 3
     assert (tmp_path / 'a' / 'sub' / 'ROCStories.tsv').read_text() == (tmp_path / 'b' / 'sub' / 'ROCStories.tsv').read_text()
 
-    with pytest.raises(train.InputError, match='--resume: .*last_params.safetensors does not exist'):
+    with pytest.raises(train.InputError, match='--resume: .*last_checkpoint.pt does not exist'):
         train.run(train.parse_args(argv('c') + ['--resume']), verbose=False)
 
 
@@ -406,7 +370,7 @@ def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_pat
     assert [e['n_updates'] for e in log[1:]] == [187, 374, 561]  # 1497 // 8 updates an epoch
     assert {'tr_cost', 'va_cost', 'tr_acc', 'va_acc', 'n_epochs'} <= set(log[1])
     assert (tmp_path / 'save' / 'tiny_e2e' / 'best_params.safetensors').is_file()
-    assert (tmp_path / 'save' / 'tiny_e2e' / 'last_state.pt').is_file()
+    assert (tmp_path / 'save' / 'tiny_e2e' / 'last_checkpoint.pt').is_file()
     lines = (tmp_path / 'submission' / 'ROCStories.tsv').read_text().splitlines()
     assert lines[0] == 'index\tprediction' and len(lines) == 1 + 1871
     assert all(line.split('\t')[1] in ('0', '1') for line in lines[1:])
@@ -427,8 +391,7 @@ def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, 
         logs.append([{k: v for k, v in json.loads(line).items() if k != 'time'} for line in lines])
     assert logs[0] == logs[1]
     assert [e['n_updates'] for e in logs[0][1:]] == [2, 4, 6]  # 36 stories // (8 * 2) per epoch
-    from safetensors.torch import load_file
-    last = [load_file(tmp_path / name / 'save' / 'rocstories' / 'last_params.safetensors') for name in ('one', 'two')]
+    last = [read_checkpoint(tmp_path / name / 'save' / 'rocstories')['model'] for name in ('one', 'two')]
     assert last[0].keys() == last[1].keys()
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     assert (tmp_path / 'one' / 'submission' / 'ROCStories.tsv').read_bytes() == \
