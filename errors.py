@@ -45,3 +45,7 @@ def exit_with_error(prog, err, tag=''):
     """Print `prog: error: <message>` as one line on stderr and exit with status 2."""
     print(f"{prog}: error: {tag}{one_line(err)}", file=sys.stderr, flush=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+class DataWarning(UserWarning):
+    """Data that loads but looks wrong (duplicate ids, repeated rows, empty stories); the message is one line with the file and the counts."""

@@ -1,10 +1,12 @@
 """analysis.rocstories: best validation accuracy from the run's own log, test accuracy of its predictions."""
+import csv
 import json
 
 import pytest
 
 import analysis
-from datasets import rocstories_test_labels
+from datasets import TEST_FILE, VAL_FILE, rocstories_test_labels
+from errors import DataError, MissingFileError
 
 
 def _write_log(path, va_accs):
@@ -62,3 +64,95 @@ def test_read_log_skips_settings_line(tmp_path):
     _write_log(log, [60.0, 61.0])
     entries = analysis.read_log(str(log))
     assert [e['va_acc'] for e in entries] == [60.0, 61.0]
+
+
+def _message(error, call, *parts):
+    """Run call(), expecting `error`; check its message is one line holding every str of `parts`."""
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert '\n' not in message and all(part in message for part in parts), message
+
+
+@pytest.fixture
+def run_files(tmp_path, rocstories_dir):
+    """(analyse, log path, predictions path): a good log and predictions file, and analysis.rocstories on them."""
+    log, pred = tmp_path / 'run.jsonl', tmp_path / 'ROCStories.tsv'
+    _write_log(log, [50.0, 60.0])
+    _write_preds(pred, rocstories_test_labels(rocstories_dir))
+    return (lambda: analysis.rocstories(str(rocstories_dir), str(pred), str(log))), log, pred
+
+
+def test_missing_files_are_missing_file_errors(tmp_path, run_files):
+    analyse, log, pred = run_files
+    pred.unlink()
+    _message(MissingFileError, analyse, 'prediction file', str(pred), 'does not exist')
+    log.unlink()
+    _message(MissingFileError, analyse, 'log file', str(log), 'does not exist')
+
+
+@pytest.mark.parametrize('lines, expected', [
+    ([], 'has no entry with a validation accuracy'),
+    ([{'n_epochs': 1, 'tr_acc': 80.0}], 'has no entry with a validation accuracy'),
+    ([{'va_acc': None}], "line 2 has va_acc None: expected a finite number"),
+    ([{'va_acc': 70.0}, {'va_acc': '81.5'}], "line 3 has va_acc '81.5': expected a finite number"),
+    ([{'va_acc': True}], "line 2 has va_acc True: expected a finite number"),
+    ([{'va_acc': float('nan')}], "line 2 has va_acc nan: expected a finite number"),
+])
+def test_bad_logs(run_files, lines, expected):
+    analyse, log, _ = run_files
+    log.write_text(''.join(json.dumps(entry) + '\n' for entry in [{'desc': 'x'}] + lines))
+    _message(DataError, analyse, str(log), expected)
+
+
+def test_log_not_json_or_not_utf8(run_files):
+    analyse, log, _ = run_files
+    good = log.read_bytes()
+    log.write_bytes(good + b'{"va_acc": 1\n')
+    _message(DataError, analyse, str(log), 'line 4 is not JSON')
+    log.write_bytes(good + b'{"note": "caf\xe9"}\n')
+    _message(DataError, analyse, str(log), 'is not UTF-8: line 4 holds the byte 0xe9')
+    log.write_bytes(b'')
+    _message(DataError, analyse, str(log), 'has no entry with a validation accuracy')
+
+
+@pytest.mark.parametrize('line, expected', [
+    ('5\tx', "line 7 is '5\\tx': expected 'index<TAB>prediction' with two integers"),
+    ('5\t0.5', "line 7 is '5\\t0.5': expected 'index<TAB>prediction' with two integers"),
+    ('5', "line 7 is '5': expected 'index<TAB>prediction' with two integers"),
+    ('5\t1\t0', "line 7 is '5\\t1\\t0': expected 'index<TAB>prediction' with two integers"),
+    ('5\t2', 'line 7 has prediction 2: expected 0 or 1'),
+    ('5\t-1', 'line 7 has prediction -1: expected 0 or 1'),
+    ('6\t1', 'line 7 has index 6: expected 5'),
+])
+def test_bad_prediction_lines(run_files, line, expected):
+    analyse, _, pred = run_files
+    lines = pred.read_text().splitlines()
+    lines[6] = line
+    pred.write_text('\n'.join(lines) + '\n')
+    _message(DataError, analyse, str(pred), expected)
+
+
+def test_wrong_prediction_count_or_header(run_files, rocstories_dir):
+    analyse, _, pred = run_files
+    labels = rocstories_test_labels(rocstories_dir)
+    for preds in (labels[:100], list(labels) + [0], []):
+        _write_preds(pred, preds)
+        _message(DataError, analyse, str(pred), f'holds {len(preds)} predictions but the test set', 'has 1871 stories')
+    pred.write_bytes(b'')
+    _message(DataError, analyse, str(pred), "starts with []: expected the header 'index\\tprediction'")
+    _write_preds(pred, labels, header='id,label')
+    _message(DataError, analyse, str(pred), "starts with ['id,label']: expected the header")
+
+
+def test_test_file_without_labels(tmp_path, rocstories_dir, run_files):
+    analyse, log, pred = run_files
+    data = tmp_path / 'data'
+    data.mkdir()
+    for name in (VAL_FILE, TEST_FILE):
+        with open(rocstories_dir / name, newline='', encoding='utf-8') as f:
+            rows = [row[:-1] if name == TEST_FILE else row for row in csv.reader(f)]
+        with open(data / name, 'w', newline='', encoding='utf-8') as f:
+            csv.writer(f).writerows(rows)
+    _message(DataError, lambda: analysis.rocstories(str(data), str(pred), str(log)), TEST_FILE,
+             'missing columns: AnswerRightEnding')

@@ -1,5 +1,7 @@
 """datasets.rocstories reads the Story Cloze CSVs and splits them exactly as the original did."""
 import csv
+import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -7,6 +9,7 @@ import pytest
 from sklearn.model_selection import train_test_split
 
 import datasets
+from errors import DataError, DataWarning, InputError, MissingFileError
 from text_utils import TextEncoder
 from utils import encode_dataset
 
@@ -156,5 +159,210 @@ def test_bad_header_and_empty_file(tiny_dir):
     with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: the file is empty, expected the header InputStoryid,"):
         datasets.rocstories(tiny_dir)
     (tiny_dir / VAL).write_bytes(b'\xff\xfe\x00bad')
-    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: .*utf-8"):
+    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is UTF-16 .*expected UTF-8"):
         datasets.rocstories(tiny_dir)
+
+
+# ---------------------------------------------------------------- bad and suspicious files
+# Each case starts from the real files' header and first stories (real_dir) and breaks one thing.
+
+N_VAL, N_TEST = 10, 5  # stories kept of each real file
+
+
+@pytest.fixture(scope='module')
+def real_lines(rocstories_dir):
+    """{file name: its header line and first stories' lines, line breaks kept} of the real files."""
+    def head(name, n):
+        with open(rocstories_dir / name, newline='', encoding='utf-8') as f:
+            return [next(f) for _ in range(n + 1)]
+    return {VAL: head(VAL, N_VAL), TEST: head(TEST, N_TEST)}
+
+
+@pytest.fixture
+def real_dir(tmp_path, real_lines):
+    """A folder with the two real files cut to their header and first stories."""
+    for name, lines in real_lines.items():
+        (tmp_path / name).write_bytes(''.join(lines).encode('utf-8'))
+    return tmp_path
+
+
+def _rows(lines):
+    """The CSV rows (header first) of a list of lines."""
+    return list(csv.reader(io.StringIO(''.join(lines), newline='')))
+
+
+def _load(folder):
+    return datasets.rocstories(folder, n_train=N_VAL - 3, n_valid=3)
+
+
+def _message(error, call, *parts):
+    """Run call(), expecting `error`; check its message is one line holding every str of `parts`; return it."""
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    assert '\n' not in message and all(part in message for part in parts), message
+    return message
+
+
+def test_cut_real_files_load_without_warnings(real_dir, rocstories_dir):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        _load(real_dir)
+        datasets.rocstories(rocstories_dir)
+        datasets.rocstories_test_labels(rocstories_dir)
+    assert [str(w.message) for w in caught if issubclass(w.category, DataWarning)] == []
+
+
+def test_missing_folder_and_file_are_missing_file_errors(real_dir):
+    _message(MissingFileError, lambda: _load(real_dir / 'nope'), 'nope', VAL, TEST)
+    (real_dir / VAL).unlink()
+    _message(MissingFileError, lambda: _load(real_dir), str(real_dir / VAL))
+
+
+@pytest.mark.parametrize('row, broken, what', [
+    (N_VAL + 1, lambda line: '"' + line, 'the last row opens a quote it never closes'),
+    (5, lambda line: '"' + line.replace(',', '"x,', 1), 'text after a closing quote'),
+])
+def test_malformed_csv_names_row_and_line(real_dir, real_lines, row, broken, what):
+    lines = list(real_lines[VAL])
+    lines[row - 1] = broken(lines[row - 1])
+    (real_dir / VAL).write_text(''.join(lines), encoding='utf-8')
+    story_id = lines[row - 1][1:37]
+    _message(DataError, lambda: _load(real_dir), f'{VAL} is malformed CSV: row {row}, starting at line {row}',
+             story_id, 'expected comma-separated fields with balanced double quotes')
+
+
+def test_wrong_field_counts(real_dir, real_lines):
+    rows = _rows(real_lines[VAL])
+    rows[5] = rows[5][:-1]
+    _write_csv(real_dir, VAL, rows, header=None)
+    _message(DataError, lambda: _load(real_dir), VAL, 'row 6 has 7 fields, expected 8', 'line 6 reads',
+             rows[5][0])
+    rows[5] = rows[6] + ['extra']
+    _write_csv(real_dir, VAL, rows, header=None)
+    _message(DataError, lambda: _load(real_dir), VAL, 'row 6 has 9 fields, expected 8')
+
+
+def test_empty_and_header_only_files(real_dir, real_lines):
+    for name in (VAL, TEST):
+        (real_dir / name).write_bytes(b'')
+        _message(DataError, lambda: _load(real_dir), name, 'the file is empty, expected the header InputStoryid,')
+        (real_dir / name).write_text(real_lines[name][0], encoding='utf-8')
+        _message(DataError, lambda: _load(real_dir), name, 'holds no stories: it has only the header row')
+        (real_dir / name).write_text(''.join(real_lines[name]), encoding='utf-8')
+
+
+def test_not_utf8_names_the_line_and_byte(real_dir, real_lines):
+    data = ''.join(real_lines[VAL]).encode('utf-8')
+    at = data.index(b"wasn't")  # row 2; a Windows-1252 right quote in place of the apostrophe
+    (real_dir / VAL).write_bytes(data[:at + 3] + b'\x92' + data[at + 4:])
+    _message(DataError, lambda: _load(real_dir), f'{VAL} is not UTF-8: line 2 holds the byte 0x92',
+             'expected UTF-8')
+
+
+@pytest.mark.parametrize('encoding, expected', [
+    ('utf-16', 'is UTF-16 (it starts with a UTF-16 byte-order mark): expected UTF-8'),
+    ('utf-16-le', 'is UTF-16 or binary: line 1 holds a NUL byte; expected UTF-8'),
+])
+def test_utf16_is_refused(real_dir, real_lines, encoding, expected):
+    (real_dir / TEST).write_bytes(''.join(real_lines[TEST]).encode(encoding))
+    _message(DataError, lambda: _load(real_dir), f'{TEST} {expected}')
+
+
+def test_utf8_byte_order_mark_is_accepted(real_dir, real_lines):
+    plain = _load(real_dir)
+    for name in (VAL, TEST):
+        (real_dir / name).write_bytes(''.join(real_lines[name]).encode('utf-8-sig'))
+    with_bom = _load(real_dir)
+    assert repr(with_bom) == repr(plain)
+    assert datasets.rocstories_test_labels(real_dir).tolist() == [int(r[-1]) - 1 for r in _rows(real_lines[TEST])[1:]]
+
+
+def test_missing_column_lists_found_and_expected(real_dir, real_lines):
+    rows = [row[:3] + row[4:] for row in _rows(real_lines[VAL])]  # no InputSentence3
+    _write_csv(real_dir, VAL, rows, header=None)
+    _message(DataError, lambda: _load(real_dir), VAL, f"row 1 is {','.join(rows[0])!r}",
+             f"expected the header {','.join(HEADER)}", 'missing columns: InputSentence3')
+
+
+def test_columns_are_found_by_name(real_dir, real_lines):
+    plain = _load(real_dir)
+    order = [7, 0, 6, 1, 2, 3, 4, 5]
+    for name in (VAL, TEST):
+        _write_csv(real_dir, name, [[row[i] for i in order] for row in _rows(real_lines[name])], header=None)
+    assert repr(_load(real_dir)) == repr(plain)
+
+
+@pytest.mark.parametrize('name', [VAL, TEST])
+@pytest.mark.parametrize('label', ['3', 'x', '', '0'])
+def test_bad_label_names_row_id_and_value(real_dir, real_lines, name, label):
+    rows = _rows(real_lines[name])
+    rows[4][-1] = label
+    _write_csv(real_dir, name, rows, header=None)
+    expected = f"row 5 has AnswerRightEnding {label!r}, expected 1 or 2 (story id {rows[4][0]!r}, line 5)"
+    _message(DataError, lambda: _load(real_dir), name, expected)
+
+
+def test_test_labels_are_optional_for_training_only(real_dir, real_lines):
+    plain = _load(real_dir)
+    _write_csv(real_dir, TEST, [row[:-1] for row in _rows(real_lines[TEST])], header=None)
+    assert repr(_load(real_dir)) == repr(plain)
+    _message(DataError, lambda: datasets.rocstories_test_labels(real_dir), TEST, 'missing columns: AnswerRightEnding')
+
+
+def test_empty_sentences_are_empty_strings(real_dir, real_lines, encoder_path, bpe_path):
+    rows = _rows(real_lines[TEST])
+    rows[1][2] = ''  # pandas would read these two as NaN
+    rows[2][1:5] = ['NA', 'nan', '', 'null']
+    _write_csv(real_dir, TEST, rows, header=None)
+    teX1 = _load(real_dir)[2][0]
+    assert teX1[0] == ' '.join(rows[1][1:5]) and '  ' in teX1[0] and teX1[1] == 'NA nan  null'
+    encoder = TextEncoder(encoder_path, bpe_path)
+    assert encoder.encode([teX1[0]], verbose=False) == encoder.encode([' '.join(rows[1][1:5:2] + rows[1][4:5])],
+                                                                      verbose=False)
+
+
+def _data_warnings(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        call()
+    return [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+
+
+def test_duplicate_ids_warn(real_dir, real_lines):
+    rows = _rows(real_lines[VAL])
+    rows[4][0] = rows[6][0] = rows[1][0]
+    _write_csv(real_dir, VAL, rows, header=None)
+    messages = _data_warnings(lambda: _load(real_dir))
+    assert messages == [f"ROCStories file {real_dir / VAL}: 2 duplicate InputStoryid values among {N_VAL} rows "
+                        f"(first: {rows[1][0]!r}, rows 2 and 5); expected unique ids"]
+
+
+def test_repeated_rows_warn(real_dir, real_lines):
+    rows = _rows(real_lines[TEST])
+    rows[3:6] = [list(rows[2]) for _ in range(3)]
+    rows[5][0] = 'new-id'  # a copy under another id is still a copy
+    _write_csv(real_dir, TEST, rows, header=None)
+    messages = _data_warnings(lambda: _load(real_dir))
+    assert len(messages) == 2
+    assert f"{TEST}: 2 duplicate InputStoryid values among {N_TEST} rows (first: {rows[2][0]!r}, rows 3 and 4)" \
+        in messages[0]
+    assert messages[1] == (f"ROCStories file {real_dir / TEST}: 3 of {N_TEST} rows repeat the sentences, endings and "
+                           f"label of an earlier row (first: row 4, story id {rows[2][0]!r}, repeats row 3); "
+                           f"expected distinct stories")
+
+
+def test_empty_stories_warn(real_dir, real_lines):
+    rows = _rows(real_lines[VAL])
+    rows[3][1:5] = ['', ' ', '', '']
+    rows[8][1:5] = [''] * 4
+    _write_csv(real_dir, VAL, rows, header=None)
+    messages = _data_warnings(lambda: _load(real_dir))
+    assert messages == [f"ROCStories file {real_dir / VAL}: 2 of {N_VAL} stories have all four sentences empty "
+                        f"(first: row 4, story id {rows[3][0]!r}); expected four sentences per story"]
+
+
+def test_split_sizes_errors(real_dir):
+    _message(InputError, lambda: datasets.rocstories(real_dir, n_train=5, n_valid=0), 'n_valid=0')
+    _message(DataError, lambda: datasets.rocstories(real_dir, n_train=8, n_valid=3),
+             f'n_train=8 and n_valid=3 must be positive and sum to at most the {N_VAL} stories of', VAL)
