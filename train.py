@@ -34,11 +34,11 @@ import torch.nn.functional as F
 from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, atomic_write,  # noqa: F401
                         load_checkpoint, load_params, model_tensors, remove_stale_tmp, resume_checkpoint, run_flags,
                         save_checkpoint, save_params, write_json)
-from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories  # the project's datasets.py
+from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories, rocstories_test_labels  # the project's
 from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
                          broadcast_params, broadcast_tree, cleanup_distributed, env_rank, is_collective_failure,
                          rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
-from errors import CheckpointError, GPT1Error, InputError, NonFiniteLossError, exit_with_error
+from errors import CheckpointError, DataWarning, GPT1Error, InputError, NonFiniteLossError, exit_with_error
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, find_checkpoint_format, load_pretrained
 from opt import OpenAIAdam
@@ -216,6 +216,8 @@ def check_inputs(args, writes=True):
         if not os.path.isfile(path):
             raise InputError(f"{flag} {path}: no such file; expected OpenAI's {name} from {MODEL_SOURCE} "
                              f"(it defaults to {{model_dir}}/{name})")
+    if args.analysis:  # before training, not after it: --analysis needs the test file's answers
+        rocstories_test_labels(args.data_dir)
     if not writes:
         return
     _check_writable(args.log_dir, '--log_dir')
@@ -368,9 +370,20 @@ def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
 
 def load_data(args, verbose=True):
     """Read and encode ROCStories, add the special tokens, cut n_ctx to the longest
-    example as the original did, and build the padded arrays. Returns RocData."""
-    text_encoder, encoded = encode_rocstories(args, verbose)
-    return make_roc_data(text_encoder, encoded, args.n_ctx, args.truncate)
+    example as the original did, and build the padded arrays. Returns RocData, whose
+    data_warnings hold the reader's DataWarnings (printed when verbose; run() logs them)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        text_encoder, encoded = encode_rocstories(args, verbose)
+    data = make_roc_data(text_encoder, encoded, args.n_ctx, args.truncate)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            data.data_warnings.append(str(w.message))
+            if verbose:
+                print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return data
 
 
 # ------------------------------------------------------------------ model and optimizer

@@ -396,3 +396,41 @@ def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, 
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     assert (tmp_path / 'one' / 'submission' / 'ROCStories.tsv').read_bytes() == \
         (tmp_path / 'two' / 'submission' / 'ROCStories.tsv').read_bytes()
+
+
+def test_suspicious_data_is_logged_with_counts(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    """A validation file whose first story id repeats three times: the run says so on stderr
+    and in its log (with the count), and trains as before."""
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    for name in train.ROC_FILES:
+        (data_dir / name).write_bytes((Path(rocstories_dir) / name).read_bytes())
+    val = data_dir / train.ROC_FILES[0]
+    lines = val.read_text(encoding='utf-8').split('\n')
+    first_id = lines[1].split(',')[0]
+    for i in (2, 3, 4):
+        lines[i] = first_id + lines[i][lines[i].index(','):]
+    val.write_text('\n'.join(lines), encoding='utf-8')
+    argv = _common_argv(data_dir, encoder_path, bpe_path, tiny_shards) + ['--n_valid', '1835', '--n_iter', '1',
+                                                                          '--lm_coef', '0']
+    proc = _run_cli(tmp_path, argv)
+    log = [json.loads(line) for line in (tmp_path / 'log' / 'rocstories.jsonl').read_text().splitlines()]
+    warned = [e['warning'] for e in log if 'warning' in e]
+    assert len(warned) == 1 and '3 duplicate InputStoryid' in warned[0] and first_id in warned[0]
+    assert f"warning: {warned[0]}" in proc.stderr
+    assert [e['n_updates'] for e in log if 'va_acc' in e] == [4]
+
+
+def test_analysis_without_test_answers_is_refused_before_training(tmp_path, good_argv, rocstories_dir):
+    data_dir = tmp_path / 'data'
+    data_dir.mkdir()
+    (data_dir / train.ROC_FILES[0]).write_bytes((Path(rocstories_dir) / train.ROC_FILES[0]).read_bytes())
+    rows = (Path(rocstories_dir) / train.ROC_FILES[1]).read_text(encoding='utf-8').split('\n')
+    (data_dir / train.ROC_FILES[1]).write_text('\n'.join(r.rsplit(',', 1)[0] for r in rows), encoding='utf-8')
+    args = train.parse_args(good_argv + ['--data_dir', str(data_dir)])
+    train.check_inputs(args)  # training and --submit need no answers
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *good_argv, '--data_dir', str(data_dir),
+                           '--analysis'], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith('train.py: error: ')
+    assert 'AnswerRightEnding' in proc.stderr and not (tmp_path / 'log' / 'rocstories.jsonl').exists()
