@@ -1,0 +1,65 @@
+"""score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from datasets import rocstories
+from errors import InputError, MissingFileError
+from score import load_run
+from test_train import ROOT, _common_argv, _run_cli, tiny_shards  # noqa: F401 (a fixture)
+
+
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    """A tiny finetuning run with --submit (1 epoch on 36 stories, real BPE); returns (work dir, argv)."""
+    work = tmp_path_factory.mktemp('run')
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--n_valid', '1835', '--n_iter', '1', '--lm_coef', '0', '--submit']
+    _run_cli(work, argv)
+    return work, argv
+
+
+def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
+    """The probabilities of score() for a test story are the softmax of the classifier logits
+    train.py computes for the same story from its own encoded arrays."""
+    work, argv = finished_run
+    run = load_run(str(work / 'save' / 'rocstories'))
+    args = train.parse_args(argv)
+    data = train.load_data(args, verbose=False)
+    logits = train._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
+    _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
+    for i in range(3):
+        probs = run.score(teX1[i], [teX2[i], teX3[i]])
+        np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits[i]), -1).numpy(), atol=1e-6)
+    assert run.config['n_ctx'] == data.n_ctx
+
+
+def test_cli_prints_each_ending_with_its_probability(finished_run):
+    work, _ = finished_run
+    story = "Karen was assigned a roommate her first year of college. Their first meeting went well."
+    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(work / 'save' / 'rocstories'),
+                           '--story', story, '--ending', 'Karen became friends with her.', '--ending',
+                           'Karen hated pizza.'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and sum(line.startswith('*') for line in lines) == 1
+    probs = [float(line[2:7]) for line in lines]
+    assert abs(sum(probs) - 1) < 2e-3 and lines[int(np.argmax(probs))].startswith('*')
+
+
+def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
+    work, _ = finished_run
+    with pytest.raises(MissingFileError, match=r'config\.json does not exist: expected a run folder of train\.py'):
+        load_run(str(tmp_path))
+    run = load_run(str(work / 'save' / 'rocstories'))
+    with pytest.raises(InputError, match=r'story and ending 1 are \d+ tokens .* more than the run\'s n_ctx'):
+        run.score('word ' * 200, ['an ending.', 'another.'])
+    with pytest.raises(InputError, match='at least two non-empty endings'):
+        run.score('a story.', ['one ending.'])
+    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(tmp_path), '--story', 's',
+                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
