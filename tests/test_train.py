@@ -24,7 +24,7 @@ from helpers import tf_shapes, write_tf_checkpoint
 from loss import lm_mask_from
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2', '--n_transfer', '1']
+TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
 NO_DROPOUT = ['--embd_pdrop', '0', '--attn_pdrop', '0', '--resid_pdrop', '0', '--clf_pdrop', '0']
 
 
@@ -434,3 +434,16 @@ def test_analysis_without_test_answers_is_refused_before_training(tmp_path, good
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith('train.py: error: ')
     assert 'AnswerRightEnding' in proc.stderr and not (tmp_path / 'log' / 'rocstories.jsonl').exists()
+
+
+def test_n_transfer_defaults_to_every_layer_of_the_model(tmp_path):
+    """A 2-layer checkpoint with --n_layer 2 loads without --n_transfer (it was refused: 12 > 2)."""
+    data = synthetic_data()
+    write_tf_checkpoint(tmp_path, tf_shapes(2, 16, data.n_vocab, n_pos=data.n_ctx), seed=3)
+    args = train.parse_args(['--model_dir', str(tmp_path), '--n_embd', '16', '--n_layer', '2', '--n_head', '2'])
+    assert args.n_transfer is None and train.transfer_layers(args) == 2
+    model = train.build_model(args, data)
+    ref = train.build_model(train.parse_args(['--model_dir', str(tmp_path), '--n_embd', '16', '--n_layer', '2',
+                                              '--n_head', '2', '--n_transfer', '2']), data)
+    assert torch.equal(model.transformer.h[1].mlp.c_fc.w, ref.transformer.h[1].mlp.c_fc.w)
+    assert train.transfer_layers(train.parse_args([])) == 12  # the earlier port's default for the full model
