@@ -14,9 +14,11 @@ import ftfy
 import spacy
 from tqdm import tqdm
 
-# Runs of one repeated character among - ~ ! " ; ? + , ) ( \ / * [ ] } { | _
-# (the spaCy tokenizer of 2018 split these badly on the books corpus).
-_SPACED_RUN = re.compile(r'''(([-~!";?+,)(\\/*\[\]}{|_])\2*)''')
+# Runs of one repeated character among - ~ ! " ; ? + , ) ( / * [ ] } { | _
+# (the spaCy tokenizer of 2018 split these badly on the books corpus). Not the
+# backslash: the original's pattern was a plain string, so the '\\+' in its source
+# reached the regex engine as '\+', a literal plus, and backslashes were never padded.
+_SPACED_RUN = re.compile(r'''(([-~!";?+,)(/*\[\]}{|_])\2*)''')
 _NEWLINE_RUN = re.compile(r'\s*\n\s*')
 _OTHER_SPACE_RUN = re.compile(r'[^\S\n]+')
 _REPLACEMENTS = (('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'"))

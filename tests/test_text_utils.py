@@ -1,8 +1,12 @@
 """text_utils.TextEncoder gives the original GPT-1 token ids, checked against independent references."""
+import ast
 import contextlib
 import json
 import os
+import random
+import re
 import sys
+import warnings
 
 import ftfy
 import pytest
@@ -27,6 +31,8 @@ HARD_CASES = [
     'U.S.A. e.g. i.e. Mr. Dr. St. 3:30pm $5.00 50% #hashtag @user', ':) :-( <3 ;)', '1,000,000 3.14159 -42 1/2',
     '\\n literal backslash n', 'end with newline\n', '\n  start with newline', '\uf8ff private \U000f0000',
     '\U0010ffff\uffff unassigned', 'Ἀθῆναι Ελληνικά',
+    'back\\slash', 'C:\\Users\\me\\file.txt', 'a \\ b', '\\', '\\\\\\', 'x\\\\y', '\\+\\+', '+\\++\\\\+',
+    '\\(x\\)', 'slash\\/both/\\', 'end\\', '\\start', '\\n\\t escaped', 'ok\\\n\\next',
 ]
 
 
@@ -237,3 +243,67 @@ def test_malformed_merges(tmp_path, content, message):
     enc, bpe = _tiny_files(tmp_path, merges=content)
     with pytest.raises(ValueError, match=r'BPE merges file .*vocab_40000.bpe is malformed: ' + message):
         TextEncoder(enc, bpe)
+
+
+# ---------------------------------------------------------------- the original's patterns, as Python read them
+
+# The three lines of the original text_standardize (openai/finetune-transformer-lm, text_utils.py)
+# that hold regular expressions, as source text. Their patterns are plain strings, not raw ones:
+# Python resolves the escapes it knows ('\\' -> '\', '\n' -> newline) before the regex engine
+# sees the pattern, and keeps the ones it does not know ('\?', '\s', ...) as written.
+ORIGINAL_SOURCE = r"""
+text = re.sub('''(-+|~+|!+|"+|;+|\?+|\++|,+|\)+|\(+|\\+|\/+|\*+|\[+|\]+|}+|{+|\|+|_+)''', r' \1 ', text)
+text = re.sub('\s*\n\s*', ' \n ', text)
+text = re.sub('[^\S\n]+', ' ', text)
+"""
+STANDARDIZE_ALPHABET = ('ab. \n\t\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u00a0\u1680\u2000\u2028\u2029\u3000'
+                        '-~!";?+,)(\\/*[]}{|_\u2014\u2013\u2015\u2026\u00b4\'')
+
+
+def original_substitutions():
+    """[(pattern, replacement)] of the three re.sub calls, evaluated from their source as Python does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # '\?' and the like: invalid escape warnings, kept as written
+        tree = ast.parse(ORIGINAL_SOURCE)
+    return [(ast.literal_eval(node.value.args[0]), ast.literal_eval(node.value.args[1])) for node in tree.body]
+
+
+def original_standardize(text):
+    """The original's standardize: the five replacements of SPEC.md, then its own three re.sub calls."""
+    for old, new in [('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'")]:
+        text = text.replace(old, new)
+    for pattern, replacement in original_substitutions():
+        text = re.sub(pattern, replacement, text)
+    return text.strip()
+
+
+def test_original_patterns_as_the_regex_engine_saw_them():
+    (spaced, _), (newline, _), (other_space, _) = original_substitutions()
+    # '\\+' in the source is '\+' for the engine: a literal plus; no alternative matches a backslash.
+    assert '|\\+|\\/+|' in spaced and '\\\\' not in spaced
+    assert re.search(spaced, 'a\\b') is None and re.fullmatch(spaced, '+++')
+    # The whitespace patterns hold a real newline character where the source wrote '\n'.
+    assert newline == '\\s*\n\\s*' and other_space == '[^\\S\n]+'
+    assert original_standardize('back\\slash') == 'back\\slash'
+
+
+@pytest.mark.parametrize('standardize', [text_standardize, plain_standardize], ids=['text_utils', 'plain'])
+def test_standardize_equals_the_original_patterns_on_hard_cases_and_rocstories(standardize, roc_texts):
+    texts = HARD_CASES + roc_texts + [''.join(random.Random(seed).choices(STANDARDIZE_ALPHABET, k=40))
+                                      for seed in range(2000)]
+    assert [standardize(t) for t in texts] == [original_standardize(t) for t in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(STANDARDIZE_ALPHABET), max_size=40) | st.text(max_size=40))
+def test_standardize_equals_the_original_patterns_on_any_text(text):
+    assert text_standardize(text) == original_standardize(text)
+    assert plain_standardize(text) == original_standardize(text)
+
+
+def test_backslash_is_one_token_with_its_word(encoder, plain):
+    # SPEC.md: `back\slash` stays one spaCy token, BPE back, \, slash</w>.
+    e = encoder.encoder
+    assert encoder.encode(['back\\slash'], verbose=False) == [[e['back'], e['\\'], e['slash</w>']]]
+    assert plain.encode(['back\\slash']) == [[e['back'], e['\\'], e['slash</w>']]]
+    assert text_standardize('a\\\\b \\ c') == 'a\\\\b \\ c'
