@@ -8,19 +8,20 @@ import numpy as np
 from tqdm import tqdm
 
 
-def encode_dataset(*splits, encoder):
+def encode_dataset(*splits, encoder, verbose=True):
     """Encode every list of str found in `splits` with encoder.encode.
 
     Takes any number of splits, each a (nested) tuple or list of fields; a field
     that is a list or tuple starting with a str is encoded to a list of lists of
     int ids, any other list or tuple is walked recursively, anything else (numpy
     label arrays) is kept as is. Returns a list with one encoded split per
-    argument, fields in lists, as the original did.
+    argument, fields in lists, as the original did. verbose is passed to
+    encoder.encode: True shows its progress bar per field, False draws nothing.
     """
     def encode(item):
         if isinstance(item, (list, tuple)):
             if item and isinstance(item[0], str):
-                return encoder.encode(list(item))
+                return encoder.encode(list(item), verbose=verbose)
             return [encode(sub) for sub in item]
         return item
     return [encode(split) for split in splits]
@@ -68,13 +69,16 @@ class ResultLogger:
     context manager.
     """
 
-    def __init__(self, path, *args, **kwargs):
+    def __init__(self, path, *args, append=False, **kwargs):
         """Take the file path (parent folders are created), then the settings:
-        keyword settings become the first line; positional ones, if any, its 'args' field."""
+        keyword settings become the first line; positional ones, if any, its 'args' field.
+        With append=True, an existing log is continued: new lines go after its own, and the
+        settings, if any are given, are written as one more line."""
         if args:
             kwargs['args'] = list(args)
-        self.f_log = open(make_path(path), 'w', encoding='utf-8')
-        self.log(**kwargs)
+        self.f_log = open(make_path(path), 'a' if append else 'w', encoding='utf-8')
+        if kwargs or not append:
+            self.log(**kwargs)
 
     def log(self, **kwargs):
         """Append one line holding kwargs and a time field."""
