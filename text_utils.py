@@ -14,7 +14,7 @@ import ftfy
 import spacy
 from tqdm import tqdm
 
-from errors import DataError, MissingFileError
+from errors import DataError, InputError, MissingFileError
 
 # Runs of one repeated character among - ~ ! " ; ? + , ) ( / * [ ] } { | _
 # (the spaCy tokenizer of 2018 split these badly on the books corpus). Not the
@@ -260,16 +260,66 @@ class TextEncoder:
         # Fresh lists, so a caller mutating one result cannot alter another.
         return [list(encoded[text]) for text in texts]
 
-    def decode(self, ids):
-        """Take a sequence of int ids, return readable text: symbols joined, '</w>' as a space, stripped.
+    def symbols(self, ids):
+        """Take a sequence of int ids, return the list of their symbols ('</w>' kept).
 
         Ids added to `encoder` after construction (special tokens) are picked
-        up; an id known to neither raises ValueError.
+        up; an id known to neither raises InputError (a ValueError).
         """
         ids = [int(i) for i in ids]
         if any(i not in self.decoder for i in ids):
             self.decoder = {v: k for k, v in self.encoder.items()}
         unknown = [i for i in ids if i not in self.decoder]
         if unknown:
-            raise ValueError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of {len(self.decoder)} symbols")
-        return ''.join(self.decoder[i] for i in ids).replace(END_OF_WORD, ' ').strip()
+            raise InputError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of {len(self.decoder)} symbols")
+        return [self.decoder[i] for i in ids]
+
+    def decode(self, ids):
+        """Take a sequence of int ids, return readable text: symbols joined, '</w>' as a space, stripped.
+
+        Special tokens and unknown ids: see symbols().
+        """
+        return ''.join(self.symbols(ids)).replace(END_OF_WORD, ' ').strip()
+
+    def stream_decoder(self):
+        """Return a fresh StreamDecoder: decode ids one at a time while they are generated."""
+        return StreamDecoder(self)
+
+
+class StreamDecoder:
+    """Decode ids one at a time for printing as they arrive, never splitting a word.
+
+    push(id) returns the text to print now (often ''), flush() the rest after
+    the last id. Guarantee: for any ids, the pieces of push(ids[0]), ...,
+    push(ids[-1]), flush() concatenated equal text_encoder.decode(ids) exactly.
+    A word (the symbols up to one ending in '</w>') is printed whole, in one
+    piece; the whitespace after a word is held back and printed before the
+    next one, so no piece ends in whitespace and nothing trails the output.
+    """
+
+    def __init__(self, text_encoder):
+        """Take the TextEncoder whose vocabulary the ids index."""
+        self.text_encoder = text_encoder
+        self._held = ''  # decoded text not printed yet: an unfinished word and/or the whitespace before it
+        self._started = False  # whether anything was printed: leading whitespace is dropped, as decode strips it
+
+    def push(self, token_id):
+        """Take one id (int-like); return the text to print now: '' until a word ends."""
+        symbol = self.text_encoder.symbols([token_id])[0]
+        self._held += symbol.replace(END_OF_WORD, ' ')
+        return self._release() if symbol.endswith(END_OF_WORD) else ''
+
+    def flush(self):
+        """Return what is left (a word cut off by the end of generation); the decoder starts afresh."""
+        piece = self._release()
+        self._held, self._started = '', False
+        return piece
+
+    def _release(self):
+        """The held text up to its last non-space character, now printable; keep the trailing whitespace."""
+        body = self._held.rstrip()
+        piece = body if self._started else body.lstrip()
+        if piece:
+            self._started = True
+            self._held = self._held[len(body):]
+        return piece

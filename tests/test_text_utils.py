@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from bench.bench_encode import rocstories_fields
 from bench.plain_encoder import PlainEncoder, plain_standardize
-from errors import DataError, MissingFileError
-from text_utils import TextEncoder, find_bpe_files, text_standardize
+from errors import DataError, InputError, MissingFileError
+from text_utils import StreamDecoder, TextEncoder, find_bpe_files, text_standardize
 
 HARD_CASES = [
     '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',
@@ -429,6 +429,60 @@ def test_hugging_face_files_give_the_release_ids(encoder, hf_bpe_folder, roc_tex
     texts = roc_texts + HARD_CASES
     assert hf.encoder == encoder.encoder and hf.bpe_ranks == encoder.bpe_ranks
     assert hf.encode(texts, verbose=False) == encoder.encode(texts, verbose=False)
+
+
+# ---------------------------------------------------------------- streaming decoding
+
+def stream(decoder, ids):
+    """-> (the pieces push() returned, the piece flush() returned)."""
+    return [decoder.push(i) for i in ids], decoder.flush()
+
+
+def check_stream(encoder, ids):
+    """The stream's pieces concatenate to decode(ids) and each push piece ends a word of it."""
+    pieces, rest = stream(encoder.stream_decoder(), ids)
+    text = encoder.decode(ids)
+    assert ''.join(pieces) + rest == text
+    end = 0
+    for piece, symbol in zip(pieces, encoder.symbols(ids)):
+        assert piece == '' or symbol.endswith('</w>')  # text appears only when a word is complete
+        end += len(piece)
+        assert piece == '' or (not piece[-1].isspace() and (end == len(text) or text[end].isspace()))
+
+
+def test_stream_pieces_equal_decode_on_random_ids(encoder):
+    rng = random.Random(0)
+    ws = [encoder.encoder[s] for s in ('\n</w>', '<unk>', '.</w>', 'a', 'b</w>')]
+    for n in range(400):
+        ids = [rng.choice(ws) if rng.random() < 0.3 else rng.randrange(len(encoder.encoder)) for _ in range(n % 40)]
+        check_stream(encoder, ids)
+
+
+def test_stream_pieces_equal_decode_on_real_text(encoder, roc_texts):
+    for ids in encoder.encode(roc_texts[::7] + HARD_CASES, verbose=False):
+        check_stream(encoder, ids)
+
+
+def test_stream_never_splits_a_word(encoder):
+    ids = encoder.encode(['Anna Karenina\n\nsaid'], verbose=False)[0]
+    assert [encoder.decoder[i] for i in ids] == ['anna</w>', 'kar', 'en', 'ina</w>', '\n</w>', 'said</w>']
+    pieces, rest = stream(encoder.stream_decoder(), ids)
+    assert pieces == ['anna', '', '', ' karenina', '', ' \n said'] and rest == ''
+    # cut mid-word: flush gives the unfinished word
+    decoder = encoder.stream_decoder()
+    assert [decoder.push(i) for i in ids[:3]] == ['anna', '', ''] and decoder.flush() == ' karen'
+    assert decoder.push(ids[0]) == 'anna'  # flush started afresh: no leading space
+
+
+def test_stream_decoder_special_tokens_and_bad_ids(encoder_path, bpe_path):
+    enc = TextEncoder(encoder_path, bpe_path)
+    decoder = enc.stream_decoder()
+    assert isinstance(decoder, StreamDecoder)
+    enc.encoder['_start_'] = len(enc.encoder)
+    hi = enc.encode(['hi'], verbose=False)[0]
+    assert stream(decoder, [len(enc.encoder) - 1] + hi) == (['', '_start_hi'], '')
+    with pytest.raises(InputError, match='id 99999 is not in the vocabulary of 40479 symbols'):
+        decoder.push(99999)
 
 
 # ---------------------------------------------------------------- progress bars
