@@ -478,13 +478,19 @@ def test_cli_reads_a_hugging_face_folder_alone(shards, tmp_path, capsys):
     from text_utils import TextEncoder
     enc = TextEncoder(str(ENCODER_PATH), str(BPE_PATH))
     model, _ = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
-    hf = tmp_path / 'openai-gpt'
+    # the hub cache's layout: models--openai-gpt/snapshots/<hash>/ named by refs/main
+    cache = tmp_path / 'models--openai-gpt'
+    hf = cache / 'snapshots' / 'abc123'
     export_hf(model, str(hf))
     (hf / 'vocab.json').write_text(json.dumps(enc.encoder), encoding='utf-8')
     (hf / 'merges.txt').write_bytes(BPE_PATH.read_bytes())
-    argv = ['--model_dir', str(hf), '--n_embd', '16', '--n_head', '2', '--n_layer', '2', '--prompt', 'a quiet morning',
-            '--gen_len', '7', '--greedy', '--log_path', str(tmp_path / 'g.jsonl')]
-    assert gen.main(argv) == 0
-    out, err = capsys.readouterr()
-    assert 'Hugging Face' in err
-    assert out == f"a quiet morning\n=> {enc.decode(generate(model, enc.encode(['a quiet morning'], verbose=False)[0], 7, greedy=True))}\n"
+    (cache / 'refs').mkdir()
+    (cache / 'refs' / 'main').write_text('abc123')
+    expected = enc.decode(generate(model, enc.encode(['a quiet morning'], verbose=False)[0], 7, greedy=True))
+    for folder in (hf, cache):
+        argv = ['--model_dir', str(folder), '--n_embd', '16', '--n_head', '2', '--n_layer', '2',
+                '--prompt', 'a quiet morning', '--gen_len', '7', '--greedy', '--log_path', str(tmp_path / 'g.jsonl')]
+        assert gen.main(argv) == 0
+        out, err = capsys.readouterr()
+        assert 'Hugging Face' in err
+        assert out == f"a quiet morning\n=> {expected}\n"
