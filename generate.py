@@ -23,14 +23,21 @@ Notebook use::
                    gen_len=20, top_k=10, seed=0)
     print([enc.decode(row) for row in ids])
 
+Streaming, token by token, printing whole words only::
+
+    stream = enc.stream_decoder()
+    for step in iter_generate(model, enc.encode(['the old house'], verbose=False)[0], 20, top_k=10):
+        print(stream.push(step.tokens[0]), end='', flush=True)
+    print(stream.flush())
+
 Command line::
 
     python generate.py --prompt "the old house" --gen_len 40 --seed 0
     python generate.py             # interactive: one prompt per line on stdin
 
 A prompt plus `gen_len` that would not fit in the model's `n_ctx` positions
-(512 for the released weights) is refused up front with a ValueError; nothing
-is generated.
+(512 for the released weights) is refused up front with an InputError (a
+ValueError); nothing is generated.
 """
 import argparse
 import numbers
@@ -42,8 +49,11 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from model_pytorch import CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, dotdict, load_pretrained
+from errors import EXIT_BAD_INPUT, CheckpointError, InputError, MissingFileError, exit_with_error, one_line
+from model_pytorch import CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, dotdict, load_pretrained, resolve_hf_folder
 from utils import ResultLogger
+
+PROG = 'generate.py'
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
            'GenerationStep', 'build_model', 'main']
@@ -59,21 +69,21 @@ token rows (before temperature and filtering) from which `tokens` were drawn."""
 # ---------------------------------------------------------------- arguments
 
 def check_sampling_args(gen_len, temperature=1.0, top_k=0, top_p=1.0, n_vocab=None):
-    """Raise ValueError with a one-line message for an unusable setting.
+    """Raise InputError (a ValueError) with a one-line message for an unusable setting.
 
     gen_len: number of new tokens, an int >= 0. temperature: > 0 (also with
     greedy, where it has no effect). top_k: 0 (off) up to n_vocab. top_p: in (0, 1]
     (1 = off)."""
     if isinstance(gen_len, bool) or not isinstance(gen_len, numbers.Integral) or gen_len < 0:
-        raise ValueError(f"gen_len={gen_len!r}: expected an integer >= 0 (the number of new tokens)")
+        raise InputError(f"gen_len={gen_len!r}: expected an integer >= 0 (the number of new tokens)")
     if not isinstance(temperature, numbers.Real) or not temperature > 0 or temperature == float('inf'):
-        raise ValueError(f"temperature={temperature!r}: expected a finite number > 0")
+        raise InputError(f"temperature={temperature!r}: expected a finite number > 0")
     if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 0:
-        raise ValueError(f"top_k={top_k!r}: expected an integer >= 0 (0 turns top-k filtering off)")
+        raise InputError(f"top_k={top_k!r}: expected an integer >= 0 (0 turns top-k filtering off)")
     if n_vocab is not None and top_k > n_vocab:
-        raise ValueError(f"top_k={top_k} exceeds the vocabulary of {n_vocab} tokens: expected 0 (off) to {n_vocab}")
+        raise InputError(f"top_k={top_k} exceeds the vocabulary of {n_vocab} tokens: expected 0 (off) to {n_vocab}")
     if not isinstance(top_p, numbers.Real) or not 0 < top_p <= 1:
-        raise ValueError(f"top_p={top_p!r}: expected a number in (0, 1] (1 turns nucleus filtering off)")
+        raise InputError(f"top_p={top_p!r}: expected a number in (0, 1] (1 turns nucleus filtering off)")
 
 
 def _model_dims(model, n_special):
@@ -84,10 +94,10 @@ def _model_dims(model, n_special):
         raise TypeError(f"expected an LMModel (a model with .transformer.vocab and .transformer.n_ctx), "
                         f"got {type(model).__name__}")
     if isinstance(n_special, bool) or not isinstance(n_special, numbers.Integral) or n_special < 0:
-        raise ValueError(f"n_special={n_special!r}: expected an integer >= 0")
+        raise InputError(f"n_special={n_special!r}: expected an integer >= 0")
     n_vocab = vocab - n_ctx - n_special
     if n_vocab <= 0:
-        raise ValueError(f"n_special={n_special}: the model's {vocab} embedding rows leave no token rows "
+        raise InputError(f"n_special={n_special}: the model's {vocab} embedding rows leave no token rows "
                          f"beside {n_ctx} positions and {n_special} special rows")
     return n_vocab, n_ctx
 
@@ -101,7 +111,7 @@ def _as_prompts(prompt_ids, n_rows):
                         f"got {type(prompt_ids).__name__} (encode text with TextEncoder.encode first)")
     prompt_ids = list(prompt_ids)
     if not prompt_ids:
-        raise ValueError("empty prompt: expected at least one token id")
+        raise InputError("empty prompt: expected at least one token id")
     single = all(isinstance(i, numbers.Integral) or (hasattr(i, 'ndim') and i.ndim == 0) for i in prompt_ids)
     rows = [prompt_ids] if single else prompt_ids
     prompts = []
@@ -115,11 +125,11 @@ def _as_prompts(prompt_ids, n_rows):
         except (TypeError, ValueError):
             raise TypeError(f"prompt {r}: expected integer token ids, got {list(row)[:5]!r}...") from None
         if not row:
-            raise ValueError("empty prompt: expected at least one token id" if single else
+            raise InputError("empty prompt: expected at least one token id" if single else
                              f"empty prompt: prompt {r} has no token ids")
         bad = [i for i in row if not 0 <= i < n_rows]
         if bad:
-            raise ValueError(f"prompt {r}: token id {bad[0]} is outside the model's {n_rows} token and special rows")
+            raise InputError(f"prompt {r}: token id {bad[0]} is outside the model's {n_rows} token and special rows")
         prompts.append(row)
     return prompts, single
 
@@ -154,10 +164,15 @@ def sample_next(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, gener
 
     greedy: the argmax. Otherwise divide by temperature, filter (see
     filter_logits) and draw from the softmax with `generator` (a torch.Generator
-    on the logits' device, or None for the global RNG)."""
+    on the logits' device, or None for the global RNG). Any temperature > 0
+    works: a tiny one leaves the most likely token(s) only, like greedy."""
     if greedy:
         return logits.argmax(dim=-1)
-    scores = filter_logits(logits.float() / temperature, top_k, top_p)
+    logits = logits.float()
+    shifted = logits - logits.amax(dim=-1, keepdim=True)
+    # The max is 0 and must stay 0: a temperature that underflows float32 (1e-46) would
+    # make it 0 / 0 = NaN, and an unshifted logit / 1e-45 overflows to inf (softmax NaN).
+    scores = filter_logits(torch.where(shifted == 0, shifted, shifted / temperature), top_k, top_p)
     probs = F.softmax(scores, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
@@ -204,15 +219,16 @@ def iter_generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.
     use_cache: False recomputes the whole sequence for every token, as the
     earlier port did (a reference for tests and benchmarks; same tokens).
 
-    Arguments are checked when this is called; ValueError if a prompt plus
-    gen_len exceeds the model's n_ctx (nothing is generated then).
+    Arguments are checked when this is called: InputError (a ValueError) for a
+    bad setting or prompt, or if a prompt plus gen_len exceeds the model's n_ctx
+    (nothing is generated then).
     """
     n_vocab, n_ctx = _model_dims(model, n_special)
     check_sampling_args(gen_len, temperature, top_k, top_p, n_vocab)
     prompts, _ = _as_prompts(prompt_ids, n_vocab + n_special)
     longest = max(len(p) for p in prompts)
     if longest + gen_len > n_ctx:
-        raise ValueError(f"a prompt of {longest} tokens plus gen_len={gen_len} is {longest + gen_len} positions, "
+        raise InputError(f"a prompt of {longest} tokens plus gen_len={gen_len} is {longest + gen_len} positions, "
                          f"more than the model's n_ctx={n_ctx}: shorten the prompt or lower gen_len "
                          f"to at most {max(n_ctx - longest, 0)}")
     return _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed,
@@ -301,7 +317,9 @@ def parse_args(argv=None):
                     "With --prompt, every prompt is continued in one batch and printed; without, "
                     "prompts are read from stdin one line at a time and continued token by token "
                     "('q' or end of input quits). A prompt plus --gen_len that exceeds --n_ctx is "
-                    "refused before anything is generated.")
+                    "refused before anything is generated. A refused flag, file or prompt prints one line "
+                    "'generate.py: error: ...' and exits with status 2; in interactive mode a refused line "
+                    "is skipped and the exit status is 2 at the end. The log at --log_path is appended to.")
     parser.add_argument('--prompt', action='append', default=None, metavar='TEXT',
                         help='text to continue; repeat for several (default: read stdin)')
     parser.add_argument('--gen_len', type=int, default=20, help='new tokens per prompt (default 20)')
@@ -312,31 +330,30 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=None, help='make sampling reproducible')
     parser.add_argument('--model_dir', default='model/',
                         help="OpenAI's TF checkpoint folder or a Hugging Face openai-gpt folder (default model/)")
-    parser.add_argument('--encoder_path', default=None, help='default: MODEL_DIR/encoder_bpe_40000.json')
-    parser.add_argument('--bpe_path', default=None, help='default: MODEL_DIR/vocab_40000.bpe')
+    parser.add_argument('--encoder_path', default=None,
+                        help='default: MODEL_DIR/encoder_bpe_40000.json, else MODEL_DIR/vocab.json (Hugging Face)')
+    parser.add_argument('--bpe_path', default=None,
+                        help='default: MODEL_DIR/vocab_40000.bpe, else MODEL_DIR/merges.txt (Hugging Face)')
     parser.add_argument('--n_ctx', type=int, default=512, help='positions (at most 512, default 512)')
     parser.add_argument('--n_embd', type=int, default=768, help='checkpoint width (768 for the release)')
     parser.add_argument('--n_head', type=int, default=12)
     parser.add_argument('--n_layer', type=int, default=12)
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     parser.add_argument('--log_path', default='log/generate.jsonl',
-                        help='JSONL log: the settings, then each prompt and its continuation')
+                        help='JSONL log, appended to: the settings, then each prompt and its continuation')
     return parser.parse_args(argv)
 
 
 def _stream_print(encoder, tokens, out):
-    """Print the continuation as it grows: decode everything so far, write what is new.
+    """Print the continuation as it grows, whole words only (TextEncoder.stream_decoder), then a newline.
     Returns the list of ids printed."""
-    printed = ''
+    stream = encoder.stream_decoder()
     ids = []
     for t in tokens:
         ids.append(t)
-        text = encoder.decode(ids)
-        piece = text[len(printed):] if text.startswith(printed) else ' ' + encoder.decode([t])
-        out.write(piece)
+        out.write(stream.push(t))
         out.flush()
-        printed = text
-    out.write('\n')
+    out.write(stream.flush() + '\n')
     out.flush()
     return ids
 
@@ -356,77 +373,115 @@ def _read_prompts(stream, out):
         yield text
 
 
+def _report(err):
+    """Print a refusal as one line on stderr, as exit_with_error does, without exiting."""
+    print(f"{PROG}: error: {one_line(err)}", file=sys.stderr, flush=True)
+
+
+def _check_args(args):
+    """Raise InputError for a flag that cannot work, before spaCy and the weights are loaded."""
+    check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp)
+    for i, p in enumerate(args.prompt or []):
+        if not p.strip():
+            raise InputError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
+    if not 0 < args.n_ctx <= 512:
+        raise InputError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
+    if not os.path.isdir(args.model_dir):
+        what = 'is not a folder' if os.path.exists(args.model_dir) else 'does not exist'
+        raise MissingFileError(f"model folder {args.model_dir!r} {what}: expected OpenAI's "
+                               f"params_shapes.json and params_0.npy ... params_9.npy there "
+                               f"(from https://github.com/openai/finetune-transformer-lm) or a Hugging "
+                               f"Face openai-gpt folder; set --model_dir")
+
+
+def _bpe_paths(args):
+    """(encoder_path, bpe_path): the flags, else the BPE files of the model folder (find_bpe_files;
+    for a hub cache folder, those of its snapshot)."""
+    from text_utils import find_bpe_files
+    if args.encoder_path and args.bpe_path:
+        return args.encoder_path, args.bpe_path
+    try:
+        folder = resolve_hf_folder(args.model_dir) or args.model_dir
+    except CheckpointError:  # several snapshots: load_pretrained says so; look in the folder itself
+        folder = args.model_dir
+    try:
+        found = find_bpe_files(folder)
+    except MissingFileError as err:
+        raise MissingFileError(f"{err}; or set --encoder_path and --bpe_path") from None
+    return args.encoder_path or found[0], args.bpe_path or found[1]
+
+
+def _load(args):
+    """Check the flags, then load the BPE files, the weights and open the log.
+    Returns (TextEncoder, model, checkpoint format, ResultLogger)."""
+    _check_args(args)
+    from text_utils import TextEncoder
+    encoder = TextEncoder(*_bpe_paths(args))
+    n_vocab = len(encoder.encoder)
+    check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
+    logger = ResultLogger(args.log_path, append=True, **vars(args), checkpoint_format=fmt)
+    return encoder, model, fmt, logger
+
+
 def main(argv=None, stdin=None, stdout=None):
-    """Run the command line; returns the exit status (0, or 1 after a one-line error on stderr)."""
+    """Run the command line; returns the exit status.
+
+    A refused flag, file or --prompt prints one line `generate.py: error: ...` on
+    stderr and exits with status 2 (SystemExit, as argparse does). Interactive
+    mode reports a refused prompt line the same way and goes on with the next;
+    it then returns 2 at the end of input, else 0.
+    """
     args = parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
-
-    def fail(msg):
-        print(f"generate.py: error: {msg}", file=sys.stderr)
-        return 1
-
     try:
-        # Cheap checks first, before spaCy and the weights are loaded.
-        check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp)
-        if args.prompt is not None:
-            for i, p in enumerate(args.prompt):
-                if not p.strip():
-                    raise ValueError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
-        if not 0 < args.n_ctx <= 512:
-            raise ValueError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
-        if not os.path.isdir(args.model_dir):
-            raise FileNotFoundError(f"model folder {args.model_dir!r} does not exist: expected OpenAI's "
-                                    f"params_shapes.json and params_0.npy ... params_9.npy there "
-                                    f"(from https://github.com/openai/finetune-transformer-lm) or a Hugging "
-                                    f"Face openai-gpt folder; set --model_dir")
-        encoder_path = args.encoder_path or os.path.join(args.model_dir, 'encoder_bpe_40000.json')
-        bpe_path = args.bpe_path or os.path.join(args.model_dir, 'vocab_40000.bpe')
-        from text_utils import TextEncoder
-        encoder = TextEncoder(encoder_path, bpe_path)
-        n_vocab = len(encoder.encoder)
-        check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
-        device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-        model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
-        logger = ResultLogger(args.log_path, **vars(args), checkpoint_format=fmt)
-    except (ValueError, FileNotFoundError, TypeError, OSError) as err:
-        return fail(err)
-    print(f"generate.py: loaded the {CHECKPOINT_FORMATS[fmt]} from {args.model_dir}", file=sys.stderr)
+        encoder, model, fmt, logger = _load(args)
+    except (ValueError, TypeError, OSError) as err:
+        exit_with_error(PROG, err)
+    print(f"{PROG}: loaded the {CHECKPOINT_FORMATS[fmt]} from {args.model_dir}", file=sys.stderr)
     with logger:
-        return _run(args, encoder, model, logger, stdin, stdout, fail)
+        if args.prompt is not None:
+            return _run_prompts(args, encoder, model, logger, stdout)
+        return _run_interactive(args, encoder, model, logger, stdin, stdout)
 
 
-def _run(args, encoder, model, logger, stdin, stdout, fail):
-    """Generate for --prompt or for each line of stdin; log every continuation. Returns the exit status."""
+def _settings(args):
+    return dict(temperature=args.temperature, top_k=args.topk, top_p=args.topp, greedy=args.greedy, seed=args.seed)
 
-    settings = dict(temperature=args.temperature, top_k=args.topk, top_p=args.topp, greedy=args.greedy, seed=args.seed)
-    if args.prompt is not None:
-        try:
-            prompt_ids = encoder.encode(args.prompt, verbose=False)
-            for text, ids in zip(args.prompt, prompt_ids):
-                if not ids:
-                    raise ValueError(f"empty prompt: {text!r} encodes to no tokens")
-            new = generate(model, prompt_ids, args.gen_len, **settings)
-        except ValueError as err:
-            return fail(err)
-        for text, ids in zip(args.prompt, new):
-            stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
-            logger.log(prompt=text, ids=ids, continuation=encoder.decode(ids))
-        stdout.flush()
-        return 0
 
+def _run_prompts(args, encoder, model, logger, stdout):
+    """Continue every --prompt in one batch, print and log them. Returns 0; exits 2 on a refused prompt."""
+    try:
+        prompt_ids = encoder.encode(args.prompt, verbose=False)
+        for text, ids in zip(args.prompt, prompt_ids):
+            if not ids:
+                raise InputError(f"empty prompt: {text!r} encodes to no tokens")
+        new = generate(model, prompt_ids, args.gen_len, **_settings(args))
+    except ValueError as err:
+        exit_with_error(PROG, err)
+    for text, ids in zip(args.prompt, new):
+        stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
+        logger.log(prompt=text, ids=ids, continuation=encoder.decode(ids))
+    stdout.flush()
+    return 0
+
+
+def _run_interactive(args, encoder, model, logger, stdin, stdout):
+    """Continue each line of stdin, streaming words as they come; log each. Returns 2 if any line was refused, else 0."""
     status = 0
     for text in _read_prompts(stdin, stdout):
         try:
             if not text.strip():
-                raise ValueError("empty prompt: type some text to continue ('q' quits)")
+                raise InputError("empty prompt: type some text to continue ('q' quits)")
             ids = encoder.encode([text], verbose=False)[0]
             if not ids:
-                raise ValueError(f"empty prompt: {text!r} encodes to no tokens")
-            steps = iter_generate(model, ids, args.gen_len, **settings)
+                raise InputError(f"empty prompt: {text!r} encodes to no tokens")
+            steps = iter_generate(model, ids, args.gen_len, **_settings(args))
         except ValueError as err:
-            fail(err)
-            status = 1
+            _report(err)
+            status = EXIT_BAD_INPUT
             continue
         stdout.write('=> ')
         new = _stream_print(encoder, (s.tokens[0] for s in steps), stdout)

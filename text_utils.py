@@ -14,14 +14,25 @@ import ftfy
 import spacy
 from tqdm import tqdm
 
-# Runs of one repeated character among - ~ ! " ; ? + , ) ( \ / * [ ] } { | _
-# (the spaCy tokenizer of 2018 split these badly on the books corpus).
-_SPACED_RUN = re.compile(r'''(([-~!";?+,)(\\/*\[\]}{|_])\2*)''')
+from errors import DataError, InputError, MissingFileError
+
+# Runs of one repeated character among - ~ ! " ; ? + , ) ( / * [ ] } { | _
+# (the spaCy tokenizer of 2018 split these badly on the books corpus). Not the
+# backslash: the original's pattern was a plain string, so the '\\+' in its source
+# reached the regex engine as '\+', a literal plus, and backslashes were never padded.
+_SPACED_RUN = re.compile(r'''(([-~!";?+,)(/*\[\]}{|_])\2*)''')
 _NEWLINE_RUN = re.compile(r'\s*\n\s*')
 _OTHER_SPACE_RUN = re.compile(r'[^\S\n]+')
 _REPLACEMENTS = (('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'"))
 
 END_OF_WORD = '</w>'
+UNKNOWN = '<unk>'  # id 0 in OpenAI's vocabulary; encode() maps every unknown symbol to id 0
+RELEASE_BPE_FILES = ('encoder_bpe_40000.json', 'vocab_40000.bpe')  # OpenAI's model/ folder
+HF_BPE_FILES = ('vocab.json', 'merges.txt')  # a Hugging Face openai-gpt folder: the same BPE
+_ENCODER_HINT = ("encoder_bpe_40000.json from OpenAI's finetune-transformer-lm model/ folder "
+                 "(or vocab.json from a Hugging Face openai-gpt folder)")
+_MERGES_HINT = ("vocab_40000.bpe from OpenAI's finetune-transformer-lm model/ folder "
+                "(or merges.txt from a Hugging Face openai-gpt folder)")
 # spaCy yields '\n ' for the ' \n ' that standardize leaves; its BPE joins to this string,
 # which the original rewrote to the vocabulary's newline symbol.
 _NEWLINE_BPE = '\n  ' + END_OF_WORD
@@ -59,44 +70,98 @@ def _fix_text(text):
     return ftfy.fix_text(text)
 
 
-def _load_encoder(path):
-    """Path of encoder_bpe_40000.json -> dict symbol -> id, ids exactly 0..len-1."""
+def _read_text(path, kind, expected):
+    """Read a vocabulary or merges file as UTF-8 text with universal newlines, as open() did.
+
+    kind names the file in messages ('BPE merges file'), expected says which file
+    belongs there. Returns the str. Raises MissingFileError if `path` is not a
+    file, DataError if it cannot be read or is not UTF-8 (naming the line).
+    """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"BPE vocabulary file {path} not found: expected encoder_bpe_40000.json from OpenAI's finetune-transformer-lm model/ folder")
+        raise MissingFileError(f"{kind} {path} not found: expected {expected}")
     try:
-        with open(path, encoding='utf-8') as f:
-            encoder = json.load(f)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"BPE vocabulary file {path} is malformed: expected a JSON object of symbol -> id ({e})") from None
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as err:
+        raise DataError(f"{kind} {path} could not be read: {err.strerror or err}") from None
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = data.count(b'\n', 0, err.start) + 1
+        raise DataError(f"{kind} {path} is not UTF-8 text: line {line} holds the byte 0x{data[err.start]:02x}, "
+                        f"expected {expected}") from None
+    return text.replace('\r\n', '\n').replace('\r', '\n')
+
+
+def _load_encoder(path):
+    """Path of encoder_bpe_40000.json (or Hugging Face's vocab.json) -> dict symbol -> id, ids exactly 0..len-1."""
+    text = _read_text(path, 'BPE vocabulary file', _ENCODER_HINT)
+    try:
+        encoder = json.loads(text)
+    except ValueError as err:
+        raise DataError(f"BPE vocabulary file {path} is malformed: expected a JSON object of symbol -> id "
+                        f"(line {err.lineno}: {err.msg})") from None
     if not isinstance(encoder, dict) or not encoder:
-        raise ValueError(f"BPE vocabulary file {path} is malformed: expected a non-empty JSON object of symbol -> id, got {type(encoder).__name__}")
+        raise DataError(f"BPE vocabulary file {path} is malformed: expected a non-empty JSON object of symbol -> id, got {type(encoder).__name__}")
     # Ids must cover 0..n-1 so that every id encode() returns indexes the embedding.
     if any(type(i) is not int for i in encoder.values()) or sorted(encoder.values()) != list(range(len(encoder))):
-        raise ValueError(f"BPE vocabulary file {path} is malformed: expected the ids to be the integers 0..{len(encoder) - 1}, each once")
+        raise DataError(f"BPE vocabulary file {path} is malformed: expected the ids to be the integers 0..{len(encoder) - 1}, each once")
     return encoder
 
 
 def _load_merges(path):
-    """Path of vocab_40000.bpe -> dict (left, right) -> rank, rank = line order after the #version line."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"BPE merges file {path} not found: expected vocab_40000.bpe from OpenAI's finetune-transformer-lm model/ folder")
-    try:
-        with open(path, encoding='utf-8') as f:
-            lines = f.read().split('\n')
-    except UnicodeDecodeError as e:
-        raise ValueError(f"BPE merges file {path} is malformed: not UTF-8 ({e})") from None
+    """Path of vocab_40000.bpe (or Hugging Face's merges.txt) -> list of (left, right) pairs in rank order.
+
+    The first line is the '#version' line; trailing empty lines are ignored.
+    """
+    lines = _read_text(path, 'BPE merges file', _MERGES_HINT).split('\n')
     if not lines[0].startswith('#version'):
-        raise ValueError(f"BPE merges file {path} is malformed: expected a '#version' first line, got {lines[0][:40]!r}")
+        raise DataError(f"BPE merges file {path} is malformed: expected a '#version' first line, got {lines[0][:40]!r}")
     while lines and lines[-1] == '':
         lines.pop()
-    ranks = {}
+    merges = []
     for number, line in enumerate(lines[1:], start=2):
         pair = tuple(line.split())
         if len(pair) != 2:
-            raise ValueError(f"BPE merges file {path} is malformed: line {number} is {line[:40]!r}, expected two symbols separated by a space")
-        # A repeated merge keeps its last rank, as dict(zip(merges, ranks)) did in the original.
-        ranks[pair] = number - 2
-    return ranks
+            raise DataError(f"BPE merges file {path} is malformed: line {number} is {line[:40]!r}, expected two symbols separated by a space")
+        merges.append(pair)
+    return merges
+
+
+def _check_merges_match(encoder, merges, encoder_path, bpe_path):
+    """Raise DataError unless the merges build exactly the vocabulary's multi-character symbols.
+
+    In OpenAI's files (and Hugging Face's copies) every symbol longer than one
+    character ('</w>' aside), '<unk>' excepted, is made by exactly one merge and
+    every merge makes one of them: a merges file cut short or from another
+    vocabulary would still load but tokenize differently.
+    """
+    built = {symbol for symbol in encoder if len(symbol.removesuffix(END_OF_WORD)) > 1} - {UNKNOWN}
+    if len(merges) != len(built):
+        raise DataError(f"BPE merges file {bpe_path} holds {len(merges)} merges, expected {len(built)}: one per "
+                        f"multi-character symbol of {encoder_path} (a file cut short, or from another vocabulary?)")
+    missing = built - {left + right for left, right in merges}
+    if missing:
+        raise DataError(f"BPE merges file {bpe_path} builds {len(built) - len(missing)} of the {len(built)} "
+                        f"multi-character symbols of {encoder_path}, expected all: none builds {min(missing)!r} "
+                        f"(repeated merges, or from another vocabulary?)")
+
+
+def find_bpe_files(model_dir):
+    """Take a model folder; return (encoder_path, bpe_path) of the BPE files in it.
+
+    OpenAI's release pair encoder_bpe_40000.json and vocab_40000.bpe when both
+    are there, else a Hugging Face openai-gpt folder's vocab.json and merges.txt
+    (the same vocabulary and merges). Raises MissingFileError naming both pairs
+    when neither is complete.
+    """
+    for names in (RELEASE_BPE_FILES, HF_BPE_FILES):
+        paths = tuple(os.path.join(model_dir, name) for name in names)
+        if all(os.path.isfile(p) for p in paths):
+            return paths
+    where = f"{model_dir} holds" if os.path.isdir(model_dir) else f"model folder {model_dir} does not exist: it holds"
+    raise MissingFileError(f"{where} neither OpenAI's BPE files {' and '.join(RELEASE_BPE_FILES)} "
+                           f"nor a Hugging Face openai-gpt folder's {' and '.join(HF_BPE_FILES)}")
 
 
 class TextEncoder:
@@ -107,10 +172,18 @@ class TextEncoder:
     """
 
     def __init__(self, encoder_path, bpe_path):
-        """Take the paths of encoder_bpe_40000.json and vocab_40000.bpe."""
+        """Take the paths of encoder_bpe_40000.json and vocab_40000.bpe (or of a Hugging Face
+        folder's vocab.json and merges.txt; see find_bpe_files).
+
+        Raises MissingFileError for a missing file, DataError for a malformed one
+        or for merges that do not build the vocabulary's symbols.
+        """
         self.encoder = _load_encoder(encoder_path)
         self.decoder = {v: k for k, v in self.encoder.items()}
-        self.bpe_ranks = _load_merges(bpe_path)
+        merges = _load_merges(bpe_path)
+        _check_merges_match(self.encoder, merges, encoder_path, bpe_path)
+        # A repeated merge keeps its last rank, as dict(zip(merges, ranks)) did in the original.
+        self.bpe_ranks = {pair: rank for rank, pair in enumerate(merges)}
         # spacy.load('en') of the original is gone in spaCy 3; the blank English
         # pipeline has the same tokenizer and needs no model download.
         self.nlp = spacy.blank('en')
@@ -187,16 +260,66 @@ class TextEncoder:
         # Fresh lists, so a caller mutating one result cannot alter another.
         return [list(encoded[text]) for text in texts]
 
-    def decode(self, ids):
-        """Take a sequence of int ids, return readable text: symbols joined, '</w>' as a space, stripped.
+    def symbols(self, ids):
+        """Take a sequence of int ids, return the list of their symbols ('</w>' kept).
 
         Ids added to `encoder` after construction (special tokens) are picked
-        up; an id known to neither raises ValueError.
+        up; an id known to neither raises InputError (a ValueError).
         """
         ids = [int(i) for i in ids]
         if any(i not in self.decoder for i in ids):
             self.decoder = {v: k for k, v in self.encoder.items()}
         unknown = [i for i in ids if i not in self.decoder]
         if unknown:
-            raise ValueError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of {len(self.decoder)} symbols")
-        return ''.join(self.decoder[i] for i in ids).replace(END_OF_WORD, ' ').strip()
+            raise InputError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of {len(self.decoder)} symbols")
+        return [self.decoder[i] for i in ids]
+
+    def decode(self, ids):
+        """Take a sequence of int ids, return readable text: symbols joined, '</w>' as a space, stripped.
+
+        Special tokens and unknown ids: see symbols().
+        """
+        return ''.join(self.symbols(ids)).replace(END_OF_WORD, ' ').strip()
+
+    def stream_decoder(self):
+        """Return a fresh StreamDecoder: decode ids one at a time while they are generated."""
+        return StreamDecoder(self)
+
+
+class StreamDecoder:
+    """Decode ids one at a time for printing as they arrive, never splitting a word.
+
+    push(id) returns the text to print now (often ''), flush() the rest after
+    the last id. Guarantee: for any ids, the pieces of push(ids[0]), ...,
+    push(ids[-1]), flush() concatenated equal text_encoder.decode(ids) exactly.
+    A word (the symbols up to one ending in '</w>') is printed whole, in one
+    piece; the whitespace after a word is held back and printed before the
+    next one, so no piece ends in whitespace and nothing trails the output.
+    """
+
+    def __init__(self, text_encoder):
+        """Take the TextEncoder whose vocabulary the ids index."""
+        self.text_encoder = text_encoder
+        self._held = ''  # decoded text not printed yet: an unfinished word and/or the whitespace before it
+        self._started = False  # whether anything was printed: leading whitespace is dropped, as decode strips it
+
+    def push(self, token_id):
+        """Take one id (int-like); return the text to print now: '' until a word ends."""
+        symbol = self.text_encoder.symbols([token_id])[0]
+        self._held += symbol.replace(END_OF_WORD, ' ')
+        return self._release() if symbol.endswith(END_OF_WORD) else ''
+
+    def flush(self):
+        """Return what is left (a word cut off by the end of generation); the decoder starts afresh."""
+        piece = self._release()
+        self._held, self._started = '', False
+        return piece
+
+    def _release(self):
+        """The held text up to its last non-space character, now printable; keep the trailing whitespace."""
+        body = self._held.rstrip()
+        piece = body if self._started else body.lstrip()
+        if piece:
+            self._started = True
+            self._held = self._held[len(body):]
+        return piece

@@ -8,19 +8,20 @@ import numpy as np
 from tqdm import tqdm
 
 
-def encode_dataset(*splits, encoder):
+def encode_dataset(*splits, encoder, verbose=True):
     """Encode every list of str found in `splits` with encoder.encode.
 
     Takes any number of splits, each a (nested) tuple or list of fields; a field
     that is a list or tuple starting with a str is encoded to a list of lists of
     int ids, any other list or tuple is walked recursively, anything else (numpy
     label arrays) is kept as is. Returns a list with one encoded split per
-    argument, fields in lists, as the original did.
+    argument, fields in lists, as the original did. verbose is passed to
+    encoder.encode: True shows its progress bar per field, False draws nothing.
     """
     def encode(item):
         if isinstance(item, (list, tuple)):
             if item and isinstance(item[0], str):
-                return encoder.encode(list(item))
+                return encoder.encode(list(item), verbose=verbose)
             return [encode(sub) for sub in item]
         return item
     return [encode(split) for split in splits]

@@ -11,8 +11,9 @@ import json
 import ftfy
 import spacy
 
-# Characters whose runs the original surrounded with spaces.
-SPACED_CHARS = set('-~!";?+,)(\\/*[]}{|_')
+# Characters whose runs the original surrounded with spaces. No backslash: the
+# original's pattern was a plain string, in which the '\\+' it seems to hold is '\+'.
+SPACED_CHARS = set('-~!";?+,)(/*[]}{|_')
 REPLACEMENTS = [('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'")]
 
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 import generate as gen
+from errors import InputError
 from generate import filter_logits, generate, iter_generate, sample_next
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
@@ -222,6 +223,31 @@ def test_position_and_special_rows_are_never_picked_and_batch_inputs_are_left_pa
     assert x[..., 1].tolist() == [[13], [11]] and key_mask.shape == (2, 4) and key_mask[:, 3].all()
 
 
+@pytest.mark.parametrize('temperature', [1e-45, 1e-46, 1e-300, 5e-324])
+def test_tiny_temperatures_choose_the_most_likely_token(temperature):
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(16, 300, generator=g) * 4
+    logits[3, 7] = logits[3, 9] = logits[3].max() + 1  # a tie: either of the two
+    for top_k, top_p in [(0, 1.0), (5, 1.0), (0, 0.5)]:
+        chosen = sample_next(logits, temperature=temperature, top_k=top_k, top_p=top_p, generator=g)
+        expected = logits.argmax(dim=-1)
+        assert chosen[3] in (7, 9)
+        chosen[3] = expected[3]
+        assert chosen.tolist() == expected.tolist()
+    m = build()
+    assert generate(m, PROMPTS, 8, temperature=temperature, seed=0, n_special=N_SPECIAL) == \
+        generate(m, PROMPTS, 8, greedy=True, n_special=N_SPECIAL)
+
+
+def test_temperature_one_samples_from_the_plain_softmax():
+    # The shift by the max that makes tiny temperatures work leaves temperature 1 exactly as before.
+    logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(1)) * 3
+    draws = [sample_next(logits, generator=torch.Generator().manual_seed(s)).tolist() for s in range(20)]
+    plain = [torch.multinomial(torch.softmax(logits, -1), 1, generator=torch.Generator().manual_seed(s)).squeeze(-1)
+             .tolist() for s in range(20)]
+    assert draws == plain
+
+
 def test_sample_next_greedy_and_seeded():
     logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0]])
     assert sample_next(logits, greedy=True).tolist() == [1, 0]
@@ -256,10 +282,10 @@ def test_callback_streams_every_step():
 def test_bad_arguments_raise_one_line_errors(prompt, kw, match):
     m = build()
     kw = {'gen_len': 3, **kw}
-    with pytest.raises(ValueError, match=match) as err:
+    with pytest.raises(InputError, match=match) as err:  # a ValueError, as before
         generate(m, prompt, n_special=N_SPECIAL, **kw)
     assert '\n' not in str(err.value)
-    with pytest.raises(ValueError, match=match):  # checked when called, before the first step
+    with pytest.raises(InputError, match=match):  # checked when called, before the first step
         iter_generate(m, prompt, n_special=N_SPECIAL, **kw)
 
 
@@ -294,16 +320,17 @@ def run_cli(args, stdin=''):
                           text=True, cwd=ROOT, timeout=120)
 
 
-def test_cli_prompts_print_text(shards, encoder_path, bpe_path):
+def test_cli_prompts_print_text(shards, encoder_path, bpe_path, tmp_path):
+    log_path = tmp_path / 'generate.jsonl'  # a log of its own: the CLI appends to its log
     r = run_cli(cli_args(shards, '--prompt', 'The old house stood', '--prompt', 'she said',
-                         '--gen_len', '8', '--seed', '0'))
+                         '--gen_len', '8', '--seed', '0', '--log_path', str(log_path)))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[0] == 'The old house stood' and lines[2] == 'she said'
     assert lines[1].startswith('=> ') and len(lines[1]) > 5 and lines[3].startswith('=> ')
     assert len(lines) == 4
     assert "loaded the TF release's checkpoint from" in r.stderr
-    log = [json.loads(line) for line in (shards / 'generate.jsonl').read_text().splitlines()]
+    log = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert log[0]['topk'] == 10 and log[0]['checkpoint_format'] == 'tf' and log[0]['gen_len'] == 8
     assert [e['prompt'] for e in log[1:]] == ['The old house stood', 'she said']
     assert all(len(e['ids']) == 8 and '=> ' + e['continuation'] in lines for e in log[1:])
@@ -338,31 +365,132 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
-    assert gen.main(cli_args(shards, *extra)) == 1
+    assert refused(cli_args(shards, *extra), capsys, match)
+
+
+def refused(argv, capsys, match):
+    """main(argv) exits with status 2 after one line `generate.py: error: ...` matching `match`; returns that line."""
+    with pytest.raises(SystemExit) as exit_info:
+        gen.main(argv)
+    assert exit_info.value.code == 2
     err = error_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith('generate.py: error: ')
     assert re.search(match, err[0]), err
+    return err[0]
 
 
 def test_cli_missing_model_folder(tmp_path, capsys):
-    assert gen.main(['--model_dir', str(tmp_path / 'nowhere'), '--prompt', 'hello']) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'does not exist' in err and 'nowhere' in err
-    assert gen.main(['--model_dir', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
-                     '--prompt', 'hello']) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'params_shapes.json' in err
+    refused(['--model_dir', str(tmp_path / 'nowhere'), '--prompt', 'hello'], capsys, 'nowhere.* does not exist')
+    refused(['--model_dir', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+             '--prompt', 'hello'], capsys, 'params_shapes.json')
     # the default encoder paths are in the model folder
-    assert gen.main(['--model_dir', str(tmp_path), '--prompt', 'hello']) == 1
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'encoder_bpe_40000.json' in err
+    refused(['--model_dir', str(tmp_path), '--prompt', 'hello'], capsys,
+            'holds neither .*encoder_bpe_40000.json and vocab_40000.bpe nor .*vocab.json and merges.txt; '
+            'or set --encoder_path and --bpe_path')
+    (tmp_path / 'a_file').write_text('not a folder')
+    refused(['--model_dir', str(tmp_path / 'a_file'), '--prompt', 'hello'], capsys, 'a_file.* is not a folder')
+
+
+def test_cli_unusable_checkpoint_and_bpe_files(shards, tmp_path, capsys):
+    broken = tmp_path / 'broken'
+    broken.mkdir()
+    (broken / 'params_shapes.json').write_text('[[512, 16], ')
+    refused(['--model_dir', str(broken), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+             '--prompt', 'hi'], capsys, r'params_shapes.json is not a JSON list of shapes')
+    bad_json = tmp_path / 'encoder.json'
+    bad_json.write_text('{"a": 0,\n')
+    refused(cli_args(shards, '--prompt', 'hi', '--encoder_path', str(bad_json)), capsys,
+            r'BPE vocabulary file .*encoder.json is malformed: expected a JSON object .*\(line 2')
+    cut = tmp_path / 'cut.bpe'
+    cut.write_text('\n'.join(BPE_PATH.read_text(encoding='utf-8').split('\n')[:20001]) + '\n', encoding='utf-8')
+    refused(cli_args(shards, '--prompt', 'hi', '--bpe_path', str(cut)), capsys,
+            r'BPE merges file .*cut.bpe holds 20000 merges, expected 40000')
+    latin1 = tmp_path / 'latin1.bpe'
+    latin1.write_bytes(b'#version: 0.2\ncaf\xe9 x\n')
+    refused(cli_args(shards, '--prompt', 'hi', '--bpe_path', str(latin1)), capsys,
+            r'latin1.bpe is not UTF-8 text: line 2 holds the byte 0xe9')
+    refused(cli_args(shards, '--prompt', 'hi', '--encoder_path', str(tmp_path / 'gone.json')), capsys,
+            r'BPE vocabulary file .*gone.json not found')
+    refused(cli_args(shards, '--prompt', 'hi', '--log_path', str(tmp_path)), capsys, r'Is a directory')
 
 
 def test_cli_interactive_empty_line_reports_and_goes_on(shards, capsys):
     status = gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=io.StringIO('\nhello\n'))
     out, err = capsys.readouterr()
     err = error_lines(err)
-    assert status == 1 and len(err) == 1 and 'empty prompt' in err[0]
+    assert status == 2 and len(err) == 1 and 'empty prompt' in err[0]
     assert out.startswith('=> ') and out.count('\n') == 1
     log = [json.loads(line) for line in (shards / 'generate.jsonl').read_text().splitlines()]
-    assert [e['prompt'] for e in log[1:]] == ['hello'] and len(log[1]['ids']) == 3
+    assert log[-1]['prompt'] == 'hello' and len(log[-1]['ids']) == 3 and 'ids' not in log[-2]
+    assert gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=io.StringIO('hello\n')) == 0
+
+
+def test_cli_log_is_appended_to(shards, tmp_path):
+    log_path = tmp_path / 'runs' / 'gen.jsonl'
+    for seed in ('1', '2'):
+        # the last --log_path counts
+        assert gen.main(cli_args(shards, '--prompt', 'the sea', '--gen_len', '3', '--seed', seed,
+                                 '--log_path', str(log_path))) == 0
+    log = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert [('seed' in e, 'ids' in e) for e in log] == [(True, False), (False, True)] * 2  # settings, continuation
+    assert [e['seed'] for e in log[::2]] == [1, 2]
+
+
+def test_cli_tiny_temperature_is_greedy(shards, capsys):
+    assert gen.main(cli_args(shards, '--prompt', 'a quiet morning', '--gen_len', '7', '--greedy')) == 0
+    greedy = capsys.readouterr().out
+    for temperature in ('1e-45', '1e-300'):
+        assert gen.main(cli_args(shards, '--prompt', 'a quiet morning', '--gen_len', '7', '--seed', '0',
+                                 '--temperature', temperature)) == 0
+        assert capsys.readouterr().out == greedy
+
+
+class Writes(io.StringIO):
+    """Records every write."""
+
+    def __init__(self):
+        super().__init__()
+        self.pieces = []
+
+    def write(self, s):
+        self.pieces.append(s)
+        return super().write(s)
+
+
+def test_stream_print_writes_whole_words(encoder_path, bpe_path):
+    from text_utils import TextEncoder
+    enc = TextEncoder(str(encoder_path), str(bpe_path))
+    ids = enc.encode(['Anna Karenina said: "unbelievable," and left.\nThe end'], verbose=False)[0]
+    assert any(not enc.decoder[i].endswith('</w>') for i in ids)  # some word takes several symbols
+    out = Writes()
+    assert gen._stream_print(enc, iter(ids), out) == ids
+    text = enc.decode(ids)
+    assert out.getvalue() == text + '\n'
+    end = 0
+    for piece in out.pieces[:-1]:
+        end += len(piece)
+        assert end == len(text) or text[end].isspace(), (piece, text[end:])  # never inside a word
+
+
+def test_cli_reads_a_hugging_face_folder_alone(shards, tmp_path, capsys):
+    """A Hugging Face openai-gpt folder (config.json, model.safetensors, vocab.json, merges.txt) is enough."""
+    from model_pytorch import export_hf
+    from text_utils import TextEncoder
+    enc = TextEncoder(str(ENCODER_PATH), str(BPE_PATH))
+    model, _ = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
+    # the hub cache's layout: models--openai-gpt/snapshots/<hash>/ named by refs/main
+    cache = tmp_path / 'models--openai-gpt'
+    hf = cache / 'snapshots' / 'abc123'
+    export_hf(model, str(hf))
+    (hf / 'vocab.json').write_text(json.dumps(enc.encoder), encoding='utf-8')
+    (hf / 'merges.txt').write_bytes(BPE_PATH.read_bytes())
+    (cache / 'refs').mkdir()
+    (cache / 'refs' / 'main').write_text('abc123')
+    expected = enc.decode(generate(model, enc.encode(['a quiet morning'], verbose=False)[0], 7, greedy=True))
+    for folder in (hf, cache):
+        argv = ['--model_dir', str(folder), '--n_embd', '16', '--n_head', '2', '--n_layer', '2',
+                '--prompt', 'a quiet morning', '--gen_len', '7', '--greedy', '--log_path', str(tmp_path / 'g.jsonl')]
+        assert gen.main(argv) == 0
+        out, err = capsys.readouterr()
+        assert 'Hugging Face' in err
+        assert out == f"a quiet morning\n=> {expected}\n"

@@ -1,8 +1,12 @@
 """text_utils.TextEncoder gives the original GPT-1 token ids, checked against independent references."""
+import ast
 import contextlib
 import json
 import os
+import random
+import re
 import sys
+import warnings
 
 import ftfy
 import pytest
@@ -11,7 +15,8 @@ from hypothesis import strategies as st
 
 from bench.bench_encode import rocstories_fields
 from bench.plain_encoder import PlainEncoder, plain_standardize
-from text_utils import TextEncoder, text_standardize
+from errors import DataError, InputError, MissingFileError
+from text_utils import StreamDecoder, TextEncoder, find_bpe_files, text_standardize
 
 HARD_CASES = [
     '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',
@@ -27,6 +32,8 @@ HARD_CASES = [
     'U.S.A. e.g. i.e. Mr. Dr. St. 3:30pm $5.00 50% #hashtag @user', ':) :-( <3 ;)', '1,000,000 3.14159 -42 1/2',
     '\\n literal backslash n', 'end with newline\n', '\n  start with newline', '\uf8ff private \U000f0000',
     '\U0010ffff\uffff unassigned', 'Ἀθῆναι Ελληνικά',
+    'back\\slash', 'C:\\Users\\me\\file.txt', 'a \\ b', '\\', '\\\\\\', 'x\\\\y', '\\+\\+', '+\\++\\\\+',
+    '\\(x\\)', 'slash\\/both/\\', 'end\\', '\\start', '\\n\\t escaped', 'ok\\\n\\next',
 ]
 
 
@@ -237,3 +244,252 @@ def test_malformed_merges(tmp_path, content, message):
     enc, bpe = _tiny_files(tmp_path, merges=content)
     with pytest.raises(ValueError, match=r'BPE merges file .*vocab_40000.bpe is malformed: ' + message):
         TextEncoder(enc, bpe)
+
+
+# ---------------------------------------------------------------- the original's patterns, as Python read them
+
+# The three lines of the original text_standardize (openai/finetune-transformer-lm, text_utils.py)
+# that hold regular expressions, as source text. Their patterns are plain strings, not raw ones:
+# Python resolves the escapes it knows ('\\' -> '\', '\n' -> newline) before the regex engine
+# sees the pattern, and keeps the ones it does not know ('\?', '\s', ...) as written.
+ORIGINAL_SOURCE = r"""
+text = re.sub('''(-+|~+|!+|"+|;+|\?+|\++|,+|\)+|\(+|\\+|\/+|\*+|\[+|\]+|}+|{+|\|+|_+)''', r' \1 ', text)
+text = re.sub('\s*\n\s*', ' \n ', text)
+text = re.sub('[^\S\n]+', ' ', text)
+"""
+STANDARDIZE_ALPHABET = ('ab. \n\t\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\u00a0\u1680\u2000\u2028\u2029\u3000'
+                        '-~!";?+,)(\\/*[]}{|_\u2014\u2013\u2015\u2026\u00b4\'')
+
+
+def original_substitutions():
+    """[(pattern, replacement)] of the three re.sub calls, evaluated from their source as Python does."""
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # '\?' and the like: invalid escape warnings, kept as written
+        tree = ast.parse(ORIGINAL_SOURCE)
+    return [(ast.literal_eval(node.value.args[0]), ast.literal_eval(node.value.args[1])) for node in tree.body]
+
+
+def original_standardize(text):
+    """The original's standardize: the five replacements of SPEC.md, then its own three re.sub calls."""
+    for old, new in [('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'")]:
+        text = text.replace(old, new)
+    for pattern, replacement in original_substitutions():
+        text = re.sub(pattern, replacement, text)
+    return text.strip()
+
+
+def test_original_patterns_as_the_regex_engine_saw_them():
+    (spaced, _), (newline, _), (other_space, _) = original_substitutions()
+    # '\\+' in the source is '\+' for the engine: a literal plus; no alternative matches a backslash.
+    assert '|\\+|\\/+|' in spaced and '\\\\' not in spaced
+    assert re.search(spaced, 'a\\b') is None and re.fullmatch(spaced, '+++')
+    # The whitespace patterns hold a real newline character where the source wrote '\n'.
+    assert newline == '\\s*\n\\s*' and other_space == '[^\\S\n]+'
+    assert original_standardize('back\\slash') == 'back\\slash'
+
+
+@pytest.mark.parametrize('standardize', [text_standardize, plain_standardize], ids=['text_utils', 'plain'])
+def test_standardize_equals_the_original_patterns_on_hard_cases_and_rocstories(standardize, roc_texts):
+    texts = HARD_CASES + roc_texts + [''.join(random.Random(seed).choices(STANDARDIZE_ALPHABET, k=40))
+                                      for seed in range(2000)]
+    assert [standardize(t) for t in texts] == [original_standardize(t) for t in texts]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(STANDARDIZE_ALPHABET), max_size=40) | st.text(max_size=40))
+def test_standardize_equals_the_original_patterns_on_any_text(text):
+    assert text_standardize(text) == original_standardize(text)
+    assert plain_standardize(text) == original_standardize(text)
+
+
+def test_backslash_is_one_token_with_its_word(encoder, plain):
+    # SPEC.md: `back\slash` stays one spaCy token, BPE back, \, slash</w>.
+    e = encoder.encoder
+    assert encoder.encode(['back\\slash'], verbose=False) == [[e['back'], e['\\'], e['slash</w>']]]
+    assert plain.encode(['back\\slash']) == [[e['back'], e['\\'], e['slash</w>']]]
+    assert text_standardize('a\\\\b \\ c') == 'a\\\\b \\ c'
+
+
+# ---------------------------------------------------------------- merges that do not fit the vocabulary
+
+def _real_merge_lines(bpe_path):
+    with open(bpe_path, encoding='utf-8') as f:
+        return f.read().split('\n')
+
+
+def test_the_merges_rule_holds_exactly_for_the_real_files(encoder_path, bpe_path):
+    # The rule TextEncoder checks: the merges build exactly the multi-character symbols, '<unk>' aside.
+    with open(encoder_path, encoding='utf-8') as f:
+        vocab = json.load(f)
+    merges = [tuple(line.split()) for line in _real_merge_lines(bpe_path)[1:-1]]
+    built = {s for s in vocab if len(s[:-4] if s.endswith('</w>') else s) > 1} - {'<unk>'}
+    assert len(merges) == len(built) == 40000
+    assert [a + b for a, b in merges] and {a + b for a, b in merges} == built
+
+
+@pytest.mark.parametrize('keep, found', [(1, 0), (20001, 20000), (39999, 39998)])
+def test_truncated_merges_file_is_refused(tmp_path, encoder_path, bpe_path, keep, found):
+    cut = tmp_path / 'vocab_40000.bpe'
+    cut.write_text('\n'.join(_real_merge_lines(bpe_path)[:keep]) + '\n', encoding='utf-8')
+    with pytest.raises(DataError, match=rf'BPE merges file .*vocab_40000.bpe holds {found} merges, expected 40000: '
+                                        rf'one per multi-character symbol of .*encoder_bpe_40000.json') as err:
+        TextEncoder(encoder_path, cut)
+    assert '\n' not in str(err.value)
+
+
+def test_merges_that_build_other_symbols_are_refused(tmp_path, encoder_path, bpe_path):
+    lines = _real_merge_lines(bpe_path)
+    swapped = tmp_path / 'swapped.bpe'
+    swapped.write_text('\n'.join(lines[:2] + [lines[1]] + lines[3:]), encoding='utf-8')  # merge 2 repeats merge 1
+    with pytest.raises(DataError, match=r"swapped.bpe builds 39999 of the 40000 multi-character symbols of "
+                                        r".*encoder_bpe_40000.json, expected all: none builds 'in'"):
+        TextEncoder(encoder_path, swapped)
+
+
+def test_no_trailing_newline_still_loads_every_merge(tmp_path, encoder_path, bpe_path, encoder):
+    bare = tmp_path / 'bare.bpe'
+    bare.write_text('\n'.join(_real_merge_lines(bpe_path)).rstrip('\n'), encoding='utf-8')
+    assert TextEncoder(encoder_path, bare).bpe_ranks == encoder.bpe_ranks
+
+
+@pytest.mark.parametrize('which', ['encoder', 'merges'])
+def test_non_utf8_files_name_the_line(tmp_path, which):
+    enc, bpe = _tiny_files(tmp_path)
+    path = enc if which == 'encoder' else bpe
+    path.write_bytes(path.read_bytes().replace(b'a', b'\n\xff', 1))
+    kind = 'vocabulary' if which == 'encoder' else 'merges'
+    line = 1 if which == 'encoder' else 2
+    with pytest.raises(DataError, match=rf'BPE {kind} file .*{path.name} is not UTF-8 text: line {line + 1} holds '
+                                        rf'the byte 0xff') as err:
+        TextEncoder(enc, bpe)
+    assert '\n' not in str(err.value)
+
+
+def test_malformed_json_names_the_line(tmp_path):
+    enc, bpe = _tiny_files(tmp_path)
+    enc.write_text('{\n"a": 0,\n"b": 1,\n}\n')
+    with pytest.raises(DataError, match=r'encoder_bpe_40000.json is malformed: expected a JSON object of symbol -> id '
+                                        r'\(line 4: '):
+        TextEncoder(enc, bpe)
+
+
+def test_missing_files_are_missing_file_errors(tmp_path, encoder_path, bpe_path):
+    with pytest.raises(MissingFileError, match=r'nothing.json not found: expected encoder_bpe_40000.json .*vocab.json'):
+        TextEncoder(tmp_path / 'nothing.json', bpe_path)
+    with pytest.raises(MissingFileError, match=r'nothing.bpe not found: expected vocab_40000.bpe .*merges.txt'):
+        TextEncoder(encoder_path, tmp_path / 'nothing.bpe')
+    with pytest.raises(MissingFileError):  # a folder is not the file
+        TextEncoder(tmp_path, bpe_path)
+
+
+# ---------------------------------------------------------------- Hugging Face's vocab.json and merges.txt
+
+@pytest.fixture(scope='module')
+def hf_bpe_folder(tmp_path_factory, encoder_path, bpe_path):
+    """vocab.json and merges.txt, as in the hub's openai-gpt folder, written by transformers from the release files.
+
+    transformers 5's tokenizer save_pretrained writes tokenizer.json only, so the pair is written
+    by its BPE model's own save(), the files a Hugging Face folder of the tokenizer holds."""
+    with _without_project_on_path():
+        from transformers import OpenAIGPTTokenizer
+    with open(encoder_path, encoding='utf-8') as f:
+        vocab = json.load(f)
+    merges = [tuple(line.split()) for line in _real_merge_lines(bpe_path)[1:-1]]
+    folder = tmp_path_factory.mktemp('hf_openai_gpt')
+    saved = OpenAIGPTTokenizer(vocab=vocab, merges=merges).backend_tokenizer.model.save(str(folder))
+    assert sorted(os.path.basename(p) for p in saved) == ['merges.txt', 'vocab.json']
+    return folder
+
+
+def test_find_bpe_files_prefers_the_release_then_hugging_face(tmp_path, openai_dir, hf_bpe_folder):
+    assert find_bpe_files(str(openai_dir)) == (str(openai_dir / 'encoder_bpe_40000.json'),
+                                               str(openai_dir / 'vocab_40000.bpe'))
+    assert find_bpe_files(str(hf_bpe_folder)) == (str(hf_bpe_folder / 'vocab.json'), str(hf_bpe_folder / 'merges.txt'))
+    both = tmp_path / 'both'
+    both.mkdir()
+    for name in ('vocab.json', 'merges.txt', 'encoder_bpe_40000.json'):
+        (both / name).write_text('{}')
+    # the release pair is incomplete here, so the Hugging Face pair is taken
+    assert find_bpe_files(str(both)) == (str(both / 'vocab.json'), str(both / 'merges.txt'))
+    (both / 'vocab_40000.bpe').write_text('#version: 0.2\n')
+    assert find_bpe_files(str(both)) == (str(both / 'encoder_bpe_40000.json'), str(both / 'vocab_40000.bpe'))
+
+
+def test_find_bpe_files_names_both_pairs_when_neither_is_there(tmp_path):
+    (tmp_path / 'vocab.json').write_text('{}')
+    message = r'holds neither .*encoder_bpe_40000.json and vocab_40000.bpe nor .*vocab.json and merges.txt'
+    with pytest.raises(MissingFileError, match=str(tmp_path) + ' ' + message):
+        find_bpe_files(str(tmp_path))
+    with pytest.raises(MissingFileError, match=r'model folder .*nowhere does not exist: it ' + message):
+        find_bpe_files(str(tmp_path / 'nowhere'))
+
+
+def test_hugging_face_files_give_the_release_ids(encoder, hf_bpe_folder, roc_texts):
+    hf = TextEncoder(*find_bpe_files(str(hf_bpe_folder)))
+    texts = roc_texts + HARD_CASES
+    assert hf.encoder == encoder.encoder and hf.bpe_ranks == encoder.bpe_ranks
+    assert hf.encode(texts, verbose=False) == encoder.encode(texts, verbose=False)
+
+
+# ---------------------------------------------------------------- streaming decoding
+
+def stream(decoder, ids):
+    """-> (the pieces push() returned, the piece flush() returned)."""
+    return [decoder.push(i) for i in ids], decoder.flush()
+
+
+def check_stream(encoder, ids):
+    """The stream's pieces concatenate to decode(ids) and each push piece ends a word of it."""
+    pieces, rest = stream(encoder.stream_decoder(), ids)
+    text = encoder.decode(ids)
+    assert ''.join(pieces) + rest == text
+    end = 0
+    for piece, symbol in zip(pieces, encoder.symbols(ids)):
+        assert piece == '' or symbol.endswith('</w>')  # text appears only when a word is complete
+        end += len(piece)
+        assert piece == '' or (not piece[-1].isspace() and (end == len(text) or text[end].isspace()))
+
+
+def test_stream_pieces_equal_decode_on_random_ids(encoder):
+    rng = random.Random(0)
+    ws = [encoder.encoder[s] for s in ('\n</w>', '<unk>', '.</w>', 'a', 'b</w>')]
+    for n in range(400):
+        ids = [rng.choice(ws) if rng.random() < 0.3 else rng.randrange(len(encoder.encoder)) for _ in range(n % 40)]
+        check_stream(encoder, ids)
+
+
+def test_stream_pieces_equal_decode_on_real_text(encoder, roc_texts):
+    for ids in encoder.encode(roc_texts[::7] + HARD_CASES, verbose=False):
+        check_stream(encoder, ids)
+
+
+def test_stream_never_splits_a_word(encoder):
+    ids = encoder.encode(['Anna Karenina\n\nsaid'], verbose=False)[0]
+    assert [encoder.decoder[i] for i in ids] == ['anna</w>', 'kar', 'en', 'ina</w>', '\n</w>', 'said</w>']
+    pieces, rest = stream(encoder.stream_decoder(), ids)
+    assert pieces == ['anna', '', '', ' karenina', '', ' \n said'] and rest == ''
+    # cut mid-word: flush gives the unfinished word
+    decoder = encoder.stream_decoder()
+    assert [decoder.push(i) for i in ids[:3]] == ['anna', '', ''] and decoder.flush() == ' karen'
+    assert decoder.push(ids[0]) == 'anna'  # flush started afresh: no leading space
+
+
+def test_stream_decoder_special_tokens_and_bad_ids(encoder_path, bpe_path):
+    enc = TextEncoder(encoder_path, bpe_path)
+    decoder = enc.stream_decoder()
+    assert isinstance(decoder, StreamDecoder)
+    enc.encoder['_start_'] = len(enc.encoder)
+    hi = enc.encode(['hi'], verbose=False)[0]
+    assert stream(decoder, [len(enc.encoder) - 1] + hi) == (['', '_start_hi'], '')
+    with pytest.raises(InputError, match='id 99999 is not in the vocabulary of 40479 symbols'):
+        decoder.push(99999)
+
+
+# ---------------------------------------------------------------- progress bars
+
+def test_verbose_false_writes_nothing(encoder_path, bpe_path, capfd):
+    enc = TextEncoder(encoder_path, bpe_path)
+    enc.encode(['a few words', 'and more'], verbose=False)
+    assert capfd.readouterr() == ('', '')
+    enc.encode(['a few words', 'other words'])
+    assert capfd.readouterr().err != ''  # the default still shows the bar

@@ -45,9 +45,11 @@ class _LengthEncoder:
 
     def __init__(self):
         self.calls = []
+        self.verbose = []
 
     def encode(self, texts, verbose=True):
         self.calls.append(list(texts))
+        self.verbose.append(verbose)
         return [[len(t)] for t in texts]
 
 
@@ -61,6 +63,21 @@ def test_encode_dataset_encodes_text_fields_and_keeps_labels():
     assert e_train[3] is y
     assert e_test == [[[4]]]
     assert len(encoder.calls) == 4
+    assert encoder.verbose == [True] * 4  # the default keeps the encoder's progress bars
+    quiet = _LengthEncoder()
+    assert encode_dataset(train, test, encoder=quiet, verbose=False)[1] == [[[4]]]
+    assert quiet.verbose == [False] * 4
+
+
+def test_verbose_false_draws_no_progress_bar(encoder_path, bpe_path, capfd):
+    from text_utils import TextEncoder
+    splits = ((['one story here', 'another story'], ['an ending', 'the end'], np.array([0, 1])), (['test text'],))
+    encoder = TextEncoder(encoder_path, bpe_path)
+    quiet = encode_dataset(*splits, encoder=encoder, verbose=False)
+    list(iter_data(np.arange(10), n_batch=3, verbose=False))
+    assert capfd.readouterr() == ('', '')
+    assert encode_dataset(*splits, encoder=TextEncoder(encoder_path, bpe_path)) == quiet
+    assert capfd.readouterr().err != ''  # verbose=True, the default, still shows the bars
 
 
 def test_encode_dataset_recurses_into_nested_splits():
@@ -91,6 +108,22 @@ def test_result_logger_context_manager_and_positional(tmp_path):
     first, second = [json.loads(line) for line in path.read_text().splitlines()]
     assert first['seed'] == 1 and first['args'] == ['extra'] and second['x'] == 1
     assert logger.f_log.closed
+
+
+def test_result_logger_append_continues_a_log(tmp_path):
+    path = tmp_path / 'gen.jsonl'
+    with ResultLogger(str(path), run=1) as logger:
+        logger.log(x=1)
+    with ResultLogger(str(path), append=True, run=2) as logger:
+        logger.log(x=2)
+    with ResultLogger(str(path), append=True) as logger:  # no settings: no settings line
+        logger.log(x=3)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line.get('run'), line.get('x')) for line in lines] == [(1, None), (None, 1), (2, None), (None, 2),
+                                                                      (None, 3)]
+    with ResultLogger(str(path), run=4):  # the default starts afresh, as the original did
+        pass
+    assert [json.loads(line)['run'] for line in path.read_text().splitlines()] == [4]
 
 
 def test_make_path_and_flatten(tmp_path):
