@@ -31,6 +31,7 @@ import torch.distributed as tdist
 import torch.nn as nn
 import torch.nn.functional as F
 
+from analysis import rocstories as rocstories_analysis
 from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, atomic_write,  # noqa: F401
                         load_checkpoint, load_params, model_tensors, remove_stale_tmp, resume_checkpoint, run_flags,
                         save_checkpoint, save_params, write_json)
@@ -38,10 +39,13 @@ from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories, rocstories
 from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
                          broadcast_params, broadcast_tree, cleanup_distributed, env_rank, is_collective_failure,
                          rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
-from errors import CheckpointError, DataWarning, GPT1Error, InputError, NonFiniteLossError, exit_with_error
+from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
+                    exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, find_checkpoint_format, load_pretrained
 from opt import OpenAIAdam
+from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
+from utils import ResultLogger, encode_dataset, iter_data
 
 DATASETS = ('rocstories',)
 SUBMISSION_FILES = {'rocstories': 'ROCStories.tsv'}
@@ -88,8 +92,8 @@ def build_parser():
     p.add_argument('--afn', type=str, default='gelu', choices=('gelu', 'relu', 'swish'))
     p.add_argument('--lr_schedule', type=str, default='warmup_linear',
                    choices=('warmup_linear', 'warmup_cosine', 'warmup_constant', 'none'))
-    p.add_argument('--encoder_path', type=str, default=None, help="default: {model_dir}/encoder_bpe_40000.json")
-    p.add_argument('--bpe_path', type=str, default=None, help="default: {model_dir}/vocab_40000.bpe")
+    p.add_argument('--encoder_path', type=str, default=None, help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
+    p.add_argument('--bpe_path', type=str, default=None, help="default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt")
     p.add_argument('--n_transfer', type=int, default=None,
                    help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
                         "-1: embeddings only)")
@@ -164,10 +168,13 @@ def validate_args(args):
     if not 1 <= args.n_valid < ROC_N_STORIES:
         raise InputError(f"--n_valid {args.n_valid}: expected 1 to {ROC_N_STORIES - 1} validation stories (the rest "
                          f"of the {ROC_N_STORIES} in the Story Cloze validation file train)")
-    if args.encoder_path is None:
-        args.encoder_path = os.path.join(args.model_dir, 'encoder_bpe_40000.json')
-    if args.bpe_path is None:
-        args.bpe_path = os.path.join(args.model_dir, 'vocab_40000.bpe')
+    if args.encoder_path is None or args.bpe_path is None:
+        try:  # the release's pair, else a Hugging Face folder's vocab.json and merges.txt
+            encoder_path, bpe_path = find_bpe_files(args.model_dir)
+        except MissingFileError:  # check_inputs names what is missing
+            encoder_path, bpe_path = (os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
+        args.encoder_path = args.encoder_path or encoder_path
+        args.bpe_path = args.bpe_path or bpe_path
     if args.resume and args.overwrite:
         raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
     if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
@@ -314,14 +321,11 @@ def encode_rocstories(args, verbose=True):
     """Read ROCStories from args.data_dir and BPE-encode it (tqdm bar).
     Returns (text_encoder, ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)))
     with token-id lists, before the special tokens exist."""
-    from text_utils import TextEncoder
-    from utils import encode_dataset
-
     text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
     if verbose:
         print("Encoding dataset...", file=sys.stderr)
     splits = rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
-    return text_encoder, tuple(tuple(s) for s in encode_dataset(*splits, encoder=text_encoder))
+    return text_encoder, tuple(tuple(s) for s in encode_dataset(*splits, encoder=text_encoder, verbose=verbose))
 
 
 def check_n_ctx(encoded, n_ctx):
@@ -483,8 +487,6 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     first n_acc - 1 micro-batches stay local (model.no_sync()); DDP averages the sum over the
     ranks at the last one, so the update's gradient is that of the mean loss over the global
     batch, as one process with n_batch * W would get."""
-    from utils import iter_data
-
     world, rank = (dist.world_size, dist.rank) if dist is not None else (1, 0)
     max_updates = getattr(args, 'max_updates', 0)
     order = epoch_order(args.seed, state.n_epochs, len(Y))
@@ -522,8 +524,6 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     every W-th example of the length order from r (a share of similar cost on every rank)
     and all_gather gives every rank all the logits, so every rank computes the same
     accuracy and agrees on the best epoch. `model` is the plain module, not DDP."""
-    from utils import iter_data
-
     lengths = M.reshape(len(M), -1, M.shape[-1]).sum(-1).max(-1)
     order = np.argsort(lengths, kind='stable')
     sharded = dist is not None and dist.sharded
@@ -689,8 +689,6 @@ def _previous_entries(log_path, n_updates):
 def open_log(log_path, settings, previous=()):
     """Write the settings line and `previous` entries atomically, then return a ResultLogger
     that appends: a run killed at any point leaves a whole log."""
-    from utils import ResultLogger
-
     def write(tmp):
         with ResultLogger(tmp, **settings) as log:
             for entry in previous:
@@ -797,7 +795,6 @@ def _finish(args, model, data, state, paths, device, verbose, dist):
     if dist.is_main:
         result['submission_path'] = write_submission(preds, args.submission_dir, args.dataset)
         if args.analysis:
-            from analysis import rocstories as rocstories_analysis
             valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], paths['log'])
             result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
     return result
