@@ -18,8 +18,8 @@ import re
 
 import torch
 
-from errors import CheckpointError, MissingFileError
-from model_pytorch import ACT_FNS, TransformerModel, _check_layout
+from errors import CheckpointError, InputError, MissingFileError
+from model_pytorch import ACT_FNS, check_layout, count_nonfinite, transformer_of
 
 
 HF_CONFIG = 'config.json'
@@ -52,7 +52,8 @@ def hf_tensor_names(n_layer):
         f'h.{i}.{hf}' for i in range(n_layer) for _, hf in _HF_LAYER_MAP]
 
 
-def _has_hf_weights(folder):
+def has_hf_weights(folder):
+    """Whether `folder` holds model.safetensors, pytorch_model.bin or a safetensors index."""
     return any(os.path.isfile(os.path.join(folder, f)) for f in HF_WEIGHTS + (HF_SAFETENSORS_INDEX,))
 
 
@@ -90,7 +91,7 @@ def read_hf_config(folder):
         with open(p) as f:
             config = json.load(f)
     except FileNotFoundError:
-        raise FileNotFoundError(f"{p} is missing: {HF_HINT}") from None
+        raise MissingFileError(f"{p} is missing: {HF_HINT}") from None
     except ValueError as err:
         raise CheckpointError(f"{p} is not valid JSON: {err}") from None
     if not isinstance(config, dict):
@@ -109,7 +110,8 @@ class _HFTensors:
     """Read-only access, one tensor at a time, to the weights of a Hugging Face save:
     `safe_open` on model.safetensors (or the shards of model.safetensors.index.json),
     else pytorch_model.bin through `torch.load(weights_only=True)`, memory-mapped
-    when possible. `keys()` are the names as stored; `shape(k)`, `get(k, rows=None)`."""
+    when possible. `keys()` are the names as stored; `shape(k)`, `get(k, rows=None)`,
+    `file_of(k)` the file that holds k."""
 
     def __init__(self, folder):
         from safetensors import safe_open
@@ -130,7 +132,7 @@ class _HFTensors:
                 try:
                     h = safe_open(p, framework='pt', device='cpu')
                 except FileNotFoundError:
-                    raise FileNotFoundError(f"{p} is missing: {HF_HINT}") from None
+                    raise MissingFileError(f"{p} is missing: {HF_HINT}") from None
                 except Exception as err:  # safetensors' SafetensorError on a truncated or corrupt file
                     raise CheckpointError(f"{p} is not a valid safetensors file (truncated or corrupt?): "
                                           f"{err}") from None
@@ -142,8 +144,8 @@ class _HFTensors:
         p = os.path.join(folder, HF_WEIGHTS[1])
         self.path = p
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"{folder} has config.json but neither model.safetensors nor "
-                                    f"pytorch_model.bin: {HF_HINT}")
+            raise MissingFileError(f"{folder} has config.json but neither model.safetensors nor "
+                                   f"pytorch_model.bin: {HF_HINT}")
         state = None
         for mmap in (True, False):  # mmap needs torch's zip format; older pickles load whole
             try:
@@ -168,6 +170,9 @@ class _HFTensors:
             return tuple(self.state[key].shape)
         return tuple(self.where[key][1].get_slice(key).get_shape())
 
+    def file_of(self, key):
+        return self.path if self.state is not None else self.where[key][0]
+
     def get(self, key, rows=None):
         """The tensor (its first `rows` rows only when rows is given)."""
         if self.state is not None:
@@ -182,15 +187,12 @@ class _HFTensors:
 
 def _hf_model_settings(transformer):
     """The sizes and settings of our transformer, in the HF config's field names."""
-    block = transformer.h[0] if len(transformer.h) else None
-    afn = None
-    if block is not None:
-        afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
-    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h),
-                n_head=block.attn.n_head if block is not None else None, afn=afn)
+    block = transformer.h[0]  # a model has at least one block
+    afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
+    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn)
 
 
-def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12):
+def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
     """Load a Hugging Face `openai-gpt` save (config.json + model.safetensors or
     pytorch_model.bin) into `model`, as `load_openai_pretrained_model` loads the TF release.
 
@@ -203,7 +205,9 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12)
     vocabulary leaves room for); they keep their random initialisation. The token
     rows are HF's tokens_embed (vocab_size rows; a folder written by `export_hf`
     already holds its special rows there, so reload it with n_special=0).
-    n_transfer: layers to load (12: all; -1 or 0: only the embeddings).
+    n_transfer: layers to load (None: all the model's layers, 12 for the default model;
+    -1 or 0: only the embeddings); a save with fewer layers is an error unless n_transfer
+    asks for no more than it has.
     Tensor names are accepted with or without the `transformer.` prefix. Ignored:
     `lm_head.weight` (tied to tokens_embed; read as tokens_embed only when that is
     absent, as in OpenAIGPTDoubleHeadsModel's saves), OpenAIGPTDoubleHeadsModel's
@@ -211,14 +215,13 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12)
     position-id buffers older versions saved. Any other missing or unexpected tensor
     is an error. Safetensors are read tensor by tensor; a .bin goes through
     torch.load(weights_only=True), which never runs pickled code.
-    Everything is checked before the model is touched. Returns the TransformerModel.
+    Everything is checked before the model is touched, the values too: a tensor holding
+    NaN or inf raises CheckpointError naming its file and name. Returns the TransformerModel.
     """
-    transformer = model.transformer if hasattr(model, 'transformer') else model
-    if not isinstance(transformer, TransformerModel):
-        raise TypeError(f"expected a TransformerModel or a model with .transformer, got {type(model).__name__}")
+    transformer = transformer_of(model)
     folder = resolve_hf_folder(path)
     if folder is None:
-        raise FileNotFoundError(f"{path} holds no Hugging Face save: {HF_HINT}")
+        raise MissingFileError(f"{path} holds no Hugging Face save: {HF_HINT}")
     config = read_hf_config(folder)
     cfg_path = os.path.join(folder, HF_CONFIG)
     ours = _hf_model_settings(transformer)
@@ -232,7 +235,8 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12)
     if not math.isclose(eps, 1e-5, rel_tol=1e-6):
         raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
     n_vocab, n_pos, n_layer = config['vocab_size'], config['n_positions'], config['n_layer']
-    n_ctx, n_special = _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer, cfg_path)
+    n_ctx, n_special, n_transfer = check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
+                                                cfg_path)
 
     tensors = _HFTensors(folder)
     stored = {}  # name without prefix -> name as stored
@@ -274,6 +278,13 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=12)
         if shape != want[name]:
             raise CheckpointError(f"{tensors.path}: tensor {stored[name]} has shape {shape}, expected "
                                   f"{want[name]} from {cfg_path} and the model")
+    for name, _, rows in plan:  # read twice rather than hold every tensor: the model stays untouched on error
+        t = tensors.get(stored[name], rows)
+        bad = count_nonfinite(t)
+        if bad:
+            raise CheckpointError(f"{tensors.file_of(stored[name])}: tensor {stored[name]} holds {bad} non-finite "
+                                  f"values (NaN or inf) of {t.numel()}: expected finite floats; the save is damaged")
+        del t
     with torch.no_grad():
         for name, target, rows in plan:
             target.copy_(tensors.get(stored[name], rows))
@@ -312,18 +323,16 @@ def _write_atomically(folder, files):
 
 def hf_config(model, n_vocab=40478, n_special=-1):
     """The config.json dict `export_hf` writes for `model` (see there)."""
-    transformer = model.transformer if hasattr(model, 'transformer') else model
-    if not isinstance(transformer, TransformerModel):
-        raise TypeError(f"expected a TransformerModel or a model with .transformer, got {type(model).__name__}")
+    transformer = transformer_of(model)
     if n_special < 0:
         n_special = transformer.vocab - n_vocab - transformer.n_ctx
     if n_special < 0 or n_vocab + n_special + transformer.n_ctx != transformer.vocab:
-        raise ValueError(f"embed.weight has {transformer.vocab} rows but n_vocab {n_vocab} + n_special {n_special} "
+        raise InputError(f"embed.weight has {transformer.vocab} rows but n_vocab {n_vocab} + n_special {n_special} "
                          f"+ n_ctx {transformer.n_ctx} = {n_vocab + n_special + transformer.n_ctx}")
     ours = _hf_model_settings(transformer)
     if ours['afn'] is None:
-        raise ValueError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
-    block = transformer.h[0] if len(transformer.h) else None
+        raise InputError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
+    block = transformer.h[0]
     return {
         'architectures': ['OpenAIGPTLMHeadModel'],
         'model_type': HF_MODEL_TYPE,
@@ -331,11 +340,11 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         'n_positions': transformer.n_ctx,
         'n_embd': ours['n_embd'],
         'n_layer': ours['n_layer'],
-        'n_head': ours['n_head'] if ours['n_head'] is not None else 12,
+        'n_head': ours['n_head'],
         'afn': ours['afn'],
         'embd_pdrop': float(transformer.embd_pdrop),
-        'attn_pdrop': float(block.attn.attn_pdrop) if block is not None else 0.1,
-        'resid_pdrop': float(block.attn.resid_dropout.p) if block is not None else 0.1,
+        'attn_pdrop': float(block.attn.attn_pdrop),
+        'resid_pdrop': float(block.attn.resid_dropout.p),
         'layer_norm_epsilon': 1e-5,
         'initializer_range': 0.02,
         'tie_word_embeddings': True,
@@ -361,7 +370,7 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1):
     lm_head.weight is left out because it is tied. Returns the folder.
     """
     from safetensors.torch import save_file
-    transformer = model.transformer if hasattr(model, 'transformer') else model
+    transformer = transformer_of(model)
     config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
     n_tok = config['vocab_size']
     emb = transformer.embed.weight.detach()

@@ -8,8 +8,10 @@ matrix `embed` for tokens, special tokens and positions.
 Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]`
 position ids already offset into `embed` (row `n_vocab + n_special + p`).
 """
+import bisect
 import json
 import math
+import numbers
 import os
 import re
 
@@ -18,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from errors import CheckpointError, MissingFileError  # noqa: F401 (CheckpointError: importable from here as before)
+from errors import CheckpointError, InputError, MissingFileError  # CheckpointError: importable from here as before
 
 
 class dotdict(dict):
@@ -53,6 +55,60 @@ ACT_FNS = {'relu': F.relu, 'swish': swish, 'gelu': gelu}
 def _cfg(cfg, name, default=None):
     # An argparse Namespace from train.py stands in for DEFAULT_CONFIG.
     return getattr(cfg, name, default) if not isinstance(cfg, dict) else cfg.get(name, default)
+
+
+# ---------------------------------------------------------------- configuration checks
+#
+# The config's fields are train.py's flags, so the messages name them as flags.
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_positive_int(flag, value, what):
+    if not _is_int(value) or value < 1:
+        raise InputError(f"--{flag} {value!r}: expected a positive integer, the {what}")
+
+
+def _check_heads(n_embd, n_head):
+    _check_positive_int('n_head', n_head, 'number of attention heads')
+    if n_embd % n_head:
+        raise InputError(f"--n_head {n_head}: n_embd {n_embd} is not divisible by it")
+
+
+def _check_pdrop(flag, p):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
+        raise InputError(f"--{flag} {p!r}: expected a dropout probability in [0, 1)")
+
+
+def _check_afn(afn):
+    if not isinstance(afn, str) or afn not in ACT_FNS:
+        raise InputError(f"--afn {afn}: afn={afn!r} is not one of {', '.join(sorted(ACT_FNS))}")
+
+
+def _check_attn_impl(impl):
+    if impl not in ATTN_IMPLS:
+        raise InputError(f"--attn_impl {impl}: attention impl={impl!r} is not one of {', '.join(ATTN_IMPLS)}")
+
+
+def check_config(cfg, vocab, n_ctx):
+    """Raise InputError, naming the field as its train.py flag, for a configuration
+    TransformerModel cannot be built with: n_layer, n_embd, n_head positive integers with
+    n_head dividing n_embd; embd_pdrop, attn_pdrop, resid_pdrop in [0, 1); afn one of
+    ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; n_ctx a positive integer and vocab
+    an integer with room for a token row besides the n_ctx position rows. n_ctx may exceed
+    the 512 positions of OpenAI's checkpoint here; the loaders refuse that."""
+    _check_positive_int('n_layer', _cfg(cfg, 'n_layer'), 'number of blocks')
+    _check_positive_int('n_embd', _cfg(cfg, 'n_embd'), 'width of the hidden states')
+    _check_heads(cfg.n_embd, _cfg(cfg, 'n_head'))
+    for flag in ('embd_pdrop', 'attn_pdrop', 'resid_pdrop'):
+        _check_pdrop(flag, _cfg(cfg, flag))
+    _check_afn(_cfg(cfg, 'afn'))
+    _check_attn_impl(_cfg(cfg, 'attn_impl', 'sdpa'))
+    _check_positive_int('n_ctx', n_ctx, 'number of positions')
+    if not _is_int(vocab) or vocab <= n_ctx:
+        raise InputError(f"vocab={vocab!r}: expected an integer above n_ctx={n_ctx}: embed has n_vocab + n_special "
+                         f"+ n_ctx rows (tokens, special tokens, then one row per position)")
 
 
 class Conv1D(nn.Module):
@@ -91,8 +147,10 @@ class Attention(nn.Module):
 
     def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa'):
         super().__init__()
-        if nx % n_head:
-            raise ValueError(f"n_embd={nx} is not divisible by n_head={n_head}")
+        _check_heads(nx, n_head)
+        _check_pdrop('attn_pdrop', attn_pdrop)
+        _check_pdrop('resid_pdrop', resid_pdrop)
+        _check_attn_impl(impl)
         self.n_head = n_head
         self.c_attn = Conv1D(nx, nx * 3)
         self.c_proj = Conv1D(nx, nx)
@@ -145,8 +203,8 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, n_state, nx, afn, resid_pdrop):
         super().__init__()
-        if afn not in ACT_FNS:
-            raise ValueError(f"afn={afn!r} is not one of {sorted(ACT_FNS)}")
+        _check_afn(afn)
+        _check_pdrop('resid_pdrop', resid_pdrop)
         self.c_fc = Conv1D(nx, n_state)
         self.c_proj = Conv1D(n_state, nx)
         self.act = ACT_FNS[afn]
@@ -183,6 +241,7 @@ class TransformerModel(nn.Module):
 
     def __init__(self, cfg=DEFAULT_CONFIG, vocab=40990, n_ctx=512):
         super().__init__()
+        check_config(cfg, vocab, n_ctx)
         self.vocab, self.n_ctx, self.n_embd = vocab, n_ctx, cfg.n_embd
         self.embed = nn.Embedding(vocab, cfg.n_embd)
         nn.init.normal_(self.embed.weight, std=0.02)
@@ -191,8 +250,7 @@ class TransformerModel(nn.Module):
 
     def set_attention(self, impl):
         """Select 'sdpa' (fused kernels) or 'explicit' attention in every block."""
-        if impl not in ATTN_IMPLS:
-            raise ValueError(f"attention impl={impl!r} is not one of {ATTN_IMPLS}")
+        _check_attn_impl(impl)
         for block in self.h:
             block.attn.impl = impl
         return self
@@ -217,11 +275,11 @@ class TransformerModel(nn.Module):
         or None; key_mask (B, T_past + T) bool or None (False marks padding keys).
         Returns h (B', T, n_embd), and the new `past` list too when use_cache."""
         if x.dim() < 3 or x.size(-1) != 2:
-            raise ValueError(
+            raise InputError(
                 f"input of shape {tuple(x.shape)}: expected (batch, n_ctx, 2) or "
                 f"(batch, n_choices, n_ctx, 2) with a trailing (token id, position id) axis")
         if x.size(-2) > self.n_ctx:
-            raise ValueError(f"input has {x.size(-2)} positions, more than the model's n_ctx={self.n_ctx}")
+            raise InputError(f"input has {x.size(-2)} positions, more than the model's n_ctx={self.n_ctx}")
         x = x.reshape(-1, x.size(-2), 2)
         h = self.embed_input(x)
         presents = []
@@ -259,7 +317,7 @@ def _clf_states(h, x, clf_token):
     tokens = x[..., 0].reshape(-1, x.size(-2))
     is_clf = tokens == clf_token
     if not bool(is_clf.any(dim=1).all()):
-        raise ValueError(f"a sequence has no classify token (id {clf_token}): every sequence must contain it")
+        raise InputError(f"a sequence has no classify token (id {clf_token}): every sequence must contain it")
     idx = is_clf.int().argmax(dim=1)
     return h[torch.arange(h.size(0), device=h.device), idx]
 
@@ -272,13 +330,14 @@ class MultipleChoiceHead(nn.Module):
 
     def __init__(self, clf_token, cfg=DEFAULT_CONFIG):
         super().__init__()
+        _check_pdrop('clf_pdrop', cfg.clf_pdrop)
         self.clf_token = clf_token
         self.clf_pdrop = cfg.clf_pdrop
         self.clf = Conv1D(cfg.n_embd, 1)
 
     def forward(self, h, x):
         if x.dim() != 4:
-            raise ValueError(f"multiple-choice input of shape {tuple(x.shape)}: expected (batch, n_choices, n_ctx, 2)")
+            raise InputError(f"multiple-choice input of shape {tuple(x.shape)}: expected (batch, n_choices, n_ctx, 2)")
         B, C = x.shape[:2]
         clf_h = _clf_states(h, x, self.clf_token).view(B, C, -1)
         if self.training and self.clf_pdrop > 0:
@@ -292,6 +351,7 @@ class ClfHead(nn.Module):
 
     def __init__(self, clf_token, cfg=DEFAULT_CONFIG, n_class=2):
         super().__init__()
+        _check_pdrop('clf_pdrop', cfg.clf_pdrop)
         self.clf_token = clf_token
         self.dropout = nn.Dropout(cfg.clf_pdrop)
         self.clf = Conv1D(cfg.n_embd, n_class)
@@ -308,13 +368,14 @@ class SimilarityHead(nn.Module):
 
     def __init__(self, clf_token, cfg=DEFAULT_CONFIG):
         super().__init__()
+        _check_pdrop('clf_pdrop', cfg.clf_pdrop)
         self.clf_token = clf_token
         self.dropout = nn.Dropout(cfg.clf_pdrop)
         self.clf = Conv1D(cfg.n_embd, 1)
 
     def forward(self, h, x):
         if x.dim() != 4 or x.size(1) != 2:
-            raise ValueError(f"similarity input of shape {tuple(x.shape)}: expected (batch, 2, n_ctx, 2)")
+            raise InputError(f"similarity input of shape {tuple(x.shape)}: expected (batch, 2, n_ctx, 2)")
         clf_h = _clf_states(h, x, self.clf_token).view(x.size(0), 2, -1).sum(dim=1)
         return self.clf(self.dropout(clf_h)).squeeze(-1)
 
@@ -332,7 +393,7 @@ def make_task_head(clf_token, cfg, task_head_type):
     if isinstance(task_head_type, (tuple, list)) and len(task_head_type) == 2 \
             and task_head_type[0] == 'classification' and isinstance(task_head_type[1], int) and task_head_type[1] > 0:
         return ClfHead(clf_token, cfg, task_head_type[1])
-    raise ValueError(f"task_head_type={task_head_type!r} is not one of {', '.join(TASK_HEAD_TYPES)}")
+    raise InputError(f"task_head_type={task_head_type!r} is not one of {', '.join(TASK_HEAD_TYPES)}")
 
 
 class LMModel(nn.Module):
@@ -344,6 +405,9 @@ class LMModel(nn.Module):
     def __init__(self, cfg=DEFAULT_CONFIG, vocab=40990, n_ctx=512, return_probs=False, n_special=0):
         super().__init__()
         self.transformer = TransformerModel(cfg, vocab=vocab, n_ctx=n_ctx)
+        if not _is_int(n_special) or not 0 <= n_special < vocab - n_ctx:
+            raise InputError(f"n_special={n_special!r}: expected 0 up to vocab - n_ctx - 1 = {vocab - n_ctx - 1} "
+                             f"special rows between the token rows and the position rows")
         self.lm_head = LMHead(self.transformer, cfg, trunc_and_reshape=False)
         self.return_probs = return_probs
         if return_probs:
@@ -372,6 +436,9 @@ class DoubleHeadModel(nn.Module):
     def __init__(self, cfg, clf_token, task_head_type, vocab=40990, n_ctx=512):
         super().__init__()
         self.transformer = TransformerModel(cfg, vocab=vocab, n_ctx=n_ctx)
+        if not _is_int(clf_token) or not 0 <= clf_token < vocab - n_ctx:
+            raise InputError(f"clf_token={clf_token!r}: expected a token id in 0..{vocab - n_ctx - 1} "
+                             f"(vocab - n_ctx - 1: the rows after it are positions)")
         self.lm_head = LMHead(self.transformer, cfg)
         self.task_head = make_task_head(clf_token, cfg, task_head_type)
 
@@ -403,18 +470,33 @@ def tf_to_torch_name(tf_name):
         return 'embed.weight'
     m = re.fullmatch(r'model/h(\d+)/(.+):0', tf_name)
     if not m:
-        raise ValueError(f"{tf_name!r} is not a variable of OpenAI's transformer")
+        raise InputError(f"{tf_name!r} is not a variable of OpenAI's transformer")
     return f"h.{m.group(1)}.{m.group(2).replace('/', '.')}"
+
+
+def transformer_of(model):
+    """The TransformerModel of `model` (a TransformerModel, or a model with `.transformer`)."""
+    transformer = model.transformer if hasattr(model, 'transformer') else model
+    if not isinstance(transformer, TransformerModel):
+        raise TypeError(f"expected a TransformerModel or a model with .transformer, got {type(model).__name__}")
+    return transformer
+
+
+def count_nonfinite(values):
+    """How many entries of a numpy array or torch tensor are NaN or infinite."""
+    if isinstance(values, torch.Tensor):
+        return int(values.numel() - torch.isfinite(values).sum())
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
 def _read_shapes(path):
     shapes_path = os.path.join(path, 'params_shapes.json')
     if not os.path.isdir(path):
-        raise FileNotFoundError(f"checkpoint folder {path!r} does not exist: expected params_shapes.json and "
-                                f"params_0.npy ... params_9.npy there; {SOURCE_HINT}")
+        raise MissingFileError(f"checkpoint folder {path!r} does not exist: expected params_shapes.json and "
+                               f"params_0.npy ... params_9.npy there; {SOURCE_HINT}")
     if not os.path.isfile(shapes_path):
-        raise FileNotFoundError(f"{shapes_path} is missing: expected params_shapes.json and params_0.npy ... "
-                                f"params_9.npy in {path}; {SOURCE_HINT}")
+        raise MissingFileError(f"{shapes_path} is missing: expected params_shapes.json and params_0.npy ... "
+                               f"params_9.npy in {path}; {SOURCE_HINT}")
     try:
         with open(shapes_path) as f:
             shapes = json.load(f)
@@ -431,7 +513,7 @@ def _shard_paths(path):
     paths = [os.path.join(path, f'params_{i}.npy') for i in range(N_SHARDS)]
     for p in paths:
         if not os.path.isfile(p):
-            raise FileNotFoundError(f"{p} is missing: expected params_0.npy ... params_9.npy in {path}; {SOURCE_HINT}")
+            raise MissingFileError(f"{p} is missing: expected params_0.npy ... params_9.npy in {path}; {SOURCE_HINT}")
     return paths
 
 
@@ -448,70 +530,144 @@ def _shard_size(p):
     return shape[0]
 
 
+class _Shards:
+    """The TF release's checkpoint in `path`: `shapes` from params_shapes.json, and the
+    arrays, read from the concatenation of params_0.npy ... params_9.npy through one
+    memory map at a time, so the whole concatenation never sits in memory."""
+
+    def __init__(self, path):
+        self.shapes = _read_shapes(path)
+        self.paths = _shard_paths(path)
+        sizes = [_shard_size(p) for p in self.paths]
+        expected = sum(math.prod(s) for s in self.shapes)
+        if sum(sizes) != expected:
+            listing = ', '.join(f'{os.path.basename(p)}: {n}' for p, n in zip(self.paths, sizes))
+            raise CheckpointError(f"the shards in {path} hold {sum(sizes)} floats but params_shapes.json expects "
+                                  f"{expected} ({listing})")
+        self.starts = np.cumsum([0] + sizes).tolist()  # shard k holds flat values starts[k]:starts[k + 1]
+        self.offsets = np.cumsum([0] + [math.prod(s) for s in self.shapes]).tolist()  # array i starts there
+        self._mapped = (None, None)
+
+    def _map(self, k):
+        if self._mapped[0] != k:
+            self._mapped = (None, None)  # unmap the previous shard first
+            try:
+                self._mapped = (k, np.load(self.paths[k], mmap_mode='r', allow_pickle=False))
+            except Exception as err:
+                raise CheckpointError(f"{self.paths[k]} could not be read as a .npy file: {err}") from None
+        return self._mapped[1]
+
+    def pieces(self, i, n=None):
+        """Yield (shard path, 1-D read-only values) covering, in order, the first n values
+        of array i (all of them when n is None)."""
+        start = self.offsets[i]
+        stop = start + (math.prod(self.shapes[i]) if n is None else n)
+        k = bisect.bisect_right(self.starts, start) - 1
+        while start < stop:
+            end = min(stop, self.starts[k + 1])
+            if end > start:
+                yield self.paths[k], self._map(k)[start - self.starts[k]:end - self.starts[k]]
+            start, k = end, k + 1
+
+    def read(self, i, n=None):
+        """The first n values of array i (all when None) as a new flat float32 array."""
+        out = np.empty(math.prod(self.shapes[i]) if n is None else n, np.float32)
+        filled = 0
+        for _, values in self.pieces(i, n):
+            out[filled:filled + len(values)] = values
+            filled += len(values)
+            del values  # so that the shard is unmapped before the next one is mapped
+        return out
+
+    def close(self):
+        self._mapped = (None, None)
+
+
 def iter_checkpoint_arrays(path):
     """Yield the checkpoint's arrays, in params_shapes.json order, as float32
     numpy arrays, reading one shard at a time so that the whole concatenation
     never sits in memory at once."""
-    shapes = _read_shapes(path)
-    paths = _shard_paths(path)
-    sizes = [_shard_size(p) for p in paths]
-    expected = sum(math.prod(s) for s in shapes)
-    if sum(sizes) != expected:
-        listing = ', '.join(f'{os.path.basename(p)}: {n}' for p, n in zip(paths, sizes))
-        raise CheckpointError(f"the shards in {path} hold {sum(sizes)} floats but params_shapes.json expects "
-                              f"{expected} ({listing})")
-    shard_iter = iter(paths)
-    buf, pos = np.empty(0, np.float32), 0
-    for shape in shapes:
-        n = math.prod(shape)
-        out = np.empty(n, np.float32)
-        filled = 0
-        while filled < n:
-            if pos == len(buf):
-                p = next(shard_iter)
-                try:
-                    buf = np.load(p, allow_pickle=False)
-                except Exception as err:
-                    raise CheckpointError(f"{p} could not be read as a .npy file: {err}") from None
-                pos = 0
-            take = min(n - filled, len(buf) - pos)
-            out[filled:filled + take] = buf[pos:pos + take]
-            filled += take
-            pos += take
-        yield out.reshape(shape)
+    shards = _Shards(path)
+    for i, shape in enumerate(shards.shapes):
+        yield shards.read(i).reshape(shape)
+    shards.close()
 
 
-def _copy(param, array, name):
-    if tuple(param.shape) != tuple(array.shape):
-        raise CheckpointError(f"checkpoint array for {name} has shape {tuple(array.shape)} but the model's "
-                              f"parameter has shape {tuple(param.shape)}")
-    with torch.no_grad():
-        param.copy_(torch.from_numpy(np.ascontiguousarray(array)))
-
-
-def _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer, source):
-    """Resolve n_ctx and n_special (-1: from the model) against a checkpoint of n_vocab
-    tokens, n_pos positions and n_layer layers described by `source`; raise on a misfit.
-    Returns (n_ctx, n_special)."""
+def check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer, source):
+    """Resolve n_ctx and n_special (-1: from the model) and n_transfer (None: all the
+    model's layers) against a checkpoint of n_vocab tokens, n_pos positions and n_layer
+    layers described by `source`; raise InputError for an argument that cannot work,
+    CheckpointError for a checkpoint that does not fit the model.
+    Returns (n_ctx, n_special, n_transfer)."""
+    for name, value in (('n_ctx', n_ctx), ('n_special', n_special)):
+        if not _is_int(value) or value < -1:
+            raise InputError(f"{name}={value!r}: expected an integer, -1 to take it from the model")
+    if n_transfer is not None and not _is_int(n_transfer):
+        raise InputError(f"n_transfer={n_transfer!r}: expected an integer (-1: embeddings only) or None (all the "
+                         f"model's layers)")
     if n_ctx < 0:
         n_ctx = transformer.n_ctx
     if n_ctx > n_pos:
-        raise ValueError(f"n_ctx={n_ctx} exceeds the {n_pos} positions in {source}: expected n_ctx <= {n_pos}")
+        raise InputError(f"n_ctx={n_ctx} exceeds the {n_pos} positions in {source}: expected n_ctx <= {n_pos}")
     if n_special < 0:
         n_special = transformer.vocab - n_vocab - n_ctx
     rows = n_vocab + n_special + n_ctx
     if n_special < 0 or rows != transformer.vocab:
         raise CheckpointError(f"embed.weight: the model has {transformer.vocab} rows but {source} gives "
                               f"n_vocab {n_vocab} + n_special {n_special} + n_ctx {n_ctx} = {rows}")
+    if n_transfer is None:
+        n_transfer = len(transformer.h)
+        if n_transfer > n_layer:
+            raise CheckpointError(f"the model has {n_transfer} layers but {source} holds {n_layer}: pass "
+                                  f"n_transfer={n_layer} (or fewer; -1: embeddings only) to load them into its first "
+                                  f"layers")
     if not -1 <= n_transfer <= n_layer:
-        raise ValueError(f"n_transfer={n_transfer}: expected -1 (embeddings only) up to the {n_layer} layers "
+        raise InputError(f"n_transfer={n_transfer}: expected -1 (embeddings only) up to the {n_layer} layers "
                          f"in {source}")
     if n_transfer > len(transformer.h):
-        raise ValueError(f"n_transfer={n_transfer} exceeds the model's {len(transformer.h)} layers")
-    return n_ctx, n_special
+        raise InputError(f"n_transfer={n_transfer} exceeds the model's {len(transformer.h)} layers")
+    return n_ctx, n_special, n_transfer
 
 
-def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=12, n_embd=768, path='./model/',
+def _tf_plan(transformer, shards, n_vocab, n_special, n_ctx, n_transfer):
+    """What to copy: [(our name, TF name, array index, values to read or None for all,
+    target tensor, the shape the values take)]."""
+    emb = transformer.embed.weight
+    width = shards.shapes[0][-1]
+    plan = [('embed.weight (position rows)', 'model/we:0', 0, n_ctx * width, emb[n_vocab + n_special:],
+             (n_ctx, width)),
+            ('embed.weight (token rows)', 'model/we:0', 1, None, emb[:n_vocab], shards.shapes[1])]
+    params = dict(transformer.named_parameters())
+    n_layer = (len(shards.shapes) - 2) // len(LAYER_VARS)
+    for i, tf_name in enumerate(tf_variable_names(n_layer)[1:1 + max(n_transfer, 0) * len(LAYER_VARS)], start=2):
+        shape = shards.shapes[i]
+        name = tf_to_torch_name(tf_name)
+        squeezed = shape[1:] if len(shape) == 3 and shape[0] == 1 else shape  # conv weights [1, nx, nf]
+        plan.append((name, tf_name, i, None, params[name], squeezed))
+    return plan
+
+
+def _check_tf_plan(plan, shards):
+    """Raise CheckpointError for an array whose shape is not its parameter's, or that
+    holds NaN or inf (naming the shard(s) where those lie), before anything is copied."""
+    for name, _, _, _, target, shape in plan:
+        if tuple(shape) != tuple(target.shape):
+            raise CheckpointError(f"checkpoint array for {name} has shape {tuple(shape)} but the model's "
+                                  f"parameter has shape {tuple(target.shape)}")
+    for name, tf_name, i, n, _, shape in plan:
+        bad = {}
+        for p, values in shards.pieces(i, n):
+            count = count_nonfinite(values)
+            if count:
+                bad[p] = bad.get(p, 0) + count
+        if bad:
+            where = '' if len(bad) == 1 else f" ({', '.join(f'{c} in {os.path.basename(p)}' for p, c in bad.items())})"
+            raise CheckpointError(f"{', '.join(bad)}: {tf_name} ({name}) holds {sum(bad.values())} non-finite "
+                                  f"values (NaN or inf) of {math.prod(shape)}{where}: expected finite floats; "
+                                  f"the checkpoint is damaged")
+
+
+def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=None, n_embd=None, path='./model/',
                                  path_names=None):
     """Load OpenAI's released weights (the TF release's `model/` folder) into `model`.
 
@@ -519,38 +675,36 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=12, n
     n_ctx: position rows to keep (-1: the model's n_ctx); at most 512.
     n_special: new rows between the tokens and the positions (-1: what the model's
     vocabulary leaves room for); they keep their random N(0, 0.02) initialisation.
-    n_transfer: layers to load (12: all; -1: only the embeddings).
-    n_embd: the checkpoint's width (768). path_names: ignored; the earlier port read
+    n_transfer: layers to load (None: all the model's layers, 12 for the default model;
+    -1: only the embeddings). A checkpoint with fewer layers is an error unless
+    n_transfer asks for no more than it has.
+    n_embd: accepted for compatibility with the earlier port; the width is the model's,
+    and a different value is an InputError. path_names: ignored; the earlier port read
     TF variable names from a file, here they follow from the layer count.
+    Every array is checked (shape, and finite values) before the model is touched; a
+    mismatch or a NaN/inf raises CheckpointError naming the file and the variable.
     Returns the TransformerModel it loaded into.
     """
-    transformer = model.transformer if hasattr(model, 'transformer') else model
-    if not isinstance(transformer, TransformerModel):
-        raise TypeError(f"expected a TransformerModel or a model with .transformer, got {type(model).__name__}")
-    shapes = _read_shapes(path)
+    transformer = transformer_of(model)
+    shards = _Shards(path)
+    shapes = shards.shapes
+    width = transformer.n_embd
+    if any(s[-1] != width for s in shapes[:2]):
+        given = '' if n_embd is None else f", n_embd={n_embd}"
+        raise CheckpointError(f"embed.weight: checkpoint embeddings have width {shapes[1][-1]}{given}, the model has "
+                              f"{width}: expected equal widths")
+    if n_embd is not None and n_embd != width:
+        raise InputError(f"n_embd={n_embd!r}: the model's width is {width}; leave n_embd out, it is read from the "
+                         f"model")
     n_layer = (len(shapes) - 2) // len(LAYER_VARS)
-    n_vocab, n_pos = shapes[1][0], shapes[0][0]
-    n_ctx, n_special = _check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
-                                     f"{path}'s checkpoint")
-    for shape in shapes[:2]:
-        if shape[-1] != n_embd or transformer.n_embd != n_embd:
-            raise CheckpointError(f"embed.weight: checkpoint embeddings have width {shape[-1]}, "
-                                  f"n_embd={n_embd}, the model has {transformer.n_embd}")
-    names = tf_variable_names(n_layer)
-    params = dict(transformer.named_parameters())
-    arrays = iter_checkpoint_arrays(path)
-    pos_emb, tok_emb = next(arrays), next(arrays)
-    emb = transformer.embed.weight
-    _copy(emb[:n_vocab], tok_emb, 'embed.weight (token rows)')
-    _copy(emb[n_vocab + n_special:], pos_emb[:n_ctx], 'embed.weight (position rows)')
-    del pos_emb, tok_emb
-    n_load = max(n_transfer, 0) * len(LAYER_VARS)
-    for tf_name, array in zip(names[1:1 + n_load], arrays):
-        name = tf_to_torch_name(tf_name)
-        if array.ndim == 3:  # conv weights [1, nx, nf]
-            array = array[0]
-        _copy(params[name], array, name)
-    arrays.close()
+    n_ctx, n_special, n_transfer = check_layout(transformer, shapes[1][0], shapes[0][0], n_layer, n_ctx, n_special,
+                                                n_transfer, f"{path}'s checkpoint")
+    plan = _tf_plan(transformer, shards, shapes[1][0], n_special, n_ctx, n_transfer)
+    _check_tf_plan(plan, shards)
+    with torch.no_grad():
+        for _, _, i, n, target, shape in plan:
+            target.copy_(torch.from_numpy(shards.read(i, n).reshape(shape)))
+    shards.close()
     return transformer
 
 
@@ -564,29 +718,32 @@ CHECKPOINT_FORMATS = {'tf': "TF release's checkpoint", 'hf': 'Hugging Face opena
 def find_checkpoint_format(path):
     """'tf' when `path` holds the TF release's shards (params_shapes.json), 'hf' when
     it holds a Hugging Face save (config.json + model.safetensors or pytorch_model.bin,
-    or the hub cache's models--openai-gpt folder); raises FileNotFoundError otherwise."""
+    or the hub cache's models--openai-gpt folder); raises MissingFileError (a
+    FileNotFoundError) otherwise."""
     import hf_interop
     looked_for = ("looked for OpenAI's params_shapes.json with params_0.npy ... params_9.npy (the TF release's "
-                  "model/ folder of https://github.com/openai/finetune-transformer-lm), or Hugging Face's config.json with model.safetensors or "
-                  "pytorch_model.bin (e.g. ~/.cache/huggingface/hub/models--openai-gpt/snapshots/<hash>/)")
+                  "model/ folder of https://github.com/openai/finetune-transformer-lm), or Hugging Face's "
+                  "config.json with model.safetensors or pytorch_model.bin "
+                  "(e.g. ~/.cache/huggingface/hub/models--openai-gpt/snapshots/<hash>/)")
     if os.path.isfile(os.path.join(path, 'params_shapes.json')):
         return 'tf'
     if not os.path.exists(path):
-        raise FileNotFoundError(f"model folder {path!r} does not exist: {looked_for}")
+        raise MissingFileError(f"model folder {path!r} does not exist: {looked_for}")
     try:
         folder = hf_interop.resolve_hf_folder(path)
     except CheckpointError as err:  # a hub cache folder with several snapshots: no one checkpoint found
-        raise FileNotFoundError(str(err)) from None
+        raise MissingFileError(str(err)) from None
     if folder is not None:
-        if not hf_interop._has_hf_weights(folder):
-            raise FileNotFoundError(f"{folder} has config.json but neither model.safetensors nor "
-                                    f"pytorch_model.bin: {looked_for}")
+        if not hf_interop.has_hf_weights(folder):
+            raise MissingFileError(f"{folder} has config.json but neither model.safetensors nor "
+                                   f"pytorch_model.bin: {looked_for}")
         return 'hf'
-    raise FileNotFoundError(f"{path} holds no checkpoint: {looked_for}")
+    raise MissingFileError(f"{path} holds no checkpoint: {looked_for}")
 
 
-def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=12):
-    """Load pretrained weights from `path` in whichever format it holds.
+def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
+    """Load pretrained weights from `path` in whichever format it holds, with the
+    arguments of `load_openai_pretrained_model` (n_transfer None: all the model's layers).
 
     Returns the format found ('tf' for the TF release's shards, 'hf' for a Hugging
     Face save, see `hf_interop.load_hf_pretrained_model`), so that callers can say which one they used."""
@@ -594,17 +751,15 @@ def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=12):
     if fmt == 'hf':
         from hf_interop import load_hf_pretrained_model
         load_hf_pretrained_model(model, path, n_ctx=n_ctx, n_special=n_special, n_transfer=n_transfer)
-        return fmt
-    load_openai_pretrained_model(model, n_ctx=n_ctx, n_special=n_special, n_transfer=n_transfer,
-                                 n_embd=(model.transformer if hasattr(model, 'transformer') else model).n_embd,
-                                 path=path)
+    else:
+        load_openai_pretrained_model(model, n_ctx=n_ctx, n_special=n_special, n_transfer=n_transfer, path=path)
     return fmt
 
 
 # Names that moved to hf_interop and stay importable from here (PEP 562).
 _MOVED_TO_HF_INTEROP = frozenset((
     'HF_CONFIG', 'HF_WEIGHTS', 'HF_SAFETENSORS_INDEX', 'HF_PREFIX', 'HF_MODEL_TYPE', 'HF_HINT', 'HF_AFNS',
-    '_HF_LAYER_MAP', '_HF_IGNORED', '_HF_LM_HEAD', 'hf_tensor_names', '_has_hf_weights', 'resolve_hf_folder',
+    '_HF_LAYER_MAP', '_HF_IGNORED', '_HF_LM_HEAD', 'hf_tensor_names', 'has_hf_weights', 'resolve_hf_folder',
     'read_hf_config', '_HFTensors', '_hf_model_settings', 'load_hf_pretrained_model', '_write_atomically',
     'hf_config', 'export_hf'))
 
