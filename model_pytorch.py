@@ -396,7 +396,47 @@ def make_task_head(clf_token, cfg, task_head_type):
     raise InputError(f"task_head_type={task_head_type!r} is not one of {', '.join(TASK_HEAD_TYPES)}")
 
 
-class LMModel(nn.Module):
+LM_HEAD_KEY, EMBED_KEY = 'lm_head.decoder.weight', 'transformer.embed.weight'
+
+
+def _same_matrix(a, b):
+    """Whether two state-dict entries hold the same values (shared storage, or equal)."""
+    if a is b or (a.device == b.device and a.dtype == b.dtype and a.shape == b.shape
+                  and a.stride() == b.stride() and a.data_ptr() == b.data_ptr()):
+        return True
+    return a.shape == b.shape and torch.equal(a, b.to(a.device, a.dtype))
+
+
+def _retie_lm_head(model, incompatible_keys):
+    # load_state_dict(assign=True) gives each name its own new Parameter: tie them again
+    model.lm_head.decoder.weight = model.transformer.embed.weight
+
+
+class _TiedLMHeadModel(nn.Module):
+    """A model whose `lm_head.decoder.weight` is `transformer.embed.weight` itself.
+
+    Its load_state_dict (strict or not, also inside a wrapper such as DDP) takes a state
+    dict with or without the tied key 'lm_head.decoder.weight': train.py saves
+    parameters without it. When present it must hold the embedding's values, else
+    CheckpointError. The two stay one Parameter after loading; state_dict() still lists both."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_load_state_dict_post_hook(_retie_lm_head)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args):
+        # runs before the submodules load, on the dict they are then given
+        head, embed = prefix + LM_HEAD_KEY, prefix + EMBED_KEY
+        if isinstance(state_dict.get(embed), torch.Tensor):
+            if head not in state_dict:
+                state_dict[head] = state_dict[embed]
+            elif isinstance(state_dict[head], torch.Tensor) and not _same_matrix(state_dict[head], state_dict[embed]):
+                raise CheckpointError(f"state dict: {head} differs from {embed}, but the LM head is tied to the "
+                                      f"embedding: expected the same matrix under both names, or {head} left out")
+        super()._load_from_state_dict(state_dict, prefix, *args)
+
+
+class LMModel(_TiedLMHeadModel):
     """Transformer with the LM head: forward(x) -> logits (B, T, vocab).
 
     With return_probs, returns probabilities instead, with the position rows and
@@ -424,7 +464,7 @@ class LMModel(nn.Module):
         return (logits, presents) if use_cache else logits
 
 
-class DoubleHeadModel(nn.Module):
+class DoubleHeadModel(_TiedLMHeadModel):
     """Transformer with the LM head and a task head.
 
     forward(x, lm_mask=None) -> (lm_logits, task_logits). lm_logits is

@@ -570,6 +570,73 @@ def test_loader_errors_belong_to_the_family(tmp_path):
         load_openai_pretrained_model(model, path=path)
 
 
+# ------------------------------------------------------------- state dicts and the tied LM head
+
+def _models():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    return [lambda: LMModel(TINY, vocab=vocab, n_ctx=N_CTX),
+            lambda: DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX)]
+
+
+def _assert_same_values(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize('make', _models(), ids=['LMModel', 'DoubleHeadModel'])
+def test_state_dict_loads_with_or_without_the_tied_lm_head(make, tmp_path):
+    from safetensors.torch import load_file, save_file
+    torch.manual_seed(0)
+    src = make()
+    torch.manual_seed(1)  # every model made below starts from other weights
+    keys = list(src.state_dict())
+    assert 'lm_head.decoder.weight' in keys and 'transformer.embed.weight' in keys  # state_dict() as before
+    # as train.py saves: without the tied copy, through safetensors (which refuses shared tensors)
+    saved = {k: v.contiguous() for k, v in src.state_dict().items() if k != 'lm_head.decoder.weight'}
+    save_file(saved, str(tmp_path / 'best_params.safetensors'))
+    loaded = load_file(str(tmp_path / 'best_params.safetensors'))
+    for state in [loaded,  # without the tied key
+                  {k: v.clone() for k, v in src.state_dict().items()},  # with it, as a separate equal copy
+                  src.state_dict()]:  # with it, sharing storage
+        dst = make()
+        result = dst.load_state_dict(state)  # strict=True
+        assert result.missing_keys == [] and result.unexpected_keys == []
+        _assert_same_values(dst, src)
+        assert dst.lm_head.decoder.weight is dst.transformer.embed.weight
+    assert 'lm_head.decoder.weight' not in loaded  # the caller's dict is left as it was
+    dst = make()
+    dst.load_state_dict(load_file(str(tmp_path / 'best_params.safetensors')), assign=True)
+    assert dst.lm_head.decoder.weight is dst.transformer.embed.weight
+    _assert_same_values(dst, src)
+    # still strict about everything else
+    partial = dict(saved)
+    del partial['transformer.h.0.ln_1.g']
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\).*transformer\.h\.0\.ln_1\.g'):
+        make().load_state_dict(partial)
+    assert make().load_state_dict(partial, strict=False).missing_keys == ['transformer.h.0.ln_1.g']
+
+
+@pytest.mark.parametrize('make', _models(), ids=['LMModel', 'DoubleHeadModel'])
+def test_a_tied_copy_that_differs_from_the_embedding_is_refused(make):
+    state = {k: v.clone() for k, v in make().state_dict().items()}
+    state['lm_head.decoder.weight'][0, 0] += 1
+    dst = make()
+    with pytest.raises(mp.CheckpointError, match=r"lm_head\.decoder\.weight differs from transformer\.embed\.weight"):
+        dst.load_state_dict(state)
+    with pytest.raises(mp.CheckpointError, match=r"lm_head\.decoder\.weight differs"):
+        dst.load_state_dict(state, strict=False)
+
+
+def test_tied_loading_inside_a_wrapper():
+    src = LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    wrapper = torch.nn.ModuleDict({'module': LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)})
+    state = {'module.' + k: v for k, v in src.state_dict().items() if k != 'lm_head.decoder.weight'}
+    wrapper.load_state_dict(state)
+    _assert_same_values(wrapper['module'], src)
+    assert wrapper['module'].lm_head.decoder.weight is wrapper['module'].transformer.embed.weight
+
+
 def test_loaders_draw_no_progress_bar(tmp_path, capfd):
     path, _ = tiny_checkpoint(tmp_path)
     model = LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
