@@ -224,6 +224,30 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=Non
         raise MissingFileError(f"{path} holds no Hugging Face save: {HF_HINT}")
     config = read_hf_config(folder)
     cfg_path = os.path.join(folder, HF_CONFIG)
+    _check_config_fits(config, transformer, cfg_path)
+    n_vocab, n_pos, n_layer = config['vocab_size'], config['n_positions'], config['n_layer']
+    n_ctx, n_special, n_transfer = check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
+                                                cfg_path)
+    tensors = _HFTensors(folder)
+    stored = _stored_names(tensors, n_layer, cfg_path)
+    emb = transformer.embed.weight
+    plan = [('tokens_embed.weight', emb[:n_vocab], None), ('positions_embed.weight', emb[n_vocab + n_special:], n_ctx)]
+    want = {'tokens_embed.weight': (n_vocab, config['n_embd']), 'positions_embed.weight': (n_pos, config['n_embd'])}
+    params = dict(transformer.named_parameters())
+    for i in range(max(n_transfer, 0)):
+        for our, hf in _HF_LAYER_MAP:
+            plan.append((f'h.{i}.{hf}', params[f'h.{i}.{our}'], None))
+            want[f'h.{i}.{hf}'] = tuple(params[f'h.{i}.{our}'].shape)
+    _check_plan(plan, want, tensors, stored, cfg_path)
+    with torch.no_grad():
+        for name, target, rows in plan:
+            target.copy_(tensors.get(stored[name], rows))
+    return transformer
+
+
+def _check_config_fits(config, transformer, cfg_path):
+    """Raise CheckpointError when config.json's n_embd, n_head, afn or LayerNorm epsilon
+    differ from the model's."""
     ours = _hf_model_settings(transformer)
     for field in ('n_embd', 'n_head'):
         if config[field] != ours[field]:
@@ -234,12 +258,12 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=Non
     eps = config.get('layer_norm_epsilon', 1e-5)
     if not math.isclose(eps, 1e-5, rel_tol=1e-6):
         raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
-    n_vocab, n_pos, n_layer = config['vocab_size'], config['n_positions'], config['n_layer']
-    n_ctx, n_special, n_transfer = check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
-                                                cfg_path)
 
-    tensors = _HFTensors(folder)
-    stored = {}  # name without prefix -> name as stored
+
+def _stored_names(tensors, n_layer, cfg_path):
+    """{HF name without prefix: name as stored} for exactly the tensors of an n_layer
+    model; raises CheckpointError listing missing and unexpected tensors."""
+    stored = {}
     unexpected, lm_head = [], None
     for key in tensors.keys():
         name = key[len(HF_PREFIX):] if key.startswith(HF_PREFIX) else key
@@ -264,31 +288,25 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=Non
         if unexpected:
             parts.append(f"unexpected tensors: {', '.join(sorted(unexpected))}")
         raise CheckpointError(f"{tensors.path} does not match {cfg_path} (n_layer={n_layer}): {'; '.join(parts)}")
-    params = dict(transformer.named_parameters())
-    plan = [('tokens_embed.weight', transformer.embed.weight[:n_vocab], None),
-            ('positions_embed.weight', transformer.embed.weight[n_vocab + n_special:], n_ctx)]
-    want = {'tokens_embed.weight': (n_vocab, config['n_embd']), 'positions_embed.weight': (n_pos, config['n_embd'])}
-    for i in range(max(n_transfer, 0)):
-        for our, hf in _HF_LAYER_MAP:
-            p = params[f'h.{i}.{our}']
-            plan.append((f'h.{i}.{hf}', p, None))
-            want[f'h.{i}.{hf}'] = tuple(p.shape)
+    return stored
+
+
+def _check_plan(plan, want, tensors, stored, cfg_path):
+    """Raise CheckpointError for a tensor of the plan [(HF name, target, rows)] whose shape
+    is not want[HF name], or that holds NaN or inf. The values are read here and again
+    for the copy, rather than all held at once, so a failed load leaves the model as it was."""
     for name, _, _ in plan:
         shape = tensors.shape(stored[name])
         if shape != want[name]:
             raise CheckpointError(f"{tensors.path}: tensor {stored[name]} has shape {shape}, expected "
                                   f"{want[name]} from {cfg_path} and the model")
-    for name, _, rows in plan:  # read twice rather than hold every tensor: the model stays untouched on error
+    for name, _, rows in plan:
         t = tensors.get(stored[name], rows)
         bad = count_nonfinite(t)
         if bad:
             raise CheckpointError(f"{tensors.file_of(stored[name])}: tensor {stored[name]} holds {bad} non-finite "
                                   f"values (NaN or inf) of {t.numel()}: expected finite floats; the save is damaged")
         del t
-    with torch.no_grad():
-        for name, target, rows in plan:
-            target.copy_(tensors.get(stored[name], rows))
-    return transformer
 
 
 def _write_atomically(folder, files):

@@ -14,6 +14,7 @@ import math
 import numbers
 import os
 import re
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -669,41 +670,51 @@ def check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_trans
     return n_ctx, n_special, n_transfer
 
 
+class _Copy(NamedTuple):
+    """One copy of the TF loader: the first n values (None: all) of array `index` of the
+    checkpoint, in `shape`, into `target`; `name` is ours, `tf_name` the TF variable's."""
+    name: str
+    tf_name: str
+    index: int
+    n: Optional[int]
+    target: torch.Tensor
+    shape: tuple
+
+
 def _tf_plan(transformer, shards, n_vocab, n_special, n_ctx, n_transfer):
-    """What to copy: [(our name, TF name, array index, values to read or None for all,
-    target tensor, the shape the values take)]."""
+    """The list of _Copy that loads the embeddings and the first n_transfer layers."""
     emb = transformer.embed.weight
     width = shards.shapes[0][-1]
-    plan = [('embed.weight (position rows)', 'model/we:0', 0, n_ctx * width, emb[n_vocab + n_special:],
-             (n_ctx, width)),
-            ('embed.weight (token rows)', 'model/we:0', 1, None, emb[:n_vocab], shards.shapes[1])]
+    plan = [_Copy('embed.weight (position rows)', 'model/we:0', 0, n_ctx * width, emb[n_vocab + n_special:],
+                  (n_ctx, width)),
+            _Copy('embed.weight (token rows)', 'model/we:0', 1, None, emb[:n_vocab], shards.shapes[1])]
     params = dict(transformer.named_parameters())
     n_layer = (len(shards.shapes) - 2) // len(LAYER_VARS)
     for i, tf_name in enumerate(tf_variable_names(n_layer)[1:1 + max(n_transfer, 0) * len(LAYER_VARS)], start=2):
         shape = shards.shapes[i]
         name = tf_to_torch_name(tf_name)
         squeezed = shape[1:] if len(shape) == 3 and shape[0] == 1 else shape  # conv weights [1, nx, nf]
-        plan.append((name, tf_name, i, None, params[name], squeezed))
+        plan.append(_Copy(name, tf_name, i, None, params[name], squeezed))
     return plan
 
 
 def _check_tf_plan(plan, shards):
     """Raise CheckpointError for an array whose shape is not its parameter's, or that
     holds NaN or inf (naming the shard(s) where those lie), before anything is copied."""
-    for name, _, _, _, target, shape in plan:
-        if tuple(shape) != tuple(target.shape):
-            raise CheckpointError(f"checkpoint array for {name} has shape {tuple(shape)} but the model's "
-                                  f"parameter has shape {tuple(target.shape)}")
-    for name, tf_name, i, n, _, shape in plan:
+    for c in plan:
+        if tuple(c.shape) != tuple(c.target.shape):
+            raise CheckpointError(f"checkpoint array for {c.name} has shape {tuple(c.shape)} but the model's "
+                                  f"parameter has shape {tuple(c.target.shape)}")
+    for c in plan:
         bad = {}
-        for p, values in shards.pieces(i, n):
+        for p, values in shards.pieces(c.index, c.n):
             count = count_nonfinite(values)
             if count:
                 bad[p] = bad.get(p, 0) + count
         if bad:
-            where = '' if len(bad) == 1 else f" ({', '.join(f'{c} in {os.path.basename(p)}' for p, c in bad.items())})"
-            raise CheckpointError(f"{', '.join(bad)}: {tf_name} ({name}) holds {sum(bad.values())} non-finite "
-                                  f"values (NaN or inf) of {math.prod(shape)}{where}: expected finite floats; "
+            where = '' if len(bad) == 1 else f" ({', '.join(f'{k} in {os.path.basename(p)}' for p, k in bad.items())})"
+            raise CheckpointError(f"{', '.join(bad)}: {c.tf_name} ({c.name}) holds {sum(bad.values())} non-finite "
+                                  f"values (NaN or inf) of {math.prod(c.shape)}{where}: expected finite floats; "
                                   f"the checkpoint is damaged")
 
 
@@ -742,8 +753,8 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=None,
     plan = _tf_plan(transformer, shards, shapes[1][0], n_special, n_ctx, n_transfer)
     _check_tf_plan(plan, shards)
     with torch.no_grad():
-        for _, _, i, n, target, shape in plan:
-            target.copy_(torch.from_numpy(shards.read(i, n).reshape(shape)))
+        for c in plan:
+            c.target.copy_(torch.from_numpy(shards.read(c.index, c.n).reshape(c.shape)))
     shards.close()
     return transformer
 
