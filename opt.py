@@ -18,10 +18,13 @@ import math
 import numbers
 import warnings
 from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.optim import Optimizer
+
+from errors import InputError
 
 __all__ = ['OpenAIAdam', 'SCHEDULES', 'warmup_cosine', 'warmup_constant', 'warmup_linear',
            'constant']
@@ -78,40 +81,35 @@ SCHEDULES = {
 
 def _real(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"OpenAIAdam: {name} must be a real number, got {value!r}")
+        raise InputError(f"OpenAIAdam: invalid {name} {value!r}: expected a real number")
     return float(value)
 
 
+def _check_range(h, name, ok, expected):
+    """Raise InputError naming `name`, its value in `h` and `expected` unless ok(value)."""
+    if not ok(_real(name, h[name])):
+        raise InputError(f"OpenAIAdam: invalid {name} {h[name]!r}: expected {expected}")
+
+
 def _check_hyperparameters(h):
-    """Raise a one-line ValueError naming the first bad setting in the dict ``h``."""
-    lr = _real('lr', h['lr'])
-    if not lr >= 0.0:
-        raise ValueError(f"OpenAIAdam: invalid lr {h['lr']!r}: must be >= 0")
+    """Raise a one-line InputError naming the first bad setting in the dict ``h``, its value
+    and the range it must lie in."""
+    _check_range(h, 'lr', lambda v: 0.0 < v < math.inf, "a finite number > 0")
     if not isinstance(h['schedule'], str) or h['schedule'] not in SCHEDULES:
-        raise ValueError(f"OpenAIAdam: invalid schedule {h['schedule']!r}: "
-                         f"must be one of {', '.join(map(repr, SCHEDULES))}")
-    warmup = _real('warmup', h['warmup'])
-    if not 0.0 < warmup <= 1.0:
-        raise ValueError(f"OpenAIAdam: invalid warmup {h['warmup']!r}: must be in (0, 1]")
-    t_total = _real('t_total', h['t_total'])
-    if not 0.0 < t_total < math.inf:
-        raise ValueError(f"OpenAIAdam: invalid t_total {h['t_total']!r}: must be a positive "
-                         "number of steps")
+        raise InputError(f"OpenAIAdam: invalid schedule {h['schedule']!r}: "
+                         f"expected one of {', '.join(map(repr, SCHEDULES))}")
+    if h['schedule'] != 'none':  # x / warmup: 0 would divide by zero on the first step
+        _check_range(h, 'warmup', lambda v: 0.0 < v <= 1.0,
+                     f"a fraction of t_total in (0, 1] for schedule {h['schedule']!r}")
+    _check_range(h, 't_total', lambda v: 1.0 <= v < math.inf, "a finite number of steps >= 1")
     for name in ('b1', 'b2'):
-        b = _real(name, h[name])
-        if not 0.0 <= b < 1.0:
-            raise ValueError(f"OpenAIAdam: invalid {name} {h[name]!r}: must be in [0, 1)")
-    e = _real('e', h['e'])
-    if not 0.0 <= e < math.inf:
-        raise ValueError(f"OpenAIAdam: invalid e {h['e']!r}: must be >= 0")
-    l2 = _real('l2', h['l2'])
-    if not 0.0 <= l2 < math.inf:
-        raise ValueError(f"OpenAIAdam: invalid l2 {h['l2']!r}: must be >= 0")
+        _check_range(h, name, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
+    _check_range(h, 'e', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
+    _check_range(h, 'l2', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
     if not isinstance(h['vector_l2'], (bool, np.bool_)):
-        raise ValueError(f"OpenAIAdam: invalid vector_l2 {h['vector_l2']!r}: must be a bool")
-    if math.isnan(_real('max_grad_norm', h['max_grad_norm'])):
-        raise ValueError(f"OpenAIAdam: invalid max_grad_norm {h['max_grad_norm']!r}: must be a "
-                         "number (<= 0 turns clipping off)")
+        raise InputError(f"OpenAIAdam: invalid vector_l2 {h['vector_l2']!r}: expected a bool")
+    # an infinite bound would scale every gradient by inf * 0 = NaN
+    _check_range(h, 'max_grad_norm', math.isfinite, "a finite number (<= 0 turns clipping off)")
 
 
 def _norms(grads, dtype):
@@ -169,16 +167,19 @@ class OpenAIAdam(Optimizer):
         params: parameters or parameter-group dicts; a group may override ``lr``,
             ``schedule``, ``warmup``, ``t_total``, ``b1``, ``b2``, ``e``, ``l2`` and
             ``vector_l2``.
-        lr: base learning rate (>= 0).
+        lr: base learning rate (finite, > 0).
         schedule: one of ``'warmup_cosine'``, ``'warmup_constant'``, ``'warmup_linear'``,
             ``'none'``.
-        warmup: fraction of ``t_total`` spent warming up, in (0, 1].
-        t_total: total number of steps (> 0).
+        warmup: fraction of ``t_total`` spent warming up, in (0, 1]; not read by ``'none'``.
+        t_total: total number of steps (finite, >= 1).
         b1, b2: Adam decay rates, in [0, 1).
-        e: Adam epsilon, added to ``sqrt(v)`` (>= 0).
-        l2: decoupled weight-decay coefficient (>= 0).
+        e: Adam epsilon, added to ``sqrt(v)`` (finite, >= 0).
+        l2: decoupled weight-decay coefficient (finite, >= 0).
         vector_l2: also decay parameters with fewer than two dimensions.
-        max_grad_norm: global gradient-norm bound; <= 0 turns clipping off.
+        max_grad_norm: global gradient-norm bound (finite); <= 0 turns clipping off.
+
+    A setting outside these ranges raises ``errors.InputError`` (a ValueError) naming it,
+    its value and the range, at construction or in ``add_param_group``.
     """
 
     def __init__(self, params, lr, schedule, warmup, t_total, b1=0.9, b2=0.999, e=1e-8, l2=0,
@@ -198,8 +199,8 @@ class OpenAIAdam(Optimizer):
                   else self.defaults['max_grad_norm'])
         param_group.setdefault('max_grad_norm', shared)
         if param_group['max_grad_norm'] != shared:
-            raise ValueError(f"OpenAIAdam: invalid max_grad_norm {param_group['max_grad_norm']!r} "
-                             f"in a parameter group: clipping is global, all groups use {shared!r}")
+            raise InputError(f"OpenAIAdam: invalid max_grad_norm {param_group['max_grad_norm']!r} "
+                             f"in a parameter group: expected {shared!r}, as clipping is global to all groups")
         _check_hyperparameters({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
@@ -207,8 +208,25 @@ class OpenAIAdam(Optimizer):
         super().__setstate__(state)
         self.__dict__.setdefault('_warned_past_t_total', False)
 
-    def _clip_scales(self, grads):
-        """Per device, the 0-d tensor that scales every gradient; None when not clipping."""
+    # The steps of one update, in the order of the docstring's formula.
+
+    def _params_with_grads(self):
+        """[(group, [parameters of the group that have a dense gradient])], groups without any left out."""
+        work = []
+        for group in self.param_groups:
+            params = [p for p in group['params'] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    raise RuntimeError("OpenAIAdam does not support sparse gradients (the "
+                                       "TensorFlow release densified them; use a dense "
+                                       "embedding, e.g. nn.Embedding(sparse=False))")
+            if params:
+                work.append((group, params))
+        return work
+
+    def _global_clip_scales(self, grads):
+        """c = max_grad_norm / max(N, max_grad_norm) with N the norm of all `grads` together,
+        as a 0-d tensor per device; None when not clipping."""
         max_norm = float(self.param_groups[0]['max_grad_norm'])
         if not max_norm > 0:
             return None
@@ -225,6 +243,39 @@ class OpenAIAdam(Optimizer):
         scale = scale + (total - total)
         return {dev: scale.to(dev) for dev in {g.device for g in grads}}
 
+    def _buckets(self, group, params):
+        """Count each parameter's step t and group the parameters into {(device, dtype, t):
+        _Bucket}: foreach kernels want one device and dtype per call, and lr_t depends on t."""
+        decay_all = bool(group['vector_l2'])
+        buckets = defaultdict(lambda: _Bucket([], [], [], [], []))
+        for p in params:
+            state = self.state[p]
+            if not state:
+                state['step'] = 0
+                state['exp_avg'] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state['exp_avg_sq'] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state['step'] += 1
+            b = buckets[(p.device, p.dtype, state['step'])]
+            b.params.append(p)
+            b.grads.append(p.grad)
+            b.m.append(state['exp_avg'])
+            b.v.append(state['exp_avg_sq'])
+            if group['l2'] > 0 and (p.dim() > 1 or decay_all):
+                b.decayed.append(p)
+        return buckets
+
+    def _lr_t(self, group, t):
+        """lr * sqrt(1 - b2^t) / (1 - b1^t) * schedule(min((t - 1) / t_total, 1), warmup)."""
+        progress = (t - 1) / group['t_total']
+        if progress >= 1 and not self._warned_past_t_total:
+            self._warned_past_t_total = True
+            warnings.warn(f"OpenAIAdam: step {t} is past t_total={group['t_total']}; the "
+                          "schedule is held at its value for progress 1", RuntimeWarning,
+                          stacklevel=5)  # _lr_t, step, torch's two wrappers of step, the caller
+        schedule = SCHEDULES[group['schedule']]
+        b1, b2 = group['b1'], group['b2']
+        return group['lr'] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * schedule(min(progress, 1.0), group['warmup'])
+
     @torch.no_grad()
     def step(self, closure=None):
         """Perform one update; ``closure`` (optional) re-evaluates the model and returns
@@ -233,69 +284,44 @@ class OpenAIAdam(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-
-        work = []
-        for group in self.param_groups:
-            params = [p for p in group['params'] if p.grad is not None]
-            for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError("OpenAIAdam does not support sparse gradients (the "
-                                       "TensorFlow release densified them; use a dense "
-                                       "embedding, e.g. nn.Embedding(sparse=False))")
-            if params:
-                work.append((group, params))
+        work = self._params_with_grads()
         if not work:
             return loss
-
-        scales = self._clip_scales([p.grad for _, params in work for p in params])
+        scales = self._global_clip_scales([p.grad for _, params in work for p in params])
         for group, params in work:
-            self._update_group(group, params, scales)
+            for (device, _, t), b in self._buckets(group, params).items():
+                grads = b.grads if scales is None else torch._foreach_mul(b.grads, scales[device])
+                _update_moments(b.m, b.v, grads, group['b1'], group['b2'])
+                del grads
+                _decay_and_update(b, self._lr_t(group, t), group['l2'], group['e'])
         return loss
 
-    def _update_group(self, group, params, scales):
-        b1, b2, e, l2 = group['b1'], group['b2'], group['e'], group['l2']
-        schedule = SCHEDULES[group['schedule']]
-        decay_all = bool(group['vector_l2'])
 
-        # foreach kernels want one device and dtype per call, and lr_t depends on t.
-        buckets = defaultdict(lambda: ([], [], [], [], []))
-        for p in params:
-            state = self.state[p]
-            if not state:
-                state['step'] = 0
-                state['exp_avg'] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state['exp_avg_sq'] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state['step'] += 1
-            ps, gs, ms, vs, decayed = buckets[(p.device, p.dtype, state['step'])]
-            ps.append(p)
-            gs.append(p.grad)
-            ms.append(state['exp_avg'])
-            vs.append(state['exp_avg_sq'])
-            if l2 > 0 and (p.dim() > 1 or decay_all):
-                decayed.append(p)
+class _Bucket(NamedTuple):
+    """Parameters of one (device, dtype, step) with their gradients, moments, and the
+    subset that takes the l2 decay."""
+    params: list
+    grads: list
+    m: list
+    v: list
+    decayed: list
 
-        for (device, _, t), (ps, gs, ms, vs, decayed) in buckets.items():
-            if scales is not None:
-                gs = torch._foreach_mul(gs, scales[device])
-            torch._foreach_mul_(ms, b1)
-            torch._foreach_add_(ms, gs, alpha=1 - b1)
-            torch._foreach_mul_(vs, b2)
-            torch._foreach_addcmul_(vs, gs, gs, value=1 - b2)
-            del gs
 
-            progress = (t - 1) / group['t_total']
-            if progress >= 1 and not self._warned_past_t_total:
-                self._warned_past_t_total = True
-                warnings.warn(f"OpenAIAdam: step {t} is past t_total={group['t_total']}; the "
-                              "schedule is held at its value for progress 1", RuntimeWarning,
-                              stacklevel=3)
-            lr_t = (group['lr'] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
-                    * schedule(min(progress, 1.0), group['warmup']))
+def _update_moments(m, v, grads, b1, b2):
+    """In place: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2."""
+    torch._foreach_mul_(m, b1)
+    torch._foreach_add_(m, grads, alpha=1 - b1)
+    torch._foreach_mul_(v, b2)
+    torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
 
-            # The decay reads p before the Adam step changes it, as TF computed both from
-            # the old value: p - lr_t*l2*p, then - lr_t*m/(sqrt(v)+e).
-            if decayed:
-                torch._foreach_add_(decayed, decayed, alpha=-lr_t * l2)
-            denom = torch._foreach_sqrt(vs)
-            torch._foreach_add_(denom, e)
-            torch._foreach_addcdiv_(ps, ms, denom, value=-lr_t)
+
+def _decay_and_update(b, lr_t, l2, e):
+    """In place: p -= lr_t * (m / (sqrt(v) + e) + l2 * p), the l2 term for b.decayed only.
+
+    The decay reads p before the Adam step changes it, as TF computed both from the old
+    value: p - lr_t*l2*p, then - lr_t*m/(sqrt(v)+e)."""
+    if b.decayed:
+        torch._foreach_add_(b.decayed, b.decayed, alpha=-lr_t * l2)
+    denom = torch._foreach_sqrt(b.v)
+    torch._foreach_add_(denom, e)
+    torch._foreach_addcdiv_(b.params, b.m, denom, value=-lr_t)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import model_pytorch as mp
+from errors import InputError, MissingFileError
 from model_pytorch import (DEFAULT_CONFIG, CheckpointError, DoubleHeadModel, LMModel, TransformerModel, dotdict,
                            export_hf, find_checkpoint_format, load_hf_pretrained_model, load_pretrained)
 from tests.helpers import tf_shapes, write_tf_checkpoint
@@ -150,7 +151,7 @@ def test_n_ctx_cropping_n_special_rows_and_n_transfer_as_tf_loader(hf_folder, hf
     with pytest.raises(CheckpointError, match=r'has 40491 rows .* n_vocab 40478 \+ n_special 5 \+ n_ctx 10'):
         load_hf_pretrained_model(model, hf_folder, n_special=5, n_transfer=2)
     with pytest.raises(ValueError, match=r'n_transfer=12: .* 2 layers in .*config.json'):
-        load_hf_pretrained_model(model, hf_folder)
+        load_hf_pretrained_model(model, hf_folder, n_transfer=12)  # explicit: the default is the model's depth
 
 
 def test_tf_shards_and_hf_folder_of_the_same_weights_give_identical_models(tmp_path):
@@ -336,3 +337,66 @@ def test_bin_is_loaded_without_running_pickled_code(hf_model, tmp_path):
     p.write_bytes(p.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match=r'pytorch_model\.bin could not be read'):
         load_pretrained(small_model(), folder, n_transfer=N_LAYER)
+
+
+# ------------------------------------------------------------- defaults, non-finite values, the error family
+
+def test_hf_loader_takes_depth_from_the_model(hf_folder, hf_model):
+    sd = hf_model.transformer.state_dict()
+    model = small_model()  # N_LAYER = 2, as the save
+    load_hf_pretrained_model(model, hf_folder)  # no n_transfer
+    assert torch.equal(model.transformer.h[1].ln_2.b, sd['h.1.ln_2.bias'])
+    other = small_model()
+    assert load_pretrained(other, hf_folder) == 'hf'
+    assert torch.equal(other.transformer.h[1].mlp.c_fc.w, sd['h.1.mlp.c_fc.weight'])
+    deeper = LMModel(dotdict(CFG, n_layer=3), vocab=N_VOCAB + N_POS, n_ctx=N_POS)
+    with pytest.raises(CheckpointError, match=r"the model has 3 layers but .*config\.json holds 2: pass n_transfer=2"):
+        load_hf_pretrained_model(deeper, hf_folder)
+
+
+@pytest.mark.parametrize('layout', ['safetensors', 'sharded', 'bin'])
+def test_hf_loader_refuses_nan_and_inf_naming_file_and_tensor(hf_model, tmp_path, layout):
+    state = {k: v.clone() for k, v in hf_model.state_dict().items()}
+    bad = state['transformer.h.1.attn.c_proj.weight']
+    bad[0, :3] = float('nan')
+    bad[5, 7] = float('inf')
+    hf_model.config.save_pretrained(tmp_path / 'hf')
+    if layout == 'bin':
+        save_bin(hf_model, tmp_path / 'hf', state)
+        file = 'pytorch_model.bin'
+    else:
+        fresh = transformers.OpenAIGPTLMHeadModel(hf_model.config)
+        fresh.load_state_dict(state)
+        fresh.save_pretrained(tmp_path / 'hf', **({'max_shard_size': '1MB'} if layout == 'sharded' else {}))
+        if layout == 'sharded':
+            index = json.loads((tmp_path / 'hf' / 'model.safetensors.index.json').read_text())['weight_map']
+            file = index['transformer.h.1.attn.c_proj.weight']
+            assert len(set(index.values())) > 1 and file != 'model.safetensors'
+        else:
+            file = 'model.safetensors'
+    model = small_model()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(CheckpointError) as info:
+        load_pretrained(model, tmp_path / 'hf', n_transfer=N_LAYER)
+    msg = str(info.value)
+    assert msg.startswith(str(tmp_path / 'hf' / file) + ': tensor transformer.h.1.attn.c_proj.weight holds 4 '
+                          f'non-finite values (NaN or inf) of {N_EMBD * N_EMBD}'), msg
+    assert all(torch.equal(p, before[n]) for n, p in model.state_dict().items()), 'a failed load changed the model'
+    load_pretrained(model, tmp_path / 'hf', n_transfer=1)  # only what is copied is checked
+
+
+def test_hf_errors_belong_to_the_family(hf_folder, tmp_path):
+    with pytest.raises(MissingFileError, match='holds no Hugging Face save'):
+        load_hf_pretrained_model(small_model(), tmp_path)
+    with pytest.raises(MissingFileError, match='does not exist'):
+        load_pretrained(small_model(), tmp_path / 'absent')
+    folder = copy_folder(hf_folder, tmp_path / 'hf')
+    os.remove(folder / 'model.safetensors')
+    with pytest.raises(MissingFileError, match='neither model.safetensors nor pytorch_model.bin'):
+        load_hf_pretrained_model(small_model(), folder)
+    with pytest.raises(InputError, match=r'n_transfer=3: expected -1 .* 2 layers'):
+        load_hf_pretrained_model(small_model(), hf_folder, n_transfer=3)
+    with pytest.raises(InputError, match=r'n_ctx=65 exceeds the 64 positions'):
+        load_hf_pretrained_model(LMModel(CFG, vocab=N_VOCAB + 65, n_ctx=65), hf_folder)
+    with pytest.raises(InputError, match=r'embed\.weight has 40542 rows but n_vocab 40000'):
+        export_hf(small_model(), tmp_path / 'out', n_vocab=40000, n_special=0)

@@ -1,3 +1,4 @@
+import copy
 import json
 import math
 import os
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 import model_pytorch as mp
+from errors import InputError, MissingFileError
 from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMHead, LMModel, TransformerModel, dotdict,
                            load_openai_pretrained_model)
 from tests.conftest import PARAMS_SHAPES_PATH
@@ -396,3 +398,249 @@ def test_bad_arguments(tmp_path):
     head = mp.MultipleChoiceHead(7, TINY)
     with pytest.raises(ValueError, match=r"no classify token \(id 7\)"):
         head(torch.zeros(2, 4, 16), torch.zeros(1, 2, 4, 2, dtype=torch.long))
+
+
+# ------------------------------------------------------------- defaults from the model
+
+def test_tf_loader_takes_depth_and_width_from_the_model(tmp_path):
+    path, arrays = tiny_checkpoint(tmp_path)  # 2 layers, width 16
+    torch.manual_seed(0)
+    model = LMModel(TINY, vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX)
+    load_openai_pretrained_model(model, n_special=N_SPECIAL, path=path)  # no n_transfer, no n_embd
+    params = dict(model.transformer.named_parameters())
+    for tf_name, array in zip(mp.tf_variable_names(2)[1:], arrays[2:]):
+        got = params[mp.tf_to_torch_name(tf_name)].detach().numpy()
+        np.testing.assert_array_equal(got, array.reshape(got.shape), err_msg=tf_name)
+    torch.manual_seed(0)  # the same random special rows
+    other = LMModel(TINY, vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX)
+    assert mp.load_pretrained(other, path, n_special=N_SPECIAL) == 'tf'
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    load_openai_pretrained_model(other, n_special=N_SPECIAL, path=path, n_embd=16)  # the right width is accepted
+    with pytest.raises(InputError, match=r"^n_embd=32: the model's width is 16"):
+        load_openai_pretrained_model(other, n_special=N_SPECIAL, path=path, n_embd=32)
+
+
+def test_tf_loader_default_depth_against_deeper_and_shallower_checkpoints(tmp_path):
+    path, arrays = tiny_checkpoint(tmp_path)  # 2 layers
+    vocab = N_VOCAB + N_CTX
+    deeper = TransformerModel(dotdict(TINY, n_layer=3), vocab=vocab, n_ctx=N_CTX)
+    with pytest.raises(mp.CheckpointError, match=r"the model has 3 layers but .* holds 2: pass n_transfer=2"):
+        load_openai_pretrained_model(deeper, path=path)
+    load_openai_pretrained_model(deeper, path=path, n_transfer=2)
+    np.testing.assert_array_equal(deeper.h[1].ln_2.b.detach().numpy(), arrays[2 + 12 + 11])
+    shallower = TransformerModel(dotdict(TINY, n_layer=1), vocab=vocab, n_ctx=N_CTX)
+    load_openai_pretrained_model(shallower, path=path)  # its one layer, from the checkpoint's first
+    np.testing.assert_array_equal(shallower.h[0].mlp.c_fc.w.detach().numpy(), arrays[2 + 6][0])
+    with pytest.raises(InputError, match=r"n_transfer='2': expected an integer"):
+        load_openai_pretrained_model(shallower, path=path, n_transfer='2')
+
+
+# ------------------------------------------------------------- non-finite values
+
+def corrupt_flat(path, positions, values):
+    """Set the values at these positions of the shards' concatenation; returns {shard path: count}."""
+    shards = [np.load(os.path.join(path, f'params_{i}.npy')) for i in range(10)]
+    starts = np.cumsum([0] + [len(s) for s in shards])
+    hit = {}
+    for pos, v in zip(positions, values):
+        k = int(np.searchsorted(starts, pos, side='right')) - 1
+        shards[k][pos - starts[k]] = v
+        p = os.path.join(path, f'params_{k}.npy')
+        hit[p] = hit.get(p, 0) + 1
+    for k, s in enumerate(shards):
+        np.save(os.path.join(path, f'params_{k}.npy'), s)
+    return hit
+
+
+def array_offset(shapes, i):
+    return sum(math.prod(s) for s in shapes[:i])
+
+
+@pytest.mark.parametrize('where', ['one shard', 'across shards'])
+def test_tf_loader_refuses_nan_and_inf_naming_shard_and_variable(tmp_path, where):
+    shapes = tf_shapes(2, 16, N_VOCAB)
+    path, _ = tiny_checkpoint(tmp_path)
+    i = 2 + 12 + 6  # model/h1/mlp/c_fc/w:0, (1, 16, 64)
+    start = array_offset(shapes, i)
+    if where == 'one shard':
+        positions = [start + 3, start + 10, start + 500]
+    else:  # straddle the boundary of two shards that the array spans
+        sizes = [len(np.load(os.path.join(path, f'params_{k}.npy'), mmap_mode='r')) for k in range(10)]
+        boundary = next(b for b in np.cumsum(sizes) if start < b < start + 1024)
+        positions = [boundary - 2, boundary - 1, boundary]
+    hit = corrupt_flat(path, positions, [np.nan, np.inf, -np.inf])
+    assert (len(hit) == 1) == (where == 'one shard')
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(mp.CheckpointError) as info:
+        load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
+    msg = str(info.value)
+    assert 'model/h1/mlp/c_fc/w:0 (h.1.mlp.c_fc.w) holds 3 non-finite values (NaN or inf) of 1024' in msg, msg
+    assert all(p in msg for p in hit) and '\n' not in msg
+    if where == 'across shards':
+        assert ', '.join(f'{c} in {os.path.basename(p)}' for p, c in hit.items()) in msg
+    assert all(torch.equal(p, before[n]) for n, p in model.state_dict().items()), 'a failed load changed the model'
+    # only what is copied is checked: the first layer alone loads
+    load_openai_pretrained_model(model, path=path, n_transfer=1, n_embd=16)
+
+
+def test_tf_loader_checks_only_the_position_rows_it_keeps(tmp_path):
+    shapes = tf_shapes(2, 16, N_VOCAB)
+    path, _ = tiny_checkpoint(tmp_path)
+    corrupt_flat(path, [N_CTX * 16 + 5], [np.nan])  # position row N_CTX: beyond the model's n_ctx
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
+    assert torch.isfinite(model.embed.weight).all()
+    wider = TransformerModel(TINY, vocab=N_VOCAB + N_CTX + 1, n_ctx=N_CTX + 1)
+    with pytest.raises(mp.CheckpointError, match=r"params_0\.npy: model/we:0 \(embed.weight \(position rows\)\) "
+                                                 r"holds 1 non-finite"):
+        load_openai_pretrained_model(wider, path=path, n_transfer=2, n_embd=16)
+    corrupt_flat(path, [array_offset(shapes, 1) + 7], [np.nan])
+    with pytest.raises(mp.CheckpointError, match=r"model/we:0 \(embed.weight \(token rows\)\) holds 1 non-finite"):
+        load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
+
+
+# ------------------------------------------------------------- the error family
+
+@pytest.mark.parametrize('field, value, message', [
+    ('n_layer', -1, '--n_layer -1: expected a positive integer, the number of blocks'),
+    ('n_layer', 0, '--n_layer 0: expected a positive integer, the number of blocks'),
+    ('n_embd', 0, '--n_embd 0: expected a positive integer, the width of the hidden states'),
+    ('n_head', 0, '--n_head 0: expected a positive integer, the number of attention heads'),
+    ('n_head', 5, '--n_head 5: n_embd 768 is not divisible by it'),
+    ('embd_pdrop', 1.5, '--embd_pdrop 1.5: expected a dropout probability in [0, 1)'),
+    ('attn_pdrop', -0.1, '--attn_pdrop -0.1: expected a dropout probability in [0, 1)'),
+    ('resid_pdrop', 1.0, '--resid_pdrop 1.0: expected a dropout probability in [0, 1)'),
+    ('clf_pdrop', 1.5, '--clf_pdrop 1.5: expected a dropout probability in [0, 1)'),
+    ('afn', 'elu', "--afn elu: afn='elu' is not one of gelu, relu, swish"),
+    ('attn_impl', 'flash', "--attn_impl flash: attention impl='flash' is not one of sdpa, explicit"),
+])
+def test_bad_configuration_is_refused_at_construction(field, value, message):
+    cfg = dotdict(DEFAULT_CONFIG, **{field: value})
+    with pytest.raises(InputError) as info:
+        DoubleHeadModel(cfg, 40480, 'multiple_choice', vocab=40478 + 3 + 77, n_ctx=77)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize('kw, message', [
+    (dict(n_ctx=0), '--n_ctx 0: expected a positive integer, the number of positions'),
+    (dict(vocab=0), 'vocab=0: expected an integer above n_ctx=12'),
+    (dict(vocab=N_CTX), f'vocab={N_CTX}: expected an integer above n_ctx={N_CTX}'),
+    (dict(n_special=-2), 'n_special=-2: expected 0 up to vocab - n_ctx - 1'),
+    (dict(n_special=N_VOCAB + 3), 'n_special=53: expected 0 up to vocab - n_ctx - 1 = 52'),
+])
+def test_bad_sizes_are_refused_at_construction(kw, message):
+    args = {**dict(vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX, n_special=N_SPECIAL), **kw}
+    with pytest.raises(InputError, match='^' + message.replace('(', r'\(').replace(')', r'\)')):
+        LMModel(TINY, **args)
+
+
+def test_bad_clf_token_and_direct_module_arguments():
+    with pytest.raises(InputError, match=r"^clf_token=62: expected a token id in 0\.\.52"):
+        DoubleHeadModel(TINY, N_VOCAB + N_SPECIAL + N_CTX - 3, 'multiple_choice', vocab=N_VOCAB + N_SPECIAL + N_CTX,
+                        n_ctx=N_CTX)
+    with pytest.raises(InputError, match=r"^--n_head 0: expected a positive integer"):
+        mp.Attention(16, 0, 0.1, 0.1)
+    with pytest.raises(InputError, match=r"^--n_head 5: n_embd 16 is not divisible by it"):
+        mp.Attention(16, 5, 0.1, 0.1)
+    with pytest.raises(InputError, match=r"^--clf_pdrop 1: expected a dropout probability"):
+        mp.MultipleChoiceHead(7, dotdict(TINY, clf_pdrop=1))
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(InputError, match=r"^--attn_impl flash"):
+        model.set_attention('flash')
+    with pytest.raises(InputError, match=r"more than the model's n_ctx=12"):
+        model(torch.zeros(1, N_CTX + 1, 2, dtype=torch.long))
+
+
+def test_loader_errors_belong_to_the_family(tmp_path):
+    model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    with pytest.raises(MissingFileError, match='does not exist'):
+        load_openai_pretrained_model(model, path=str(tmp_path / 'nowhere'))
+    with pytest.raises(MissingFileError, match='params_shapes.json is missing'):
+        load_openai_pretrained_model(model, path=str(tmp_path))
+    with pytest.raises(MissingFileError, match='holds no checkpoint'):
+        mp.load_pretrained(model, str(tmp_path))
+    path, _ = tiny_checkpoint(tmp_path)
+    with pytest.raises(InputError, match=r"n_transfer=3: expected -1"):
+        load_openai_pretrained_model(model, path=path, n_transfer=3)
+    with pytest.raises(InputError, match=r"n_ctx=600 exceeds the 512 positions"):
+        load_openai_pretrained_model(TransformerModel(TINY, vocab=N_VOCAB + 600, n_ctx=600), path=path)
+    os.remove(os.path.join(path, 'params_7.npy'))
+    with pytest.raises(MissingFileError, match='params_7.npy is missing'):
+        load_openai_pretrained_model(model, path=path)
+
+
+# ------------------------------------------------------------- state dicts and the tied LM head
+
+def _models():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    return [lambda: LMModel(TINY, vocab=vocab, n_ctx=N_CTX),
+            lambda: DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX)]
+
+
+def _assert_same_values(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize('make', _models(), ids=['LMModel', 'DoubleHeadModel'])
+def test_state_dict_loads_with_or_without_the_tied_lm_head(make, tmp_path):
+    from safetensors.torch import load_file, save_file
+    torch.manual_seed(0)
+    src = make()
+    torch.manual_seed(1)  # every model made below starts from other weights
+    keys = list(src.state_dict())
+    assert 'lm_head.decoder.weight' in keys and 'transformer.embed.weight' in keys  # state_dict() as before
+    # as train.py saves: without the tied copy, through safetensors (which refuses shared tensors)
+    saved = {k: v.contiguous() for k, v in src.state_dict().items() if k != 'lm_head.decoder.weight'}
+    save_file(saved, str(tmp_path / 'best_params.safetensors'))
+    loaded = load_file(str(tmp_path / 'best_params.safetensors'))
+    for state in [loaded,  # without the tied key
+                  {k: v.clone() for k, v in src.state_dict().items()},  # with it, as a separate equal copy
+                  src.state_dict()]:  # with it, sharing storage
+        dst = make()
+        result = dst.load_state_dict(state)  # strict=True
+        assert result.missing_keys == [] and result.unexpected_keys == []
+        _assert_same_values(dst, src)
+        assert dst.lm_head.decoder.weight is dst.transformer.embed.weight
+    assert 'lm_head.decoder.weight' not in loaded  # the caller's dict is left as it was
+    dst = make()
+    dst.load_state_dict(load_file(str(tmp_path / 'best_params.safetensors')), assign=True)
+    assert dst.lm_head.decoder.weight is dst.transformer.embed.weight
+    _assert_same_values(dst, src)
+    # still strict about everything else
+    partial = dict(saved)
+    del partial['transformer.h.0.ln_1.g']
+    with pytest.raises(RuntimeError, match=r'Missing key\(s\).*transformer\.h\.0\.ln_1\.g'):
+        make().load_state_dict(partial)
+    assert make().load_state_dict(partial, strict=False).missing_keys == ['transformer.h.0.ln_1.g']
+
+
+@pytest.mark.parametrize('make', _models(), ids=['LMModel', 'DoubleHeadModel'])
+def test_a_tied_copy_that_differs_from_the_embedding_is_refused(make):
+    state = {k: v.clone() for k, v in make().state_dict().items()}
+    state['lm_head.decoder.weight'][0, 0] += 1
+    dst = make()
+    with pytest.raises(mp.CheckpointError, match=r"lm_head\.decoder\.weight differs from transformer\.embed\.weight"):
+        dst.load_state_dict(state)
+    with pytest.raises(mp.CheckpointError, match=r"lm_head\.decoder\.weight differs"):
+        dst.load_state_dict(state, strict=False)
+
+
+def test_tied_loading_inside_a_wrapper():
+    src = LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    wrapper = torch.nn.ModuleDict({'module': LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)})
+    state = {'module.' + k: v for k, v in src.state_dict().items() if k != 'lm_head.decoder.weight'}
+    wrapper.load_state_dict(state)
+    _assert_same_values(wrapper['module'], src)
+    assert wrapper['module'].lm_head.decoder.weight is wrapper['module'].transformer.embed.weight
+
+
+def test_loaders_draw_no_progress_bar(tmp_path, capfd):
+    path, _ = tiny_checkpoint(tmp_path)
+    model = LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    capfd.readouterr()
+    load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
+    list(mp.iter_checkpoint_arrays(path))
+    assert capfd.readouterr() == ('', '')

@@ -437,3 +437,42 @@ def test_cuda_matches_cpu():
         opt.step()
     for p, w in zip(params, want[-1][0]):
         np.testing.assert_allclose(p.detach().cpu().numpy(), w, rtol=1e-6, atol=1e-7)
+
+
+INF, NAN = float('inf'), float('nan')
+
+
+@pytest.mark.parametrize('name, value, expected', [
+    ('lr', 0, 'a finite number > 0'), ('lr', -1e-3, 'a finite number > 0'), ('lr', INF, 'a finite number > 0'),
+    ('lr', NAN, 'a finite number > 0'),
+    ('schedule', 'cosine', "one of 'warmup_cosine', 'warmup_constant', 'warmup_linear', 'none'"),
+    ('warmup', 0, "(0, 1] for schedule 'warmup_linear'"), ('warmup', -0.1, '(0, 1]'), ('warmup', 1.5, '(0, 1]'),
+    ('t_total', 0, 'steps >= 1'), ('t_total', 0.5, 'steps >= 1'), ('t_total', INF, 'finite number of steps'),
+    ('b1', 2, '[0, 1)'), ('b1', 1.0, '[0, 1)'), ('b2', -0.5, '[0, 1)'), ('b2', 1.0, '[0, 1)'),
+    ('e', -1e-8, 'a finite number >= 0'), ('e', INF, 'a finite number >= 0'),
+    ('l2', -0.01, 'a finite number >= 0'), ('l2', INF, 'a finite number >= 0'),
+    ('max_grad_norm', INF, 'a finite number (<= 0 turns clipping off)'),
+    ('max_grad_norm', NAN, 'a finite number'),
+])
+def test_hyperparameters_that_cannot_work_raise_input_error(name, value, expected):
+    from errors import InputError
+    p = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(InputError) as info:
+        OpenAIAdam([p], **{**GOOD, name: value})
+    msg = str(info.value)
+    assert msg.startswith(f"OpenAIAdam: invalid {name} {value!r}: expected ") and expected in msg, msg
+    q = torch.nn.Parameter(torch.zeros(2))
+    opt = OpenAIAdam([p], **GOOD)
+    if name != 'max_grad_norm':  # a group may not set its own bound at all
+        with pytest.raises(InputError, match=f"invalid {name} "):
+            opt.add_param_group({'params': [q], name: value})
+
+
+def test_warmup_is_not_read_by_the_none_schedule():
+    # warmup=0 would be 0/0 in the warm-up schedules; 'none' never divides by it.
+    p0, grad_seq = make_problem(seed=8, n_steps=3)
+    kw = dict(lr=0.05, schedule='none', t_total=3, l2=0.1, max_grad_norm=1.0)
+    got, _, _ = run_torch(p0, grad_seq, warmup=0, **kw)
+    want, _, _ = run_torch(p0, grad_seq, warmup=0.5, **kw)
+    assert_histories_close(got, want, rtol=0)
+    assert not np.array_equal(got[0][0][0], p0[0])  # 'none' moves the parameters from the first step

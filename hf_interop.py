@@ -1,0 +1,412 @@
+"""Hugging Face `openai-gpt` interop: load its saves into our model, export ours to it.
+
+Hugging Face's `openai-gpt` holds the same weights as OpenAI's TF release under other
+names: separate `tokens_embed.weight` (vocab_size rows) and `positions_embed.weight`
+(n_positions rows), `h.{i}.attn.c_attn.weight` in the same (nx, nf) layout as ours,
+`ln_1.weight/bias` for our `ln_1.g/b`; with a `transformer.` prefix when saved from
+OpenAIGPTLMHeadModel / OpenAIGPTDoubleHeadsModel, without it when saved from
+OpenAIGPTModel.
+
+This module imports model_pytorch; model_pytorch never imports it at import time (its
+`load_pretrained` and the names moved here reach it on first use), so either module
+may be imported first.
+"""
+import json
+import math
+import os
+import re
+
+import torch
+
+from errors import CheckpointError, InputError, MissingFileError
+from model_pytorch import ACT_FNS, check_layout, count_nonfinite, transformer_of
+
+
+HF_CONFIG = 'config.json'
+HF_WEIGHTS = ('model.safetensors', 'pytorch_model.bin')
+HF_SAFETENSORS_INDEX = 'model.safetensors.index.json'
+HF_PREFIX = 'transformer.'
+HF_MODEL_TYPE = 'openai-gpt'
+HF_HINT = ("expected config.json plus model.safetensors (or pytorch_model.bin) as saved by Hugging Face's "
+           "save_pretrained, e.g. a snapshot folder of the hub cache ~/.cache/huggingface/hub/models--openai-gpt/")
+HF_AFNS = {'gelu': 'gelu', 'relu': 'relu', 'swish': 'swish', 'silu': 'swish'}  # HF's gelu is the tanh form
+_HF_LAYER_MAP = (  # (our name within h.{i}, HF's name within h.{i})
+    ('attn.c_attn.w', 'attn.c_attn.weight'), ('attn.c_attn.b', 'attn.c_attn.bias'),
+    ('attn.c_proj.w', 'attn.c_proj.weight'), ('attn.c_proj.b', 'attn.c_proj.bias'),
+    ('ln_1.g', 'ln_1.weight'), ('ln_1.b', 'ln_1.bias'),
+    ('mlp.c_fc.w', 'mlp.c_fc.weight'), ('mlp.c_fc.b', 'mlp.c_fc.bias'),
+    ('mlp.c_proj.w', 'mlp.c_proj.weight'), ('mlp.c_proj.b', 'mlp.c_proj.bias'),
+    ('ln_2.g', 'ln_2.weight'), ('ln_2.b', 'ln_2.bias'))
+# Tensors a Hugging Face save may carry that hold nothing to load: DoubleHeads'
+# multiple-choice head (its own task head, not ours), and old versions'
+# causal-mask and position-id buffers. `lm_head.weight` is tied to tokens_embed:
+# ignored, except that OpenAIGPTDoubleHeadsModel saves the tied matrix under that
+# name alone (transformers 5), so it stands in when tokens_embed.weight is absent.
+_HF_IGNORED = re.compile(r'multiple_choice_head\..*|position_ids|h\.\d+\.attn\.(bias|masked_bias)')
+_HF_LM_HEAD = 'lm_head.weight'
+
+
+def hf_tensor_names(n_layer):
+    """HF's names (without the `transformer.` prefix) of every tensor the transformer holds."""
+    return ['tokens_embed.weight', 'positions_embed.weight'] + [
+        f'h.{i}.{hf}' for i in range(n_layer) for _, hf in _HF_LAYER_MAP]
+
+
+def has_hf_weights(folder):
+    """Whether `folder` holds model.safetensors, pytorch_model.bin or a safetensors index."""
+    return any(os.path.isfile(os.path.join(folder, f)) for f in HF_WEIGHTS + (HF_SAFETENSORS_INDEX,))
+
+
+def resolve_hf_folder(path):
+    """The folder holding a Hugging Face save, or None when `path` holds none.
+
+    Accepts the folder itself (a snapshot), the hub cache's `models--openai-gpt`
+    folder (its snapshot named by refs/main, else its only snapshot), or the path
+    of the weights file itself."""
+    path = os.fspath(path)
+    if os.path.isfile(path) and os.path.basename(path) in HF_WEIGHTS + (HF_SAFETENSORS_INDEX, HF_CONFIG):
+        path = os.path.dirname(path) or '.'
+    if os.path.isfile(os.path.join(path, HF_CONFIG)):
+        return path
+    snapshots = os.path.join(path, 'snapshots')
+    if not os.path.isdir(snapshots):
+        return None
+    ref = os.path.join(path, 'refs', 'main')
+    if os.path.isfile(ref):
+        with open(ref) as f:
+            main = os.path.join(snapshots, f.read().strip())
+        if os.path.isfile(os.path.join(main, HF_CONFIG)):
+            return main
+    found = sorted(d for d in os.listdir(snapshots) if os.path.isfile(os.path.join(snapshots, d, HF_CONFIG)))
+    if len(found) > 1:
+        raise CheckpointError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
+                              f"no refs/main naming one: pass the snapshot folder itself")
+    return os.path.join(snapshots, found[0]) if found else None
+
+
+def read_hf_config(folder):
+    """config.json of a Hugging Face save as a dict, checked to be an openai-gpt config."""
+    p = os.path.join(folder, HF_CONFIG)
+    try:
+        with open(p) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        raise MissingFileError(f"{p} is missing: {HF_HINT}") from None
+    except ValueError as err:
+        raise CheckpointError(f"{p} is not valid JSON: {err}") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{p} holds a JSON {type(config).__name__}: expected an object")
+    if config.get('model_type', HF_MODEL_TYPE) != HF_MODEL_TYPE:
+        raise CheckpointError(f"{p}: model_type is {config['model_type']!r}, expected {HF_MODEL_TYPE!r}")
+    if 'n_positions' not in config and 'n_ctx' in config:  # configs of old transformers versions
+        config['n_positions'] = config['n_ctx']
+    for field in ('vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'):
+        if not isinstance(config.get(field), int) or config[field] <= 0:
+            raise CheckpointError(f"{p}: field {field} is {config.get(field)!r}, expected a positive integer")
+    return config
+
+
+class _HFTensors:
+    """Read-only access, one tensor at a time, to the weights of a Hugging Face save:
+    `safe_open` on model.safetensors (or the shards of model.safetensors.index.json),
+    else pytorch_model.bin through `torch.load(weights_only=True)`, memory-mapped
+    when possible. `keys()` are the names as stored; `shape(k)`, `get(k, rows=None)`,
+    `file_of(k)` the file that holds k."""
+
+    def __init__(self, folder):
+        from safetensors import safe_open
+        self.handles, self.where, self.state = [], {}, None
+        index = os.path.join(folder, HF_SAFETENSORS_INDEX)
+        single = os.path.join(folder, HF_WEIGHTS[0])
+        if os.path.isfile(single) or os.path.isfile(index):
+            if os.path.isfile(single):
+                files = [single]
+            else:
+                try:
+                    with open(index) as f:
+                        weight_map = json.load(f)['weight_map']
+                except (ValueError, KeyError, TypeError) as err:
+                    raise CheckpointError(f"{index} is not a safetensors index with a weight_map: {err}") from None
+                files = [os.path.join(folder, n) for n in sorted(set(weight_map.values()))]
+            for p in files:
+                try:
+                    h = safe_open(p, framework='pt', device='cpu')
+                except FileNotFoundError:
+                    raise MissingFileError(f"{p} is missing: {HF_HINT}") from None
+                except Exception as err:  # safetensors' SafetensorError on a truncated or corrupt file
+                    raise CheckpointError(f"{p} is not a valid safetensors file (truncated or corrupt?): "
+                                          f"{err}") from None
+                self.handles.append((p, h))
+                for k in h.keys():
+                    self.where[k] = (p, h)
+            self.path = files[0] if len(files) == 1 else index
+            return
+        p = os.path.join(folder, HF_WEIGHTS[1])
+        self.path = p
+        if not os.path.isfile(p):
+            raise MissingFileError(f"{folder} has config.json but neither model.safetensors nor "
+                                   f"pytorch_model.bin: {HF_HINT}")
+        state = None
+        for mmap in (True, False):  # mmap needs torch's zip format; older pickles load whole
+            try:
+                state = torch.load(p, map_location='cpu', weights_only=True, mmap=mmap)
+                break
+            except Exception as err:
+                last = err
+        if state is None:
+            raise CheckpointError(f"{p} could not be read as a PyTorch state dict with weights_only=True "
+                                  f"(truncated, corrupt, or not plain tensors): {last}")
+        if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+            state = state['state_dict']
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise CheckpointError(f"{p} does not hold a state dict of tensors")
+        self.state = state
+
+    def keys(self):
+        return list(self.where) if self.state is None else list(self.state)
+
+    def shape(self, key):
+        if self.state is not None:
+            return tuple(self.state[key].shape)
+        return tuple(self.where[key][1].get_slice(key).get_shape())
+
+    def file_of(self, key):
+        return self.path if self.state is not None else self.where[key][0]
+
+    def get(self, key, rows=None):
+        """The tensor (its first `rows` rows only when rows is given)."""
+        if self.state is not None:
+            t = self.state[key]
+            return t if rows is None else t[:rows]
+        p, h = self.where[key]
+        try:
+            return h.get_tensor(key) if rows is None else h.get_slice(key)[:rows]
+        except Exception as err:
+            raise CheckpointError(f"{p}: tensor {key} could not be read (truncated or corrupt file?): {err}") from None
+
+
+def _hf_model_settings(transformer):
+    """The sizes and settings of our transformer, in the HF config's field names."""
+    block = transformer.h[0]  # a model has at least one block
+    afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
+    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn)
+
+
+def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
+    """Load a Hugging Face `openai-gpt` save (config.json + model.safetensors or
+    pytorch_model.bin) into `model`, as `load_openai_pretrained_model` loads the TF release.
+
+    model: a TransformerModel, or a model with a `.transformer` (DoubleHeadModel, LMModel).
+    path: the folder (a hub-cache snapshot such as
+    ~/.cache/huggingface/hub/models--openai-gpt/snapshots/<hash>/), or the
+    `models--openai-gpt` cache folder itself (its refs/main or only snapshot).
+    n_ctx: position rows to keep (-1: the model's n_ctx); at most the config's n_positions.
+    n_special: new rows between the tokens and the positions (-1: what the model's
+    vocabulary leaves room for); they keep their random initialisation. The token
+    rows are HF's tokens_embed (vocab_size rows; a folder written by `export_hf`
+    already holds its special rows there, so reload it with n_special=0).
+    n_transfer: layers to load (None: all the model's layers, 12 for the default model;
+    -1 or 0: only the embeddings); a save with fewer layers is an error unless n_transfer
+    asks for no more than it has.
+    Tensor names are accepted with or without the `transformer.` prefix. Ignored:
+    `lm_head.weight` (tied to tokens_embed; read as tokens_embed only when that is
+    absent, as in OpenAIGPTDoubleHeadsModel's saves), OpenAIGPTDoubleHeadsModel's
+    `multiple_choice_head.*` (HF's own task head, not ours), and the causal-mask /
+    position-id buffers older versions saved. Any other missing or unexpected tensor
+    is an error. Safetensors are read tensor by tensor; a .bin goes through
+    torch.load(weights_only=True), which never runs pickled code.
+    Everything is checked before the model is touched, the values too: a tensor holding
+    NaN or inf raises CheckpointError naming its file and name. Returns the TransformerModel.
+    """
+    transformer = transformer_of(model)
+    folder = resolve_hf_folder(path)
+    if folder is None:
+        raise MissingFileError(f"{path} holds no Hugging Face save: {HF_HINT}")
+    config = read_hf_config(folder)
+    cfg_path = os.path.join(folder, HF_CONFIG)
+    _check_config_fits(config, transformer, cfg_path)
+    n_vocab, n_pos, n_layer = config['vocab_size'], config['n_positions'], config['n_layer']
+    n_ctx, n_special, n_transfer = check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
+                                                cfg_path)
+    tensors = _HFTensors(folder)
+    stored = _stored_names(tensors, n_layer, cfg_path)
+    emb = transformer.embed.weight
+    plan = [('tokens_embed.weight', emb[:n_vocab], None), ('positions_embed.weight', emb[n_vocab + n_special:], n_ctx)]
+    want = {'tokens_embed.weight': (n_vocab, config['n_embd']), 'positions_embed.weight': (n_pos, config['n_embd'])}
+    params = dict(transformer.named_parameters())
+    for i in range(max(n_transfer, 0)):
+        for our, hf in _HF_LAYER_MAP:
+            plan.append((f'h.{i}.{hf}', params[f'h.{i}.{our}'], None))
+            want[f'h.{i}.{hf}'] = tuple(params[f'h.{i}.{our}'].shape)
+    _check_plan(plan, want, tensors, stored, cfg_path)
+    with torch.no_grad():
+        for name, target, rows in plan:
+            target.copy_(tensors.get(stored[name], rows))
+    return transformer
+
+
+def _check_config_fits(config, transformer, cfg_path):
+    """Raise CheckpointError when config.json's n_embd, n_head, afn or LayerNorm epsilon
+    differ from the model's."""
+    ours = _hf_model_settings(transformer)
+    for field in ('n_embd', 'n_head'):
+        if config[field] != ours[field]:
+            raise CheckpointError(f"{cfg_path}: {field} is {config[field]} but the model has {field}={ours[field]}")
+    afn = config.get('afn', 'gelu')
+    if HF_AFNS.get(afn, afn) != ours['afn']:
+        raise CheckpointError(f"{cfg_path}: afn is {afn!r} but the model uses afn={ours['afn']!r}")
+    eps = config.get('layer_norm_epsilon', 1e-5)
+    if not math.isclose(eps, 1e-5, rel_tol=1e-6):
+        raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
+
+
+def _stored_names(tensors, n_layer, cfg_path):
+    """{HF name without prefix: name as stored} for exactly the tensors of an n_layer
+    model; raises CheckpointError listing missing and unexpected tensors."""
+    stored = {}
+    unexpected, lm_head = [], None
+    for key in tensors.keys():
+        name = key[len(HF_PREFIX):] if key.startswith(HF_PREFIX) else key
+        if _HF_IGNORED.fullmatch(name):
+            continue
+        if key == _HF_LM_HEAD:
+            lm_head = key
+            continue
+        if name in stored:
+            unexpected.append(key)
+        else:
+            stored[name] = key
+    if 'tokens_embed.weight' not in stored and lm_head is not None:
+        stored['tokens_embed.weight'] = lm_head  # the tied matrix, as OpenAIGPTDoubleHeadsModel saves it
+    expected = hf_tensor_names(n_layer)
+    missing = [n for n in expected if n not in stored]
+    unexpected += [stored[n] for n in stored if n not in set(expected)]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing tensors: {', '.join(missing)}")
+        if unexpected:
+            parts.append(f"unexpected tensors: {', '.join(sorted(unexpected))}")
+        raise CheckpointError(f"{tensors.path} does not match {cfg_path} (n_layer={n_layer}): {'; '.join(parts)}")
+    return stored
+
+
+def _check_plan(plan, want, tensors, stored, cfg_path):
+    """Raise CheckpointError for a tensor of the plan [(HF name, target, rows)] whose shape
+    is not want[HF name], or that holds NaN or inf. The values are read here and again
+    for the copy, rather than all held at once, so a failed load leaves the model as it was."""
+    for name, _, _ in plan:
+        shape = tensors.shape(stored[name])
+        if shape != want[name]:
+            raise CheckpointError(f"{tensors.path}: tensor {stored[name]} has shape {shape}, expected "
+                                  f"{want[name]} from {cfg_path} and the model")
+    for name, _, rows in plan:
+        t = tensors.get(stored[name], rows)
+        bad = count_nonfinite(t)
+        if bad:
+            raise CheckpointError(f"{tensors.file_of(stored[name])}: tensor {stored[name]} holds {bad} non-finite "
+                                  f"values (NaN or inf) of {t.numel()}: expected finite floats; the save is damaged")
+        del t
+
+
+def _write_atomically(folder, files):
+    """Write {file name: writer(path)} into `folder`: everything goes to a temporary
+    folder beside it first; a new folder is then renamed into place, an existing one
+    gets each file by an atomic os.replace (other files in it are left alone)."""
+    import shutil
+    import uuid
+    folder = os.path.abspath(os.fspath(folder))
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f'.{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}')
+    os.mkdir(tmp)  # the umask's permissions, unlike mkdtemp's 0700
+    try:
+        for name, write in files.items():
+            write(os.path.join(tmp, name))
+        if not os.path.exists(folder):
+            try:
+                os.rename(tmp, folder)
+                return folder
+            except OSError:
+                if not os.path.isdir(folder):  # not a lost race with another writer
+                    raise
+        if not os.path.isdir(folder):
+            raise NotADirectoryError(f"cannot export to {folder}: it exists and is not a folder")
+        for name in files:
+            os.replace(os.path.join(tmp, name), os.path.join(folder, name))
+        return folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hf_config(model, n_vocab=40478, n_special=-1):
+    """The config.json dict `export_hf` writes for `model` (see there)."""
+    transformer = transformer_of(model)
+    if n_special < 0:
+        n_special = transformer.vocab - n_vocab - transformer.n_ctx
+    if n_special < 0 or n_vocab + n_special + transformer.n_ctx != transformer.vocab:
+        raise InputError(f"embed.weight has {transformer.vocab} rows but n_vocab {n_vocab} + n_special {n_special} "
+                         f"+ n_ctx {transformer.n_ctx} = {n_vocab + n_special + transformer.n_ctx}")
+    ours = _hf_model_settings(transformer)
+    if ours['afn'] is None:
+        raise InputError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
+    block = transformer.h[0]
+    return {
+        'architectures': ['OpenAIGPTLMHeadModel'],
+        'model_type': HF_MODEL_TYPE,
+        'vocab_size': n_vocab + n_special,
+        'n_positions': transformer.n_ctx,
+        'n_embd': ours['n_embd'],
+        'n_layer': ours['n_layer'],
+        'n_head': ours['n_head'],
+        'afn': ours['afn'],
+        'embd_pdrop': float(transformer.embd_pdrop),
+        'attn_pdrop': float(block.attn.attn_pdrop),
+        'resid_pdrop': float(block.attn.resid_dropout.p),
+        'layer_norm_epsilon': 1e-5,
+        'initializer_range': 0.02,
+        'tie_word_embeddings': True,
+        'dtype': str(transformer.embed.weight.dtype).replace('torch.', ''),
+        'n_special': n_special,  # informational: the last n_special token rows are the special tokens
+    }
+
+
+def export_hf(model, folder, n_vocab=40478, n_special=-1):
+    """Write `model`'s transformer (and its tied LM head) as a Hugging Face
+    `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
+    loads: config.json and model.safetensors, written atomically.
+
+    model: a TransformerModel, LMModel or DoubleHeadModel; a task head is not exported.
+    n_vocab: the BPE vocabulary's size (40478); n_special: the special-token rows
+    after it (-1: what the model's embedding leaves between tokens and positions).
+    HF keeps tokens and positions apart, so the special rows become extra token rows:
+    config.json has vocab_size = n_vocab + n_special (token id n_vocab + k is special
+    token k, as here), n_positions = the model's n_ctx, n_embd, n_layer, n_head, afn,
+    the dropouts, layer_norm_epsilon 1e-5, architectures ['OpenAIGPTLMHeadModel'],
+    tie_word_embeddings, and n_special for reference. Tensors are named as
+    OpenAIGPTLMHeadModel saves them (`transformer.tokens_embed.weight`, ...);
+    lm_head.weight is left out because it is tied. Returns the folder.
+    """
+    from safetensors.torch import save_file
+    transformer = transformer_of(model)
+    config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
+    n_tok = config['vocab_size']
+    emb = transformer.embed.weight.detach()
+    tensors = {HF_PREFIX + 'tokens_embed.weight': emb[:n_tok],
+               HF_PREFIX + 'positions_embed.weight': emb[n_tok:]}
+    params = dict(transformer.named_parameters())
+    for i in range(len(transformer.h)):
+        for our, hf in _HF_LAYER_MAP:
+            tensors[f'{HF_PREFIX}h.{i}.{hf}'] = params[f'h.{i}.{our}'].detach()
+    # the two embedding tables are views of one matrix: safetensors wants them apart
+    tensors = {k: (v.to('cpu').clone() if 'embed' in k else v.to('cpu').contiguous()) for k, v in tensors.items()}
+
+    def write_config(p):
+        with open(p, 'w') as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+            f.write('\n')
+
+    def write_weights(p):
+        save_file(tensors, p, metadata={'format': 'pt'})
+
+    return _write_atomically(folder, {HF_WEIGHTS[0]: write_weights, HF_CONFIG: write_config})
