@@ -197,7 +197,7 @@ def _load_state(model, tensors, path):
                  for what, keys in (('missing', missing), ('unexpected', unexpected), ('shape', wrong)) if keys]
         raise CheckpointError(f"{path} does not fit the model ({'; '.join(parts)}): expected parameters saved from "
                               f"a model with the same flags")
-    model.load_state_dict(tensors, strict=False)
+    model.load_state_dict(tensors)  # strict: the models accept a state dict without the tied copy
 
 
 def load_params(model, path):

@@ -95,7 +95,7 @@ def _check_attn_impl(impl):
 def check_config(cfg, vocab, n_ctx):
     """Raise InputError, naming the field as its train.py flag, for a configuration
     TransformerModel cannot be built with: n_layer, n_embd, n_head positive integers with
-    n_head dividing n_embd; embd_pdrop, attn_pdrop, resid_pdrop in [0, 1); afn one of
+    n_head dividing n_embd; embd_pdrop, attn_pdrop, resid_pdrop (and clf_pdrop, when set) in [0, 1); afn one of
     ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; n_ctx a positive integer and vocab
     an integer with room for a token row besides the n_ctx position rows. n_ctx may exceed
     the 512 positions of OpenAI's checkpoint here; the loaders refuse that."""
@@ -104,6 +104,7 @@ def check_config(cfg, vocab, n_ctx):
     _check_heads(cfg.n_embd, _cfg(cfg, 'n_head'))
     for flag in ('embd_pdrop', 'attn_pdrop', 'resid_pdrop'):
         _check_pdrop(flag, _cfg(cfg, flag))
+    _check_pdrop('clf_pdrop', _cfg(cfg, 'clf_pdrop', 0.0))  # read by the task heads only
     _check_afn(_cfg(cfg, 'afn'))
     _check_attn_impl(_cfg(cfg, 'attn_impl', 'sdpa'))
     _check_positive_int('n_ctx', n_ctx, 'number of positions')

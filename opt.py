@@ -79,25 +79,32 @@ SCHEDULES = {
 }
 
 
+def _invalid(name, value, expected):
+    """InputError for setting `name`; its `setting` attribute names it for callers (train.py
+    maps it to a flag)."""
+    err = InputError(f"OpenAIAdam: invalid {name} {value!r}: expected {expected}")
+    err.setting = name
+    return err
+
+
 def _real(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"OpenAIAdam: invalid {name} {value!r}: expected a real number")
+        raise _invalid(name, value, "a real number")
     return float(value)
 
 
 def _check_range(h, name, ok, expected):
     """Raise InputError naming `name`, its value in `h` and `expected` unless ok(value)."""
     if not ok(_real(name, h[name])):
-        raise InputError(f"OpenAIAdam: invalid {name} {h[name]!r}: expected {expected}")
+        raise _invalid(name, h[name], expected)
 
 
-def _check_hyperparameters(h):
+def check_hyperparameters(h):
     """Raise a one-line InputError naming the first bad setting in the dict ``h``, its value
     and the range it must lie in."""
     _check_range(h, 'lr', lambda v: 0.0 < v < math.inf, "a finite number > 0")
     if not isinstance(h['schedule'], str) or h['schedule'] not in SCHEDULES:
-        raise InputError(f"OpenAIAdam: invalid schedule {h['schedule']!r}: "
-                         f"expected one of {', '.join(map(repr, SCHEDULES))}")
+        raise _invalid('schedule', h['schedule'], f"one of {', '.join(map(repr, SCHEDULES))}")
     if h['schedule'] != 'none':  # x / warmup: 0 would divide by zero on the first step
         _check_range(h, 'warmup', lambda v: 0.0 < v <= 1.0,
                      f"a fraction of t_total in (0, 1] for schedule {h['schedule']!r}")
@@ -107,7 +114,7 @@ def _check_hyperparameters(h):
     _check_range(h, 'e', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
     _check_range(h, 'l2', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
     if not isinstance(h['vector_l2'], (bool, np.bool_)):
-        raise InputError(f"OpenAIAdam: invalid vector_l2 {h['vector_l2']!r}: expected a bool")
+        raise _invalid('vector_l2', h['vector_l2'], "a bool")
     # an infinite bound would scale every gradient by inf * 0 = NaN
     _check_range(h, 'max_grad_norm', math.isfinite, "a finite number (<= 0 turns clipping off)")
 
@@ -186,7 +193,7 @@ class OpenAIAdam(Optimizer):
                  vector_l2=False, max_grad_norm=-1):
         defaults = dict(lr=lr, schedule=schedule, warmup=warmup, t_total=t_total, b1=b1, b2=b2,
                         e=e, l2=l2, vector_l2=vector_l2, max_grad_norm=max_grad_norm)
-        _check_hyperparameters(defaults)
+        check_hyperparameters(defaults)
         self._warned_past_t_total = False
         super().__init__(params, defaults)
 
@@ -201,7 +208,7 @@ class OpenAIAdam(Optimizer):
         if param_group['max_grad_norm'] != shared:
             raise InputError(f"OpenAIAdam: invalid max_grad_norm {param_group['max_grad_norm']!r} "
                              f"in a parameter group: expected {shared!r}, as clipping is global to all groups")
-        _check_hyperparameters({**self.defaults, **param_group})
+        check_hyperparameters({**self.defaults, **param_group})
         super().add_param_group(param_group)
 
     def __setstate__(self, state):

@@ -42,8 +42,9 @@ from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistI
 from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
                     exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
-from model_pytorch import CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, find_checkpoint_format, load_pretrained
-from opt import OpenAIAdam
+from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, check_config, find_checkpoint_format,
+                           load_pretrained)
+from opt import OpenAIAdam, check_hyperparameters
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from utils import ResultLogger, encode_dataset, iter_data
 
@@ -175,6 +176,8 @@ def validate_args(args):
             encoder_path, bpe_path = (os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
         args.encoder_path = args.encoder_path or encoder_path
         args.bpe_path = args.bpe_path or bpe_path
+    check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)  # the model's flags, before any data is read
+    check_optimizer_flags(args)
     if args.resume and args.overwrite:
         raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
     if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
@@ -186,6 +189,20 @@ def validate_args(args):
     return args
 
 
+
+
+OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'warmup': 'lr_warmup', 'b1': 'b1', 'b2': 'b2', 'e': 'e',
+             'l2': 'l2', 'vector_l2': 'vector_l2', 'max_grad_norm': 'max_grad_norm'}
+
+
+def check_optimizer_flags(args):
+    """OpenAIAdam's checks of its settings, run on the flags before any work; the InputError
+    names the flag."""
+    try:
+        check_hyperparameters(dict({name: getattr(args, flag) for name, flag in OPT_FLAGS.items()}, t_total=1))
+    except InputError as err:
+        flag = OPT_FLAGS[err.setting]
+        raise InputError(f"--{flag} {getattr(args, flag)}: {err}") from None
 
 
 def _check_writable(path, flag):

@@ -10,6 +10,7 @@ the model's width (the LM path is checked below, and in the determinism runs).
 """
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -209,6 +210,22 @@ def test_non_positive_values_are_refused(capsys, flag, value):
     err = _err(capsys, [f'{flag}={value}'])
     assert f'error: {flag} {value}' in err or f'error: {flag} {float(value)}' in err
     assert 'expected a positive' in err
+
+
+@pytest.mark.parametrize('argv,expected', [
+    (['--n_head', '5'], r'--n_head 5: n_embd 768 is not divisible by it'),
+    (['--n_head', '0'], r'--n_head 0: expected a positive integer'),
+    (['--n_layer', '-1'], r'--n_layer -1: expected a positive integer'),
+    (['--embd_pdrop', '1.5'], r'--embd_pdrop 1.5: expected a dropout probability in \[0, 1\)'),
+    (['--clf_pdrop', '1.5'], r'--clf_pdrop 1.5: expected a dropout probability in \[0, 1\)'),
+    (['--lr_warmup', '0'], r'--lr_warmup 0.0: OpenAIAdam: invalid warmup 0.0: expected a fraction'),
+    (['--b1', '2'], r'--b1 2.0: OpenAIAdam: invalid b1 2.0: expected a number in \[0, 1\)'),
+    (['--max_grad_norm', 'inf'], r'--max_grad_norm inf: .*expected a finite number'),
+    (['--n_ctx', '600'], r'--n_ctx 600: expected 6 .* to 512'),
+    (['--n_transfer', '13'], r'--n_transfer 13: expected -1 .* up to --n_layer 12'),
+])
+def test_bad_model_and_optimizer_flags_are_refused_before_any_work(capsys, argv, expected):
+    assert re.search(expected, _err(capsys, argv))
 
 
 def test_unknown_dataset_is_refused(capsys):
