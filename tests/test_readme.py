@@ -1,17 +1,83 @@
-"""The README's Python API examples run as written."""
+"""The README's examples run as written: its shell blocks from a project folder laid out as
+the README says (after the two set-up commands), and its Python API examples."""
 import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROOT
-from tests.helpers import write_tf_checkpoint
+from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
+from tests.helpers import tf_shapes, write_tf_checkpoint
+
+# A test cannot train the full-size model for 3 epochs: these flags are appended to each
+# command (a 1-layer, 16-wide model, 36 training stories, one epoch, a few tokens).
+TINY_MODEL = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
+TINY_FLAGS = {'train.py': TINY_MODEL + ['--n_iter', '1', '--n_valid', '1835', '--lm_coef', '0'],
+              'generate.py': TINY_MODEL + ['--gen_len', '5']}
 
 
-def readme_blocks(section):
+def readme_blocks(section, lang='python'):
+    """The ```lang blocks of README section `section` ('' for the whole README)."""
     text = (ROOT / 'README.md').read_text()
-    body = text.split(f'## {section}\n', 1)[1].split('\n## ', 1)[0]
-    return re.findall(r'```python\n(.*?)```', body, flags=re.S)
+    body = text.split(f'## {section}\n', 1)[1].split('\n## ', 1)[0] if section else text
+    return re.findall(rf'```{lang}\n(.*?)```', body, flags=re.S)
+
+
+def shell_commands():
+    """Every command of the README's bash blocks after the set-up block (which CI itself runs)."""
+    blocks = readme_blocks('', 'bash')
+    assert 'pip install -r requirements-dev.txt' in blocks[0] and 'pytest' in blocks[0]
+    return [line for block in blocks[1:] for line in block.splitlines() if line.strip() and
+            not line.lstrip().startswith('#')]
+
+
+def tiny(command):
+    """`command` with TINY_FLAGS for its script appended before any redirection or comment."""
+    command = command.split('  #')[0].rstrip()
+    head, redirect = (command.split(' < ', 1) + [''])[:2]
+    for script, flags in TINY_FLAGS.items():
+        if f' {script}' in head:
+            head += ' ' + ' '.join(flags)
+    return head + (f' < {redirect}' if redirect else '')
+
+
+def project_copy(work):
+    """`work` laid out as a user's project after set-up: the sources, .venv, the weights in
+    model/ (a tiny checkpoint with the real vocabulary's rows) and ROCStories in data/."""
+    work.mkdir()
+    for source in ROOT.glob('*.py'):
+        (work / source.name).symlink_to(source)
+    (work / '.venv').symlink_to(Path(sys.executable).parent.parent)  # the venv running the tests
+    write_tf_checkpoint(work / 'model', tf_shapes(1, 16, 40478))
+    for f in (ENCODER_PATH, BPE_PATH):
+        (work / 'model' / f.name).symlink_to(f)
+    (work / 'data').mkdir()
+    for f in ROCSTORIES_DIR.glob('cloze_test_*.csv'):
+        (work / 'data' / f.name).symlink_to(f)
+
+
+def test_shell_blocks_run_as_written(tmp_path):
+    work = tmp_path / 'project'
+    project_copy(work)
+    commands = shell_commands()
+    assert any(c.startswith('.venv/bin/python train.py') for c in commands)
+    assert all(c.startswith('.venv/bin/') for c in commands), 'every command runs from the venv, as set up'
+    for command in commands:
+        out = subprocess.run(['bash', '-c', tiny(command)], cwd=work, capture_output=True, text=True, timeout=300,
+                             env={'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path)})
+        assert out.returncode == 0, f'README command failed: {tiny(command)}\n{out.stderr[-3000:]}'
+        if 'train.py' in command and '--analysis' in command:
+            assert 'ROCStories Test Accuracy' in out.stdout
+        if 'score.py' in command:
+            assert sum(line.startswith('*') for line in out.stdout.splitlines()) == 1
+    log = [json.loads(line) for line in (work / 'log' / 'rocstories.jsonl').read_text().splitlines()]
+    assert log[0]['n_ctx'] == 77 and log[0]['n_ctx_requested'] == 512
+    # the Python example of a finetuned run, from the same folder
+    (code,) = readme_blocks('Finetuning on ROCStories (the main job)')[1:2]
+    out = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
+                         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert re.search(r'\[0\.\d+ 0\.\d+\]', out.stdout)
 
 
 def test_python_api_examples_run_as_written(tmp_path):
