@@ -1,7 +1,9 @@
-"""ROCStories / Story Cloze Test (spring 2016) loading, split as in OpenAI's finetune-transformer-lm."""
+"""Dataset readers: ROCStories / Story Cloze Test (spring 2016), split as in OpenAI's
+finetune-transformer-lm, and (see `Split`) the paper's other tasks."""
 import codecs
 import collections
 import csv
+import dataclasses
 import io
 import os
 import warnings
@@ -24,6 +26,31 @@ SEED = 3535999445
 # its id, its four sentences, its two endings and its label (AnswerRightEnding - 1, or None
 # in a test file without that column).
 Record = collections.namedtuple('Record', ['row', 'line', 'id', 'sentences', 'ending1', 'ending2', 'label'])
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of a dataset as read from its files, before any encoding.
+
+    texts: a tuple with one list of str per text field, in the task's order: (texts,) for
+        classification, (first, second) for a pair (premise and hypothesis, the two
+        sentences of a similarity pair); for multiple choice (contexts, choices) where
+        choices[i] is the list of the k answer strings of example i.
+    labels: one per example: the class name as a str (classification, entailment,
+        similarity with classes), a float (regression), the index of the right choice
+        (multiple choice); None when the split has no labels (GLUE's test sets).
+    ids: one per example: the example's id in the release (GLUE's `index` column, a
+        RACE file name and question number, ...), used by submission files.
+    groups: None, or one str per example naming its sub-collection (RACE 'middle'/'high')
+        for metrics reported per group.
+    """
+    texts: tuple
+    labels: list = None
+    ids: list = None
+    groups: list = None
+
+    def __len__(self):
+        return len(self.texts[0])
 
 
 def _missing(what, path):

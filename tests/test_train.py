@@ -464,3 +464,26 @@ def test_n_transfer_defaults_to_every_layer_of_the_model(tmp_path):
                                               '--n_head', '2', '--n_transfer', '2']), data)
     assert torch.equal(model.transformer.h[1].mlp.c_fc.w, ref.transformer.h[1].mlp.c_fc.w)
     assert train.transfer_layers(train.parse_args([])) == 12  # the earlier port's default for the full model
+
+
+@pytest.mark.parametrize('damage,expected', [
+    ('missing', r"--model_dir .*: .*params_3\.npy is missing"),
+    ('nan', r"--model_dir .*: .*params_\d\.npy.* non-finite|--model_dir .*: .*NaN"),
+])
+def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, good_argv, damage, expected):
+    """A missing shard was a traceback; a shard full of NaN trained and submitted all-zero
+    predictions with exit status 0."""
+    model_dir = tmp_path / 'ckpt'
+    write_tf_checkpoint(model_dir, tf_shapes(1, 16, 40478))  # fits the real vocabulary
+    shard = model_dir / 'params_3.npy'
+    if damage == 'missing':
+        shard.unlink()
+    else:
+        np.save(shard, np.full_like(np.load(shard), np.nan))
+    argv = good_argv + ['--model_dir', str(model_dir), '--n_embd', '16', '--n_layer', '1', '--n_head', '2']
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('train.py: error: ') and re.search(expected, last), last
+    assert not (tmp_path / 'sub' / 'ROCStories.tsv').exists()
