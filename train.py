@@ -820,11 +820,11 @@ def _finish(args, model, data, state, paths, device, verbose, dist):
 def main(argv=None):
     """The command line: parse the flags, run, and print any detected bad input as one line
     (exit status 2); a failed collective operation under torchrun exits with status 1."""
-    args = parse_args(argv)
+    args = build_parser().parse_args(argv)
     rank = env_rank()
     tag = f"[rank {rank}] " if rank else ""
     try:
-        return run(args)
+        return run(validate_args(args))
     except GPT1Error as err:
         exit_with_error('train.py', err, tag)
     except CollectiveFailure as err:

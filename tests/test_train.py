@@ -487,3 +487,11 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, good_a
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('train.py: error: ') and re.search(expected, last), last
     assert not (tmp_path / 'sub' / 'ROCStories.tsv').exists()
+
+
+def test_cli_flag_errors_are_one_line(tmp_path):
+    for argv in (['--n_head', '5'], ['--b1', '2'], ['--resume', '--overwrite']):
+        proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+        assert proc.stderr.startswith('train.py: error: --')
