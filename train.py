@@ -758,7 +758,7 @@ def _run(args, dist, device, verbose):
     opt = make_optimizer(args, model, t_total)
     scaler = make_scaler(args.amp)
     paths = run_paths(args)
-    flags = dict(run_flags(args), world_size=dist.world_size)
+    flags = dict(run_flags(args), n_transfer=transfer_layers(args), world_size=dist.world_size)
 
     state = TrainState()
     if args.resume:
@@ -800,8 +800,9 @@ def _run(args, dist, device, verbose):
 def _finish(args, model, data, state, paths, device, verbose, dist):
     """With --submit: the test predictions of the best parameters, written to the submission
     file, and with --analysis both accuracies. Returns the run's result dict."""
-    result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'], best_va_acc=state.best_score,
-                  world_size=dist.world_size, rank=dist.rank)
+    result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'],
+                  best_va_acc=state.best_score if state.best_score >= 0 else None, world_size=dist.world_size,
+                  rank=dist.rank)
     if not args.submit:
         return result
     if dist.is_main:
