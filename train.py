@@ -5,9 +5,10 @@
 Every step is a function a notebook can call (see `run` for the order):
 `parse_args`, `check_inputs`, `set_seed`, `resolve_device`, `load_data`,
 `build_model`, `make_optimizer`, `make_loss_compute`, `train_step`,
-`train_epoch`, `evaluate`, `predict`, `log_epoch`, `write_submission`,
-`save_checkpoint` / `load_checkpoint`, and `run(args)` for the whole job.
-The module keeps no state of its own.
+`train_epoch`, `evaluate`, `predict`, `log_epoch`, `write_submission`, and
+`run(args)` for the whole job. A run's files (checkpoints, the lock) are
+checkpoint.py's job and the torchrun set-up distributed.py's; their names are
+importable from here too. The module keeps no state of its own.
 
 Data-parallel training on several GPUs or machines: launch the same script with
 PyTorch's launcher, e.g. `torchrun --nproc_per_node 4 train.py ...`. Each process
