@@ -8,6 +8,7 @@ token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CP
 the 40k-way LM softmax at every real token costs about a second per batch whatever
 the model's width (the LM path is checked below, and in the determinism runs).
 """
+import hashlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 
 import train
 from checkpoint import read_checkpoint
@@ -413,6 +415,39 @@ def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, 
     assert all(torch.equal(last[0][k], last[1][k]) for k in last[0])
     assert (tmp_path / 'one' / 'submission' / 'ROCStories.tsv').read_bytes() == \
         (tmp_path / 'two' / 'submission' / 'ROCStories.tsv').read_bytes()
+    paths = {str(tmp_path / 'one'): 'RUN', str(rocstories_dir): 'DATA', str(encoder_path): 'ENCODER',
+             str(bpe_path): 'BPE', str(tiny_shards): 'MODEL'}
+    assert run_digest(tmp_path / 'one', 'rocstories', paths) == PINNED_ROCSTORIES_RUN
+
+
+# The digest of test_same_seed_gives_identical_logs' run, recorded on the ROCStories-only train.py
+# (commit 4ee29e1) before the task registry: the registry must leave ROCStories byte-identical.
+PINNED_ROCSTORIES_RUN = 'ea1aabd8d92a32dcc1d4e0067f0f8b10995b2f97791a30e619cbf779849a657a'
+
+
+def run_digest(run_dir, desc, paths):
+    """sha256 over a run's log (times dropped, machine paths named), best and last parameters
+    and submission file: equal digests mean byte-identical results."""
+    h = hashlib.sha256()
+    for line in (run_dir / 'log' / f'{desc}.jsonl').read_text().splitlines():
+        entry = {k: v for k, v in json.loads(line).items() if k != 'time'}
+        text = json.dumps(entry, sort_keys=True)
+        for path, name in sorted(paths.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(path, name)
+        h.update(text.encode())
+    with safe_open(run_dir / 'save' / desc / 'best_params.safetensors', 'pt') as f:
+        # the header's metadata order varies from write to write; its content does not
+        h.update(json.dumps(f.metadata(), sort_keys=True).encode())
+        for name in sorted(f.keys()):
+            h.update(name.encode() + f.get_tensor(name).numpy().tobytes())
+    last = read_checkpoint(run_dir / 'save' / desc)
+    for name, tensor in sorted(last['model'].items()):
+        h.update(name.encode() + tensor.numpy().tobytes())
+    for i, state in sorted(last['opt']['state'].items()):
+        h.update(b''.join(v.numpy().tobytes() for _, v in sorted(state.items()) if torch.is_tensor(v)))
+    h.update(json.dumps(last['flags'], sort_keys=True, default=str).encode())
+    h.update((run_dir / 'submission' / 'ROCStories.tsv').read_bytes())
+    return h.hexdigest()
 
 
 def test_suspicious_data_is_logged_with_counts(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
