@@ -1,0 +1,178 @@
+"""token_store.py: the corpus encoded once into uint16 memory maps, read back as windows."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import token_store
+from errors import DataError, InputError, MissingFileError
+from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
+from token_store import BPETokenizer, CharTokenizer, build_token_store, open_token_store
+
+DOCS = ['First document.\nIt has two lines.\n', 'Second one, shorter.', 'A third: ünïcödé ☃ and more text.\n\n']
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / 'corpus'
+    folder.mkdir()
+    for i, text in enumerate(DOCS):
+        (folder / f'{i}.txt').write_text(text, encoding='utf-8')
+    return folder
+
+
+def test_char_store_round_trips_ids_and_offsets(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    assert tok.chars == sorted(set(''.join(DOCS)))
+    store = build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False)
+    train = store['train']
+    assert store['valid'] is None and store['meta']['n_docs'] == 3
+    assert tok.decode(train.tokens) == ''.join(DOCS)
+    np.testing.assert_array_equal(train.offsets, np.cumsum([0] + [len(d) for d in DOCS[:-1]]))
+    assert train.tokens.dtype == np.uint16
+
+
+def test_windows_never_read_past_the_end(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    train = build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False)['train']
+    n = len(train)
+    starts = train.sample_starts(np.random.default_rng(0), 5000, 20)
+    assert starts.min() == 0 and starts.max() == n - 20  # both ends reached, never beyond
+    x = train.windows(starts[:3], 20)
+    assert x.shape == (3, 20) and x.dtype == np.int64
+    np.testing.assert_array_equal(x[0], np.asarray(train.tokens[starts[0]:starts[0] + 20]))
+    with pytest.raises(DataError, match=rf'holds {n} tokens, fewer than one window of {n + 1}'):
+        train.sample_starts(np.random.default_rng(0), 1, n + 1)
+    with pytest.raises(InputError, match='reads past'):
+        train.windows([n - 5], 20)
+
+
+def test_valid_split_by_document_and_for_one_document(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    many = tmp_path / 'many'
+    many.mkdir()
+    texts = [f'document number {i}\n' for i in range(200)]
+    for i, t in enumerate(texts):
+        (many / f'{i:03d}.txt').write_text(t)
+    many_tok = CharTokenizer.fit([str(many)])
+    store = build_token_store([str(many)], many_tok, str(tmp_path / 'cache'), valid_fraction=0.1, verbose=False)
+    n_valid_docs = len(store['valid'].offsets)
+    assert 5 <= n_valid_docs <= 40 and n_valid_docs + len(store['train'].offsets) == 200
+    decoded = many_tok.decode(store['train'].tokens) + many_tok.decode(store['valid'].tokens)
+    assert sorted(decoded.splitlines()) == sorted(t.strip() for t in texts)  # every document once, whole
+    one = build_token_store([str(corpus / '0.txt')], tok, str(tmp_path / 'c1'),
+                            valid_fraction=0.25, verbose=False)
+    assert tok.decode(one['train'].tokens) + tok.decode(one['valid'].tokens) == DOCS[0]
+    assert len(one['valid']) == int(len(DOCS[0]) * 0.25)
+
+
+def test_cache_is_reused_and_invalidated_by_inputs_and_tokenizer(tmp_path, corpus, monkeypatch):
+    tok = CharTokenizer.fit([str(corpus)])
+    cache = str(tmp_path / 'cache')
+    calls = []
+    real = CharTokenizer.encode
+    monkeypatch.setattr(CharTokenizer, 'encode', lambda self, text: calls.append(1) or real(self, text))
+    first = build_token_store([str(corpus)], tok, cache, verbose=False, workers=1)  # counted in this process
+    n = len(calls)
+    again = build_token_store([str(corpus)], tok, cache, verbose=False, workers=1)
+    assert len(calls) == n and n > 0  # reused: nothing encoded
+    np.testing.assert_array_equal(first['train'].tokens, again['train'].tokens)
+    (corpus / '1.txt').write_text('one, Second shorter.')  # the same characters
+    changed = build_token_store([str(corpus)], tok, cache, verbose=False, workers=1)
+    assert len(calls) > n and tok.decode(changed['train'].tokens) != tok.decode(first['train'].tokens)
+    other = CharTokenizer(tok.chars + ['Z'])
+    assert len(os.listdir(cache)) == 2
+    build_token_store([str(corpus)], other, cache, verbose=False)
+    assert len(os.listdir(cache)) == 3
+    folder = os.path.join(cache, token_store.store_key(token_store.find_inputs([str(corpus)]), tok, None, 0.0))
+    with pytest.raises(DataError, match='built with tokenizer .* not this one'):
+        open_token_store(folder, other)
+
+
+def test_an_interrupted_build_leaves_nothing(tmp_path, corpus, monkeypatch):
+    tok = CharTokenizer.fit([str(corpus)])
+    real, calls = CharTokenizer.encode, []
+
+    def encode(self, text):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(self, text)
+    monkeypatch.setattr(CharTokenizer, 'encode', encode)
+    cache = tmp_path / 'cache'
+    with pytest.raises(KeyboardInterrupt):
+        build_token_store([str(corpus)], tok, str(cache), verbose=False, workers=1)
+    assert os.listdir(cache) == []
+
+
+def test_parallel_encoding_equals_serial(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    serial = build_token_store([str(corpus)], tok, str(tmp_path / 'a'), verbose=False, workers=1)['train']
+    parallel = build_token_store([str(corpus)], tok, str(tmp_path / 'b'), verbose=False, workers=2)['train']
+    np.testing.assert_array_equal(serial.tokens, parallel.tokens)
+    np.testing.assert_array_equal(serial.offsets, parallel.offsets)
+
+
+def test_bpe_chunks_give_the_ids_of_the_whole_text(tmp_path, monkeypatch):
+    text = ''.join(f"Line {i}: Karen was assigned a roommate -- her first year!\n" for i in range(60))
+    (tmp_path / 'book.txt').write_text(text)
+    monkeypatch.setattr(token_store, 'CHUNK_CHARS', 200)  # many chunks
+    tok = BPETokenizer(str(ENCODER_PATH), str(BPE_PATH))
+    store = build_token_store([str(tmp_path / 'book.txt')], tok, str(tmp_path / 'cache'), verbose=False)
+    whole = tok.text_encoder.encode([text], verbose=False)[0] + [tok.newline_id]
+    np.testing.assert_array_equal(store['train'].tokens, whole)
+
+
+def test_bad_corpora_are_one_line_errors(tmp_path):
+    tok = CharTokenizer(list('abc \n'))
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(MissingFileError, match='no text found'):
+        build_token_store([str(empty)], tok, str(tmp_path / 'c'))
+    with pytest.raises(MissingFileError, match='no such file or folder'):
+        build_token_store([str(tmp_path / 'nowhere')], tok, str(tmp_path / 'c'))
+    (empty / 'blank.txt').write_text('  \n \n')
+    with pytest.raises(DataError, match='empty or only whitespace'):
+        build_token_store([str(empty)], tok, str(tmp_path / 'c'), verbose=False)
+    (tmp_path / 'latin1.txt').write_bytes('abc\nabc caf\xe9\n'.encode('latin-1'))
+    with pytest.raises(DataError, match=r'latin1\.txt: not UTF-8 near line'):
+        build_token_store([str(tmp_path / 'latin1.txt')], tok, str(tmp_path / 'c'), verbose=False)
+    (tmp_path / 'bad.jsonl').write_text('{"text": "abc"}\n{"body": "abc"}\n')
+    with pytest.raises(DataError, match=r"bad\.jsonl line 2: expected an object with a 'text' string"):
+        build_token_store([str(tmp_path / 'bad.jsonl')], tok, str(tmp_path / 'c'), verbose=False)
+    with pytest.raises(DataError, match='70000 distinct characters: .* at most 65536'):
+        CharTokenizer(chr(i) for i in range(70000))
+    with pytest.raises(InputError, match=r"character 'z' .* not in the character vocabulary"):
+        tok.encode('abz')
+    assert not [p for p in tmp_path.glob('c/*')]  # nothing half-built left
+
+
+BOUNDED = '''
+import resource, sys
+import token_store
+from token_store import CharTokenizer, build_token_store
+tok = CharTokenizer(list('abcdefghij \\n'))
+build_token_store([sys.argv[1]], tok, sys.argv[2], verbose=False)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+'''
+
+
+def test_memory_stays_bounded_on_a_generated_corpus(tmp_path):
+    """Peak RSS of a build over 64 MB of text is within a few MB of the build over 1 MB:
+    the corpus never sits in memory."""
+    rng = np.random.default_rng(0)
+    line = ''.join(rng.choice(list('abcdefghij '), 999)) + '\n'
+    peaks = []
+    for name, n_lines in (('small', 1 << 10), ('big', 1 << 16)):
+        path = tmp_path / f'{name}.txt'
+        with open(path, 'w') as f:
+            for _ in range(n_lines):
+                f.write(line)
+        out = subprocess.run([sys.executable, '-c', BOUNDED, str(path), str(tmp_path / name)], capture_output=True,
+                             text=True, env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'}, timeout=300)
+        assert out.returncode == 0, out.stderr
+        peaks.append(int(out.stdout) / 1024)  # MiB
+    assert os.path.getsize(tmp_path / 'big.txt') == 1000 << 16  # 65.5 MB
+    assert peaks[1] - peaks[0] < 16, peaks
