@@ -74,6 +74,15 @@ def _excerpt(text, n=80):
     return repr(text[:n]) + ('...' if len(text) > n else '')
 
 
+def _shown(value, n=80):
+    """Take a value read from a file (str or JSON); return it for a message: a str as _excerpt
+    does, anything else as its JSON text cut to n characters."""
+    if isinstance(value, str):
+        return _excerpt(value, n)
+    text = json.dumps(value)
+    return text[:n] + ('...' if len(text) > n else '')
+
+
 def _decode_utf8(data, path, what, line_of):
     """Take bytes of a file, its path, the dataset's name and a function from an offset in the bytes
     to its line number; return the bytes decoded as UTF-8. Raises DataError naming the line of a
@@ -366,7 +375,7 @@ def _plain_texts(columns, values):
     a str (raises ValueError saying which is not)."""
     for name, value in zip(columns, values):
         if not isinstance(value, str):
-            raise ValueError(f"{name} is {_excerpt(json.dumps(value))}, expected text")
+            raise ValueError(f"{name} is {_shown(value)}, expected text")
     return tuple(values)
 
 
@@ -399,7 +408,7 @@ def _read_split(path, what, rows, columns, parse, need_label, unpack=_plain_text
                 label = parse(row[columns.label])
             except ValueError as err:
                 raise DataError(f"{what} file {path}: line {line} has {columns.label} "
-                                f"{_excerpt(str(row[columns.label]))}, {err}") from None
+                                f"{_shown(row[columns.label])}, {err}") from None
             if label is None:
                 dropped += 1
                 continue
@@ -525,13 +534,13 @@ def _read_release(release, data_dir, verbose=False):
     return splits
 
 
-_GLUE_FILES = {'train': 'train', 'valid': 'dev', 'test': 'test'}  # split -> file stem
+_SPLIT_STEMS = {'train': 'train', 'valid': 'dev', 'test': 'test'}  # split -> its file's stem in most releases
 
 
 def _glue(folder, columns, parse, files=None, names=None):
     """Take a GLUE task's folder name, its _Columns, label parser, {split: file stem} (default
     train, dev, test) and the column names of files without a header; return its _Release."""
-    files = {split: (f'{stem}.tsv',) for split, stem in (files or _GLUE_FILES).items()}
+    files = {split: (f'{stem}.tsv',) for split, stem in (files or _SPLIT_STEMS).items()}
     listing = ', '.join(name for (name,) in files.values())
     return _Release(folder, f"GLUE's {folder} folder (or a folder holding it) with {listing} ({GLUE_URL})",
                     ((_plain(folder),),), files, columns, parse, names or {})
@@ -557,14 +566,13 @@ _RELEASES = {
         'SNLI', f"SNLI 1.0's snli_1.0 folder (or a folder holding it) with snli_1.0_train.jsonl, snli_1.0_dev.jsonl, "
                 f"snli_1.0_test.jsonl (or the .txt files) ({SNLI_URL})",
         (('snli10',), ('snli',)),
-        {split: (f'snli_1.0_{stem}.jsonl', f'snli_1.0_{stem}.txt', f'{stem}.tsv')
-         for split, stem in (('train', 'train'), ('valid', 'dev'), ('test', 'test'))},
+        {split: (f'snli_1.0_{stem}.jsonl', f'snli_1.0_{stem}.txt', f'{stem}.tsv') for split, stem in _SPLIT_STEMS.items()},
         _Columns(('sentence1', 'sentence2'), 'gold_label', 'pairID'), _one_of(LABELS['snli'], drop=('-',))),
     'scitail': _Release(
         'SciTail', f"SciTail's tsv_format folder (or SciTailV1.1 holding it) with scitail_1.0_train.tsv, "
                    f"scitail_1.0_dev.tsv, scitail_1.0_test.tsv ({SCITAIL_URL})",
         (('tsvformat',), ('scitailv11', 'tsvformat'), ('scitailv1', 'tsvformat'), ('scitail', 'tsvformat')),
-        {split: (f'scitail_1.0_{stem}.tsv',) for split, stem in (('train', 'train'), ('valid', 'dev'), ('test', 'test'))},
+        {split: (f'scitail_1.0_{stem}.tsv',) for split, stem in _SPLIT_STEMS.items()},
         _Columns(('premise', 'hypothesis'), 'label'), _one_of(LABELS['scitail']),
         {f'scitail_1.0_{stem}.tsv': ('premise', 'hypothesis', 'label') for stem in ('train', 'dev', 'test')}),
 }
@@ -640,7 +648,278 @@ def read_scitail(data_dir, verbose=False):
     return _read_release(_RELEASES['scitail'], data_dir, verbose)
 
 
+
+RACE_GROUPS = ('high', 'middle')
+_RACE_LAYOUT = (f"the RACE folder (or a folder holding it) with train/, dev/ and test/, each holding high/ and middle/ "
+                f"with one JSON article per .txt file ({RACE_URL})")
+
+
+def _race_questions(path):
+    """Take the path of one RACE article file (JSON with article, questions, options, answers);
+    yield (context, choices, label) per question: the context is the article, a space and the
+    question as written (a cloze question keeps its '_' blank: the paper's [z; q; $; a] with q as
+    printed), choices the four options, label the right one's index (answer A-D -> 0-3).
+    Raises DataError for malformed JSON, a missing field, mismatched lists, a question without
+    four options or an answer outside A-D."""
+    text = ''.join(line for _, line in _lines(path, 'RACE'))
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataError(f"RACE file {path}: line {err.lineno} is not JSON ({err.msg}); expected one JSON "
+                        f"article per file") from None
+    fields = ('article', 'questions', 'options', 'answers')
+    missing = [name for name in fields if not isinstance(doc, dict) or name not in doc]
+    if missing:
+        found = ', '.join(doc) if isinstance(doc, dict) else type(doc).__name__
+        raise DataError(f"RACE file {path} has no field {', '.join(missing)}; found: {found}; expected the fields "
+                        f"{', '.join(fields)}")
+    article, questions, options, answers = (doc[name] for name in fields)
+    if not (isinstance(questions, list) and isinstance(options, list) and isinstance(answers, list)
+            and len(questions) == len(options) == len(answers)):
+        raise DataError(f"RACE file {path}: questions, options and answers are not lists of one length; expected "
+                        f"one option list and one answer per question")
+    n = len(LABELS['race'])
+    for number, (question, choices, answer) in enumerate(zip(questions, options, answers), 1):
+        if not isinstance(choices, list) or len(choices) != n:
+            raise DataError(f"RACE file {path}: question {number} has {_shown(choices)} as options, "
+                            f"expected a list of {n} answers")
+        if answer not in LABELS['race']:
+            raise DataError(f"RACE file {path}: question {number} has the answer {_shown(answer)}, "
+                            f"expected one of {', '.join(LABELS['race'])}")
+        try:
+            _plain_texts(['article', 'question'] + [f'option {c}' for c in LABELS['race']],
+                         [article, question] + choices)
+        except ValueError as err:
+            raise DataError(f"RACE file {path}: question {number}: {err}") from None
+        yield f'{article} {question}', list(choices), LABELS['race'].index(answer)
+
+
+def _race_split(folder, verbose=False):
+    """Take a RACE split's folder (holding high/ and middle/) and verbose; return its Split: texts
+    (contexts, choices), labels, ids '<group>/<file name>#<question number from 0>' and groups
+    'high' / 'middle'; files in name order, high first. Raises DataError for a split without
+    questions."""
+    contexts, choices, labels, ids, groups = [], [], [], [], []
+    for group in RACE_GROUPS:
+        names = sorted(name for name in os.listdir(os.path.join(folder, group)) if name.endswith('.txt'))
+        for name in tqdm(names, desc=f'RACE {os.path.basename(folder)}/{group}', ncols=80, leave=False,
+                         disable=not verbose):
+            for number, (context, options, label) in enumerate(_race_questions(os.path.join(folder, group, name))):
+                contexts.append(context)
+                choices.append(options)
+                labels.append(label)
+                ids.append(f'{group}/{name}#{number}')
+                groups.append(group)
+    if not ids:
+        raise DataError(f"RACE folder {folder} holds no questions; expected {_RACE_LAYOUT}")
+    return Split((contexts, choices), labels, ids, groups)
+
+
+def read_race(data_dir, verbose=False):
+    """Take the RACE folder (or one holding it: train/, dev/ and test/, each with high/ and
+    middle/ holding one JSON article per .txt file) and verbose; return {'train', 'valid',
+    'test'} Splits of (contexts, choices) (see _race_questions), labels the right choice's index
+    0-3, groups 'high' / 'middle' per question. Raises MissingFileError naming a missing folder."""
+    if not os.path.isdir(data_dir):
+        raise MissingFileError(f"RACE data folder {data_dir} not found; expected {_RACE_LAYOUT}")
+    root = data_dir if os.path.isdir(os.path.join(data_dir, 'train')) else _below(data_dir, ('race',)) or data_dir
+    folders = {split: os.path.join(root, stem) for split, stem in _SPLIT_STEMS.items()}
+    for folder in folders.values():
+        for group in RACE_GROUPS:
+            if not os.path.isdir(os.path.join(folder, group)):
+                raise MissingFileError(f"RACE folder {os.path.join(folder, group)} not found; expected {_RACE_LAYOUT}")
+    return {split: _race_split(folder, verbose) for split, folder in folders.items()}
+
+
+def read_rocstories(data_dir, n_train=1497, n_valid=374, verbose=False):
+    """`rocstories` as Splits (verbose is ignored: the files are small). Returns {'train',
+    'valid', 'test'} of (stories, [ending1, ending2] per story), labels the right ending's index
+    0/1 (test: from its AnswerRightEnding column when it has one, else None); ids: None for train
+    and valid (the original's split keeps none), the row number from 0 for test (the original's
+    submission index)."""
+    (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3) = rocstories(data_dir, n_train, n_valid)
+    try:
+        teY = rocstories_test_labels(data_dir)
+    except DataError:  # the test file has no AnswerRightEnding column: rocstories() checked the rest
+        teY = None
+
+    def split(stories, endings1, endings2, labels, ids=None):
+        labels = None if labels is None else [int(label) for label in labels]
+        return Split((list(stories), [[e1, e2] for e1, e2 in zip(endings1, endings2)]), labels, ids)
+    return {'train': split(trX1, trX2, trX3, trY), 'valid': split(vaX1, vaX2, vaX3, vaY),
+            'test': split(teX1, teX2, teX3, teY, [str(i) for i in range(len(teX1))])}
+
+
+
+# The user's own files: the text columns each task type takes by default, and their count.
+CUSTOM_TEXT_COLUMNS = {'classification': ('text',), 'entailment': ('premise', 'hypothesis'),
+                       'similarity': ('sentence1', 'sentence2'), 'regression': ('sentence1', 'sentence2'),
+                       'multiple_choice': ('context', 'choices')}
+CUSTOM_FORMATS = {'.csv': 'CSV', '.tsv': 'TSV', '.jsonl': 'JSONL', '.json': 'JSONL'}  # by file name ending
+
+
+def check_task_type(task_type):
+    """Take a task type; return it. Raises InputError listing TASK_TYPES for any other."""
+    if task_type not in TASK_TYPES:
+        raise InputError(f"--task_type {task_type!r} is not a task type: expected one of {', '.join(TASK_TYPES)}")
+    return task_type
+
+
+def class_names(labels):
+    """Take a training split's class labels (str); return its classes, sorted (as numbers when all
+    are integers, so '2' comes before '10'): the label-index order of a custom task."""
+    distinct = set(labels)
+    if all(label.lstrip('-').isdigit() for label in distinct):
+        return sorted(distinct, key=int)
+    return sorted(distinct)
+
+
+def _class_label(value):
+    """The label parser of a custom task's training file: a non-empty str as is, a JSON integer
+    as its digits; ValueError for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or not value:
+        raise ValueError("expected a class name (non-empty text)")
+    return value
+
+
+def _known_class(names):
+    """Take class names; return a label parser that reads a label as _class_label does and
+    raises ValueError unless it is one of them."""
+    known = _one_of(names)
+    return lambda value: known(_class_label(value))
+
+
+class _Choices:
+    """Unpacks a custom multiple-choice row: a context column and either one column holding the
+    answers as a JSON list (a list in JSON lines, the list's JSON text in CSV/TSV) or one column
+    per answer. Every example must have as many answers as the first one read (the training
+    file's first row); the label is the 0-based index of the right answer."""
+
+    def __init__(self):
+        self.n = None
+
+    def unpack(self, columns, values):
+        """Take the text column names and one row's values; return (context, list of answers).
+        Raises ValueError for a context or answer that is not text, a list column that is not a
+        JSON list, or a count of answers other than the first example's."""
+        context, answers = values[0], values[1:]
+        if len(columns) == 2:
+            answers = answers[0]
+            if isinstance(answers, str):
+                try:
+                    answers = json.loads(answers)
+                except json.JSONDecodeError:
+                    pass
+            if not isinstance(answers, list):
+                raise ValueError(f"{columns[1]} is {_shown(values[1])}, expected a JSON list of answers")
+        self.n = self.n or len(answers)
+        if len(answers) != self.n:
+            raise ValueError(f"{' '.join(columns[1:])} holds {len(answers)} answers, expected {self.n} "
+                             f"(as the first example of the training file)")
+        if self.n < 2:
+            raise ValueError(f"{' '.join(columns[1:])} holds {self.n} answers, expected 2 or more")
+        names = [columns[0]] + [f'{columns[1]}[{i}]' for i in range(len(answers))] if len(columns) == 2 else columns
+        context, *answers = _plain_texts(names, [context] + list(answers))
+        return context, answers
+
+    def label(self, value):
+        """Take a label as written; return the answer index (int) it names, or raise ValueError."""
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if not (isinstance(text, str) and text.isdigit() and int(text) < self.n):
+            raise ValueError(f"expected the index of the right answer, 0 to {self.n - 1}")
+        return int(text)
+
+
+def _custom_rows(path, verbose=False):
+    """Take the path of a user's file and verbose; return its rows ((line number, {column: value})
+    pairs), read by the file's ending (CUSTOM_FORMATS): TSV split on tabs alone (quotes are text,
+    as in GLUE), CSV with its quoting, JSON lines."""
+    kind = CUSTOM_FORMATS[os.path.splitext(path)[1].lower()]
+    if kind == 'JSONL':
+        return _jsonl_rows(path, 'custom', verbose)
+    if kind == 'TSV':
+        return _tsv_rows(path, 'custom', verbose=verbose)
+    return _named_rows(path, 'custom', _csv_fields(path, 'custom', verbose), None, 'comma-separated')
+
+
+def _check_custom_args(task_type, files, text_columns):
+    """Take a task type, {flag: path or None} and the text column names; return the text column
+    names as a tuple. Raises InputError for an unknown task type, a text column count the type does
+    not take or a file name ending that is not CSV, TSV or JSONL, and MissingFileError for a
+    file that is not there."""
+    check_task_type(task_type)
+    columns = tuple(text_columns or CUSTOM_TEXT_COLUMNS[task_type])
+    if task_type == 'multiple_choice':
+        fits, expected = len(columns) >= 2, 'a context column then a JSON-list column or 2 or more answer columns'
+    else:
+        n = 1 if task_type == 'classification' else 2
+        fits, expected = len(columns) == n, f"{n} column{'s' * (n > 1)}"
+    if not fits:
+        raise InputError(f"--text_columns {','.join(columns)}: task type {task_type} takes {expected}")
+    for flag, path in files.items():
+        if path is None:
+            continue
+        if os.path.splitext(path)[1].lower() not in CUSTOM_FORMATS:
+            raise InputError(f"--{flag} {path}: expected a file ending in {', '.join(CUSTOM_FORMATS)} "
+                             f"(CSV or TSV with a header row, or JSON lines)")
+        if not os.path.isfile(path):
+            raise MissingFileError(f"--{flag} {path} not found; expected a CSV, TSV or JSON lines file")
+    return columns
+
+
+def read_custom(task_type, train_file, valid_file=None, test_file=None, text_columns=None, label_column='label',
+                id_column=None, classes=None, verbose=False):
+    """Read the user's own data (--dataset custom).
+
+    Takes a task type (TASK_TYPES), the paths of the training, validation and test files (CSV or
+    TSV with a header row, or JSON lines; valid and test optional), the text column names in the
+    task's order (default CUSTOM_TEXT_COLUMNS[task_type]; multiple choice: the context column then
+    one JSON-list column or one column per answer), the label column, the id column (None: row
+    numbers from 0), the class names (None: read from the training file, see class_names) and
+    verbose. Returns {'train', 'valid', 'test'} Splits (only those given): labels are class
+    names (str) for classification, entailment and similarity, float scores for regression,
+    answer indices for multiple choice; the test file's labels are read when it has the column.
+    Raises InputError / MissingFileError for bad arguments (before reading anything) and
+    DataError naming file, line and value for a missing column, a label outside the classes,
+    a non-numeric score, a wrong number of answers or an empty file.
+    """
+    files = {'train_file': train_file, 'valid_file': valid_file, 'test_file': test_file}
+    columns = _Columns(_check_custom_args(task_type, files, text_columns), label_column, id_column)
+    choices = _Choices()
+    if task_type == 'multiple_choice':
+        parse, unpack = choices.label, choices.unpack
+    elif task_type == 'regression':
+        parse, unpack = _number(), _plain_texts
+    else:
+        parse, unpack = (_class_label if classes is None else _known_class(list(classes))), _plain_texts
+    splits = {}
+    for path, split in zip(files.values(), ('train', 'valid', 'test')):
+        if path is None:
+            continue
+        splits[split], _ = _read_split(path, 'custom', _custom_rows(path, verbose), columns, parse,
+                                       need_label=split != 'test', unpack=unpack)
+        if split == 'train' and parse is _class_label:
+            # Validation and test labels must be classes of the training file.
+            parse = _known_class(class_names(splits['train'].labels))
+    return splits
+
+
 READERS = {
-    'sst2': read_sst2, 'cola': read_cola, 'mnli': read_mnli, 'qnli': read_qnli, 'rte': read_rte,
-    'mrpc': read_mrpc, 'qqp': read_qqp, 'stsb': read_stsb, 'snli': read_snli, 'scitail': read_scitail,
+    'rocstories': read_rocstories, 'sst2': read_sst2, 'cola': read_cola, 'mnli': read_mnli, 'qnli': read_qnli,
+    'rte': read_rte, 'mrpc': read_mrpc, 'qqp': read_qqp, 'stsb': read_stsb, 'snli': read_snli,
+    'scitail': read_scitail, 'race': read_race,
 }
+
+DATASETS = tuple(READERS) + ('custom',)  # the names --dataset takes
+
+
+def get_reader(name):
+    """Take a dataset name; return its reader (READERS, or read_custom for 'custom'). Raises
+    InputError listing DATASETS for any other name."""
+    if name == 'custom':
+        return read_custom
+    if name not in READERS:
+        raise InputError(f"--dataset {name!r} is not a dataset: expected one of {', '.join(DATASETS)}")
+    return READERS[name]

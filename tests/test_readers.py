@@ -6,7 +6,7 @@ import warnings
 import pytest
 
 import datasets
-from errors import DataError, DataWarning, MissingFileError
+from errors import DataError, DataWarning, InputError, MissingFileError
 
 # Each GLUE task's layout as released (facts of the releases, written here independently of
 # datasets.py): its folder, per file its columns (None: no header row, then `positions` are used),
@@ -325,3 +325,268 @@ def test_progress_bar_only_when_verbose_and_large(tmp_path, capsys, monkeypatch)
     assert 'train.tsv' not in capsys.readouterr().err  # not verbose: no bar
     datasets.read_sst2(str(tmp_path), verbose=True)
     assert 'train.tsv' in capsys.readouterr().err
+
+
+# RACE: train|dev|test/high|middle/*.txt, one JSON article per file.
+
+def race_article(rng, stem, group, k):
+    questions = [rng.choice(['What is "it" about?', 'The author thinks _ .', "Who's there?"]) + f' {stem}{k}-{q}'
+                 for q in range(rng.randint(1, 3))]
+    return {'answers': [rng.choice('ABCD') for _ in questions],
+            'options': [[f'{stem} {group} {k} {q} option {c}' for c in 'ABCD'] for q in range(len(questions))],
+            'questions': questions, 'article': f'Article {stem}/{group}/{k}.\nIt says "hello".',
+            'id': f'{group}{k}.txt'}
+
+
+def write_race(root, rng, n_files=None):
+    """Write a RACE folder; return {split: [(group, file name, article), ...]} in name order, high first."""
+    written = {}
+    for split, stem in (('train', 'train'), ('valid', 'dev'), ('test', 'test')):
+        written[split] = []
+        for group in ('high', 'middle'):
+            (root / stem / group).mkdir(parents=True)
+            for k in (n_files or [3, 12, 7]):
+                article = race_article(rng, stem, group, k)
+                (root / stem / group / f'{k}.txt').write_text(json.dumps(article), encoding='utf-8')
+            for name in sorted(f'{k}.txt' for k in (n_files or [3, 12, 7])):
+                written[split].append((group, name, json.loads((root / stem / group / name).read_text())))
+    return written
+
+
+@pytest.mark.parametrize('holder', ['', 'RACE'])
+def test_race_reads_articles_questions_and_groups(tmp_path, holder):
+    written = write_race(tmp_path / 'RACE', random.Random(7))
+    splits = datasets.read_race(str(tmp_path / holder))
+    assert sorted(splits) == ['test', 'train', 'valid']
+    for split, files in written.items():
+        expected = [(f"{a['article']} {question}", options, 'ABCD'.index(answer), f'{group}/{name}#{q}', group)
+                    for group, name, a in files
+                    for q, (question, options, answer) in enumerate(zip(a['questions'], a['options'], a['answers']))]
+        got = splits[split]
+        assert list(zip(got.texts[0], got.texts[1], got.labels, got.ids, got.groups)) == expected
+        assert {'high', 'middle'} == set(got.groups)
+    assert datasets.LABELS['race'] == ['A', 'B', 'C', 'D']
+
+
+def test_race_bad_inputs(tmp_path):
+    root = tmp_path / 'RACE'
+    write_race(root, random.Random(8), n_files=[1, 2])
+    article = json.loads((root / 'dev' / 'middle' / '2.txt').read_text())
+    article['options'][0] = article['options'][0][:3]
+    (root / 'dev' / 'middle' / '2.txt').write_text(json.dumps(article))
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    message = one_line(err)
+    assert '2.txt' in message and 'question 1' in message and 'expected a list of 4 answers' in message
+    article['options'][0].append('fourth')
+    article['answers'][-1] = 'E'
+    (root / 'dev' / 'middle' / '2.txt').write_text(json.dumps(article))
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    assert "answer 'E'" in one_line(err) and 'one of A, B, C, D' in str(err.value)
+    (root / 'dev' / 'middle' / '2.txt').write_bytes(b'{"article": "caf\xe9"}')
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    assert 'not UTF-8' in one_line(err) and 'line 1' in str(err.value)
+    (root / 'dev' / 'middle' / '2.txt').write_text('{"article": "a",\n "questions": [}')
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    assert '2.txt' in one_line(err) and 'line 2 is not JSON' in str(err.value)
+    (root / 'dev' / 'middle' / '2.txt').write_text('{"article": "a"}')
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    assert 'no field questions, options, answers' in one_line(err) and 'found: article' in str(err.value)
+    for name in ('1.txt', '2.txt'):
+        (root / 'dev' / 'middle' / name).unlink()
+    for name in ('1.txt', '2.txt'):
+        (root / 'dev' / 'high' / name).unlink()
+    with pytest.raises(DataError) as err:
+        datasets.read_race(str(tmp_path))
+    assert 'dev' in one_line(err) and 'no questions' in str(err.value)
+    (root / 'test' / 'middle').rename(root / 'test' / 'Middle school')
+    with pytest.raises(MissingFileError) as err:
+        datasets.read_race(str(tmp_path))
+    assert 'middle' in one_line(err) and 'train/, dev/ and test/' in str(err.value)
+
+
+# ROCStories through the same interface.
+
+def test_rocstories_splits_are_those_of_rocstories(rocstories_dir):
+    (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3) = datasets.rocstories(str(rocstories_dir))
+    splits = datasets.READERS['rocstories'](str(rocstories_dir))
+    for split, (x1, x2, x3, y) in (('train', (trX1, trX2, trX3, trY)), ('valid', (vaX1, vaX2, vaX3, vaY)),
+                                   ('test', (teX1, teX2, teX3, datasets.rocstories_test_labels(str(rocstories_dir))))):
+        assert splits[split].texts == (list(x1), [[a, b] for a, b in zip(x2, x3)])
+        assert splits[split].labels == [int(v) for v in y]
+    assert splits['test'].ids == [str(i) for i in range(len(teX1))]
+    assert splits['train'].ids is None and splits['valid'].ids is None
+
+
+# The registry.
+
+def test_unknown_dataset_and_task_type_list_the_valid_names():
+    with pytest.raises(InputError) as err:
+        datasets.get_reader('glue')
+    message = one_line(err)
+    assert "'glue'" in message and all(name in message for name in list(datasets.READERS) + ['custom'])
+    assert datasets.get_reader('custom') is datasets.read_custom
+    assert all(datasets.get_reader(name) is reader for name, reader in datasets.READERS.items())
+    assert sorted(datasets.READERS) == sorted(datasets.LABELS)
+    with pytest.raises(InputError) as err:
+        datasets.read_custom('ranking', 'train.csv')
+    assert "'ranking'" in one_line(err) and ', '.join(datasets.TASK_TYPES) in str(err.value)
+
+
+# The user's own files.
+
+def write_csv(path, header, rows):
+    import csv
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'w', newline='', encoding='utf-8') as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def write_jsonl(path, rows):
+    write_lines(path, [json.dumps(row) for row in rows])
+    return str(path)
+
+
+def test_custom_classification_csv_with_string_labels(tmp_path):
+    train = [('Great, "really" great\nsecond line', 'pos', 'a'), ('bad', 'neg', 'b'), ('meh', 'neutral', 'c'),
+             ('fine', 'pos', 'd')]
+    valid = [('ok', 'neutral', 'e'), ('awful', 'neg', 'f')]
+    test = [('what', 'x1'), ('why', 'x2'), ('how', 'x3')]
+    splits = datasets.read_custom(
+        'classification', write_csv(tmp_path / 'train.csv', ['review', 'stars', 'key'], train),
+        write_csv(tmp_path / 'valid.csv', ['key', 'review', 'stars'], [(k, t, y) for t, y, k in valid]),
+        write_csv(tmp_path / 'test.csv', ['review', 'key'], test),
+        text_columns=['review'], label_column='stars', id_column='key')
+    assert splits['train'].texts == ([t for t, _, _ in train],) and splits['train'].labels == [y for _, y, _ in train]
+    assert splits['train'].ids == [k for _, _, k in train]
+    assert splits['valid'].texts == ([t for t, _, _ in valid],) and splits['valid'].labels == ['neutral', 'neg']
+    assert splits['test'].texts == ([t for t, _ in test],) and splits['test'].labels is None
+    assert splits['test'].ids == ['x1', 'x2', 'x3']
+    assert datasets.class_names(splits['train'].labels) == ['neg', 'neutral', 'pos']
+    # A validation label the training file does not have.
+    write_csv(tmp_path / 'valid.csv', ['review', 'stars'], [('ok', 'neutral'), ('so so', 'mixed')])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'), str(tmp_path / 'valid.csv'),
+                             text_columns=['review'], label_column='stars')
+    message = one_line(err)
+    assert 'valid.csv' in message and 'line 3' in message and "'mixed'" in message
+    assert 'one of neg, neutral, pos' in message
+    # Classes given (from a checkpoint): a training label outside them.
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'), text_columns=['review'],
+                             label_column='stars', classes=['neg', 'pos'])
+    assert 'train.csv' in one_line(err) and "'neutral'" in str(err.value)
+
+
+def test_class_names_sort_integers_as_numbers():
+    assert datasets.class_names(['10', '2', '1', '2']) == ['1', '2', '10']
+    assert datasets.class_names(['b', 'a', '10', 'b']) == ['10', 'a', 'b']
+
+
+@pytest.mark.parametrize('task_type', ['entailment', 'similarity'])
+def test_custom_pairs_tsv_and_jsonl(tmp_path, task_type):
+    rows = [('A "man" sleeps.', 'Someone rests.', 'yes'), ("It's 'late'.", 'It is early.', 'no'),
+            ('One.', 'Two.', 'yes')]
+    first, second = datasets.CUSTOM_TEXT_COLUMNS[task_type]
+    write_lines(tmp_path / 'train.tsv', [f'{first}\t{second}\tlabel'] + ['\t'.join(row) for row in rows])
+    write_jsonl(tmp_path / 'valid.jsonl', [{first: a, second: b, 'label': y, 'extra': 1} for a, b, y in rows[:2]])
+    splits = datasets.read_custom(task_type, str(tmp_path / 'train.tsv'), str(tmp_path / 'valid.jsonl'))
+    for split, n in (('train', 3), ('valid', 2)):
+        assert splits[split].texts == ([r[0] for r in rows[:n]], [r[1] for r in rows[:n]])
+        assert splits[split].labels == [r[2] for r in rows[:n]]
+        assert splits[split].ids == [str(i) for i in range(n)]
+    assert sorted(splits) == ['train', 'valid']
+
+
+def test_custom_jsonl_integer_labels_are_class_names(tmp_path):
+    rows = [{'text': 'a', 'label': 1}, {'text': 'b', 'label': 0}, {'text': 'c', 'label': 2}]
+    splits = datasets.read_custom('classification', write_jsonl(tmp_path / 'train.jsonl', rows))
+    assert splits['train'].labels == ['1', '0', '2']
+    assert datasets.class_names(splits['train'].labels) == ['0', '1', '2']
+    write_jsonl(tmp_path / 'train.jsonl', rows + [{'text': 'd', 'label': None}])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.jsonl'))
+    assert 'line 4' in one_line(err) and 'label null' in str(err.value)
+
+
+def test_custom_regression_scores(tmp_path):
+    rows = [('a', 'b', '4.5'), ('c', 'd', '0'), ('e', 'f', '-1.25')]
+    train = write_csv(tmp_path / 'train.csv', ['sentence1', 'sentence2', 'label'], rows)
+    splits = datasets.read_custom('regression', train)
+    assert splits['train'].labels == [4.5, 0.0, -1.25]
+    assert splits['train'].texts == (['a', 'c', 'e'], ['b', 'd', 'f'])
+    write_csv(tmp_path / 'train.csv', ['sentence1', 'sentence2', 'label'], rows + [('g', 'h', 'high')])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('regression', str(tmp_path / 'train.csv'))
+    assert 'line 5' in one_line(err) and "'high'" in str(err.value) and 'a finite number' in str(err.value)
+
+
+def test_custom_multiple_choice_list_column_and_answer_columns(tmp_path):
+    rows = [('Story one.', ['end a', 'end "b"', 'end c'], 2), ('Story two.', ['x', 'y', 'z'], 0)]
+    as_jsonl = datasets.read_custom('multiple_choice', write_jsonl(
+        tmp_path / 'train.jsonl', [{'context': c, 'choices': a, 'label': y} for c, a, y in rows]))
+    as_csv = datasets.read_custom('multiple_choice', write_csv(
+        tmp_path / 'train.csv', ['context', 'choices', 'label'], [(c, json.dumps(a), y) for c, a, y in rows]))
+    as_columns = datasets.read_custom('multiple_choice', write_csv(
+        tmp_path / 'columns.csv', ['story', 'e1', 'e2', 'e3', 'right'], [(c, *a, y) for c, a, y in rows]),
+        text_columns=['story', 'e1', 'e2', 'e3'], label_column='right')
+    for splits in (as_jsonl, as_csv, as_columns):
+        assert splits['train'].texts == ([c for c, _, _ in rows], [a for _, a, _ in rows])
+        assert splits['train'].labels == [2, 0]
+
+
+@pytest.mark.parametrize('bad, expected', [
+    ({'context': 'c', 'choices': ['a', 'b'], 'label': 0}, 'holds 2 answers, expected 3'),
+    ({'context': 'c', 'choices': 'a or b', 'label': 0}, 'expected a JSON list of answers'),
+    ({'context': 'c', 'choices': ['a', 'b', 7], 'label': 0}, 'choices[2] is 7, expected text'),
+    ({'context': 'c', 'choices': ['a', 'b', 'd'], 'label': 3}, 'expected the index of the right answer, 0 to 2'),
+])
+def test_custom_multiple_choice_bad_rows(tmp_path, bad, expected):
+    good = {'context': 'c', 'choices': ['a', 'b', 'd'], 'label': 1}
+    write_jsonl(tmp_path / 'train.jsonl', [good, good])
+    write_jsonl(tmp_path / 'valid.jsonl', [good, bad])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('multiple_choice', str(tmp_path / 'train.jsonl'), str(tmp_path / 'valid.jsonl'))
+    assert 'valid.jsonl: line 2' in one_line(err) and expected in str(err.value)
+
+
+def test_custom_bad_arguments_fail_before_reading(tmp_path):
+    train = write_csv(tmp_path / 'train.csv', ['text', 'label'], [('a', 'x')])
+    with pytest.raises(InputError) as err:
+        datasets.read_custom('classification', train, str(tmp_path / 'valid.xlsx'))
+    assert '--valid_file' in one_line(err) and 'valid.xlsx' in str(err.value) and '.csv, .tsv, .jsonl' in str(err.value)
+    with pytest.raises(MissingFileError) as err:
+        datasets.read_custom('classification', train, test_file=str(tmp_path / 'test.csv'))
+    assert '--test_file' in one_line(err) and 'test.csv' in str(err.value)
+    with pytest.raises(InputError) as err:
+        datasets.read_custom('entailment', train, text_columns=['text'])
+    assert '--text_columns text' in one_line(err) and 'takes 2 columns' in str(err.value)
+    with pytest.raises(InputError) as err:
+        datasets.read_custom('multiple_choice', train, text_columns=['text'])
+    assert 'context column' in one_line(err)
+
+
+def test_custom_missing_column_empty_file_and_bad_csv(tmp_path):
+    write_csv(tmp_path / 'train.csv', ['sentence', 'label'], [('a', 'x')])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert "no column 'text'" in one_line(err) and 'columns found: sentence, label' in str(err.value)
+    write_csv(tmp_path / 'train.csv', ['text', 'label'], [])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert 'train.csv' in one_line(err) and 'no examples' in str(err.value)
+    write_lines(tmp_path / 'train.csv', ['text,label', 'a,x', '"open quote,y'])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert 'train.csv' in one_line(err) and 'malformed CSV at line 3' in str(err.value)
+    (tmp_path / 'train.csv').write_bytes(b'text,label\na,x\nb\xff,y\n')
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert 'not UTF-8' in one_line(err) and 'line 3' in str(err.value)
