@@ -304,29 +304,52 @@ def _lines(path, what, verbose=False):
             yield number, text[1:] if number == 1 and text.startswith('\ufeff') else text
 
 
-def _named_rows(path, what, rows, names, kind):
+def _annotator_columns(header):
+    """Take a header; return the (start, end) slice of its run of annotator label columns label1,
+    label2, ... or None. GLUE's SNLI train.tsv names label1 alone yet has rows with label1 to label5,
+    so rows of such files may hold more or fewer of them than the header; the columns after the
+    run (gold_label) are then the row's last fields."""
+    starts = [i for i, name in enumerate(header) if name == 'label1']
+    if not starts:
+        return None
+    end = starts[0] + 1
+    while end < len(header) and header[end] == f'label{end - starts[0] + 1}':
+        end += 1
+    return starts[0], end
+
+
+def _named_rows(path, what, rows, names, kind, ragged=False):
     """Take a file's path, the dataset's name, its rows as (line number, list of fields), the
-    column names of a file without a header row (None: the first row is the header) and the kind
-    of separator (for messages); yield (line number, {column: field}) per row after the header,
-    blank rows skipped. Raises DataError for a row whose field count differs from the header's."""
+    column names of a file without a header row (None: the first row is the header), the kind
+    of separator (for messages) and whether the count of annotator label columns may vary (see
+    _annotator_columns); yield (line number, {column: field}) per row after the header, blank
+    rows skipped. Raises DataError for a row whose field count differs from the header's."""
     header = names
     for number, fields in rows:
         if header is None:
             header = fields
-        elif fields not in ([], ['']):
-            if len(fields) != len(header):
-                raise DataError(f"{what} file {path}: line {number} has {len(fields)} {kind} fields, expected "
-                                f"{len(header)} ({', '.join(header)}): {_excerpt(' | '.join(fields))}")
+            continue
+        if fields in ([], ['']):
+            continue
+        if len(fields) == len(header):
             yield number, dict(zip(header, fields))
+            continue
+        span = ragged and _annotator_columns(header)
+        if not span or len(fields) < span[0] + len(header) - span[1]:
+            raise DataError(f"{what} file {path}: line {number} has {len(fields)} {kind} fields, expected "
+                            f"{len(header)} ({', '.join(header)}): {_excerpt(' | '.join(fields))}")
+        start, end = span
+        after = len(header) - end
+        yield number, {**dict(zip(header[:start], fields)), **dict(zip(header[end:], fields[len(fields) - after:]))}
 
 
-def _tsv_rows(path, what, names=None, verbose=False):
+def _tsv_rows(path, what, names=None, verbose=False, ragged=False):
     """Take a TSV file's path, the dataset's name, the column names of a file without a header row
-    (None: the first line is the header) and verbose; yield (line number, {column: field}) per
-    row. Fields are split on tabs alone, as csv's QUOTE_NONE does: GLUE's files hold quote
-    characters that are text, not quoting."""
+    (None: the first line is the header), verbose and ragged (see _named_rows); yield (line
+    number, {column: field}) per row. Fields are split on tabs alone, as csv's QUOTE_NONE does:
+    GLUE's files hold quote characters that are text, not quoting."""
     rows = ((number, text.rstrip('\r\n').split('\t')) for number, text in _lines(path, what, verbose))
-    return _named_rows(path, what, rows, names, 'tab-separated')
+    return _named_rows(path, what, rows, names, 'tab-separated', ragged)
 
 
 def _jsonl_rows(path, what, verbose=False):
@@ -525,7 +548,7 @@ def _read_release(release, data_dir, verbose=False):
         if name.endswith('.jsonl'):
             rows = _jsonl_rows(path, release.name, verbose)
         else:
-            rows = _tsv_rows(path, release.name, release.names.get(name), verbose)
+            rows = _tsv_rows(path, release.name, release.names.get(name), verbose, ragged=True)
         splits[split], dropped = _read_split(path, release.name, rows, release.columns, release.parse,
                                              need_label=not split.startswith('test'))
         if dropped:

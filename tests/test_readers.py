@@ -180,6 +180,44 @@ def test_snli_drops_and_counts_examples_without_gold_label(tmp_path, fmt):
     assert any(len(rows) > len([r for r in rows if r['gold_label'] != '-']) for rows in written.values())
 
 
+def test_annotator_label_columns_may_vary_per_row(tmp_path):
+    # GLUE's SNLI train.tsv names label1 alone but has rows with label1 to label5; gold_label is last.
+    header = ['index', 'captionID', 'pairID', 'sentence1_binary_parse', 'sentence2_binary_parse', 'sentence1_parse',
+              'sentence2_parse', 'sentence1', 'sentence2', 'label1', 'gold_label']
+    rng = random.Random(9)
+    written = {}
+    for split, stem in (('train', 'train'), ('valid', 'dev'), ('test', 'test')):
+        rows = []
+        for i in range(8):
+            gold = rng.choice(['entailment', 'neutral', 'contradiction'])
+            votes = [rng.choice(['entailment', 'neutral', 'contradiction']) for _ in range(rng.choice([1, 5]))]
+            rows.append([str(i), f'{i}.jpg#0', f'{stem}{i}r1e', '( a )', '( b )', '(A)', '(B)', f'A {stem} {i}.',
+                         f'B {stem} {i}.'] + votes + [gold])
+        assert {len(row) for row in rows} == {11, 15}
+        write_lines(tmp_path / 'SNLI' / f'{stem}.tsv', ['\t'.join(header)] + ['\t'.join(row) for row in rows])
+        written[split] = rows
+    splits = datasets.read_snli(str(tmp_path))
+    for split, rows in written.items():
+        assert splits[split].texts == ([row[7] for row in rows], [row[8] for row in rows])
+        assert splits[split].labels == [row[-1] for row in rows]
+        assert splits[split].ids == [row[2] for row in rows]
+    # SNLI's own .txt: gold_label first, label1 to label5 last, the unused ones possibly left off.
+    header = ['gold_label', 'sentence1_binary_parse', 'sentence2_binary_parse', 'sentence1_parse', 'sentence2_parse',
+              'sentence1', 'sentence2', 'captionID', 'pairID', 'label1', 'label2', 'label3', 'label4', 'label5']
+    for stem in ('train', 'dev', 'test'):
+        rows = [['neutral', '( a )', '( b )', '(A)', '(B)', 'A.', 'B.', '0.jpg#0', f'{stem}-0', 'neutral'],
+                ['entailment', '( a )', '( b )', '(A)', '(B)', 'C.', 'D.', '1.jpg#0', f'{stem}-1'] + ['entailment'] * 5]
+        write_lines(tmp_path / 'snli_1.0' / f'snli_1.0_{stem}.txt', ['\t'.join(header)] + ['\t'.join(r) for r in rows])
+    splits = datasets.read_snli(str(tmp_path / 'snli_1.0'))
+    assert splits['valid'].texts == (['A.', 'C.'], ['B.', 'D.']) and splits['valid'].labels == ['neutral', 'entailment']
+    assert splits['test'].ids == ['test-0', 'test-1']
+    # Too few fields for the columns before the labels is still an error.
+    write_lines(tmp_path / 'snli_1.0' / 'snli_1.0_dev.txt', ['\t'.join(header), 'neutral\tA.\tB.'])
+    with pytest.raises(DataError) as err:
+        datasets.read_snli(str(tmp_path / 'snli_1.0'))
+    assert 'snli_1.0_dev.txt: line 2 has 3 tab-separated fields, expected 14' in one_line(err)
+
+
 @pytest.mark.parametrize('where', ['SciTailV1.1/tsv_format', 'SciTailV1/tsv_format', 'tsv_format', '.'])
 def test_scitail_reads_the_headerless_tsv_release(tmp_path, where):
     rng = random.Random(2)
