@@ -587,9 +587,11 @@ _RELEASES = {
                   _number(0, 5, 'a similarity score from 0 to 5')),
     'snli': _Release(
         'SNLI', f"SNLI 1.0's snli_1.0 folder (or a folder holding it) with snli_1.0_train.jsonl, snli_1.0_dev.jsonl, "
-                f"snli_1.0_test.jsonl (or the .txt files) ({SNLI_URL})",
+                f"snli_1.0_test.jsonl (or the .txt files, or GLUE's SNLI folder with train.tsv, dev.tsv, test.tsv) "
+                f"({SNLI_URL})",
         (('snli10',), ('snli',)),
-        {split: (f'snli_1.0_{stem}.jsonl', f'snli_1.0_{stem}.txt', f'{stem}.tsv') for split, stem in _SPLIT_STEMS.items()},
+        {split: (f'snli_1.0_{stem}.jsonl', f'snli_1.0_{stem}.txt', f'{stem}.tsv')
+         for split, stem in _SPLIT_STEMS.items()},
         _Columns(('sentence1', 'sentence2'), 'gold_label', 'pairID'), _one_of(LABELS['snli'], drop=('-',))),
     'scitail': _Release(
         'SciTail', f"SciTail's tsv_format folder (or SciTailV1.1 holding it) with scitail_1.0_train.tsv, "
@@ -669,7 +671,6 @@ def read_scitail(data_dir, verbose=False):
     return {'train', 'valid', 'test'} Splits of (premises, hypotheses), labels entails / neutral,
     ids row numbers from 0 (the TSVs have no header: premise, hypothesis, label)."""
     return _read_release(_RELEASES['scitail'], data_dir, verbose)
-
 
 
 RACE_GROUPS = ('high', 'middle')
