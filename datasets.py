@@ -638,11 +638,54 @@ def read_rte(data_dir, verbose=False):
     return _read_release(_RELEASES['rte'], data_dir, verbose)
 
 
+# MRPC as Microsoft releases it, with GLUE's list of the training pairs that form its dev set:
+# GLUE's download script builds train.tsv, dev.tsv and test.tsv from these three files.
+MRPC_SOURCE = {'train': 'msr_paraphrase_train.txt', 'test': 'msr_paraphrase_test.txt', 'dev_ids': 'mrpc_dev_ids.tsv'}
+MRPC_DEV_IDS_URL = 'https://dl.fbaipublicfiles.com/glue/data/mrpc_dev_ids.tsv'
+
+
+def _read_mrpc_source(folder, verbose=False):
+    """Take a folder holding MRPC_SOURCE's files and verbose; return MRPC's Splits as GLUE's
+    script makes them: 'valid' the training pairs listed in mrpc_dev_ids.tsv, 'train' the others,
+    'test' msr_paraphrase_test.txt (labelled: it has the Quality column); ids row numbers from 0
+    in each. Raises MissingFileError naming a missing file."""
+    release, paths = _RELEASES['mrpc'], {}
+    for key, name in MRPC_SOURCE.items():
+        paths[key] = os.path.join(folder, name)
+        if not os.path.isfile(paths[key]):
+            raise MissingFileError(f"MRPC file {paths[key]} not found; expected {release.layout}, or Microsoft's "
+                                   f"{MRPC_SOURCE['train']} and {MRPC_SOURCE['test']} with GLUE's "
+                                   f"{MRPC_SOURCE['dev_ids']} ({MRPC_DEV_IDS_URL})")
+    pair = ('#1 ID', '#2 ID')
+    dev_ids = {tuple(row[c] for c in pair) for _, row in _tsv_rows(paths['dev_ids'], 'MRPC', names=pair)}
+    rows = list(_tsv_rows(paths['train'], 'MRPC', verbose=verbose))
+    if rows and not all(c in rows[0][1] for c in pair):  # every row has the header's columns
+        raise DataError(f"MRPC file {paths['train']} has no column {', '.join(pair)}; columns found: "
+                        f"{', '.join(rows[0][1])}")
+    in_dev = [tuple(row[c] for c in pair) in dev_ids for _, row in rows]
+    if not any(in_dev):
+        raise DataError(f"MRPC file {paths['train']} has none of the pairs of {paths['dev_ids']}; expected GLUE's "
+                        f"dev pairs among Microsoft's training pairs ({MRPC_DEV_IDS_URL})")
+    parts = {'train': (paths['train'], [r for r, dev in zip(rows, in_dev) if not dev]),
+             'valid': (paths['train'], [r for r, dev in zip(rows, in_dev) if dev]),
+             'test': (paths['test'], _tsv_rows(paths['test'], 'MRPC', verbose=verbose))}
+    return {split: _read_split(path, 'MRPC', part, release.columns, release.parse, need_label=split != 'test')[0]
+            for split, (path, part) in parts.items()}
+
+
 def read_mrpc(data_dir, verbose=False):
     """Take GLUE's MRPC folder (or one holding it) and verbose; return {'train', 'valid', 'test'}
     Splits of (#1 String, #2 String), labels '0' / '1' (Quality: 1 is a paraphrase); test ids are
-    GLUE's index, train and valid ids row numbers from 0."""
-    return _read_release(_RELEASES['mrpc'], data_dir, verbose)
+    GLUE's index, train and valid ids row numbers from 0. A folder without train.tsv but with
+    Microsoft's files and GLUE's dev ids is read by _read_mrpc_source."""
+    release = _RELEASES['mrpc']
+    folder = _release_folder(release, data_dir)
+    if not os.path.isfile(os.path.join(folder, 'train.tsv')):
+        source = next((f for f in (folder, _below(data_dir, ('mrpc',)))
+                       if f and os.path.isfile(os.path.join(f, MRPC_SOURCE['train']))), None)
+        if source:
+            return _read_mrpc_source(source, verbose)
+    return _read_release(release, data_dir, verbose)
 
 
 def read_qqp(data_dir, verbose=False):

@@ -628,3 +628,30 @@ def test_custom_missing_column_empty_file_and_bad_csv(tmp_path):
     with pytest.raises(DataError) as err:
         datasets.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'not UTF-8' in one_line(err) and 'line 3' in str(err.value)
+
+
+def test_mrpc_from_microsofts_files_and_glues_dev_ids(tmp_path):
+    # What GLUE's download script starts from: Microsoft's two files (a UTF-8 byte-order mark, a
+    # Quality column in both) and the list of training pairs that form the dev set.
+    rng = random.Random(10)
+    header = ['Quality', '#1 ID', '#2 ID', '#1 String', '#2 String']
+    train = [[rng.choice('01'), str(1000 + i), str(2000 + i), f'"S" one {i}', f"S's two {i}"] for i in range(9)]
+    test = [[rng.choice('01'), str(3000 + i), str(4000 + i), f'T one {i}', f'T two {i}'] for i in range(4)]
+    dev = [row for i, row in enumerate(train) if i % 3 == 1]
+    folder = tmp_path / 'MRPC'
+    for name, rows in (('msr_paraphrase_train.txt', train), ('msr_paraphrase_test.txt', test)):
+        write_lines(folder / name, ['\ufeff' + '\t'.join(header)] + ['\t'.join(row) for row in rows])
+    write_lines(folder / 'mrpc_dev_ids.tsv', [f'{row[1]}\t{row[2]}' for row in dev])
+    splits = datasets.read_mrpc(str(tmp_path))
+    for split, rows in (('train', [r for r in train if r not in dev]), ('valid', dev), ('test', test)):
+        assert splits[split].texts == ([r[3] for r in rows], [r[4] for r in rows])
+        assert splits[split].labels == [r[0] for r in rows]
+        assert splits[split].ids == [str(i) for i in range(len(rows))]
+    (folder / 'mrpc_dev_ids.tsv').unlink()
+    with pytest.raises(MissingFileError) as err:
+        datasets.read_mrpc(str(tmp_path))
+    assert 'mrpc_dev_ids.tsv' in one_line(err) and 'train.tsv, dev.tsv, test.tsv' in str(err.value)
+    write_lines(folder / 'mrpc_dev_ids.tsv', ['1\t2'])
+    with pytest.raises(DataError) as err:
+        datasets.read_mrpc(str(folder))
+    assert 'none of the pairs of' in one_line(err)
