@@ -655,3 +655,14 @@ def test_mrpc_from_microsofts_files_and_glues_dev_ids(tmp_path):
     with pytest.raises(DataError) as err:
         datasets.read_mrpc(str(folder))
     assert 'none of the pairs of' in one_line(err)
+
+
+def test_custom_csv_as_a_spreadsheet_saves_it(tmp_path):
+    # A byte-order mark, CRLF line ends and a quoted field spanning lines.
+    (tmp_path / 'train.csv').write_bytes('\ufefftext,label\r\n"two\r\nlines, ""quoted""",b\r\nplain,a\r\n'.encode())
+    splits = datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert splits['train'].texts == (['two\r\nlines, "quoted"', 'plain'],) and splits['train'].labels == ['b', 'a']
+    (tmp_path / 'train.csv').write_bytes(b'text,label\r\n"two\r\nlines",b\r\nplain\r\n')
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    assert 'line 4 has 1 comma-separated fields, expected 2 (text, label)' in one_line(err)
