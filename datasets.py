@@ -835,10 +835,10 @@ def check_task_type(task_type):
 def class_names(labels):
     """Take a training split's class labels (str); return its classes, sorted (as numbers when all
     are integers, so '2' comes before '10'): the label-index order of a custom task."""
-    distinct = set(labels)
-    if all(label.lstrip('-').isdigit() for label in distinct):
-        return sorted(distinct, key=int)
-    return sorted(distinct)
+    try:
+        return sorted(set(labels), key=int)
+    except ValueError:
+        return sorted(set(labels))
 
 
 def _class_label(value):
@@ -894,7 +894,7 @@ class _Choices:
     def label(self, value):
         """Take a label as written; return the answer index (int) it names, or raise ValueError."""
         text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        if not (isinstance(text, str) and text.isdigit() and int(text) < self.n):
+        if not (isinstance(text, str) and text.isdecimal() and int(text) < self.n):
             raise ValueError(f"expected the index of the right answer, 0 to {self.n - 1}")
         return int(text)
 

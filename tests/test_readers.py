@@ -526,6 +526,8 @@ def test_custom_classification_csv_with_string_labels(tmp_path):
 def test_class_names_sort_integers_as_numbers():
     assert datasets.class_names(['10', '2', '1', '2']) == ['1', '2', '10']
     assert datasets.class_names(['b', 'a', '10', 'b']) == ['10', 'a', 'b']
+    assert datasets.class_names(['-1', '1', '0']) == ['-1', '0', '1']
+    assert datasets.class_names(['--1', '1', '0']) == ['--1', '0', '1']
 
 
 @pytest.mark.parametrize('task_type', ['entailment', 'similarity'])
