@@ -914,8 +914,8 @@ def _custom_rows(path, verbose=False):
 def _check_custom_args(task_type, files, text_columns):
     """Take a task type, {flag: path or None} and the text column names; return the text column
     names as a tuple. Raises InputError for an unknown task type, a text column count the type does
-    not take or a file name ending that is not CSV, TSV or JSONL, and MissingFileError for a
-    file that is not there."""
+    not take, no training file or a file name ending that is not CSV, TSV or JSONL, and
+    MissingFileError for a file that is not there."""
     check_task_type(task_type)
     columns = tuple(text_columns or CUSTOM_TEXT_COLUMNS[task_type])
     if task_type == 'multiple_choice':
@@ -925,6 +925,8 @@ def _check_custom_args(task_type, files, text_columns):
         fits, expected = len(columns) == n, f"{n} column{'s' * (n > 1)}"
     if not fits:
         raise InputError(f"--text_columns {','.join(columns)}: task type {task_type} takes {expected}")
+    if files['train_file'] is None:
+        raise InputError("--train_file is missing: --dataset custom needs a training file")
     for flag, path in files.items():
         if path is None:
             continue
@@ -954,8 +956,8 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
     """
     files = {'train_file': train_file, 'valid_file': valid_file, 'test_file': test_file}
     columns = _Columns(_check_custom_args(task_type, files, text_columns), label_column, id_column)
-    choices = _Choices()
     if task_type == 'multiple_choice':
+        choices = _Choices()
         parse, unpack = choices.label, choices.unpack
     elif task_type == 'regression':
         parse, unpack = _number(), _plain_texts

@@ -611,6 +611,9 @@ def test_custom_bad_arguments_fail_before_reading(tmp_path):
     with pytest.raises(InputError) as err:
         datasets.read_custom('multiple_choice', train, text_columns=['text'])
     assert 'context column' in one_line(err)
+    with pytest.raises(InputError) as err:
+        datasets.read_custom('classification', None, train)
+    assert '--train_file is missing' in one_line(err)
 
 
 def test_custom_missing_column_empty_file_and_bad_csv(tmp_path):
