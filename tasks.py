@@ -442,6 +442,25 @@ def encode_cached(texts, text_encoder, cache_dir, verbose=True):
     return encoded
 
 
+def encode_fields(texts, text_encoder, cache_dir=None, verbose=True):
+    """Take a datasets.Split's texts ((texts,), (first, second) or (contexts, choices), where
+    choices[i] is the list of example i's answers); return the same layout with every str
+    replaced by its list of BPE ids. One encoding (and one cache file in cache_dir, unless
+    None) holds the whole split."""
+    flat, shapes = [], []
+    for field in texts:
+        nested = bool(field) and not isinstance(field[0], str)
+        shapes.append([len(item) for item in field] if nested else None)
+        flat += [text for item in field for text in item] if nested else list(field)
+    if cache_dir is None:
+        ids = text_encoder.encode(flat, verbose=verbose)
+    else:
+        ids = encode_cached(flat, text_encoder, cache_dir, verbose)
+    it = iter(ids)
+    return tuple([next(it) for _ in field] if shape is None else [[next(it) for _ in range(k)] for k in shape]
+                 for field, shape in zip(texts, shapes))
+
+
 # ------------------------------------------------------------------ submission files
 
 def _prediction_text(task, p):

@@ -370,3 +370,34 @@ def test_submission_bad_inputs_write_nothing(tmp_path):
     with pytest.raises(InputError, match=r"CoLA: 2 predictions for 1 ids"):
         tasks.write_submission(tasks.TASKS['cola'], [0, 1], str(tmp_path), ids=[0])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_encode_fields_keeps_the_split_layout(tmp_path):
+    enc = CountingEncoder()
+    texts = (['ab', 'c'], [['x', 'yz'], ['', 'w']])  # (contexts, choices)
+    fields = tasks.encode_fields(texts, enc, str(tmp_path), verbose=False)
+    assert fields == ([[97, 98], [99]], [[[120], [121, 122]], [[], [119]]]) and enc.calls == 1
+    assert tasks.encode_fields(texts, enc, str(tmp_path), verbose=False) == fields and enc.calls == 1
+    pair = tasks.encode_fields((['a', 'b'], ['c', 'd']), enc, None, verbose=False)
+    assert pair == ([[97], [98]], [[99], [100]]) and enc.calls == 2
+    assert tasks.encode_fields(([],), enc, None, verbose=False) == ([],)
+
+
+def test_similarity_head_is_symmetric_in_its_two_inputs():
+    """Both orders through the transformer, added: swapping the sentences gives the same score."""
+    import torch
+    from model_pytorch import DEFAULT_CONFIG, DoubleHeadModel, dotdict
+    cfg = dotdict(DEFAULT_CONFIG, n_embd=16, n_head=4, n_layer=2)
+    n_ctx = 9
+    torch.manual_seed(0)
+    model = DoubleHeadModel(cfg, SP.classify, tasks.TASKS['stsb'].head, vocab=P0 + n_ctx, n_ctx=n_ctx).eval()
+    a, b = [[1, 2, 3], [4]], [[5], [6, 7, 8, 9]]
+    Xab, _ = tasks.transform('regression', (a, b), SP, n_ctx, cap=512)
+    Xba, _ = tasks.transform('regression', (b, a), SP, n_ctx, cap=512)
+    with torch.no_grad():
+        score_ab = model(torch.from_numpy(Xab).long())[1]
+        score_ba = model(torch.from_numpy(Xba).long())[1]
+        one_order = model(torch.from_numpy(Xab[:, :1].repeat(2, axis=1)).long())[1]
+    assert score_ab.shape == (2,)  # one number per pair: the regression output
+    torch.testing.assert_close(score_ab, score_ba, rtol=0, atol=1e-6)
+    assert not torch.allclose(score_ab, one_order)  # the second order does count
