@@ -86,6 +86,50 @@ def read_predictions(pred_path):
     return np.array(preds, dtype=np.int64)
 
 
+def _submission_value(task, path, number, text):
+    """One prediction of a submission file back as write_submission took it: a class or
+    choice index, or a score. Raises DataError naming the line for anything else."""
+    if task.task_type == 'regression':
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        expected = 'a finite score'
+    elif task.label_strings:
+        if text in task.classes:
+            return task.classes.index(text)
+        expected = f"one of {', '.join(task.classes)}"
+    else:
+        if text.isascii() and text.isdigit():
+            return int(text)
+        expected = 'an integer'
+    raise DataError(f"{path} line {number} has prediction {text!r}: expected {expected}")
+
+
+def read_submission(task, path):
+    """Take a tasks.Task and one of its submission files (tasks.write_submission's format);
+    return (ids: list of str, predictions: numpy array of class or choice indices, int64,
+    or of scores, float64). Raises MissingFileError or DataError naming the line."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"prediction file {path} does not exist: expected the {os.path.basename(path)} "
+                               f"that train.py --submit writes")
+    lines = [(number, line) for number, line in _lines(path) if line.strip()]
+    if not lines or lines[0][1].split('\t') != ['index', 'prediction']:
+        found = lines[0][1] if lines else ''
+        raise DataError(f"{path} starts with {found!r}: expected the header 'index\\tprediction'")
+    ids, predictions = [], []
+    for number, line in lines[1:]:
+        fields = line.split('\t')
+        if len(fields) != 2:
+            raise DataError(f"{path} line {number} is {line!r}: expected 'index<TAB>prediction'")
+        ids.append(fields[0])
+        predictions.append(_submission_value(task, path, number, fields[1]))
+    dtype = np.float64 if task.task_type == 'regression' else np.int64
+    return ids, np.asarray(predictions, dtype=dtype)
+
+
 def rocstories(data_dir, pred_path, log_path):
     """Print and return the best validation accuracy in `log_path` (the log of the run
     that wrote `pred_path`) and the test accuracy of `pred_path` against the Story Cloze

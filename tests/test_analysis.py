@@ -3,6 +3,7 @@ import csv
 import json
 import math
 
+import numpy as np
 import pytest
 
 import analysis
@@ -214,3 +215,40 @@ def test_metric_bad_inputs():
         analysis.task_metrics('race', [0, 1], [0, 1], groups=['high'])
     with pytest.raises(DataError, match=r"^stsb predictions hold values that are not finite numbers"):
         analysis.task_metrics('stsb', [1.0, 2.0], [1.0, float('nan')])
+
+
+# ------------------------------------------------------------------ submission files read back
+
+@pytest.mark.parametrize('name,preds,ids', [
+    ('mnli', [2, 0, 1], None), ('race', [3, 0], ['high/1.txt-0', 'middle/2.txt-1']), ('cola', [0, 1, 1], None),
+    ('rocstories', [1, 0], None), ('stsb', [4.25, 0.0, 5.5], [10, 11, 12])])
+def test_read_submission_reads_back_what_write_submission_wrote(tmp_path, name, preds, ids):
+    import tasks
+    task = tasks.TASKS[name]
+    path = tasks.write_submission(task, np.array(preds), str(tmp_path), ids=ids)
+    got_ids, got = analysis.read_submission(task, path)
+    assert got_ids == [str(i) for i in (ids or range(len(preds)))]
+    assert got.tolist() == preds and got.dtype == (np.float64 if name == 'stsb' else np.int64)
+
+
+def test_read_submission_bad_files(tmp_path):
+    import tasks
+    path = tmp_path / 'MNLI-m.tsv'
+    with pytest.raises(MissingFileError, match='MNLI-m.tsv does not exist'):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('id\tlabel\n0\tneutral\n')
+    with pytest.raises(DataError, match=r"starts with 'id\\tlabel': expected the header"):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('index\tprediction\n0\tneutral\n1\tmaybe\n')
+    with pytest.raises(DataError, match=r"MNLI-m.tsv line 3 has prediction 'maybe': expected one of entailment, "
+                                        r"neutral, contradiction"):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('index\tprediction\n0\t1.5\n')
+    with pytest.raises(DataError, match=r"line 2 has prediction '1.5': expected an integer"):
+        analysis.read_submission(tasks.TASKS['cola'], str(path))
+    path.write_text('index\tprediction\n0\tnan\n')
+    with pytest.raises(DataError, match=r"line 2 has prediction 'nan': expected a finite score"):
+        analysis.read_submission(tasks.TASKS['stsb'], str(path))
+    path.write_text('index\tprediction\n0\t1\t2\n')
+    with pytest.raises(DataError, match=r"line 2 is '0\\t1\\t2': expected 'index<TAB>prediction'"):
+        analysis.read_submission(tasks.TASKS['cola'], str(path))
