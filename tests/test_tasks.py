@@ -401,3 +401,28 @@ def test_similarity_head_is_symmetric_in_its_two_inputs():
     assert score_ab.shape == (2,)  # one number per pair: the regression output
     torch.testing.assert_close(score_ab, score_ba, rtol=0, atol=1e-6)
     assert not torch.allclose(score_ab, one_order)  # the second order does count
+
+
+TINY_FIELDS = {'classification': ([[1, 2], [3]],), 'entailment': ([[1], [2, 3]], [[4, 5], [6]]),
+               'regression': ([[1], [2, 3]], [[4, 5], [6]]),
+               'multiple_choice': ([[1, 2], [3]], [[[4], [5], [6], [7]], [[8], [9], [1], [2]]])}
+BUILT_HEADS = [name for name, task in tasks.TASKS.items() if task.head not in (('similarity', 2),)]
+
+
+@pytest.mark.parametrize('name', BUILT_HEADS)
+def test_each_tasks_input_goes_through_its_head(name):
+    """X of every task (n_seq 1 included) is what DoubleHeadModel with the task's head takes."""
+    import torch
+    from model_pytorch import DEFAULT_CONFIG, DoubleHeadModel, dotdict
+    task = tasks.TASKS[name]
+    fields = TINY_FIELDS[task.task_type]
+    if task.task_type == 'multiple_choice':
+        fields = (fields[0], [answers[:task.n_choices] for answers in fields[1]])
+    X, _ = tasks.transform(task.task_type, fields, SP, 8, cap=512)
+    model = DoubleHeadModel(dotdict(DEFAULT_CONFIG, n_embd=16, n_head=4, n_layer=1), SP.classify, task.head,
+                            vocab=P0 + 8, n_ctx=8).eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(X).long())[1]
+    expected = {'multiple_choice': (2, task.n_choices), 'regression': (2,)}.get(task.task_type,
+                                                                               (2, len(task.classes or ())))
+    assert tuple(logits.shape) == expected
