@@ -426,3 +426,19 @@ def test_each_tasks_input_goes_through_its_head(name):
     expected = {'multiple_choice': (2, task.n_choices), 'regression': (2,)}.get(task.task_type,
                                                                                (2, len(task.classes or ())))
     assert tuple(logits.shape) == expected
+
+
+@pytest.mark.parametrize('task_type,truncation', [('classification', 'halves'), ('entailment', 'halves'),
+                                                  ('similarity', 'halves'), ('multiple_choice', 'halves'),
+                                                  ('multiple_choice', 'context_tail')])
+def test_needed_n_ctx_is_the_smallest_cap_that_cuts_nothing(task_type, truncation):
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        def seg():
+            return [1] * int(rng.integers(0, 12))
+        fields = {'classification': ([seg()],), 'entailment': ([seg()], [seg()]), 'similarity': ([seg()], [seg()]),
+                  'multiple_choice': ([seg()], [[seg(), seg(), seg()]])}[task_type]
+        example = tasks.segments(task_type, fields)[0]
+        smallest = next(cap for cap in range(4, 100)
+                        if tasks.build_sequences(task_type, fields, SP, cap, truncation)[1] == 0)
+        assert max(tasks.needed_n_ctx(example, truncation), 4) == smallest  # caps start at 4
