@@ -24,10 +24,10 @@ import zipfile
 import numpy as np
 
 from checkpoint import atomic_write
+from datasets import LABELS, TASK_TYPES
 from errors import DataError, InputError
 from model_pytorch import N_CTX_MAX
 
-TASK_TYPES = ('classification', 'entailment', 'similarity', 'regression', 'multiple_choice')
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')
 N_FIELDS = {'classification': 1, 'entailment': 2, 'similarity': 2, 'regression': 2, 'multiple_choice': 2}
 TRUNCATIONS = ('halves', 'context_tail')
@@ -63,14 +63,13 @@ class Task:
     truncation: str = 'halves'
 
 
-NLI3 = ('entailment', 'neutral', 'contradiction')
-NLI2 = ('entailment', 'not_entailment')
-BINARY = ('0', '1')  # GLUE's label strings for the binary tasks
+# the readers' class lists (label index i is class i), here as tuples
+NLI3, NLI2, BINARY = tuple(LABELS['mnli']), tuple(LABELS['rte']), tuple(LABELS['sst2'])
 
 TASKS = {task.name: task for task in (
     Task('rocstories', 'ROCStories', 'multiple_choice', 'multiple_choice', n_choices=2,
          submission_files=('ROCStories.tsv',)),
-    Task('race', 'RACE', 'multiple_choice', 'multiple_choice', classes=('A', 'B', 'C', 'D'), n_choices=4,
+    Task('race', 'RACE', 'multiple_choice', 'multiple_choice', classes=tuple(LABELS['race']), n_choices=4,
          submission_files=('RACE.tsv',), label_strings=True, truncation='context_tail'),
     Task('snli', 'SNLI', 'entailment', 'inference', classes=NLI3, submission_files=('SNLI.tsv',),
          label_strings=True),
@@ -81,7 +80,7 @@ TASKS = {task.name: task for task in (
          label_strings=True),
     Task('rte', 'RTE', 'entailment', ('classification', 2), classes=NLI2, submission_files=('RTE.tsv',),
          label_strings=True),
-    Task('scitail', 'SciTail', 'entailment', ('classification', 2), classes=('entails', 'neutral'),
+    Task('scitail', 'SciTail', 'entailment', ('classification', 2), classes=tuple(LABELS['scitail']),
          submission_files=('SciTail.tsv',), label_strings=True),
     # model_pytorch's SimilarityHead gives one number: two classes need a 2-output variant.
     Task('mrpc', 'MRPC', 'similarity', ('similarity', 2), classes=BINARY, metrics=('f1', 'accuracy'),
