@@ -393,23 +393,26 @@ class SimilarityHead(nn.Module):
     """Scores a sentence pair given in both orders, as the paper does: the two
     orderings' states are added before the linear layer.
 
-    forward(h, x) with x (B, 2, T, 2) -> logits (B,)."""
+    forward(h, x) with x (B, 2, T, 2) -> logits (B,) with one output (a graded score,
+    STS-B), else (B, n_class) (paraphrase classes, MRPC and QQP)."""
 
-    def __init__(self, clf_token, cfg=DEFAULT_CONFIG):
+    def __init__(self, clf_token, cfg=DEFAULT_CONFIG, n_class=1):
         super().__init__()
         _check_pdrop('clf_pdrop', cfg.clf_pdrop)
         self.clf_token = clf_token
         self.dropout = nn.Dropout(cfg.clf_pdrop)
-        self.clf = Conv1D(cfg.n_embd, 1)
+        self.clf = Conv1D(cfg.n_embd, n_class)
 
     def forward(self, h, x):
         if x.dim() != 4 or x.size(1) != 2:
             raise InputError(f"similarity input of shape {tuple(x.shape)}: expected (batch, 2, n_ctx, 2)")
         clf_h = _clf_states(h, x, self.clf_token).view(x.size(0), 2, -1).sum(dim=1)
-        return self.clf(self.dropout(clf_h)).squeeze(-1)
+        logits = self.clf(self.dropout(clf_h))
+        return logits.squeeze(-1) if logits.size(-1) == 1 else logits
 
 
-TASK_HEAD_TYPES = ("'multiple_choice'", "'similarity'", "'inference'", "('classification', n_class)")
+TASK_HEAD_TYPES = ("'multiple_choice'", "'similarity'", "'inference'", "('classification', n_class)",
+                   "('similarity', n_class)")
 
 
 def make_task_head(clf_token, cfg, task_head_type):
@@ -420,8 +423,10 @@ def make_task_head(clf_token, cfg, task_head_type):
     if task_head_type == 'inference':
         return ClfHead(clf_token, cfg, 3)  # entailment, neutral, contradiction
     if isinstance(task_head_type, (tuple, list)) and len(task_head_type) == 2 \
-            and task_head_type[0] == 'classification' and isinstance(task_head_type[1], int) and task_head_type[1] > 0:
-        return ClfHead(clf_token, cfg, task_head_type[1])
+            and task_head_type[0] in ('classification', 'similarity') and _is_int(task_head_type[1]) \
+            and task_head_type[1] > 0:
+        head = ClfHead if task_head_type[0] == 'classification' else SimilarityHead
+        return head(clf_token, cfg, task_head_type[1])
     raise InputError(f"task_head_type={task_head_type!r} is not one of {', '.join(TASK_HEAD_TYPES)}")
 
 

@@ -31,6 +31,9 @@ from model_pytorch import N_CTX_MAX
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')
 N_FIELDS = {'classification': 1, 'entailment': 2, 'similarity': 2, 'regression': 2, 'multiple_choice': 2}
 TRUNCATIONS = ('halves', 'context_tail')
+# --truncate's modes: cut only the examples that do not fit whole (the default), cut every
+# example by the task's rule (the original's max_len), or refuse any cut (--no_truncate)
+TRUNCATE_MODES = ('fit', 'always', 'never')
 
 
 # ------------------------------------------------------------------ the registry
@@ -256,13 +259,22 @@ def _keep(segment, keep, from_end):
     return segment[len(segment) - keep:] if from_end and len(segment) > keep else segment[:keep]
 
 
-def build_sequences(task_type, fields, specials, n_ctx=N_CTX_MAX, truncation='halves'):
+def _fits_whole(example, n_ctx):
+    """Whether every sequence of an example, with its special tokens, fits in n_ctx uncut."""
+    return all(sum(len(seg) for seg in seq) + len(seq) + 1 <= n_ctx for seq in example)
+
+
+def build_sequences(task_type, fields, specials, n_ctx=N_CTX_MAX, truncation='halves', only_overlong=False):
     """Take a task type, its encoded fields, the Specials, the cap n_ctx and a truncation rule;
     return (seqs, n_truncated): seqs a list (n) of lists (n_seq) of token-id lists, each
     `[_start_] seg [_delimiter_] seg [_classify_]` (no delimiter for one segment) with its
-    segments cut by `truncation_limits`; n_truncated the number of examples cut."""
+    segments cut by `truncation_limits`; n_truncated the number of examples cut. With
+    only_overlong, an example that fits in n_ctx whole is left whole."""
     seqs, n_truncated = [], 0
     for example in segments(task_type, fields):
+        if only_overlong and _fits_whole(example, n_ctx):
+            seqs.append([_join(seq, specials) for seq in example])
+            continue
         limits, cut = truncation_limits(example, n_ctx, truncation)
         n_truncated += cut
         seqs.append([_join([_keep(seg, *lim) for seg, lim in zip(seq, lims)], specials)
@@ -325,29 +337,21 @@ def _longest(seqs_by_split):
     return max((len(seq) for seqs in seqs_by_split.values() for example in seqs for seq in example), default=0)
 
 
-def needed_n_ctx(example, truncation='halves'):
-    """The smallest n_ctx at which `truncation_limits` cuts nothing of one example (an item
-    of `segments`): with 'halves' that is 2 * (longest segment + 2), even where the whole
-    sequence is shorter, since the original's max_len is n_ctx // 2 - 2 per segment."""
-    if len(example[0]) == 1:
-        return max(len(seq[0]) for seq in example) + 2
-    if truncation == 'halves':
-        return 2 * (max(len(seg) for seq in example for seg in seq) + 2)
-    longest_answer = max(len(seq[1]) for seq in example)
-    return max(2 * (longest_answer + 2), len(example[0][0]) + longest_answer + 3)
-
-
-def prepare_inputs(task, fields_by_split, specials, n_ctx=N_CTX_MAX, no_truncate=False):
-    """Take a Task, {split name: encoded fields}, the Specials and the cap n_ctx (at most
-    512); return Inputs, whose n_ctx is the longest sequence after the cut (the original's
-    rule). Segments over the task's limits are cut and counted; with no_truncate an example
-    that needs a cut raises InputError naming the longest one and the n_ctx it needs."""
+def prepare_inputs(task, fields_by_split, specials, n_ctx=N_CTX_MAX, truncate='fit'):
+    """Take a Task, {split name: encoded fields}, the Specials, the cap n_ctx (at most 512)
+    and a TRUNCATE_MODES mode; return Inputs, whose n_ctx is the longest sequence after any
+    cut (the original's rule). 'always' cuts every example's segments to the task's limits
+    (the original's max_len, at any n_ctx), 'fit' only the examples that do not fit whole,
+    and both count them; 'never' raises InputError for an example that does not fit whole,
+    naming it and the n_ctx it needs."""
     if not 4 <= n_ctx <= N_CTX_MAX:
         raise InputError(f"--n_ctx {n_ctx}: expected 4 to {N_CTX_MAX} (the checkpoint's positions)")
-    built = {split: build_sequences(task.task_type, fields, specials, n_ctx, task.truncation)
+    if truncate not in TRUNCATE_MODES:
+        raise InputError(f"truncate={truncate!r}: expected one of {', '.join(TRUNCATE_MODES)}")
+    built = {split: build_sequences(task.task_type, fields, specials, n_ctx, task.truncation, truncate != 'always')
              for split, fields in fields_by_split.items()}
     n_truncated = {split: n for split, (_, n) in built.items()}
-    if no_truncate and any(n_truncated.values()):
+    if truncate == 'never' and any(n_truncated.values()):
         _refuse(task, fields_by_split, n_ctx, n_truncated)
     seqs = {split: s for split, (s, _) in built.items()}
     return Inputs(seqs, min(_longest(seqs), n_ctx), specials.first_position, n_truncated)
@@ -355,19 +359,17 @@ def prepare_inputs(task, fields_by_split, specials, n_ctx=N_CTX_MAX, no_truncate
 
 def _refuse(task, fields_by_split, n_ctx, n_truncated):
     """Raise the InputError of --no_truncate: the (first) example that needs the largest n_ctx."""
-    need, split, index, pair = 0, None, None, False
+    need, split, index = 0, None, None
     for name, fields in fields_by_split.items():
         for i, example in enumerate(segments(task.task_type, fields)):
-            n = needed_n_ctx(example, task.truncation)
+            n = max(sum(len(seg) for seg in seq) + len(seq) + 1 for seq in example)
             if n > need:
-                need, split, index, pair = n, name, i, len(example[0]) == 2
-    halves = pair and task.truncation == 'halves'
-    why = " (the original's cut keeps n_ctx // 2 - 2 tokens of each segment)" if halves else ''
+                need, split, index = n, name, i
     counts = ', '.join(f'{n} {s}' for s, n in n_truncated.items() if n)
     expected = f"expected --n_ctx >= {need}" if need <= N_CTX_MAX else f"the model has only {N_CTX_MAX} positions"
     raise InputError(f"--no_truncate: {task.title} {split} example {index} needs --n_ctx {need} to keep all its "
-                     f"tokens{why} but --n_ctx is {n_ctx} ({counts} examples would be cut); {expected}, or drop "
-                     f"--no_truncate to cut them as the original did")
+                     f"tokens but --n_ctx is {n_ctx} ({counts} examples would be cut); {expected}, or drop "
+                     f"--no_truncate to cut the examples that do not fit")
 
 
 # ------------------------------------------------------------------ the encoding cache

@@ -187,7 +187,8 @@ def test_task_heads():
     x3[:, 4, 0] = clf
     x4 = torch.stack([x3, x3.flip(0)], dim=1)
     for head, x, shape in [(('classification', 5), x3, (4, 5)), ('inference', x3, (4, 3)),
-                           ('similarity', x4, (4,)), ('multiple_choice', x4, (4, 2))]:
+                           ('similarity', x4, (4,)), (('similarity', 2), x4, (4, 2)),
+                           ('multiple_choice', x4, (4, 2))]:
         model = DoubleHeadModel(TINY, clf, head, vocab=vocab, n_ctx=N_CTX).eval()
         _, logits = model(x)
         assert logits.shape == shape, head

@@ -105,7 +105,7 @@ def roc(rocstories_dir, encoder_path, bpe_path):
 def test_rocstories_arrays_equal_make_roc_data(roc, n_ctx, truncate):
     text_encoder, encoded, sp, fields = roc
     data = train.make_roc_data(text_encoder, encoded, n_ctx, truncate=truncate)
-    inputs = tasks.prepare_inputs(tasks.TASKS['rocstories'], fields, sp, n_ctx)
+    inputs = tasks.prepare_inputs(tasks.TASKS['rocstories'], fields, sp, n_ctx, 'always' if truncate else 'fit')
     assert inputs.n_ctx == data.n_ctx and sp.first_position == data.n_vocab + data.n_special
     assert sp.classify == data.clf_token
     for split, prefix in (('train', 'tr'), ('valid', 'va'), ('test', 'te')):
@@ -137,26 +137,37 @@ def test_halves_cut_every_segment_to_max_len_and_count_examples():
     task = tasks.custom_task('entailment', classes=('yes', 'no'))
     a = [list(range(1, 8)), [1]]  # 7 tokens, 1 token
     b = [[2], [3, 4, 5, 6]]
-    inputs = tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=10)  # max_len = 3
+    inputs = tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=10, truncate='always')  # max_len = 3
     assert inputs.n_truncated == {'train': 2}
     assert inputs.seqs['train'][0][0] == [S, 1, 2, 3, D, 2, C]
     assert inputs.seqs['train'][1][0] == [S, 1, D, 3, 4, 5, C]
     assert inputs.n_ctx == 7  # the longest after the cut
     # the original's rule cuts a 7-token segment at n_ctx 16 (max_len 6), though the pair would fit
-    for n_ctx in (10, 16):
-        with pytest.raises(InputError, match=rf"^--no_truncate: custom train example 0 needs --n_ctx 18 to keep all "
-                                             rf"its tokens \(the original's cut keeps n_ctx // 2 - 2 tokens of each "
-                                             rf"segment\) but --n_ctx is {n_ctx} \(\d train examples would be cut\); "
-                                             rf"expected --n_ctx >= 18, or drop --no_truncate"):
-            tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=n_ctx, no_truncate=True)
-    fits = tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=18, no_truncate=True)
-    assert fits.n_truncated == {'train': 0} and fits.n_ctx == 11
+    assert tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=16, truncate='always').n_truncated == {'train': 1}
+
+
+def test_fit_cuts_only_the_examples_that_do_not_fit_and_never_refuses_them():
+    task = tasks.custom_task('entailment', classes=('yes', 'no'))
+    a = [list(range(1, 8)), [1]]  # whole: 7 + 1 + 3 = 11 and 1 + 4 + 3 = 8 tokens
+    b = [[2], [3, 4, 5, 6]]
+    fit = tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=10)
+    assert fit.n_truncated == {'train': 1}  # only the 11-token example, by the original's rule
+    assert fit.seqs['train'] == [[[S, 1, 2, 3, D, 2, C]], [[S, 1, D, 3, 4, 5, 6, C]]] and fit.n_ctx == 8
+    whole = tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=11)
+    assert whole.n_truncated == {'train': 0} and whole.n_ctx == 11
+    with pytest.raises(InputError, match=r"^--no_truncate: custom train example 0 needs --n_ctx 11 to keep all "
+                                         r"its tokens but --n_ctx is 10 \(1 train examples would be cut\); "
+                                         r"expected --n_ctx >= 11, or drop --no_truncate"):
+        tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=10, truncate='never')
+    assert tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=11, truncate='never').n_ctx == 11
+    with pytest.raises(InputError, match=r"truncate='some': expected one of fit, always, never"):
+        tasks.prepare_inputs(task, {'train': (a, b)}, SP, n_ctx=11, truncate='some')
 
 
 def test_no_cut_and_n_ctx_is_the_longest_when_everything_fits():
     task = tasks.TASKS['sst2']
     inputs = tasks.prepare_inputs(task, {'train': ([[1, 2, 3], [4]],), 'test': ([[5] * 6],)}, SP, n_ctx=512,
-                                  no_truncate=True)
+                                  truncate='never')
     assert inputs.n_ctx == 8 and inputs.n_truncated == {'train': 0, 'test': 0}
 
 
@@ -189,7 +200,7 @@ def test_n_ctx_out_of_range_is_refused(n_ctx):
 def test_longer_than_the_model_says_so():
     task = tasks.TASKS['sst2']
     with pytest.raises(InputError, match=r"train example 0 needs --n_ctx 602 .*the model has only 512 positions"):
-        tasks.prepare_inputs(task, {'train': ([[1] * 600],)}, SP, 512, no_truncate=True)
+        tasks.prepare_inputs(task, {'train': ([[1] * 600],)}, SP, 512, truncate='never')
 
 
 # ------------------------------------------------------------------ the registry
@@ -207,15 +218,14 @@ def test_registry_entries_are_consistent():
     assert tasks.TASKS['mnli'].classes == ('entailment', 'neutral', 'contradiction')
 
 
-def test_registered_heads_build_where_model_pytorch_has_them():
+def test_every_registered_head_builds():
     from model_pytorch import DEFAULT_CONFIG, ClfHead, MultipleChoiceHead, SimilarityHead, make_task_head
     kinds = {'multiple_choice': MultipleChoiceHead, 'similarity': SimilarityHead, 'inference': ClfHead}
     for task in tasks.TASKS.values():
-        if isinstance(task.head, tuple) and task.head[0] == 'similarity':
-            continue  # a 2-class similarity head is not in model_pytorch yet (MRPC, QQP)
         head = make_task_head(5, DEFAULT_CONFIG, task.head)
-        assert isinstance(head, kinds.get(task.head if isinstance(task.head, str) else 'inference'))
-        if isinstance(head, ClfHead):
+        assert isinstance(head, kinds.get(task.head if isinstance(task.head, str) else
+                                          task.head[0].replace('classification', 'inference')))
+        if task.classes and task.task_type != 'multiple_choice':
             assert head.clf.b.numel() == len(task.classes)
 
 
@@ -404,12 +414,9 @@ def test_similarity_head_is_symmetric_in_its_two_inputs():
 
 
 TINY_FIELDS = {'classification': ([[1, 2], [3]],), 'entailment': ([[1], [2, 3]], [[4, 5], [6]]),
-               'regression': ([[1], [2, 3]], [[4, 5], [6]]),
+               'regression': ([[1], [2, 3]], [[4, 5], [6]]), 'similarity': ([[1], [2, 3]], [[4, 5], [6]]),
                'multiple_choice': ([[1, 2], [3]], [[[4], [5], [6], [7]], [[8], [9], [1], [2]]])}
-BUILT_HEADS = [name for name, task in tasks.TASKS.items() if task.head not in (('similarity', 2),)]
-
-
-@pytest.mark.parametrize('name', BUILT_HEADS)
+@pytest.mark.parametrize('name', list(tasks.TASKS))
 def test_each_tasks_input_goes_through_its_head(name):
     """X of every task (n_seq 1 included) is what DoubleHeadModel with the task's head takes."""
     import torch
@@ -426,19 +433,3 @@ def test_each_tasks_input_goes_through_its_head(name):
     expected = {'multiple_choice': (2, task.n_choices), 'regression': (2,)}.get(task.task_type,
                                                                                (2, len(task.classes or ())))
     assert tuple(logits.shape) == expected
-
-
-@pytest.mark.parametrize('task_type,truncation', [('classification', 'halves'), ('entailment', 'halves'),
-                                                  ('similarity', 'halves'), ('multiple_choice', 'halves'),
-                                                  ('multiple_choice', 'context_tail')])
-def test_needed_n_ctx_is_the_smallest_cap_that_cuts_nothing(task_type, truncation):
-    rng = np.random.default_rng(0)
-    for _ in range(30):
-        def seg():
-            return [1] * int(rng.integers(0, 12))
-        fields = {'classification': ([seg()],), 'entailment': ([seg()], [seg()]), 'similarity': ([seg()], [seg()]),
-                  'multiple_choice': ([seg()], [[seg(), seg(), seg()]])}[task_type]
-        example = tasks.segments(task_type, fields)[0]
-        smallest = next(cap for cap in range(4, 100)
-                        if tasks.build_sequences(task_type, fields, SP, cap, truncation)[1] == 0)
-        assert max(tasks.needed_n_ctx(example, truncation), 4) == smallest  # caps start at 4
