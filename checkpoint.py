@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import glob
 import json
+import math
 import os
 import socket
 import tempfile
@@ -38,16 +39,17 @@ TIED_KEY = 'lm_head.decoder.weight'  # the same tensor as transformer.embed.weig
 # reported, on which device, how long to wait. Every other flag must match on --resume.
 FREE_FLAGS = ('desc', 'log_dir', 'save_dir', 'data_dir', 'submission_dir', 'submit', 'analysis', 'device',
               'resume', 'overwrite', 'dist_timeout', 'max_updates', 'model_dir', 'encoder_path', 'bpe_path',
-              'init', 'amp', 'attn_impl')
+              'init', 'amp', 'attn_impl', 'cache_dir')
 
 
 @dataclasses.dataclass
 class TrainState:
-    """Counters of a run: optimizer updates made, epochs finished, best validation accuracy
-    (-1 before the first evaluation, so that the first one always sets the best parameters)."""
+    """Counters of a run: optimizer updates made, epochs finished, best validation score (the
+    task's first metric; -inf until a finite one, so that the first evaluation always sets the
+    best parameters, also for a metric that can be negative such as CoLA's MCC)."""
     n_updates: int = 0
     n_epochs: int = 0
-    best_score: float = -1.0
+    best_score: float = -math.inf
 
 
 # ------------------------------------------------------------------ atomic files
@@ -249,24 +251,28 @@ def read_checkpoint(folder):
     return blob
 
 
-def check_resume_flags(saved, current, path):
+def check_resume_flags(saved, current, path, defaults=None):
     """Raise InputError naming the first flag whose value differs from the checkpoint's: a
     resumed run continues the same computation (the optimizer's lr, schedule, l2, t_total
-    and the model's size are part of it)."""
+    and the model's size are part of it). A flag the checkpoint lacks (one added since it was
+    written) passes at its value in `defaults`, which is what the older run computed with."""
+    defaults = defaults or {}
     for name in sorted(set(saved) | set(current)):
         old, new = saved.get(name, '(not set)'), current.get(name, '(not set)')
+        if name not in saved and name in defaults and new == defaults[name]:
+            continue
         if old != new:
             raise InputError(f"--resume: --{name} is {new!r} but the checkpoint {path} was written with {old!r}; "
                              f"expected the same value (start a new run with another --desc, or --overwrite)")
 
 
-def load_checkpoint(folder, model, opt, scaler=None, flags=None):
+def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None):
     """Restore what save_checkpoint wrote; with `flags` (run_flags of this run) first check
-    they equal the checkpoint's. Returns the TrainState."""
+    they equal the checkpoint's (check_resume_flags, with the flags' `defaults`). Returns the TrainState."""
     blob = read_checkpoint(folder)
     path = os.path.join(folder, LAST_CHECKPOINT)
     if flags is not None:
-        check_resume_flags(blob['flags'], flags, path)
+        check_resume_flags(blob['flags'], flags, path, defaults)
     _load_state(model, blob['model'], path)
     opt.load_state_dict(blob['opt'])
     torch.set_rng_state(blob['torch_rng'])
@@ -277,16 +283,16 @@ def load_checkpoint(folder, model, opt, scaler=None, flags=None):
     return TrainState(blob['n_updates'], blob['n_epochs'], blob['best_score'])
 
 
-def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None):
+def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None, defaults=None):
     """load_checkpoint on rank 0; under torchrun the other ranks get the optimizer state and
     counters from rank 0 (the parameters follow when DDP wraps the model, which copies rank
     0's), so only rank 0 needs to see the checkpoint. Every rank raises rank 0's error."""
     if dist is None or not dist.sharded:
-        return load_checkpoint(folder, model, opt, scaler, flags)
+        return load_checkpoint(folder, model, opt, scaler, flags, defaults)
     payload = None
     if dist.is_main:
         try:
-            state = load_checkpoint(folder, model, opt, scaler, flags)
+            state = load_checkpoint(folder, model, opt, scaler, flags, defaults)
             payload = {'opt': opt.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else {},
                        'state': dataclasses.astuple(state)}
         except (InputError, CheckpointError) as err:

@@ -1,6 +1,9 @@
-"""Finetune OpenAI's GPT-1 on ROCStories (the Story Cloze Test), as the TF release did.
+"""Finetune OpenAI's GPT-1 on ROCStories (the Story Cloze Test), as the TF release did, or on
+any task of the paper (tasks.TASKS) and the user's own data.
 
     python train.py --dataset rocstories --desc rocstories --submit --analysis --data_dir DIR
+    python train.py --dataset sst2 --data_dir glue/SST-2 --submit --analysis
+    python train.py --dataset custom --task_type classification --train_file a.csv --valid_file b.csv
 
 Every step is a function a notebook can call (see `run` for the order):
 `parse_args`, `check_inputs`, `set_seed`, `resolve_device`, `load_data`,
@@ -32,6 +35,8 @@ import torch.distributed as tdist
 import torch.nn as nn
 import torch.nn.functional as F
 
+import tasks
+from analysis import format_metrics, task_metrics
 from analysis import rocstories as rocstories_analysis
 from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, atomic_write,  # noqa: F401
                         load_checkpoint, load_params, model_tensors, remove_stale_tmp, resume_checkpoint, run_flags,
@@ -43,14 +48,14 @@ from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistI
 from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
                     exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
-from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, check_config, find_checkpoint_format,
-                           load_pretrained)
+from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
+                           find_checkpoint_format, load_pretrained)
 from opt import OpenAIAdam, check_hyperparameters
+from task_data import Encoded, SplitData, check_data_files, load_task_data
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from utils import ResultLogger, encode_dataset, iter_data
 
-DATASETS = ('rocstories',)
-SUBMISSION_FILES = {'rocstories': 'ROCStories.tsv'}
+DATASETS = tuple(tasks.TASKS) + ('custom',)
 ROC_FILES = (VAL_FILE, TEST_FILE)
 ROC_SOURCE = f"the Story Cloze Test files (spring 2016) from {ROCSTORIES_URL}"
 ROC_N_STORIES = 1871  # in the validation file, split into train and valid
@@ -63,14 +68,16 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 # ------------------------------------------------------------------ flags
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories.")
+    p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories, the "
+                                            "paper's other tasks or your own data.")
     # the earlier port's flags, same names and defaults
     p.add_argument('--desc', type=str, default=None,
                    help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ (default: the dataset)")
     p.add_argument('--dataset', type=str, default='rocstories', choices=DATASETS)
     p.add_argument('--log_dir', type=str, default='log/')
     p.add_argument('--save_dir', type=str, default='save/')
-    p.add_argument('--data_dir', type=str, default='data/')
+    p.add_argument('--data_dir', type=str, default='data/',
+                   help="the dataset's folder as released (see the README's table of tasks)")
     p.add_argument('--submission_dir', type=str, default='submission/')
     p.add_argument('--submit', action='store_true', help="keep the best-validation parameters and write the test predictions")
     p.add_argument('--analysis', action='store_true', help="with --submit: print the validation and test accuracy")
@@ -118,8 +125,28 @@ def build_parser():
                    help="CUDA mixed precision (autocast; fp16 adds a GradScaler)")
     p.add_argument('--attn_impl', type=str, default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--truncate', action='store_true',
-                   help="cut stories and endings to n_ctx // 2 - 2 tokens, as the original always did, instead of "
-                        "refusing an n_ctx that cannot hold the longest example")
+                   help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did (ROCStories: "
+                        "instead of refusing an n_ctx that cannot hold the longest example)")
+    p.add_argument('--no_truncate', action='store_true',
+                   help="other tasks: refuse an example longer than --n_ctx instead of cutting it by the original's "
+                        "rule (the default cuts only such examples, and logs how many)")
+    p.add_argument('--cache_dir', type=str, default='cache/',
+                   help="other tasks: where the BPE encoding of each split is kept, keyed by its texts and the "
+                        "encoder (safe to delete)")
+    # the user's own data (--dataset custom)
+    p.add_argument('--task_type', type=str, default=None, choices=tasks.TASK_TYPES,
+                   help="--dataset custom: the paper's input transformation to use")
+    p.add_argument('--train_file', type=str, default=None, help="--dataset custom: CSV, TSV or JSONL")
+    p.add_argument('--valid_file', type=str, default=None, help="--dataset custom: CSV, TSV or JSONL")
+    p.add_argument('--test_file', type=str, default=None,
+                   help="--dataset custom: CSV, TSV or JSONL (labels optional); its predictions go to "
+                        "{submission_dir}/custom.tsv")
+    p.add_argument('--text_columns', type=str, default=None,
+                   help="--dataset custom: comma-separated text columns in the task's order (default: text; "
+                        "premise,hypothesis; sentence1,sentence2; context,answers)")
+    p.add_argument('--label_column', type=str, default='label', help="--dataset custom")
+    p.add_argument('--id_column', type=str, default=None,
+                   help="--dataset custom: ids written in the submission file (default: row numbers from 0)")
     p.add_argument('--resume', action='store_true',
                    help="continue the run {desc} from {save_dir}/{desc}/last_checkpoint.pt (written after every "
                         "epoch); every flag that changes the computation must be the same as the first time")
@@ -167,7 +194,8 @@ def validate_args(args):
     if not 6 <= args.n_ctx <= N_CTX_MAX:
         raise InputError(f"--n_ctx {args.n_ctx}: expected 6 (3 special tokens plus story and ending) to "
                          f"{N_CTX_MAX} (the positions of OpenAI's checkpoint)")
-    if not 1 <= args.n_valid < ROC_N_STORIES:
+    check_dataset_flags(args)
+    if args.dataset == 'rocstories' and not 1 <= args.n_valid < ROC_N_STORIES:
         raise InputError(f"--n_valid {args.n_valid}: expected 1 to {ROC_N_STORIES - 1} validation stories (the rest "
                          f"of the {ROC_N_STORIES} in the Story Cloze validation file train)")
     if args.encoder_path is None or args.bpe_path is None:
@@ -190,6 +218,22 @@ def validate_args(args):
     return args
 
 
+
+
+def check_dataset_flags(args):
+    """Raise InputError for dataset flags that do not go together."""
+    if args.truncate and args.no_truncate:
+        raise InputError("--truncate cuts every example and --no_truncate refuses any cut: pass one of them")
+    custom = ('task_type', 'train_file', 'valid_file', 'test_file', 'text_columns', 'id_column')
+    if args.dataset == 'custom':
+        for flag in ('task_type', 'train_file', 'valid_file'):
+            if getattr(args, flag) is None:
+                raise InputError(f"--dataset custom needs --{flag} (--task_type, --train_file and --valid_file; "
+                                 f"--test_file is optional)")
+    else:
+        given = [f'--{flag}' for flag in custom if getattr(args, flag) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: only for --dataset custom, not --dataset {args.dataset}")
 
 
 OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'warmup': 'lr_warmup', 'b1': 'b1', 'b2': 'b2', 'e': 'e',
@@ -220,11 +264,13 @@ def check_inputs(args, writes=True):
     """Check, before any work, the files the run reads and the folders it writes
     (writes=False: only the files it reads, as for a torchrun process other than rank 0,
     which writes nothing). Raises InputError saying what is expected and where it comes from."""
-    if not os.path.isdir(args.data_dir):
+    if args.dataset != 'rocstories':
+        check_data_files(args)
+    elif not os.path.isdir(args.data_dir):
         raise InputError(f"--data_dir {args.data_dir}: no such folder; expected it to hold {ROC_SOURCE}: "
                          f"{ROC_FILES[0]!r} and {ROC_FILES[1]!r}")
     missing = [f for f in ROC_FILES if not os.path.isfile(os.path.join(args.data_dir, f))]
-    if missing:
+    if missing and args.dataset == 'rocstories':
         raise InputError(f"--data_dir {args.data_dir}: {', '.join(repr(f) for f in missing)} missing; expected "
                          f"{ROC_SOURCE}")
     if args.init == 'pretrained':
@@ -241,7 +287,7 @@ def check_inputs(args, writes=True):
         if not os.path.isfile(path):
             raise InputError(f"{flag} {path}: no such file; expected OpenAI's {name} from {MODEL_SOURCE} "
                              f"(it defaults to {{model_dir}}/{name})")
-    if args.analysis:  # before training, not after it: --analysis needs the test file's answers
+    if args.analysis and args.dataset == 'rocstories':  # before training: --analysis needs the test answers
         rocstories_test_labels(args.data_dir)
     if not writes:
         return
@@ -281,15 +327,8 @@ def check_global_batch(n_train, args, world_size=1):
 # ------------------------------------------------------------------ data
 
 @dataclasses.dataclass
-class RocData:
+class RocData(Encoded):
     """Encoded ROCStories. X (n, 2, n_ctx, 2) int32: token and position ids; M (n, 2, n_ctx) float32 masks."""
-    text_encoder: object
-    encoder: dict
-    n_vocab: int
-    n_special: int
-    clf_token: int
-    n_ctx: int
-    max_len: int
     trX: np.ndarray
     trM: np.ndarray
     trY: np.ndarray
@@ -299,11 +338,14 @@ class RocData:
     teX: np.ndarray
     teM: np.ndarray
     data_warnings: list = dataclasses.field(default_factory=list)  # the reader's one-line DataWarnings, logged
+    task = tasks.TASKS['rocstories']
+    n_truncated = None  # --truncate's cut is not counted here, as the original did not
 
     @property
-    def vocab(self):
-        """Rows of the embedding matrix: tokens, special tokens, positions."""
-        return self.n_vocab + self.n_special + self.n_ctx
+    def splits(self):
+        """The arrays as task_data.TaskData holds them (the test answers are analysis.py's job)."""
+        return {'train': SplitData(self.trX, self.trM, self.trY), 'valid': SplitData(self.vaX, self.vaM, self.vaY),
+                'test': SplitData(self.teX, self.teM, None)}
 
 
 def transform_roc(X1, X2, X3, encoder, n_ctx, max_len, n_vocab, n_special):
@@ -391,9 +433,13 @@ def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
 
 
 def load_data(args, verbose=True):
-    """Read and encode ROCStories, add the special tokens, cut n_ctx to the longest
-    example as the original did, and build the padded arrays. Returns RocData, whose
-    data_warnings hold the reader's DataWarnings (printed when verbose; run() logs them)."""
+    """Read and encode the dataset, add the special tokens, cut n_ctx to the longest example
+    as the original did, and build the padded arrays. Returns RocData for ROCStories (the
+    original's pipeline) and task_data.TaskData for every other task; both have `task`,
+    `splits` and the trX/vaY/... arrays, and data_warnings that hold the readers'
+    DataWarnings (printed when verbose; run() logs them)."""
+    if args.dataset != 'rocstories':
+        return load_task_data(args, verbose)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         text_encoder, encoded = encode_rocstories(args, verbose)
@@ -416,8 +462,8 @@ def transfer_layers(args):
 
 
 def build_model(args, data, device='cpu'):
-    """The DoubleHeadModel for `data`, with OpenAI's weights unless args.init == 'random'."""
-    model = DoubleHeadModel(args, data.clf_token, 'multiple_choice', data.vocab, data.n_ctx)
+    """The DoubleHeadModel with the task head of `data`, with OpenAI's weights unless args.init == 'random'."""
+    model = DoubleHeadModel(args, data.clf_token, data.task.head, data.vocab, data.n_ctx)
     model.transformer.set_attention(getattr(args, 'attn_impl', 'sdpa'))
     if getattr(args, 'init', 'pretrained') == 'pretrained':
         try:
@@ -441,9 +487,13 @@ def make_optimizer(args, model, t_total):
                       vector_l2=args.vector_l2, max_grad_norm=args.max_grad_norm)
 
 
-def make_loss_compute(args, opt=None, scaler=None):
-    criterion = nn.CrossEntropyLoss(reduction='none')
-    return MultipleChoiceLossCompute(criterion, criterion, args.lm_coef, opt, n_acc=args.n_acc, scaler=scaler)
+def make_loss_compute(args, opt=None, scaler=None, task_type='multiple_choice'):
+    """The objective of the task type: cross-entropy over the choices or classes, squared
+    error for regression (STS-B), plus lm_coef times the LM loss. Every task's X is
+    (batch, n_seq, T, 2), which the multiple-choice loss takes as it is."""
+    lm = nn.CrossEntropyLoss(reduction='none')
+    clf = nn.MSELoss(reduction='none') if task_type == 'regression' else lm
+    return MultipleChoiceLossCompute(lm, clf, args.lm_coef, opt, n_acc=args.n_acc, scaler=scaler)
 
 
 def make_scaler(amp):
@@ -467,7 +517,10 @@ def to_batch(X, M, Y=None, device='cpu', trim=True):
         X, M = X[..., :T, :], M[..., :T]
     Xt = torch.as_tensor(np.ascontiguousarray(X), dtype=torch.long, device=device)
     Mt = torch.as_tensor(np.ascontiguousarray(M), dtype=torch.float32, device=device)
-    Yt = None if Y is None else torch.as_tensor(np.asarray(Y), dtype=torch.long, device=device)
+    Yt = None
+    if Y is not None:  # class indices stay integers, regression scores float32
+        Y = np.asarray(Y)
+        Yt = torch.as_tensor(Y, dtype=torch.float32 if Y.dtype.kind == 'f' else torch.long, device=device)
     return Xt, Mt, Yt
 
 
@@ -534,7 +587,8 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
 
 
 def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, dist=None):
-    """Classifier logits (n, n_choices) as float64 numpy, in eval mode under inference_mode.
+    """Task-head outputs as float64 numpy, in eval mode under inference_mode: (n, n_choices)
+    or (n, n_class) logits, or (n,) scores for regression.
     Batches are formed in order of length so that trimming cuts most padding; the
     results come back in the input order.
 
@@ -546,7 +600,7 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     order = np.argsort(lengths, kind='stable')
     sharded = dist is not None and dist.sharded
     mine = order[dist.rank::dist.world_size] if sharded else order
-    local = np.zeros((len(mine), X.shape[1]), dtype=np.float64)
+    local = None
     was_training = model.training
     model.eval()
     try:
@@ -557,16 +611,20 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
                 no_lm = torch.zeros(Mb.shape, dtype=torch.bool, device=device)
                 with autocast(device, amp):
                     _, clf_logits = model(Xb, lm_mask=no_lm)
+                if local is None:
+                    local = np.zeros((len(mine),) + tuple(clf_logits.shape[1:]), dtype=np.float64)
                 local[pos] = clf_logits.float().cpu().numpy()
     finally:
         model.train(was_training)
-    out = np.zeros((len(X), X.shape[1]), dtype=np.float64)
+    if local is None:  # no examples here: the head's output width is the model's
+        local = np.zeros((0,) + _head_shape(model, X), dtype=np.float64)
+    out = np.zeros((len(X),) + local.shape[1:], dtype=np.float64)
     if not sharded:
         out[mine] = local
         return out
     W = dist.world_size
     per = -(-len(X) // W)
-    buf = torch.zeros(per, X.shape[1], dtype=torch.float64, device=dist.device)
+    buf = torch.zeros((per,) + local.shape[1:], dtype=torch.float64, device=dist.device)
     buf[:len(mine)] = torch.from_numpy(local).to(dist.device)
     parts = [torch.empty_like(buf) for _ in range(W)]
     tdist.all_gather(parts, buf)
@@ -576,31 +634,74 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     return out
 
 
-def evaluate(model, X, M, Y, n_batch=8, device='cpu', amp='none', verbose=True, dist=None):
-    """-> (logits (n, n_choices), cost = mean classifier loss, accuracy in percent).
+def _head_shape(model, X):
+    """The shape of one example's task-head output: () for one score, else (n_choices,) or (n_class,)."""
+    head = model.task_head
+    if isinstance(head, MultipleChoiceHead):
+        return (X.shape[1],)
+    width = head.clf.w.size(1)
+    return () if width == 1 else (width,)
+
+
+def eval_cost(task_type, logits, Y):
+    """Mean task loss of the head's outputs against the targets Y (n,): cross-entropy over
+    the choices or classes, squared error for regression scores."""
+    out, y = torch.from_numpy(logits), torch.from_numpy(np.asarray(Y))
+    if task_type == 'regression':
+        return float(F.mse_loss(out, y.double()))
+    return float(F.cross_entropy(out, y.long(), reduction='mean'))
+
+
+def predictions(task_type, logits):
+    """The predicted choice or class per example (argmax), or the score for regression."""
+    return logits if task_type == 'regression' else np.argmax(logits, 1)
+
+
+def evaluate(model, X, M, Y, n_batch=8, device='cpu', amp='none', verbose=True, dist=None,
+             task_type='multiple_choice'):
+    """-> (logits, cost = mean task loss, accuracy in percent; None for regression).
     With `dist` (torchrun), a collective call whose results every rank gets."""
     logits = _eval_logits(model, X, M, n_batch, device, amp, verbose, dist)
     Y = np.asarray(Y)
-    cost = float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(Y).long(), reduction='mean'))
-    acc = float(np.mean(np.argmax(logits, 1) == Y) * 100.)
-    return logits, cost, acc
+    acc = None if task_type == 'regression' else float(np.mean(predictions(task_type, logits) == Y) * 100.)
+    return logits, eval_cost(task_type, logits, Y), acc
 
 
-def predict(model, X, M, n_batch=8, device='cpu', amp='none', verbose=True, dist=None):
-    """Predicted choice per example (argmax of the classifier logits); collective with `dist`."""
-    return np.argmax(_eval_logits(model, X, M, n_batch, device, amp, verbose, dist), 1)
+def log_name(metric):
+    """A metric's name in the log: analysis.task_metrics' 'accuracy' is 'acc', as the original
+    logged it ('accuracy_middle' is 'acc_middle'); the others as they are."""
+    return 'acc' + metric[len('accuracy'):] if metric.startswith('accuracy') else metric
+
+
+def metric_name(key):
+    """log_name's inverse."""
+    return 'accuracy' + key[len('acc'):] if key.startswith('acc') else key
+
+
+def split_metrics(task, Y, preds, groups=None):
+    """analysis.task_metrics of a split under the log's names: {'acc': ..., 'acc_middle': ...}
+    or {'mcc': ...}, in percent."""
+    name = task.name if task.name in tasks.TASKS else task.task_type
+    return {log_name(k): v for k, v in task_metrics(name, Y, preds, groups).items()}
+
+
+def score_split(model, task, split, n_batch=8, device='cpu', amp='none', verbose=True, dist=None):
+    """A labelled SplitData scored: (logits, cost, split_metrics). Collective with `dist`."""
+    logits = _eval_logits(model, split.X, split.M, n_batch, device, amp, verbose, dist)
+    preds = predictions(task.task_type, logits)
+    return logits, eval_cost(task.task_type, logits, split.Y), split_metrics(task, split.Y, preds, split.groups)
+
+
+def predict(model, X, M, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, task_type='multiple_choice'):
+    """Predicted choice or class per example (argmax of the head's logits), or the score for
+    regression; collective with `dist`."""
+    return predictions(task_type, _eval_logits(model, X, M, n_batch, device, amp, verbose, dist))
 
 
 def write_submission(predictions, submission_dir, dataset='rocstories'):
-    """Write `index\\tprediction` lines, as the original, atomically. Returns the path."""
-    path = os.path.join(submission_dir, SUBMISSION_FILES[dataset])
-    lines = ['index\tprediction\n'] + [f'{i}\t{int(p)}\n' for i, p in enumerate(predictions)]
-
-    def write(tmp):
-        with open(tmp, 'w') as f:
-            f.writelines(lines)
-    atomic_write(path, write)
-    return path
+    """Write `index\tprediction` lines, as the original, atomically (tasks.write_submission
+    of a registered task's test split). Returns the path."""
+    return tasks.write_submission(tasks.get_task(dataset), predictions, submission_dir)
 
 
 # ------------------------------------------------------------------ the run
@@ -611,7 +712,12 @@ def run_paths(args):
     return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
                 best=os.path.join(run_dir, BEST_PARAMS), last=os.path.join(run_dir, LAST_CHECKPOINT),
                 config=os.path.join(run_dir, RUN_CONFIG),
-                submission=os.path.join(args.submission_dir, SUBMISSION_FILES[args.dataset]))
+                submission=os.path.join(args.submission_dir, submission_files(args)[0]))
+
+
+def submission_files(args):
+    """The submission files of the dataset's test splits (custom data: custom.tsv)."""
+    return tasks.TASKS[args.dataset].submission_files if args.dataset in tasks.TASKS else ('custom.tsv',)
 
 
 def prepare_run_files(args):
@@ -639,8 +745,11 @@ def run_settings(args, data, fmt, world_size=1):
     settings.update(n_ctx=data.n_ctx, max_len=data.max_len, n_vocab=data.n_vocab, n_special=data.n_special,
                     clf_token=data.clf_token, vocab=data.vocab, n_transfer=transfer_layers(args),
                     encoder_path=os.path.abspath(args.encoder_path), bpe_path=os.path.abspath(args.bpe_path),
-                    checkpoint_format=fmt, world_size=world_size, task_head_type='multiple_choice',
+                    checkpoint_format=fmt, world_size=world_size, task_head_type=data.task.head,
                     n_ctx_requested=args.n_ctx)
+    if args.dataset != 'rocstories':  # what the other tasks add; ROCStories' line stays the original's
+        settings.update(task_type=data.task.task_type, classes=data.task.classes, n_truncated=data.n_truncated,
+                        splits={name: len(split.X) for name, split in data.splits.items()})
     return settings
 
 
@@ -656,33 +765,49 @@ def format_settings(settings, width=100):
     return '\n'.join(lines + [line])
 
 
+def split_prefix(split):
+    """The log's prefix of a validation split: 'va', and e.g. 'va_mm' for MNLI's valid_mismatched."""
+    return {'valid': 'va', 'valid_mismatched': 'va_mm'}.get(split, 'va_' + split)
+
+
 def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist=None):
-    """The original's log(): cost and accuracy on the first n_valid training examples and on
-    the validation set, one JSONL entry; with --submit keeps the best parameters (the first
-    evaluation of a run always sets them). Returns the entry.
+    """The original's log(): cost and the task's metrics on the first n_valid training
+    examples and on each validation split, one JSONL entry (ROCStories: tr_cost, va_cost,
+    tr_acc, va_acc, as the original); with --submit keeps the best parameters by the first
+    validation split's first metric (the first evaluation of a run always sets them).
+    Returns the entry.
 
     Under torchrun (`dist`) every rank calls it (the evaluations are collective and every
     rank gets the same results, so all agree on state.best_score); only rank 0 logs,
     prints and writes; `logger` may be None elsewhere."""
     main = dist is None or dist.is_main
-    n_valid = len(data.vaY)
-    n_eval = args.n_batch * args.n_acc
-    _, tr_cost, tr_acc = evaluate(model, data.trX[:n_valid], data.trM[:n_valid], data.trY[:n_valid], n_eval,
-                                  device, args.amp, verbose, dist)
-    _, va_cost, va_acc = evaluate(model, data.vaX, data.vaM, data.vaY, n_eval, device, args.amp, verbose, dist)
-    entry = dict(n_epochs=state.n_epochs, n_updates=state.n_updates, tr_cost=tr_cost, va_cost=va_cost,
-                 tr_acc=tr_acc, va_acc=va_acc)
-    improved = args.submit and va_acc > state.best_score
+    task, n_eval = data.task, args.n_batch * args.n_acc
+    train, n_valid = data.splits['train'], len(data.vaY)
+    head = SplitData(train.X[:n_valid], train.M[:n_valid], train.Y[:n_valid],
+                     groups=None if train.groups is None else train.groups[:n_valid])
+    scored = {'tr': score_split(model, task, head, n_eval, device, args.amp, verbose, dist)[1:]}
+    for split in task.valid_splits:
+        if split in data.splits:
+            scored[split_prefix(split)] = score_split(model, task, data.splits[split], n_eval, device, args.amp,
+                                                      verbose, dist)[1:]
+    entry = dict(n_epochs=state.n_epochs, n_updates=state.n_updates)
+    entry.update({f'{p}_cost': cost for p, (cost, _) in scored.items()})
+    entry.update({f'{p}_{k}': v for p, (_, metrics) in scored.items() for k, v in metrics.items()})
+    key = f"va_{log_name(task.metrics[0])}"
+    score = entry[key] if math.isfinite(entry[key]) else -math.inf
+    improved = args.submit and (score > state.best_score or state.best_score == -math.inf)
     if improved:
-        state.best_score = va_acc
+        state.best_score = score
         if main:
             save_params(model, os.path.join(args.save_dir, args.desc, BEST_PARAMS),
-                        {'n_updates': state.n_updates, 'n_epochs': state.n_epochs, 'va_acc': va_acc})
+                        {'n_updates': state.n_updates, 'n_epochs': state.n_epochs, key: entry[key]})
     if main:
         logger.log(**entry)
         if verbose:
-            print(f"epoch {state.n_epochs} | updates {state.n_updates} | train cost {tr_cost:.3f} acc {tr_acc:.2f} | "
-                  f"valid cost {va_cost:.3f} acc {va_acc:.2f}{' (best so far, saved)' if improved else ''}")
+            parts = [f"{'train' if p == 'tr' else 'valid' + p[2:]} cost {cost:.3f} " +
+                     ' '.join(f'{k} {v:.2f}' for k, v in metrics.items()) for p, (cost, metrics) in scored.items()]
+            print(f"epoch {state.n_epochs} | updates {state.n_updates} | {' | '.join(parts)}"
+                  f"{' (best so far, saved)' if improved else ''}")
     return entry
 
 
@@ -763,11 +888,11 @@ def _run(args, dist, device, verbose):
 
     state = TrainState()
     if args.resume:
-        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])))
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     train_model = wrap_model(model, dist)  # after a resume: DDP copies rank 0's parameters
-    loss_compute = make_loss_compute(args, opt, scaler)
+    loss_compute = make_loss_compute(args, opt, scaler, data.task.task_type)
     logger = None
     if main:
         write_json(paths['config'], settings)
@@ -800,23 +925,59 @@ def _run(args, dist, device, verbose):
 
 def _finish(args, model, data, state, paths, device, verbose, dist):
     """With --submit: the test predictions of the best parameters, written to the submission
-    file, and with --analysis both accuracies. Returns the run's result dict."""
+    file of each test split, and with --analysis the task's metrics. Returns the run's result dict."""
     result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'],
-                  best_va_acc=state.best_score if state.best_score >= 0 else None, world_size=dist.world_size,
-                  rank=dist.rank)
+                  best_va_acc=state.best_score if math.isfinite(state.best_score) else None,
+                  world_size=dist.world_size, rank=dist.rank)
     if not args.submit:
         return result
     if dist.is_main:
         load_params(model, paths['best'])
     broadcast_params(model, dist)  # the other ranks need not see rank 0's files
-    preds = predict(model, data.teX, data.teM, args.n_batch * args.n_acc, device, args.amp, verbose, dist)
     result['best_params'] = paths['best']
-    if dist.is_main:
-        result['submission_path'] = write_submission(preds, args.submission_dir, args.dataset)
-        if args.analysis:
-            valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], paths['log'])
-            result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
+    task = data.task
+    for split in task.test_splits:
+        if split not in data.splits:
+            continue
+        test = data.splits[split]
+        preds = predict(model, test.X, test.M, args.n_batch * args.n_acc, device, args.amp, verbose, dist,
+                        task.task_type)
+        if not dist.is_main:
+            continue
+        path = tasks.write_submission(task, preds, args.submission_dir, split, test.ids)
+        result.setdefault('submission_path', path)
+        if args.analysis and task.name != 'rocstories' and test.Y is not None:
+            metrics = split_metrics(task, test.Y, preds, test.groups)
+            result[f'{split}_metrics'] = metrics
+            print_metrics(task, split, metrics)
+    if dist.is_main and args.analysis:
+        _analysis(args, task, result, paths)
     return result
+
+
+def print_metrics(task, split, metrics):
+    """Print split_metrics' result as '{Task} {Split} {Metric}: value' lines."""
+    title = f'{task.title} {split.replace("_", " ").title()}'
+    print('\n'.join(format_metrics(title, {metric_name(k): v for k, v in metrics.items()})))
+
+
+def _analysis(args, task, result, paths):
+    """--analysis: ROCStories' original report (validation and test accuracy), or the best
+    epoch's validation metrics of the other tasks, printed and added to `result`."""
+    if task.name == 'rocstories':
+        valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], paths['log'])
+        result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
+        return
+    with open(paths['log'], encoding='utf-8') as f:
+        entries = [json.loads(line) for line in f.read().splitlines()[1:]]
+    key = f"va_{log_name(task.metrics[0])}"
+    best = max((e for e in entries if key in e), key=lambda e: e[key] if math.isfinite(e[key]) else -math.inf)
+    for split in task.valid_splits:
+        prefix = split_prefix(split) + '_'
+        metrics = {k[len(prefix):]: v for k, v in best.items() if k.startswith(prefix) and k != prefix + 'cost'
+                   and not k[len(prefix):].startswith('mm_')}
+        result[f'{split}_metrics'] = metrics
+        print_metrics(task, split, metrics)
 
 
 def main(argv=None):

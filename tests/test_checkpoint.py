@@ -107,6 +107,19 @@ def test_resume_with_a_changed_flag_is_refused_naming_it(tmp_path, flag, value):
                                    flags=changed)
 
 
+def test_a_flag_added_since_the_checkpoint_passes_only_at_its_default(tmp_path):
+    """A checkpoint written before a flag existed resumes when the flag has its default (what
+    the older run computed with), and is refused naming the flag otherwise."""
+    saved = {'lr': 1e-3, 'n_iter': 3}
+    defaults = {'lr': 6.25e-5, 'n_iter': 3, 'no_truncate': False}
+    checkpoint.check_resume_flags(saved, dict(saved, no_truncate=False), 'ckpt', defaults)
+    with pytest.raises(InputError, match=r"^--resume: --no_truncate is True but the checkpoint ckpt was written "
+                                         r"with '\(not set\)'"):
+        checkpoint.check_resume_flags(saved, dict(saved, no_truncate=True), 'ckpt', defaults)
+    with pytest.raises(InputError, match=r"^--resume: --no_truncate is False .*'\(not set\)'"):
+        checkpoint.check_resume_flags(saved, dict(saved, no_truncate=False), 'ckpt')  # no defaults: as before
+
+
 def test_truncated_checkpoint_is_a_one_line_error(tmp_path):
     data = synthetic_data()
     args = tiny_args('--n_batch', '8')

@@ -1,6 +1,7 @@
 """The README's examples run as written: its shell blocks from a project folder laid out as
 the README says (after the two set-up commands), and its Python API examples."""
 import json
+import random
 import re
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
+from tests.test_readers import GLUE, write_glue
 
 # A test cannot train the full-size model for 3 epochs: these flags are appended to each
 # command (a 1-layer, 16-wide model, 36 training stories, one epoch, a few tokens).
@@ -54,6 +56,12 @@ def project_copy(work):
     (work / 'data').mkdir()
     for f in ROCSTORIES_DIR.glob('cloze_test_*.csv'):
         (work / 'data' / f.name).symlink_to(f)
+    # the other tasks' examples: a tiny GLUE SST-2 folder, and the README's own CSV
+    write_glue(work / 'glue' / 'SST-2', GLUE['sst2'], {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5},
+               random.Random(0))
+    (csv,) = readme_blocks("The paper's other tasks and your own data", 'csv')
+    for name in ('my_train.csv', 'my_valid.csv'):
+        (work / name).write_text(csv)
 
 
 def test_shell_blocks_run_as_written(tmp_path):
@@ -67,7 +75,9 @@ def test_shell_blocks_run_as_written(tmp_path):
                              env={'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path)})
         assert out.returncode == 0, f'README command failed: {tiny(command)}\n{out.stderr[-3000:]}'
         if 'train.py' in command and '--analysis' in command:
-            assert 'ROCStories Test Accuracy' in out.stdout
+            assert ('SST-2 Valid Accuracy' if '--dataset sst2' in command else 'ROCStories Test Accuracy') in out.stdout
+        if '--dataset custom' in command:
+            assert (work / 'submission' / 'custom.tsv').read_text().count('\n') == 1 + 4
         if 'score.py' in command:
             assert sum(line.startswith('*') for line in out.stdout.splitlines()) == 1
     log = [json.loads(line) for line in (work / 'log' / 'rocstories.jsonl').read_text().splitlines()]

@@ -1,0 +1,164 @@
+"""A task's data as train.py's loop takes it: read by datasets.py, BPE-encoded once (and
+cached on disk) by tasks.encode_fields, laid out with the special tokens by
+tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
+
+    data = load_task_data(args)          # args: train.py's flags (an argparse Namespace)
+    data.splits['valid'].X               # (n, n_seq, n_ctx, 2) int32 token and position ids
+    data.trX, data.vaY, data.teM         # the ROCStories-era names of the three main splits
+
+Every task of tasks.TASKS (ROCStories included) and `--dataset custom` go through here.
+"""
+import dataclasses
+import os
+import sys
+import warnings
+from typing import Optional
+
+import numpy as np
+
+import tasks
+from datasets import get_reader, read_custom, read_rocstories
+from errors import DataError, DataWarning, InputError
+from text_utils import TextEncoder
+
+ROC_N_STORIES = 1871  # in the Story Cloze validation file, split into train and valid
+
+
+@dataclasses.dataclass
+class SplitData:
+    """One split ready for the model: X (n, n_seq, n_ctx, 2) int32, M (n, n_seq, n_ctx)
+    float32, Y (n,) targets (int64 class or choice indices, float32 scores) or None when the
+    split has no labels; ids and groups as datasets.Split has them."""
+    X: np.ndarray
+    M: np.ndarray
+    Y: Optional[np.ndarray]
+    ids: Optional[list] = None
+    groups: Optional[list] = None
+
+
+@dataclasses.dataclass
+class Encoded:
+    """What every encoded dataset shares: the encoder with its special tokens, n_ctx as cut,
+    and max_len (the cut of --truncate, else the requested n_ctx)."""
+    text_encoder: object
+    encoder: dict
+    n_vocab: int
+    n_special: int
+    clf_token: int
+    n_ctx: int
+    max_len: int
+
+    @property
+    def vocab(self):
+        """Rows of the embedding matrix: tokens, special tokens, positions."""
+        return self.n_vocab + self.n_special + self.n_ctx
+
+
+@dataclasses.dataclass
+class TaskData(Encoded):
+    """A task's splits ('train', 'valid', 'test', and e.g. MNLI's 'valid_mismatched') with
+    what Encoded holds, the examples cut per split and the readers' warnings."""
+    splits: dict = None
+    n_truncated: dict = None
+    task: tasks.Task = None
+    data_warnings: list = dataclasses.field(default_factory=list)
+
+    def __getattr__(self, name):
+        # trX, vaY, teM, ...: the earlier port's names for the train, valid and test arrays
+        split = {'tr': 'train', 'va': 'valid', 'te': 'test'}.get(name[:2])
+        if split is None or name[2:] not in ('X', 'M', 'Y') or 'splits' not in self.__dict__:
+            raise AttributeError(name)
+        part = self.splits.get(split)
+        return None if part is None else getattr(part, name[2:])
+
+
+def read_task(args, verbose=True):
+    """(Task, {split name: datasets.Split}) of --dataset from --data_dir, or of the user's files
+    for --dataset custom (--task_type, --train_file/--valid_file/--test_file, the column flags)."""
+    if args.dataset == 'rocstories':
+        splits = read_rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
+        return tasks.TASKS['rocstories'], splits
+    if args.dataset == 'custom':
+        columns = args.text_columns.split(',') if args.text_columns else None
+        splits = read_custom(args.task_type, args.train_file, args.valid_file, args.test_file, columns,
+                             args.label_column, args.id_column, verbose=verbose)
+        return custom_task_of(args.task_type, splits['train']), splits
+    return tasks.get_task(args.dataset), get_reader(args.dataset)(args.data_dir, verbose=verbose)
+
+
+def custom_task_of(task_type, train):
+    """The Task of the user's data: the classes are the training labels, sorted (datasets.class_names)."""
+    from datasets import class_names
+    if task_type == 'multiple_choice':
+        return tasks.custom_task(task_type, n_choices=len(train.texts[1][0]))
+    if task_type == 'regression':
+        return tasks.custom_task(task_type)
+    return tasks.custom_task(task_type, classes=class_names(train.labels))
+
+
+def encode_task(task, splits, text_encoder, cache_dir=None, verbose=True):
+    """{split: encoded fields} of every split (tasks.encode_fields; cached in cache_dir unless None)."""
+    if verbose:
+        print(f"Encoding {task.title}...", file=sys.stderr)
+    return {name: tasks.encode_fields(split.texts, text_encoder, cache_dir, verbose) for name, split in splits.items()}
+
+
+def build_task_data(task, splits, text_encoder, encoded, n_ctx=512, truncate='fit'):
+    """TaskData from read splits and their encoded fields: the special tokens added to the
+    encoder (once), sequences cut per `truncate` (tasks.TRUNCATE_MODES) and n_ctx cut to the
+    longest, arrays and targets per split. Raises DataError for an empty split or a label
+    outside the task's classes."""
+    for name, split in splits.items():
+        if len(split) == 0:
+            raise DataError(f"{task.title} {name}: the split has no examples: expected at least one")
+    sp = tasks.add_special_tokens(text_encoder.encoder)
+    inputs = tasks.prepare_inputs(task, encoded, sp, n_ctx, truncate)
+    out = {}
+    for name, split in splits.items():
+        X, M = inputs.arrays(name)
+        Y = None if split.labels is None else tasks.label_ids(task, split.labels, name)
+        out[name] = SplitData(X, M, Y, split.ids, split.groups)
+    max_len = n_ctx // 2 - 2 if truncate == 'always' else n_ctx
+    return TaskData(text_encoder, text_encoder.encoder, sp.n_vocab, sp.n_special, sp.classify, inputs.n_ctx, max_len,
+                    out, inputs.n_truncated, task)
+
+
+def load_task_data(args, verbose=True):
+    """Read, encode (cached in --cache_dir) and lay out the task of the flags: TaskData, whose
+    data_warnings hold the readers' DataWarnings and a count of cut examples (printed when
+    verbose; train.py logs them)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        task, splits = read_task(args, verbose)
+        text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
+        encoded = encode_task(task, splits, text_encoder, getattr(args, 'cache_dir', None), verbose)
+    truncate = 'always' if args.truncate else 'never' if args.no_truncate else 'fit'
+    data = build_task_data(task, splits, text_encoder, encoded, args.n_ctx, truncate)
+    messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    for w in caught:
+        if not issubclass(w.category, DataWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    cut = {name: n for name, n in data.n_truncated.items() if n}
+    if cut and truncate == 'fit':
+        messages.append(f"{task.title}: examples longer than --n_ctx {args.n_ctx} were cut by the original's rule: "
+                        f"{', '.join(f'{n} {name}' for name, n in cut.items())} (--no_truncate refuses instead)")
+    data.data_warnings.extend(messages)
+    if verbose:
+        for message in messages:
+            print(f"warning: {message}", file=sys.stderr)
+    return data
+
+
+def check_data_files(args):
+    """Raise InputError before any work when the data the flags name is not there: --data_dir
+    for a registered task other than ROCStories (train.py checks its two files), the files of
+    --dataset custom."""
+    if args.dataset == 'custom':
+        for flag in ('train_file', 'valid_file', 'test_file'):
+            path = getattr(args, flag)
+            if path is not None and not os.path.isfile(path):
+                raise InputError(f"--{flag} {path}: no such file; expected a CSV, TSV or JSONL file with a header "
+                                 f"row (JSONL: one object per line)")
+    elif not os.path.isdir(args.data_dir):
+        raise InputError(f"--data_dir {args.data_dir}: no such folder; expected the {args.dataset} release as "
+                         f"downloaded (see the README's table of tasks for its layout)")
