@@ -111,10 +111,10 @@ def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards)
     assert [r[0] for r in rows] == [str(i) for i in range(5)] and {r[1] for r in rows} <= {'neg', 'pos'}
 
 
-def test_rocstories_through_the_task_pipeline_equals_the_original(rocstories_dir, encoder_path, bpe_path):
+def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocstories_dir, encoder_path, bpe_path):
     """task_data.load_task_data on ROCStories gives the arrays train.load_data gives."""
     args = train.parse_args(['--data_dir', str(rocstories_dir), '--encoder_path', str(encoder_path),
-                             '--bpe_path', str(bpe_path)])
+                             '--bpe_path', str(bpe_path), '--cache_dir', str(tmp_path / 'cache')])
     original = train.load_data(args, verbose=False)
     data = task_data.load_task_data(args, verbose=False)
     assert (data.n_ctx, data.clf_token, data.vocab) == (original.n_ctx, original.clf_token, original.vocab)
