@@ -433,7 +433,8 @@ def _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers, 
 
 
 def open_token_store(folder, tokenizer=None):
-    """The store in `folder`; with `tokenizer`, refuse a store another tokenizer built."""
+    """The store in `folder` as {'train', 'valid' (None when empty), 'meta', 'folder'}; with
+    `tokenizer`, refuse a store another tokenizer built."""
     try:
         with open(os.path.join(folder, META), encoding='utf-8') as f:
             meta = json.load(f)
@@ -444,4 +445,4 @@ def open_token_store(folder, tokenizer=None):
         raise DataError(f"{folder}: built with tokenizer {meta.get('tokenizer', '?')[:24]}..., not this one "
                         f"({tokenizer.fingerprint()[:24]}...): expected a store of the same tokenizer")
     valid = TokenSplit(folder, 'valid') if meta['n_valid_tokens'] else None
-    return {'train': TokenSplit(folder, 'train'), 'valid': valid, 'meta': meta}
+    return {'train': TokenSplit(folder, 'train'), 'valid': valid, 'meta': meta, 'folder': folder}
