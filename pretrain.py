@@ -21,9 +21,9 @@ document boundary reads as one, without a symbol the vocabulary does not have.
 document separator) one id; the vocabulary is saved with the model.
 
 The recipe (every number a flag): windows of `--n_ctx` 512 contiguous tokens at random
-places of the training split, `--n_batch` 64 windows per update (with `--n_acc` k, k
-micro-batches of n_batch windows each make one update, as in train.py), OpenAIAdam with
-lr 2.5e-4 warmed up linearly over `--warmup_updates` 2000 updates then cosine-annealed to
+places of the training split, minibatches of `--n_batch` 64 windows (where memory is
+short, `--n_batch 16 --n_acc 4` accumulates four micro-batches into one update of 64, as
+in train.py), OpenAIAdam with lr 2.5e-4 warmed up linearly over `--warmup_updates` 2000 updates then cosine-annealed to
 0 (`warmup_cosine`) over the whole run, dropout 0.1 on residuals, embeddings and
 attention, L2 0.01 on weights with more than one dimension (not biases, not gains),
 global gradient clipping at 1. One update consumes n_batch * n_acc * world_size windows;
@@ -31,7 +31,9 @@ the run lasts `--n_iter` epochs, an epoch being the updates that consume as many
 as the training split holds (at least one). `--max_updates` stops earlier (the schedule
 still spans the whole run), as in train.py. The objective is the mean next-token cross
 entropy over positions 1..n_ctx-1 of every window, over every row of the tied embedding
-(as the TF release's LM loss).
+(as the TF release's LM loss). Validation scores the non-overlapping windows that tile
+the validation split. `--init random` (from scratch) is the default here; `--init
+pretrained` continues from `--model_dir`. The progress bar shows the loss and tokens/s.
 
 Each step is a function a notebook can call: `parse_args`/`validate_args`,
 `check_inputs`, `build_tokenizer`, `load_corpus`, `build_model`, `make_optimizer`,
@@ -54,6 +56,7 @@ validation windows are shared out and the losses summed; only rank 0 writes.
 """
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import shutil
@@ -74,7 +77,7 @@ from hf_interop import export_hf
 from model_pytorch import LMModel, check_config, find_checkpoint_format, load_pretrained
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
-from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store
+from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
 from train import _check_writable, _previous_entries, autocast, format_settings, make_scaler, open_log
 
 PROG = 'pretrain.py'
@@ -204,7 +207,6 @@ def _check_optimizer_flags(args):
 def check_inputs(args, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
-    from token_store import find_inputs
     find_inputs(args.data)
     if args.tokenizer == 'bpe':
         for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
@@ -471,12 +473,34 @@ def resume_flags(args, store, n_vocab, world_size=1):
     return dict(flags, corpus=os.path.basename(store['folder']), n_vocab=n_vocab, world_size=world_size)
 
 
-class PretrainRun:
-    """What the steps of one run share: the flags, model (and its DDP wrapper), optimizer,
-    scaler, corpus, sizes, device, torchrun info, log and file paths."""
+def run_warnings(args, store, t_total):
+    """One-line warnings for the log: each input file skipped as not UTF-8, and a warm-up
+    as long as the run (the learning rate would never anneal)."""
+    warnings = [f"skipped, not UTF-8: {message}" for message in store['meta'].get('skipped', [])]
+    if args.warmup_updates >= t_total:
+        warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "
+                        f"learning rate only warms up (lower --warmup_updates or raise --n_iter)")
+    return warnings
 
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
+
+@dataclasses.dataclass
+class PretrainRun:
+    """What the steps of one run share: the flags, the model and what trains it (itself or
+    its DDP wrapper), optimizer, GradScaler (fp16) or None, the token store, the sizes,
+    device, torchrun info (DistInfo), the run's paths and resume flags, and the log (rank 0)."""
+    args: argparse.Namespace
+    model: LMModel
+    train_model: torch.nn.Module
+    opt: OpenAIAdam
+    scaler: object
+    store: dict
+    n_vocab: int
+    t_total: int
+    device: torch.device
+    dist: object
+    paths: dict
+    flags: dict
+    logger: object = None
 
 
 def log_progress(r, state, losses, train_seconds, verbose):
@@ -567,13 +591,15 @@ def _run(args, dist, device, verbose):
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab, t_total=t_total, device=device, dist=dist, paths=paths, flags=flags, logger=None)
+                    n_vocab=n_vocab, t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
     if dist.is_main:
         write_json(paths['config'], settings)
         previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
         r.logger = open_log(paths['log'], settings, previous)
-        for message in [] if args.resume else store['meta'].get('skipped', []):
-            r.logger.log(warning=f"skipped, not UTF-8: {message}")
+        for message in [] if args.resume else run_warnings(args, store, t_total):
+            r.logger.log(warning=message)
+            if verbose:
+                print(f"warning: {message}", file=sys.stderr)
     try:
         entry = train_loop(r, state, verbose)
     finally:

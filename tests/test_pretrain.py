@@ -4,6 +4,8 @@ and every bad input as a one-line error."""
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ import pretrain
 import train
 from errors import DataError, InputError
 from helpers import tf_shapes, write_tf_checkpoint
-from tests.conftest import BPE_PATH, ENCODER_PATH
+from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from token_store import CharTokenizer, open_token_store
 
 TINY = ['--n_layer', '1', '--n_embd', '32', '--n_head', '2', '--n_ctx', '32', '--n_batch', '8']
@@ -145,9 +147,32 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_t
                      verbose=False)
 
 
+def test_torchrun_two_processes_share_the_work_and_the_validation(tmp_path):
+    """2 processes (gloo on the CPU): the log's final validation loss, summed over the two
+    ranks' shares of the windows, equals one process's evaluate_lm of the saved model."""
+    data = write_corpus(tmp_path / 'corpus')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           str(ROOT / 'pretrain.py'), *argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '6',
+                                          '--eval_every', '3', '--n_batch', '4')]
+    env = {k: v for k, v in os.environ.items() if k not in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings, entries = log_entries(tmp_path / 'a' / 'log' / 'pretrain.jsonl')
+    assert settings['world_size'] == 2 and [e['n_updates'] for e in entries] == [3, 6]
+    folder = tmp_path / 'a' / 'save' / 'pretrain' / 'model'
+    args = pretrain.parse_args(argv(tmp_path, 'a', data, '--n_batch', '4', '--init', 'pretrained',
+                                    '--model_dir', str(folder)))
+    tok = pretrain.build_tokenizer(args)
+    model = pretrain.build_model(args, tok.vocab_size)
+    loss, _ = pretrain.evaluate_lm(model, pretrain.load_corpus(args, tok, verbose=False)['valid'], 32,
+                                   tok.vocab_size)
+    assert entries[-1]['va_loss'] == pytest.approx(loss, rel=1e-5)
+
+
 # ------------------------------------------------------------------ BPE, train.py and continued runs
 
-def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, rocstories_dir, encoder_path, bpe_path):
+def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, monkeypatch, rocstories_dir, encoder_path,
+                                                bpe_path):
     data = tmp_path / 'story.jsonl'
     stories = [' '.join(np.random.default_rng(i).choice(WORDS, 60)) for i in range(12)]
     data.write_text(''.join(json.dumps({'text': s}) + '\n' for s in stories))
@@ -183,6 +208,15 @@ def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, rocstories_dir
     assert torch.equal(emb[:40478], saved['transformer.tokens_embed.weight'])
     assert torch.equal(emb[40478 + 3:], saved['transformer.positions_embed.weight'][:data_roc.n_ctx])
     assert torch.equal(model.transformer.h[0].attn.c_attn.w.detach(), saved['transformer.h.0.attn.c_attn.weight'])
+    # and finetunes: a whole train.py run (one update on four tiny stories)
+    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
+                                                                              _tiny_roc_encoded()))
+    out = train.run(train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
+                                      '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch',
+                                      '2', '--n_iter', '1', '--log_dir', str(tmp_path / 'ft'), '--save_dir',
+                                      str(tmp_path / 'ft')]), verbose=False)
+    assert out['n_updates'] == 1
+    assert log_entries(out['log_path'])[0]['checkpoint_format'] == 'hf'
 
 
 def _tiny_roc_encoded():
@@ -240,11 +274,14 @@ def test_bad_corpora_are_one_line_errors(tmp_path, capsys):
 def test_non_utf8_files_are_skipped_with_a_count_or_refused_with_strict(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus', n_docs=4)
     (data / 'latin1.txt').write_bytes('caf\xe9 au lait\n'.encode('latin-1'))
-    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '1')),
-                          verbose=False)
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '1',
+                                                   '--warmup_updates', '1000')), verbose=False)
     settings, entries = log_entries(result['log_path'])
     assert settings['n_skipped_files'] == 1 and settings['n_docs'] == 4
-    assert 'latin1.txt: not UTF-8 near line 1' in entries[0]['warning']
+    assert 'latin1.txt: not UTF-8 near line 1' in entries[0]['warning'] and 'n_updates' not in entries[0]
+    assert entries[1]['warning'].startswith(f"--warmup_updates 1000 is not less than the run's {settings['t_total']} "
+                                            f"updates: the learning rate only warms up")
+    assert [e['n_updates'] for e in entries[2:]] == [1]
     line = one_line_error(capsys, argv(tmp_path, 'b', data, '--strict'))
     assert 'latin1.txt: not UTF-8 near line 1' in line
 
