@@ -18,6 +18,7 @@ import pretrain
 import train
 from errors import DataError, InputError
 from helpers import tf_shapes, write_tf_checkpoint
+from opt import warmup_cosine
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from token_store import CharTokenizer, open_token_store
 
@@ -79,6 +80,9 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     assert entries[1]['va_loss'] < entries[0]['va_loss'] < untrained - 1.0
     assert math.isclose(entries[1]['va_ppl'], math.exp(entries[1]['va_loss']))
     assert result['va_loss'] == entries[1]['va_loss']
+    t_total = settings['t_total']
+    for e in entries:  # the schedule's rate of the update logged: OpenAIAdam's lr_t less the bias correction
+        assert e['lr'] == pytest.approx(3e-3 * warmup_cosine((e['n_updates'] - 1) / t_total, 4 / t_total))
 
     log = tmp_path / 'g.jsonl'
     status = generate.main(['--model_dir', result['model_dir'], '--prompt', 'the cat ', '--gen_len', '20',
@@ -90,6 +94,25 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     assert gen_settings['n_ctx'] == 32 and gen_settings['n_embd'] == 32  # read from config.json
     assert len(gens[0]['ids']) == 20 and gens[0]['continuation'] == vocab.decode(gens[0]['ids'])
     assert out[1] == '=> ' + gens[0]['continuation'] and set(gens[0]['continuation']) <= set(vocab.chars)
+
+
+def test_the_defaults_are_the_papers_recipe(tmp_path):
+    args = pretrain.parse_args(['--data', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path',
+                                str(BPE_PATH)])
+    assert (args.n_ctx, args.n_batch, args.n_acc, args.n_layer, args.n_embd, args.n_head) == (512, 64, 1, 12, 768, 12)
+    assert (args.lr, args.lr_schedule, args.warmup_updates, args.l2, args.vector_l2) == (
+        2.5e-4, 'warmup_cosine', 2000, 0.01, False)
+    assert (args.embd_pdrop, args.attn_pdrop, args.resid_pdrop, args.afn) == (0.1, 0.1, 0.1, 'gelu')
+    assert (args.tokenizer, args.arch, args.init) == ('bpe', 'gpt1', 'random')
+    small = pretrain.parse_args(['--data', str(tmp_path), '--tokenizer', 'char', *TINY])
+    model = pretrain.build_model(small, 10)
+    opt = pretrain.make_optimizer(args, model, t_total=100000)
+    group = opt.param_groups[0]
+    assert (group['lr'], group['schedule'], group['warmup'], group['t_total']) == (
+        2.5e-4, 'warmup_cosine', 2000 / 100000, 100000)
+    assert (group['l2'], group['vector_l2'], group['max_grad_norm']) == (0.01, False, 1)
+    # one update of 64 windows of 512 tokens: t_total is n_iter epochs of the training tokens
+    assert pretrain.n_updates_total(64 * 512 * 10 + 1, args) == 11 * 100
 
 
 def test_evaluate_lm_is_the_mean_cross_entropy_of_every_prediction(tmp_path):
