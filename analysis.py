@@ -1,13 +1,15 @@
-"""Score a finished run: best validation accuracy from its log, test accuracy of its predictions."""
+"""Score a finished run: best validation accuracy from its log, test accuracy of its predictions;
+and the paper's metric of every task (`task_metrics`), from scikit-learn and SciPy."""
 import collections
 import json
 import math
 import numbers
 import os
+import warnings
 
 import numpy as np
 
-from errors import DataError, MissingFileError
+from errors import DataError, InputError, MissingFileError
 
 RocStoriesAnalysis = collections.namedtuple('RocStoriesAnalysis', ['valid_accuracy', 'test_accuracy'])
 
@@ -84,6 +86,50 @@ def read_predictions(pred_path):
     return np.array(preds, dtype=np.int64)
 
 
+def _submission_value(task, path, number, text):
+    """One prediction of a submission file back as write_submission took it: a class or
+    choice index, or a score. Raises DataError naming the line for anything else."""
+    if task.task_type == 'regression':
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
+        expected = 'a finite score'
+    elif task.label_strings:
+        if text in task.classes:
+            return task.classes.index(text)
+        expected = f"one of {', '.join(task.classes)}"
+    else:
+        if text.isascii() and text.isdigit():
+            return int(text)
+        expected = 'an integer'
+    raise DataError(f"{path} line {number} has prediction {text!r}: expected {expected}")
+
+
+def read_submission(task, path):
+    """Take a tasks.Task and one of its submission files (tasks.write_submission's format);
+    return (ids: list of str, predictions: numpy array of class or choice indices, int64,
+    or of scores, float64). Raises MissingFileError or DataError naming the line."""
+    if not os.path.isfile(path):
+        raise MissingFileError(f"prediction file {path} does not exist: expected the {os.path.basename(path)} "
+                               f"that train.py --submit writes")
+    lines = [(number, line) for number, line in _lines(path) if line.strip()]
+    if not lines or lines[0][1].split('\t') != ['index', 'prediction']:
+        found = lines[0][1] if lines else ''
+        raise DataError(f"{path} starts with {found!r}: expected the header 'index\\tprediction'")
+    ids, predictions = [], []
+    for number, line in lines[1:]:
+        fields = line.split('\t')
+        if len(fields) != 2:
+            raise DataError(f"{path} line {number} is {line!r}: expected 'index<TAB>prediction'")
+        ids.append(fields[0])
+        predictions.append(_submission_value(task, path, number, fields[1]))
+    dtype = np.float64 if task.task_type == 'regression' else np.int64
+    return ids, np.asarray(predictions, dtype=dtype)
+
+
 def rocstories(data_dir, pred_path, log_path):
     """Print and return the best validation accuracy in `log_path` (the log of the run
     that wrote `pred_path`) and the test accuracy of `pred_path` against the Story Cloze
@@ -105,3 +151,102 @@ def rocstories(data_dir, pred_path, log_path):
     print('ROCStories Valid Accuracy: %.2f' % valid_accuracy)
     print('ROCStories Test Accuracy:  %.2f' % test_accuracy)
     return RocStoriesAnalysis(valid_accuracy, test_accuracy)
+
+
+# ------------------------------------------------------------------ the paper's metrics
+
+# scikit-learn's and SciPy's metrics are imported when first used: train.py imports this module.
+
+def _accuracy(y_true, y_pred):
+    from sklearn.metrics import accuracy_score
+    return accuracy_score(y_true, y_pred)
+
+
+def _mcc(y_true, y_pred):
+    from sklearn.metrics import matthews_corrcoef
+    return matthews_corrcoef(y_true, y_pred)
+
+
+def _f1(y_true, y_pred):
+    """F1 of class 1 (MRPC's paraphrase, QQP's duplicate)."""
+    from sklearn.metrics import f1_score
+    return f1_score(y_true, y_pred)
+
+
+def _correlation(name, y_true, y_pred):
+    """scipy.stats' `name` coefficient of the two arrays; NaN (no warning) where either is constant."""
+    import scipy.stats
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', scipy.stats.ConstantInputWarning)
+        return float(getattr(scipy.stats, name)(y_true, y_pred).statistic)
+
+
+# Each metric of the paper's tables 2 and 3, from y_true and y_pred, as a fraction.
+METRIC_FUNCTIONS = {
+    'accuracy': _accuracy,
+    'mcc': _mcc,  # CoLA
+    'f1': _f1,  # MRPC, QQP
+    'pearson': lambda y_true, y_pred: _correlation('pearsonr', y_true, y_pred),  # STS-B
+    'spearman': lambda y_true, y_pred: _correlation('spearmanr', y_true, y_pred),
+}
+METRIC_LABELS = {'accuracy': 'Accuracy', 'mcc': 'MCC', 'f1': 'F1', 'pearson': 'Pearson', 'spearman': 'Spearman'}
+
+
+def metric_names(task_name_or_type):
+    """The metric names of a registered task ('cola', 'mnli', ...) or, for the user's own
+    data, of a task type ('classification', ...). Raises InputError listing both for any other."""
+    from tasks import DEFAULT_METRICS, TASKS  # the project's tasks.py
+    if task_name_or_type in TASKS:
+        return TASKS[task_name_or_type].metrics
+    if task_name_or_type in DEFAULT_METRICS:
+        return DEFAULT_METRICS[task_name_or_type]
+    raise InputError(f"no metrics for {task_name_or_type!r}: expected a task ({', '.join(TASKS)}) or a task type "
+                     f"({', '.join(DEFAULT_METRICS)})")
+
+
+def _as_array(values, what, n, numeric):
+    """values as a 1-D numpy array of n items; DataError naming `what` when not (or when not
+    finite numbers and numeric)."""
+    array = np.asarray(values)
+    if array.ndim != 1 or len(array) != n:
+        raise DataError(f"{what} have shape {array.shape}: expected {n} values, one per label")
+    if numeric and not (np.issubdtype(array.dtype, np.number) and np.isfinite(array).all()):
+        raise DataError(f"{what} hold values that are not finite numbers: expected similarity scores")
+    return array
+
+
+def task_metrics(task_name_or_type, y_true, y_pred, groups=None):
+    """Score one split. Takes a task name or type (see metric_names), the true labels and the
+    predictions (class or choice indices; scores for regression) of its n examples, and
+    optionally each example's group (RACE's 'middle'/'high'). Returns {metric: value} in
+    percent, as the paper reports them (accuracy, mcc, f1, pearson, spearman x 100), plus
+    '{metric}_{group}' per group in order of first appearance. A correlation of constant
+    predictions is NaN. Raises DataError for empty or mismatched inputs. MNLI's matched
+    and mismatched sets are two splits: one call each."""
+    names = metric_names(task_name_or_type)
+    numeric = 'pearson' in names or 'spearman' in names
+    y_true = np.asarray(y_true)
+    if y_true.ndim != 1 or len(y_true) == 0:
+        raise DataError(f"{task_name_or_type}: labels of shape {y_true.shape}: expected a non-empty list of labels")
+    n = len(y_true)
+    y_true = _as_array(y_true, f"{task_name_or_type} labels", n, numeric)
+    y_pred = _as_array(y_pred, f"{task_name_or_type} predictions", n, numeric)
+    metrics = {name: 100. * float(METRIC_FUNCTIONS[name](y_true, y_pred)) for name in names}
+    if groups is not None:
+        groups = _as_array(groups, f"{task_name_or_type} groups", n, False)
+        for group in dict.fromkeys(groups.tolist()):
+            mask = groups == group
+            metrics.update({f'{name}_{group}': 100. * float(METRIC_FUNCTIONS[name](y_true[mask], y_pred[mask]))
+                            for name in names})
+    return metrics
+
+
+def format_metrics(prefix, metrics):
+    """Lines to print for task_metrics' result, each '{prefix} {Metric}: {value:.2f}', a
+    group's as '{prefix} {Metric} ({group})'; e.g. format_metrics('RACE Test', ...)."""
+    lines = []
+    for key, value in metrics.items():
+        name, _, group = key.partition('_')
+        label = METRIC_LABELS[name] + (f' ({group})' if group else '')
+        lines.append(f'{prefix} {label}: {value:.2f}')
+    return lines

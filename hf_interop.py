@@ -1,4 +1,4 @@
-"""Hugging Face `openai-gpt` interop: load its saves into our model, export ours to it.
+"""Hugging Face `openai-gpt` (and `gpt2`) interop: load its saves into our model, export ours to it.
 
 Hugging Face's `openai-gpt` holds the same weights as OpenAI's TF release under other
 names: separate `tokens_embed.weight` (vocab_size rows) and `positions_embed.weight`
@@ -6,6 +6,10 @@ names: separate `tokens_embed.weight` (vocab_size rows) and `positions_embed.wei
 `ln_1.weight/bias` for our `ln_1.g/b`; with a `transformer.` prefix when saved from
 OpenAIGPTLMHeadModel / OpenAIGPTDoubleHeadsModel, without it when saved from
 OpenAIGPTModel.
+
+A `gpt2` save (model_type 'gpt2') loads into a model built with arch='gpt2': the same
+layer names, `wte`/`wpe` for the two embeddings and the final `ln_f`; a model with
+arch='gpt2' exports to one.
 
 This module imports model_pytorch; model_pytorch never imports it at import time (its
 `load_pretrained` and the names moved here reach it on first use), so either module
@@ -27,6 +31,12 @@ HF_WEIGHTS = ('model.safetensors', 'pytorch_model.bin')
 HF_SAFETENSORS_INDEX = 'model.safetensors.index.json'
 HF_PREFIX = 'transformer.'
 HF_MODEL_TYPE = 'openai-gpt'
+HF_ARCHS = {'openai-gpt': 'gpt1', 'gpt2': 'gpt2'}  # config.json's model_type -> our arch
+HF_MODEL_TYPES = {arch: model_type for model_type, arch in HF_ARCHS.items()}
+_HF_EMBEDS = {'gpt1': ('tokens_embed.weight', 'positions_embed.weight'), 'gpt2': ('wte.weight', 'wpe.weight')}
+_HF_FINAL_LN = (('ln_f.g', 'ln_f.weight'), ('ln_f.b', 'ln_f.bias'))  # gpt2 only
+# GPT-2's config names its activation in ACT2FN's words, where 'gelu' is the exact erf form
+HF_GPT2_AFNS = {'gelu_new': 'gelu', 'gelu_pytorch_tanh': 'gelu', 'relu': 'relu', 'silu': 'swish', 'swish': 'swish'}
 HF_HINT = ("expected config.json plus model.safetensors (or pytorch_model.bin) as saved by Hugging Face's "
            "save_pretrained, e.g. a snapshot folder of the hub cache ~/.cache/huggingface/hub/models--openai-gpt/")
 HF_AFNS = {'gelu': 'gelu', 'relu': 'relu', 'swish': 'swish', 'silu': 'swish'}  # HF's gelu is the tanh form
@@ -46,10 +56,10 @@ _HF_IGNORED = re.compile(r'multiple_choice_head\..*|position_ids|h\.\d+\.attn\.(
 _HF_LM_HEAD = 'lm_head.weight'
 
 
-def hf_tensor_names(n_layer):
+def hf_tensor_names(n_layer, arch='gpt1'):
     """HF's names (without the `transformer.` prefix) of every tensor the transformer holds."""
-    return ['tokens_embed.weight', 'positions_embed.weight'] + [
-        f'h.{i}.{hf}' for i in range(n_layer) for _, hf in _HF_LAYER_MAP]
+    final = [hf for _, hf in _HF_FINAL_LN] if arch == 'gpt2' else []
+    return list(_HF_EMBEDS[arch]) + [f'h.{i}.{hf}' for i in range(n_layer) for _, hf in _HF_LAYER_MAP] + final
 
 
 def has_hf_weights(folder):
@@ -85,7 +95,8 @@ def resolve_hf_folder(path):
 
 
 def read_hf_config(folder):
-    """config.json of a Hugging Face save as a dict, checked to be an openai-gpt config."""
+    """config.json of a Hugging Face save as a dict, checked to be an openai-gpt or gpt2
+    config; its 'arch' field is ours ('gpt1' or 'gpt2')."""
     p = os.path.join(folder, HF_CONFIG)
     try:
         with open(p) as f:
@@ -96,8 +107,10 @@ def read_hf_config(folder):
         raise CheckpointError(f"{p} is not valid JSON: {err}") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{p} holds a JSON {type(config).__name__}: expected an object")
-    if config.get('model_type', HF_MODEL_TYPE) != HF_MODEL_TYPE:
-        raise CheckpointError(f"{p}: model_type is {config['model_type']!r}, expected {HF_MODEL_TYPE!r}")
+    model_type = config.get('model_type', HF_MODEL_TYPE)
+    if model_type not in HF_ARCHS:
+        raise CheckpointError(f"{p}: model_type is {model_type!r}, expected one of {', '.join(map(repr, HF_ARCHS))}")
+    config['arch'] = HF_ARCHS[model_type]
     if 'n_positions' not in config and 'n_ctx' in config:  # configs of old transformers versions
         config['n_positions'] = config['n_ctx']
     for field in ('vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'):
@@ -189,12 +202,14 @@ def _hf_model_settings(transformer):
     """The sizes and settings of our transformer, in the HF config's field names."""
     block = transformer.h[0]  # a model has at least one block
     afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
-    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn)
+    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn,
+                arch=transformer.arch)
 
 
 def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
     """Load a Hugging Face `openai-gpt` save (config.json + model.safetensors or
-    pytorch_model.bin) into `model`, as `load_openai_pretrained_model` loads the TF release.
+    pytorch_model.bin) into `model`, as `load_openai_pretrained_model` loads the TF release;
+    a `gpt2` save into a model built with arch='gpt2' (wte, wpe and ln_f besides the blocks).
 
     model: a TransformerModel, or a model with a `.transformer` (DoubleHeadModel, LMModel).
     path: the folder (a hub-cache snapshot such as
@@ -229,15 +244,8 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=Non
     n_ctx, n_special, n_transfer = check_layout(transformer, n_vocab, n_pos, n_layer, n_ctx, n_special, n_transfer,
                                                 cfg_path)
     tensors = _HFTensors(folder)
-    stored = _stored_names(tensors, n_layer, cfg_path)
-    emb = transformer.embed.weight
-    plan = [('tokens_embed.weight', emb[:n_vocab], None), ('positions_embed.weight', emb[n_vocab + n_special:], n_ctx)]
-    want = {'tokens_embed.weight': (n_vocab, config['n_embd']), 'positions_embed.weight': (n_pos, config['n_embd'])}
-    params = dict(transformer.named_parameters())
-    for i in range(max(n_transfer, 0)):
-        for our, hf in _HF_LAYER_MAP:
-            plan.append((f'h.{i}.{hf}', params[f'h.{i}.{our}'], None))
-            want[f'h.{i}.{hf}'] = tuple(params[f'h.{i}.{our}'].shape)
+    stored = _stored_names(tensors, n_layer, cfg_path, config['arch'])
+    plan, want = _hf_plan(transformer, config, n_special, n_ctx, n_transfer)
     _check_plan(plan, want, tensors, stored, cfg_path)
     with torch.no_grad():
         for name, target, rows in plan:
@@ -245,22 +253,61 @@ def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=Non
     return transformer
 
 
+def _hf_plan(transformer, config, n_special, n_ctx, n_transfer):
+    """([(HF name, target tensor, rows to read or None)], {HF name: expected shape}): what
+    a load copies where. GPT-2's final ln_f is loaded with the last layer, so only when
+    every layer is."""
+    n_vocab, n_pos, n_embd = config['vocab_size'], config['n_positions'], config['n_embd']
+    tokens, positions = _HF_EMBEDS[config['arch']]
+    emb = transformer.embed.weight
+    plan = [(tokens, emb[:n_vocab], None), (positions, emb[n_vocab + n_special:], n_ctx)]
+    want = {tokens: (n_vocab, n_embd), positions: (n_pos, n_embd)}
+    params = dict(transformer.named_parameters())
+    pairs = [(f'h.{i}.{our}', f'h.{i}.{hf}') for i in range(max(n_transfer, 0)) for our, hf in _HF_LAYER_MAP]
+    if config['arch'] == 'gpt2' and n_transfer == config['n_layer']:
+        pairs += _HF_FINAL_LN
+    for our, hf in pairs:
+        plan.append((hf, params[our], None))
+        want[hf] = tuple(params[our].shape)
+    return plan, want
+
+
 def _check_config_fits(config, transformer, cfg_path):
-    """Raise CheckpointError when config.json's n_embd, n_head, afn or LayerNorm epsilon
-    differ from the model's."""
+    """Raise CheckpointError when config.json's block layout, n_embd, n_head, afn or
+    LayerNorm epsilon differ from the model's, or it asks for a GPT-2 option we lack."""
     ours = _hf_model_settings(transformer)
+    if config['arch'] != ours['arch']:
+        raise CheckpointError(f"{cfg_path}: model_type {HF_MODEL_TYPES[config['arch']]!r} is the {config['arch']} block "
+                              f"layout but the model has arch={ours['arch']!r}: expected --arch {config['arch']}")
     for field in ('n_embd', 'n_head'):
         if config[field] != ours[field]:
             raise CheckpointError(f"{cfg_path}: {field} is {config[field]} but the model has {field}={ours[field]}")
-    afn = config.get('afn', 'gelu')
-    if HF_AFNS.get(afn, afn) != ours['afn']:
-        raise CheckpointError(f"{cfg_path}: afn is {afn!r} but the model uses afn={ours['afn']!r}")
+    if config['arch'] == 'gpt2':
+        afn, fn_field = config.get('activation_function', 'gelu_new'), 'activation_function'
+        afn_ours = HF_GPT2_AFNS.get(afn)
+        _check_gpt2_options(config, cfg_path)
+    else:
+        afn, fn_field = config.get('afn', 'gelu'), 'afn'
+        afn_ours = HF_AFNS.get(afn, afn)
+    if afn_ours != ours['afn']:
+        raise CheckpointError(f"{cfg_path}: {fn_field} is {afn!r} but the model uses afn={ours['afn']!r}")
     eps = config.get('layer_norm_epsilon', 1e-5)
     if not math.isclose(eps, 1e-5, rel_tol=1e-6):
         raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
 
 
-def _stored_names(tensors, n_layer, cfg_path):
+def _check_gpt2_options(config, cfg_path):
+    """Raise CheckpointError for GPT-2 config options that change the block's math here unsupported."""
+    n_inner = config.get('n_inner')
+    if n_inner not in (None, 4 * config['n_embd']):
+        raise CheckpointError(f"{cfg_path}: n_inner is {n_inner} but the model's MLP is 4 * n_embd = "
+                              f"{4 * config['n_embd']} wide")
+    for field, supported in (('scale_attn_weights', True), ('scale_attn_by_inverse_layer_idx', False)):
+        if config.get(field, supported) != supported:
+            raise CheckpointError(f"{cfg_path}: {field} is {config[field]!r}; only {supported} is supported")
+
+
+def _stored_names(tensors, n_layer, cfg_path, arch='gpt1'):
     """{HF name without prefix: name as stored} for exactly the tensors of an n_layer
     model; raises CheckpointError listing missing and unexpected tensors."""
     stored = {}
@@ -276,9 +323,10 @@ def _stored_names(tensors, n_layer, cfg_path):
             unexpected.append(key)
         else:
             stored[name] = key
-    if 'tokens_embed.weight' not in stored and lm_head is not None:
-        stored['tokens_embed.weight'] = lm_head  # the tied matrix, as OpenAIGPTDoubleHeadsModel saves it
-    expected = hf_tensor_names(n_layer)
+    token_name = _HF_EMBEDS[arch][0]
+    if token_name not in stored and lm_head is not None:
+        stored[token_name] = lm_head  # the tied matrix, as OpenAIGPTDoubleHeadsModel saves it
+    expected = hf_tensor_names(n_layer, arch)
     missing = [n for n in expected if n not in stored]
     unexpected += [stored[n] for n in stored if n not in set(expected)]
     if missing or unexpected:
@@ -351,15 +399,19 @@ def hf_config(model, n_vocab=40478, n_special=-1):
     if ours['afn'] is None:
         raise InputError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
     block = transformer.h[0]
+    if ours['arch'] == 'gpt2':
+        afn = {'architectures': ['GPT2LMHeadModel'], 'n_inner': None, 'scale_attn_weights': True,
+               'activation_function': next(k for k, v in HF_GPT2_AFNS.items() if v == ours['afn'])}
+    else:
+        afn = {'architectures': ['OpenAIGPTLMHeadModel'], 'afn': ours['afn']}
     return {
-        'architectures': ['OpenAIGPTLMHeadModel'],
-        'model_type': HF_MODEL_TYPE,
+        **afn,
+        'model_type': HF_MODEL_TYPES[ours['arch']],
         'vocab_size': n_vocab + n_special,
         'n_positions': transformer.n_ctx,
         'n_embd': ours['n_embd'],
         'n_layer': ours['n_layer'],
         'n_head': ours['n_head'],
-        'afn': ours['afn'],
         'embd_pdrop': float(transformer.embd_pdrop),
         'attn_pdrop': float(block.attn.attn_pdrop),
         'resid_pdrop': float(block.attn.resid_dropout.p),
@@ -374,7 +426,8 @@ def hf_config(model, n_vocab=40478, n_special=-1):
 def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     """Write `model`'s transformer (and its tied LM head) as a Hugging Face
     `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
-    loads: config.json and model.safetensors, written atomically.
+    loads: config.json and model.safetensors, written atomically. A model with
+    arch='gpt2' becomes a `gpt2` folder for `GPT2LMHeadModel` (wte, wpe, ln_f).
 
     model: a TransformerModel, LMModel or DoubleHeadModel; a task head is not exported.
     n_vocab: the BPE vocabulary's size (40478); n_special: the special-token rows
@@ -394,12 +447,12 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
     n_tok = config['vocab_size']
     emb = transformer.embed.weight.detach()
-    tensors = {HF_PREFIX + 'tokens_embed.weight': emb[:n_tok],
-               HF_PREFIX + 'positions_embed.weight': emb[n_tok:]}
+    tokens, positions = _HF_EMBEDS[transformer.arch]
+    tensors = {HF_PREFIX + tokens: emb[:n_tok], HF_PREFIX + positions: emb[n_tok:]}
     params = dict(transformer.named_parameters())
-    for i in range(len(transformer.h)):
-        for our, hf in _HF_LAYER_MAP:
-            tensors[f'{HF_PREFIX}h.{i}.{hf}'] = params[f'h.{i}.{our}'].detach()
+    pairs = [(f'h.{i}.{our}', f'h.{i}.{hf}') for i in range(len(transformer.h)) for our, hf in _HF_LAYER_MAP]
+    for our, hf in pairs + (list(_HF_FINAL_LN) if transformer.arch == 'gpt2' else []):
+        tensors[HF_PREFIX + hf] = params[our].detach()
     # the two embedding tables are views of one matrix: safetensors wants them apart
     tensors = {k: (v.to('cpu').clone() if 'embed' in k else v.to('cpu').contiguous()) for k, v in tensors.items()}
 

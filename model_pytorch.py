@@ -5,6 +5,11 @@ Modules and parameters carry the TensorFlow release's variable names
 post-LayerNorm blocks, epsilon inside the square root, tanh GELU, one embedding
 matrix `embed` for tokens, special tokens and positions.
 
+`arch='gpt2'` in the config selects GPT-2's block layout instead: LayerNorm at the
+input of each sub-block, a final LayerNorm `ln_f` after the last block (GPT-2's TF
+name), and the residual output projections initialised with std 0.02/sqrt(2 n_layer).
+Everything else (embeddings, attention, GELU, the LM head) is shared.
+
 Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]`
 position ids already offset into `embed` (row `n_vocab + n_special + p`).
 """
@@ -39,6 +44,7 @@ DEFAULT_CONFIG = dotdict(
 
 N_CTX_MAX = 512  # position rows in OpenAI's checkpoint
 ATTN_IMPLS = ('sdpa', 'explicit')
+ARCHS = ('gpt1', 'gpt2')
 
 
 def gelu(x):
@@ -92,11 +98,16 @@ def _check_attn_impl(impl):
         raise InputError(f"--attn_impl {impl}: attention impl={impl!r} is not one of {', '.join(ATTN_IMPLS)}")
 
 
+def _check_arch(arch):
+    if arch not in ARCHS:
+        raise InputError(f"--arch {arch}: arch={arch!r} is not one of {', '.join(ARCHS)}")
+
+
 def check_config(cfg, vocab, n_ctx):
     """Raise InputError, naming the field as its train.py flag, for a configuration
     TransformerModel cannot be built with: n_layer, n_embd, n_head positive integers with
     n_head dividing n_embd; embd_pdrop, attn_pdrop, resid_pdrop (and clf_pdrop, when set) in [0, 1); afn one of
-    ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; n_ctx a positive integer and vocab
+    ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; arch (when set) one of ARCHS; n_ctx a positive integer and vocab
     an integer with room for a token row besides the n_ctx position rows. n_ctx may exceed
     the 512 positions of OpenAI's checkpoint here; the loaders refuse that."""
     _check_positive_int('n_layer', _cfg(cfg, 'n_layer'), 'number of blocks')
@@ -107,6 +118,7 @@ def check_config(cfg, vocab, n_ctx):
     _check_pdrop('clf_pdrop', _cfg(cfg, 'clf_pdrop', 0.0))  # read by the task heads only
     _check_afn(_cfg(cfg, 'afn'))
     _check_attn_impl(_cfg(cfg, 'attn_impl', 'sdpa'))
+    _check_arch(_cfg(cfg, 'arch', 'gpt1'))
     _check_positive_int('n_ctx', n_ctx, 'number of positions')
     if not _is_int(vocab) or vocab <= n_ctx:
         raise InputError(f"vocab={vocab!r}: expected an integer above n_ctx={n_ctx}: embed has n_vocab + n_special "
@@ -116,9 +128,9 @@ def check_config(cfg, vocab, n_ctx):
 class Conv1D(nn.Module):
     """TF's 1x1 `conv1d`: y = x @ w + b with w of shape (nx, nf)."""
 
-    def __init__(self, nx, nf):
+    def __init__(self, nx, nf, std=0.02):
         super().__init__()
-        self.w = nn.Parameter(torch.empty(nx, nf).normal_(std=0.02))
+        self.w = nn.Parameter(torch.empty(nx, nf).normal_(std=std))
         self.b = nn.Parameter(torch.zeros(nf))
 
     def forward(self, x):
@@ -147,7 +159,7 @@ class Attention(nn.Module):
     zero after the softmax either way.
     """
 
-    def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa'):
+    def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa', proj_std=0.02):
         super().__init__()
         _check_heads(nx, n_head)
         _check_pdrop('attn_pdrop', attn_pdrop)
@@ -155,7 +167,7 @@ class Attention(nn.Module):
         _check_attn_impl(impl)
         self.n_head = n_head
         self.c_attn = Conv1D(nx, nx * 3)
-        self.c_proj = Conv1D(nx, nx)
+        self.c_proj = Conv1D(nx, nx, std=proj_std)
         self.attn_pdrop = attn_pdrop
         self.attn_dropout = nn.Dropout(attn_pdrop)
         self.resid_dropout = nn.Dropout(resid_pdrop)
@@ -203,12 +215,12 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, n_state, nx, afn, resid_pdrop):
+    def __init__(self, n_state, nx, afn, resid_pdrop, proj_std=0.02):
         super().__init__()
         _check_afn(afn)
         _check_pdrop('resid_pdrop', resid_pdrop)
         self.c_fc = Conv1D(nx, n_state)
-        self.c_proj = Conv1D(n_state, nx)
+        self.c_proj = Conv1D(n_state, nx, std=proj_std)
         self.act = ACT_FNS[afn]
         self.dropout = nn.Dropout(resid_pdrop)
 
@@ -217,24 +229,34 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Post-LN block: n = ln_1(x + attn(x)); h = ln_2(n + mlp(n))."""
+    """GPT-1's post-LN block: n = ln_1(x + attn(x)); h = ln_2(n + mlp(n)).
+    With cfg.arch 'gpt2', GPT-2's pre-LN block: n = x + attn(ln_1(x)); h = n + mlp(ln_2(n))."""
 
     def __init__(self, cfg):
         super().__init__()
         nx = cfg.n_embd
-        self.attn = Attention(nx, cfg.n_head, cfg.attn_pdrop, cfg.resid_pdrop, _cfg(cfg, 'attn_impl', 'sdpa'))
+        self.pre_ln = _cfg(cfg, 'arch', 'gpt1') == 'gpt2'
+        # GPT-2 scales the projections into the residual stream by the number of them
+        proj_std = 0.02 / math.sqrt(2 * cfg.n_layer) if self.pre_ln else 0.02
+        self.attn = Attention(nx, cfg.n_head, cfg.attn_pdrop, cfg.resid_pdrop, _cfg(cfg, 'attn_impl', 'sdpa'),
+                              proj_std=proj_std)
         self.ln_1 = LayerNorm(nx)
-        self.mlp = MLP(4 * nx, nx, cfg.afn, cfg.resid_pdrop)
+        self.mlp = MLP(4 * nx, nx, cfg.afn, cfg.resid_pdrop, proj_std=proj_std)
         self.ln_2 = LayerNorm(nx)
 
     def forward(self, x, layer_past=None, key_mask=None):
+        if self.pre_ln:
+            a, present = self.attn(self.ln_1(x), layer_past, key_mask)
+            n = x + a
+            return n + self.mlp(self.ln_2(n)), present
         a, present = self.attn(x, layer_past, key_mask)
         n = self.ln_1(x + a)
         return self.ln_2(n + self.mlp(n)), present
 
 
 class TransformerModel(nn.Module):
-    """The transformer: embeddings and `n_layer` blocks.
+    """The transformer: embeddings and `n_layer` blocks (and GPT-2's final `ln_f` when
+    cfg.arch is 'gpt2').
 
     vocab = n_vocab + n_special + n_ctx rows in `embed` (40478 + 0 + 512 by default).
     forward(x): x (B, T, 2) or (B, n_choices, T, 2) long -> hidden states
@@ -249,6 +271,9 @@ class TransformerModel(nn.Module):
         nn.init.normal_(self.embed.weight, std=0.02)
         self.embd_pdrop = cfg.embd_pdrop
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.arch = _cfg(cfg, 'arch', 'gpt1')
+        if self.arch == 'gpt2':
+            self.ln_f = LayerNorm(cfg.n_embd)
 
     def set_attention(self, impl):
         """Select 'sdpa' (fused kernels) or 'explicit' attention in every block."""
@@ -289,6 +314,8 @@ class TransformerModel(nn.Module):
             h, present = block(h, None if past is None else past[i], key_mask)
             if use_cache:
                 presents.append(present)
+        if self.arch == 'gpt2':
+            h = self.ln_f(h)
         return (h, presents) if use_cache else h
 
 
@@ -738,6 +765,9 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=None,
     Returns the TransformerModel it loaded into.
     """
     transformer = transformer_of(model)
+    if transformer.arch != 'gpt1':
+        raise CheckpointError(f"{path}: the TF release's checkpoint is GPT-1 (post-LN blocks) but the model has "
+                              f"arch={transformer.arch!r}: expected arch 'gpt1' (--arch gpt1)")
     shards = _Shards(path)
     shapes = shards.shapes
     width = transformer.n_embd

@@ -1,12 +1,14 @@
 """analysis.rocstories: best validation accuracy from the run's own log, test accuracy of its predictions."""
 import csv
 import json
+import math
 
+import numpy as np
 import pytest
 
 import analysis
 from datasets import TEST_FILE, VAL_FILE, rocstories_test_labels
-from errors import DataError, MissingFileError
+from errors import DataError, InputError, MissingFileError
 
 
 def _write_log(path, va_accs):
@@ -156,3 +158,97 @@ def test_test_file_without_labels(tmp_path, rocstories_dir, run_files):
             csv.writer(f).writerows(rows)
     _message(DataError, lambda: analysis.rocstories(str(data), str(pred), str(log)), TEST_FILE,
              'missing columns: AnswerRightEnding')
+
+
+# ------------------------------------------------------------------ the paper's metrics
+
+def test_metrics_of_each_task_against_sklearn_and_scipy():
+    import scipy.stats
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+    y = [1, 0, 1, 1, 0, 0, 1, 0, 1, 1]
+    p = [1, 0, 0, 1, 1, 0, 1, 1, 1, 0]
+    assert analysis.task_metrics('cola', y, p) == {'mcc': pytest.approx(100 * matthews_corrcoef(y, p))}
+    assert analysis.task_metrics('sst2', y, p) == {'accuracy': pytest.approx(100 * accuracy_score(y, p))}
+    for name in ('mrpc', 'qqp'):
+        assert analysis.task_metrics(name, y, p) == {'f1': pytest.approx(100 * f1_score(y, p)),
+                                                     'accuracy': pytest.approx(60.0)}
+    s_true = [0.0, 1.2, 2.5, 3.1, 4.8, 5.0, 2.2]
+    s_pred = [0.4, 1.0, 2.9, 2.7, 4.1, 4.9, 3.0]
+    assert analysis.task_metrics('stsb', s_true, s_pred) == {
+        'pearson': pytest.approx(100 * scipy.stats.pearsonr(s_true, s_pred)[0]),
+        'spearman': pytest.approx(100 * scipy.stats.spearmanr(s_true, s_pred)[0])}
+    assert analysis.task_metrics('regression', s_true, s_pred) == analysis.task_metrics('stsb', s_true, s_pred)
+    mnli_true = ['entailment', 'neutral', 'contradiction', 'neutral']
+    assert analysis.task_metrics('mnli', [0, 1, 2, 1], [0, 2, 2, 1]) == {'accuracy': 75.0}
+    assert analysis.task_metrics('entailment', mnli_true, mnli_true) == {'accuracy': 100.0}
+
+
+def test_race_accuracy_per_group_and_all():
+    y = [0, 1, 2, 3, 0, 1, 2]
+    p = [0, 1, 0, 3, 1, 1, 2]
+    g = ['high', 'middle', 'middle', 'high', 'high', 'middle', 'middle']
+    m = analysis.task_metrics('race', y, p, groups=g)
+    assert list(m) == ['accuracy', 'accuracy_high', 'accuracy_middle']
+    assert m['accuracy'] == pytest.approx(100 * 5 / 7)
+    assert m['accuracy_high'] == pytest.approx(100 * 2 / 3) and m['accuracy_middle'] == pytest.approx(75.0)
+    assert analysis.format_metrics('RACE Test', m) == [
+        'RACE Test Accuracy: 71.43', 'RACE Test Accuracy (high): 66.67', 'RACE Test Accuracy (middle): 75.00']
+
+
+def test_constant_predictions_give_nan_correlation_without_warning():
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        m = analysis.task_metrics('stsb', [1.0, 2.0, 3.0], [2.5, 2.5, 2.5])
+    assert math.isnan(m['pearson']) and math.isnan(m['spearman'])
+
+
+def test_metric_bad_inputs():
+    with pytest.raises(InputError, match=r"no metrics for 'glue': expected a task \(rocstories, .*\) or a task type "
+                                         r"\(classification, .*\)"):
+        analysis.task_metrics('glue', [0], [0])
+    with pytest.raises(DataError, match=r"^cola: labels of shape \(0,\): expected a non-empty list of labels"):
+        analysis.task_metrics('cola', [], [])
+    with pytest.raises(DataError, match=r"^sst2 predictions have shape \(2,\): expected 3 values, one per label"):
+        analysis.task_metrics('sst2', [0, 1, 1], [0, 1])
+    with pytest.raises(DataError, match=r"^race groups have shape \(1,\): expected 2 values"):
+        analysis.task_metrics('race', [0, 1], [0, 1], groups=['high'])
+    with pytest.raises(DataError, match=r"^stsb predictions hold values that are not finite numbers"):
+        analysis.task_metrics('stsb', [1.0, 2.0], [1.0, float('nan')])
+
+
+# ------------------------------------------------------------------ submission files read back
+
+@pytest.mark.parametrize('name,preds,ids', [
+    ('mnli', [2, 0, 1], None), ('race', [3, 0], ['high/1.txt-0', 'middle/2.txt-1']), ('cola', [0, 1, 1], None),
+    ('rocstories', [1, 0], None), ('stsb', [4.25, 0.0, 5.5], [10, 11, 12])])
+def test_read_submission_reads_back_what_write_submission_wrote(tmp_path, name, preds, ids):
+    import tasks
+    task = tasks.TASKS[name]
+    path = tasks.write_submission(task, np.array(preds), str(tmp_path), ids=ids)
+    got_ids, got = analysis.read_submission(task, path)
+    assert got_ids == [str(i) for i in (ids or range(len(preds)))]
+    assert got.tolist() == preds and got.dtype == (np.float64 if name == 'stsb' else np.int64)
+
+
+def test_read_submission_bad_files(tmp_path):
+    import tasks
+    path = tmp_path / 'MNLI-m.tsv'
+    with pytest.raises(MissingFileError, match='MNLI-m.tsv does not exist'):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('id\tlabel\n0\tneutral\n')
+    with pytest.raises(DataError, match=r"starts with 'id\\tlabel': expected the header"):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('index\tprediction\n0\tneutral\n1\tmaybe\n')
+    with pytest.raises(DataError, match=r"MNLI-m.tsv line 3 has prediction 'maybe': expected one of entailment, "
+                                        r"neutral, contradiction"):
+        analysis.read_submission(tasks.TASKS['mnli'], str(path))
+    path.write_text('index\tprediction\n0\t1.5\n')
+    with pytest.raises(DataError, match=r"line 2 has prediction '1.5': expected an integer"):
+        analysis.read_submission(tasks.TASKS['cola'], str(path))
+    path.write_text('index\tprediction\n0\tnan\n')
+    with pytest.raises(DataError, match=r"line 2 has prediction 'nan': expected a finite score"):
+        analysis.read_submission(tasks.TASKS['stsb'], str(path))
+    path.write_text('index\tprediction\n0\t1\t2\n')
+    with pytest.raises(DataError, match=r"line 2 is '0\\t1\\t2': expected 'index<TAB>prediction'"):
+        analysis.read_submission(tasks.TASKS['cola'], str(path))

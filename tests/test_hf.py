@@ -271,7 +271,9 @@ def test_folder_with_neither_format(tmp_path):
     ('n_embd', 48, r"config\.json: n_embd is 48 but the model has n_embd=32"),
     ('n_head', 8, r"config\.json: n_head is 8 but the model has n_head=4"),
     ('afn', 'relu', r"config\.json: afn is 'relu' but the model uses afn='gelu'"),
-    ('model_type', 'gpt2', r"config\.json: model_type is 'gpt2', expected 'openai-gpt'"),
+    ('model_type', 'gpt2', r"config\.json: model_type 'gpt2' is the gpt2 block layout but the model has "
+                           r"arch='gpt1': expected --arch gpt2"),
+    ('model_type', 'bert', r"config\.json: model_type is 'bert', expected one of 'openai-gpt', 'gpt2'"),
     ('n_layer', None, r"config\.json: field n_layer is None, expected a positive integer"),
 ])
 def test_config_that_does_not_match_the_model(hf_folder, tmp_path, field, value, msg):
@@ -400,3 +402,85 @@ def test_hf_errors_belong_to_the_family(hf_folder, tmp_path):
         load_hf_pretrained_model(LMModel(CFG, vocab=N_VOCAB + 65, n_ctx=65), hf_folder)
     with pytest.raises(InputError, match=r'embed\.weight has 40542 rows but n_vocab 40000'):
         export_hf(small_model(), tmp_path / 'out', n_vocab=40000, n_special=0)
+
+
+# ------------------------------------------------------------- GPT-2's block layout
+
+GPT2_VOCAB = 100
+GPT2_CFG = dotdict(CFG, arch='gpt2')
+
+
+def gpt2_lm(seed=2):
+    """A small GPT2LMHeadModel whose every parameter (LayerNorms and biases too) is random,
+    so that a LayerNorm in the wrong place cannot go unnoticed."""
+    torch.manual_seed(seed)
+    config = transformers.GPT2Config(vocab_size=GPT2_VOCAB, n_positions=N_POS, n_embd=N_EMBD, n_layer=N_LAYER,
+                                     n_head=N_HEAD, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                     activation_function='gelu_new', layer_norm_epsilon=1e-5)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    return model
+
+
+@pytest.fixture(scope='module')
+def gpt2_folder(tmp_path_factory):
+    model = gpt2_lm()
+    path = tmp_path_factory.mktemp('gpt2') / 'gpt2'
+    model.save_pretrained(path)
+    return model, path
+
+
+def gpt2_ours(impl='sdpa'):
+    return LMModel(dotdict(GPT2_CFG, attn_impl=impl), vocab=GPT2_VOCAB + N_POS, n_ctx=N_POS).eval()
+
+
+@pytest.mark.parametrize('impl', ['sdpa', 'explicit'])
+def test_gpt2_folder_gives_gpt2_hidden_states_and_logits(gpt2_folder, impl):
+    hf, path = gpt2_folder
+    model = gpt2_ours(impl)
+    assert load_pretrained(model, path) == 'hf'
+    ids = random_ids(3, 17, GPT2_VOCAB, seed=4)
+    with torch.no_grad():
+        ref = hf(ids, output_hidden_states=True)
+        torch.testing.assert_close(model.transformer(our_input(ids, GPT2_VOCAB)), ref.hidden_states[-1],
+                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(model(our_input(ids, GPT2_VOCAB))[..., :GPT2_VOCAB], ref.logits, atol=1e-5, rtol=0)
+
+
+def test_gpt2_export_loads_in_transformers_and_back(tmp_path):
+    torch.manual_seed(5)
+    model = gpt2_ours()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    folder = export_hf(model, tmp_path / 'out', n_vocab=GPT2_VOCAB, n_special=0)
+    with open(os.path.join(folder, 'config.json')) as f:
+        assert json.load(f)['model_type'] == 'gpt2'
+    hf = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    again = gpt2_ours()
+    load_pretrained(again, folder)
+    ids = random_ids(2, 11, GPT2_VOCAB, seed=6)
+    with torch.no_grad():
+        ours = model(our_input(ids, GPT2_VOCAB))[..., :GPT2_VOCAB]
+        torch.testing.assert_close(hf(ids).logits, ours, atol=1e-5, rtol=0)
+        torch.testing.assert_close(again(our_input(ids, GPT2_VOCAB))[..., :GPT2_VOCAB], ours, atol=0, rtol=0)
+
+
+def test_block_layouts_do_not_load_into_each_other(gpt2_folder, hf_folder, tmp_path):
+    _, path = gpt2_folder
+    gpt1 = LMModel(CFG, vocab=GPT2_VOCAB + N_POS, n_ctx=N_POS)
+    with pytest.raises(CheckpointError, match=r"model_type 'gpt2' is the gpt2 block layout but the model has "
+                                              r"arch='gpt1': expected --arch gpt2"):
+        load_pretrained(gpt1, path)
+    with pytest.raises(CheckpointError, match=r"model_type 'openai-gpt' is the gpt1 block layout but the model has "
+                                              r"arch='gpt2': expected --arch gpt1"):
+        load_pretrained(LMModel(GPT2_CFG, vocab=N_VOCAB + N_POS, n_ctx=N_POS), hf_folder)
+    write_tf_checkpoint(tmp_path / 'tf', tf_shapes(N_LAYER, N_EMBD, N_VOCAB, N_POS))
+    with pytest.raises(CheckpointError, match=r"the TF release's checkpoint is GPT-1 .* arch='gpt2'"):
+        load_pretrained(LMModel(GPT2_CFG, vocab=N_VOCAB + N_POS, n_ctx=N_POS), tmp_path / 'tf')
+    folder = copy_folder(path, tmp_path / 'wide_mlp')
+    edit_config(folder, n_inner=3 * N_EMBD)
+    with pytest.raises(CheckpointError, match=r"n_inner is 96 but the model's MLP is 4 \* n_embd = 128 wide"):
+        load_pretrained(gpt2_ours(), folder)

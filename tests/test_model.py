@@ -9,7 +9,7 @@ import torch
 
 import model_pytorch as mp
 from errors import InputError, MissingFileError
-from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMHead, LMModel, TransformerModel, dotdict,
+from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMModel, TransformerModel, dotdict,
                            load_openai_pretrained_model)
 from tests.conftest import PARAMS_SHAPES_PATH
 from tests.helpers import tf_shapes, write_tf_checkpoint
@@ -514,6 +514,7 @@ def test_tf_loader_checks_only_the_position_rows_it_keeps(tmp_path):
     ('clf_pdrop', 1.5, '--clf_pdrop 1.5: expected a dropout probability in [0, 1)'),
     ('afn', 'elu', "--afn elu: afn='elu' is not one of gelu, relu, swish"),
     ('attn_impl', 'flash', "--attn_impl flash: attention impl='flash' is not one of sdpa, explicit"),
+    ('arch', 'gpt3', "--arch gpt3: arch='gpt3' is not one of gpt1, gpt2"),
 ])
 def test_bad_configuration_is_refused_at_construction(field, value, message):
     cfg = dotdict(DEFAULT_CONFIG, **{field: value})
@@ -644,3 +645,68 @@ def test_loaders_draw_no_progress_bar(tmp_path, capfd):
     load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
     list(mp.iter_checkpoint_arrays(path))
     assert capfd.readouterr() == ('', '')
+
+
+# ------------------------------------------------------------- GPT-2's block layout
+
+def test_gpt2_block_is_pre_layernorm_with_a_final_layernorm():
+    """arch='gpt2' against the formula written out: n = x + attn(ln_1(x)), h = n + mlp(ln_2(n)),
+    ln_f after the last block; every LayerNorm and bias random so misplacing one shows."""
+    torch.manual_seed(0)
+    model = TransformerModel(tiny_cfg(arch='gpt2', embd_pdrop=0, attn_pdrop=0, resid_pdrop=0),
+                             vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    x = make_input(2, N_CTX, model.vocab, N_VOCAB, N_SPECIAL)
+
+    def ln(t, m):
+        mu = t.mean(-1, keepdim=True)
+        return (t - mu) / torch.sqrt(((t - mu) ** 2).mean(-1, keepdim=True) + 1e-5) * m.g + m.b
+
+    def attn(t, a):
+        q, k, v = (t @ a.c_attn.w + a.c_attn.b).split(t.size(-1), dim=-1)
+        heads = [z.view(*z.shape[:2], a.n_head, -1).transpose(1, 2) for z in (q, k, v)]
+        w = heads[0] @ heads[1].transpose(-1, -2) / math.sqrt(heads[0].size(-1))
+        w = w.masked_fill(~torch.ones(N_CTX, N_CTX, dtype=torch.bool).tril(), float('-inf'))
+        y = (w.softmax(-1) @ heads[2]).transpose(1, 2).reshape(t.shape)
+        return y @ a.c_proj.w + a.c_proj.b
+
+    def mlp(t, m):
+        h = t @ m.c_fc.w + m.c_fc.b
+        h = 0.5 * h * (1 + torch.tanh(math.sqrt(2 / math.pi) * (h + 0.044715 * h ** 3)))
+        return h @ m.c_proj.w + m.c_proj.b
+
+    with torch.no_grad():
+        h = model.embed.weight[x[..., 0]] + model.embed.weight[x[..., 1]]
+        for block in model.h:
+            n = h + attn(ln(h, block.ln_1), block.attn)
+            h = n + mlp(ln(n, block.ln_2), block.mlp)
+        torch.testing.assert_close(model(x), ln(h, model.ln_f), atol=1e-5, rtol=0)
+
+
+def test_gpt2_initialises_residual_projections_smaller_and_gpt1_is_unchanged():
+    torch.manual_seed(0)
+    gpt1 = TransformerModel(DEFAULT_CONFIG, vocab=40478 + 512, n_ctx=512)
+    torch.manual_seed(0)
+    default = TransformerModel(dotdict(DEFAULT_CONFIG, arch='gpt1'), vocab=40478 + 512, n_ctx=512)
+    assert all(torch.equal(a, b) for a, b in zip(gpt1.state_dict().values(), default.state_dict().values()))
+    assert 'ln_f.g' not in gpt1.state_dict() and gpt1.arch == 'gpt1'
+    gpt2 = TransformerModel(dotdict(DEFAULT_CONFIG, arch='gpt2'), vocab=40478 + 512, n_ctx=512)
+    std = 0.02 / math.sqrt(2 * 12)
+    for name in ('attn.c_proj.w', 'mlp.c_proj.w'):
+        w = torch.cat([dict(b.named_parameters())[name].flatten() for b in gpt2.h])
+        assert abs(w.std().item() - std) < 0.02 * std, name  # millions of draws: within 2%
+    assert abs(gpt2.h[0].attn.c_attn.w.std().item() - 0.02) < 0.0004
+    assert set(gpt2.state_dict()) - set(gpt1.state_dict()) == {'ln_f.g', 'ln_f.b'}
+
+
+def test_gpt2_cached_decoding_equals_the_full_forward():
+    torch.manual_seed(0)
+    model = LMModel(tiny_cfg(arch='gpt2'), vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, model.transformer.vocab, N_VOCAB, N_SPECIAL)
+    with torch.no_grad():
+        full = model(x)
+        head, past = model(x[:, :7], use_cache=True)
+        tail, _ = model(x[:, 7:], past=past, use_cache=True)
+    torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=0)
