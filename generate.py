@@ -352,21 +352,23 @@ def _model_folder(model_dir):
 
 def model_sizes(args):
     """n_ctx, n_embd, n_head, n_layer: the flags, else a Hugging Face folder's config.json
-    (n_positions for n_ctx), else the released model's (512, 768, 12, 12)."""
+    (n_positions for n_ctx), else the released model's (512, 768, 12, 12); and arch, the
+    block layout of the folder's model_type ('gpt1' for openai-gpt and the TF release)."""
     from hf_interop import HF_CONFIG, read_hf_config
     folder = _model_folder(args.model_dir)
     config = read_hf_config(folder) if os.path.isfile(os.path.join(folder, HF_CONFIG)) else {}
     found = dict(RELEASE_SIZES, **{k: config[k] for k in ('n_embd', 'n_head', 'n_layer') if k in config})
     if 'n_positions' in config:
         found['n_ctx'] = config['n_positions']
-    return {k: found[k] if getattr(args, k) is None else getattr(args, k) for k in RELEASE_SIZES}
+    sizes = {k: found[k] if getattr(args, k) is None else getattr(args, k) for k in RELEASE_SIZES}
+    return dict(sizes, arch=config.get('arch', 'gpt1'))
 
 
-def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu'):
-    """(LMModel of this size with the pretrained weights of `model_dir` in eval mode,
-    the checkpoint format found: 'tf' or 'hf')."""
+def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu', arch='gpt1'):
+    """(LMModel of this size and block layout (arch 'gpt1' or 'gpt2') with the pretrained
+    weights of `model_dir` in eval mode, the checkpoint format found: 'tf' or 'hf')."""
     cfg = dotdict(DEFAULT_CONFIG)
-    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer)
+    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer, arch=arch)
     model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
     fmt = load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
     return model.to(device).eval(), fmt
@@ -488,7 +490,8 @@ def _load(args):
     check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
     vars(args).update(model_sizes(args))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
+    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device,
+                             args.arch)
     logger = ResultLogger(args.log_path, append=True, **vars(args), checkpoint_format=fmt)
     return encoder, model, fmt, logger
 

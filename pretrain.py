@@ -11,6 +11,9 @@ JSONL files (one document per line, its `text` field), encoded once into a token
 file that is not UTF-8 is skipped and counted (the log names each one); `--strict`
 refuses it instead.
 
+`--arch gpt1` (the default) is the paper's post-LayerNorm block; `--arch gpt2` builds
+GPT-2's pre-LayerNorm layout (model_pytorch.py) and writes a Hugging Face `gpt2` folder.
+
 Tokenizers: `--tokenizer bpe` is GPT-1's BPE (text_utils.TextEncoder, ids identical to
 the original's). Documents are separated by the newline symbol '\\n</w>': each document
 ends with exactly one (added unless its text ends with a newline already). The paper
@@ -74,14 +77,13 @@ from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove
 from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
 from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
 from hf_interop import export_hf
-from model_pytorch import LMModel, check_config, find_checkpoint_format, load_pretrained
+from model_pytorch import ARCHS, LMModel, check_config, find_checkpoint_format, load_pretrained
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
 from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
 from train import _check_writable, _previous_entries, autocast, format_settings, make_scaler, open_log
 
 PROG = 'pretrain.py'
-ARCHS = ('gpt1', 'gpt2')
 CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
 MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
 # Flags that change nothing a resumed run computes, besides checkpoint.py's FREE_FLAGS: the
@@ -96,7 +98,8 @@ def build_parser():
     p.add_argument('--data', nargs='+', required=True, metavar='PATH',
                    help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
-    p.add_argument('--arch', default='gpt1', choices=ARCHS, help="block layout (gpt2 is not built yet)")
+    p.add_argument('--arch', default='gpt1', choices=ARCHS,
+                   help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
     p.add_argument('--valid_fraction', type=float, default=0.01,
                    help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
     p.add_argument('--eval_every', type=int, default=1000,
@@ -159,8 +162,6 @@ def parse_args(argv=None):
 
 def validate_args(args):
     """Fill in derived defaults and check values; raises InputError naming the flag."""
-    if args.arch != 'gpt1':
-        raise InputError(f"--arch {args.arch}: the GPT-2 block layout is not built yet; expected gpt1")
     if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
         raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
     for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):

@@ -96,6 +96,24 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     assert out[1] == '=> ' + gens[0]['continuation'] and set(gens[0]['continuation']) <= set(vocab.chars)
 
 
+def test_gpt2_layout_trains_and_generate_reads_its_folder(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--arch', 'gpt2', '--n_iter', '2',
+                                                   '--max_updates', '20', '--eval_every', '10')), verbose=False)
+    _, entries = log_entries(result['log_path'])
+    assert entries[1]['va_loss'] < entries[0]['va_loss']
+    assert json.load(open(os.path.join(result['model_dir'], 'config.json')))['model_type'] == 'gpt2'
+    args = pretrain.parse_args(argv(tmp_path, 'b', data, '--arch', 'gpt2', '--init', 'pretrained', '--model_dir',
+                                    result['model_dir']))
+    tok = pretrain.build_tokenizer(args)
+    model = pretrain.build_model(args, tok.vocab_size)
+    assert model.transformer.arch == 'gpt2'
+    expected = tok.decode(generate.generate(model, tok.encode('the dog').tolist(), 12, greedy=True))
+    assert generate.main(['--model_dir', result['model_dir'], '--prompt', 'the dog', '--gen_len', '12', '--greedy',
+                          '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    assert capsys.readouterr().out == f"the dog\n=> {expected}\n"
+
+
 def test_the_defaults_are_the_papers_recipe(tmp_path):
     args = pretrain.parse_args(['--data', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path',
                                 str(BPE_PATH)])
@@ -345,7 +363,6 @@ def test_an_interrupted_save_leaves_the_earlier_folder_whole(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize('extra, expected', [
-    (['--arch', 'gpt2'], '--arch gpt2: the GPT-2 block layout is not built yet; expected gpt1'),
     (['--valid_fraction', '1'], '--valid_fraction 1.0: expected a fraction in [0, 1)'),
     (['--n_ctx', '1'], '--n_ctx 1: expected at least 2 tokens'),
     (['--warmup_updates', '0'], '--warmup_updates 0: expected a positive integer'),
