@@ -320,7 +320,10 @@ def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction, st
             last = None
             for chunk in doc:
                 has_text = has_text or bool(chunk.strip())
-                ids = tokenizer.encode(chunk)
+                try:
+                    ids = tokenizer.encode(chunk)
+                except InputError as err:  # a character outside a given vocabulary: say where
+                    raise InputError(f"{path}: {err}") from None
                 w.write(ids)
                 last = int(ids[-1]) if len(ids) else last
             if sep_id is not None and last != sep_id:

@@ -204,3 +204,10 @@ def test_separator_ends_every_document_once(tmp_path, corpus):
     # DOCS[0] and DOCS[2] end with a newline already; DOCS[1] gets one
     assert tok.decode(store['train'].tokens) == DOCS[0] + DOCS[1] + '\n' + DOCS[2]
     np.testing.assert_array_equal(store['train'].offsets, [0, len(DOCS[0]), len(DOCS[0]) + len(DOCS[1]) + 1])
+
+
+def test_a_character_outside_the_vocabulary_names_its_file(tmp_path, corpus):
+    tok = CharTokenizer(DOCS[0])  # lacks characters of the other documents
+    with pytest.raises(InputError, match=r"1\.txt: character 'S' \(U\+0053\) is not in the character vocabulary"):
+        build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, workers=1)
+    assert os.listdir(tmp_path / 'cache') == []
