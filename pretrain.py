@@ -264,17 +264,16 @@ def load_corpus(args, tokenizer, verbose=True):
     total = meta['n_train_tokens'] + meta['n_valid_tokens']
     if total < need:
         raise DataError(f"--data {' '.join(args.data)}: the corpus is {total} tokens, fewer than one window of "
-                         f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
+                        f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
     if meta['n_train_tokens'] < need:
         raise DataError(f"--data {' '.join(args.data)}: the training split is {meta['n_train_tokens']} tokens, "
-                         f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
-                         f"--valid_fraction, more text or a smaller --n_ctx)")
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
+                        f"--valid_fraction, more text or a smaller --n_ctx)")
     if args.valid_fraction > 0 and meta['n_valid_tokens'] < need:
         raise DataError(f"--data {' '.join(args.data)}: the validation split is {meta['n_valid_tokens']} tokens, "
-                         f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
-                         f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
+                        f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
     return store
-
 
 
 # ------------------------------------------------------------------ model and optimizer
@@ -340,10 +339,13 @@ def sample_windows(split, args, n_updates, rank=0):
 
 
 def lm_loss(model, x, reduction='mean'):
-    """x (B, T, 2) -> next-token cross entropy of positions 1..T-1 over every row of the
-    tied embedding: a scalar (reduction 'mean' or 'sum') or (B * (T - 1),) ('none')."""
+    """x (B, T, 2) -> next-token cross entropy of the tokens at positions 1..T-1 over every
+    row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
+    0 at each window's last position, which predicts nothing)."""
     logits = model(x)
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), x[:, 1:, 0].reshape(-1),
+    # the last position's target is ignored rather than its logits sliced off: no copy of (B, T, vocab)
+    targets = F.pad(x[:, 1:, 0], (0, 1), value=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100,
                            reduction=reduction)
 
 
@@ -394,7 +396,7 @@ def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='non
                 x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
                 with autocast(device, amp):
                     losses = lm_loss(model, x, reduction='none')
-                sums += torch.tensor([losses.double().sum().item(), losses.numel()], dtype=torch.float64)
+                sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
     finally:
         model.train(was_training)
     if sharded:
