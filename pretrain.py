@@ -188,6 +188,9 @@ def validate_args(args):
         args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
     if args.cache_dir is None:
         args.cache_dir = os.path.join(args.save_dir, 'tokens')
+    if os.path.abspath(args.cache_dir) == os.path.abspath(run_paths(args)['dir']):
+        raise InputError(f"--desc {args.desc}: its run folder {run_paths(args)['dir']} is the token cache "
+                         f"(--cache_dir {args.cache_dir}); expected another --desc or --cache_dir")
     resolve_device(args.device, args.amp)
     return args
 

@@ -374,6 +374,12 @@ def test_bad_flags_are_one_line_errors(tmp_path, capsys, extra, expected):
     assert expected in one_line_error(capsys, argv(tmp_path, 'x', tmp_path, *extra))
 
 
+def test_a_run_folder_that_is_the_token_cache_is_refused(tmp_path, capsys):
+    line = one_line_error(capsys, ['--data', str(tmp_path), '--tokenizer', 'char', '--save_dir', str(tmp_path),
+                                   '--desc', 'tokens'])
+    assert f"--desc tokens: its run folder {tmp_path / 'tokens'} is the token cache" in line
+
+
 def test_bad_files_for_the_flags_are_one_line_errors(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus', n_docs=1)
     line = one_line_error(capsys, argv(tmp_path, 'x', tmp_path / 'nowhere'))
