@@ -38,6 +38,11 @@ Command line::
 A prompt plus `gen_len` that would not fit in the model's `n_ctx` positions
 (512 for the released weights) is refused up front with an InputError (a
 ValueError); nothing is generated.
+
+A Hugging Face folder (such as pretrain.py's output) carries its sizes in
+config.json: the size flags default to them. A folder holding `char_vocab.json`
+(pretrain.py --tokenizer char) is a character model: prompts are encoded and
+continuations decoded with that vocabulary, one character per token.
 """
 import argparse
 import numbers
@@ -301,11 +306,69 @@ def generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, gr
 
 # ---------------------------------------------------------------- command line
 
-def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu'):
-    """(LMModel of this size with the pretrained weights of `model_dir` in eval mode,
-    the checkpoint format found: 'tf' or 'hf')."""
+RELEASE_SIZES = dict(n_ctx=512, n_embd=768, n_head=12, n_layer=12)  # OpenAI's checkpoint
+CHAR_VOCAB = 'char_vocab.json'  # pretrain.py's character vocabulary, beside the model
+
+
+class CharTextEncoder:
+    """A character vocabulary (token_store.CharTokenizer) with TextEncoder's interface:
+    encode(texts) -> lists of ids, decode(ids) -> str, stream_decoder(), `encoder` (char -> id)."""
+
+    def __init__(self, path):
+        from token_store import CharTokenizer
+        self.tokenizer = CharTokenizer.load(path)
+        self.encoder = {c: i for i, c in enumerate(self.tokenizer.chars)}
+
+    def encode(self, texts, verbose=False):
+        return [self.tokenizer.encode(text).tolist() for text in texts]
+
+    def decode(self, ids):
+        return self.tokenizer.decode(ids)
+
+    def stream_decoder(self):
+        return _CharStream(self.tokenizer)
+
+
+class _CharStream:
+    """Every character is whole: push(id) returns it at once."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def push(self, token_id):
+        return self.tokenizer.decode([token_id])
+
+    def flush(self):
+        return ''
+
+
+def _model_folder(model_dir):
+    """The folder holding the weights (a hub cache folder's snapshot), or model_dir itself."""
+    try:
+        return resolve_hf_folder(model_dir) or model_dir
+    except CheckpointError:  # several snapshots: load_pretrained says so; look in the folder itself
+        return model_dir
+
+
+def model_sizes(args):
+    """n_ctx, n_embd, n_head, n_layer: the flags, else a Hugging Face folder's config.json
+    (n_positions for n_ctx), else the released model's (512, 768, 12, 12); and arch, the
+    block layout of the folder's model_type ('gpt1' for openai-gpt and the TF release)."""
+    from hf_interop import HF_CONFIG, read_hf_config
+    folder = _model_folder(args.model_dir)
+    config = read_hf_config(folder) if os.path.isfile(os.path.join(folder, HF_CONFIG)) else {}
+    found = dict(RELEASE_SIZES, **{k: config[k] for k in ('n_embd', 'n_head', 'n_layer') if k in config})
+    if 'n_positions' in config:
+        found['n_ctx'] = config['n_positions']
+    sizes = {k: found[k] if getattr(args, k) is None else getattr(args, k) for k in RELEASE_SIZES}
+    return dict(sizes, arch=config.get('arch', 'gpt1'))
+
+
+def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu', arch='gpt1'):
+    """(LMModel of this size and block layout (arch 'gpt1' or 'gpt2') with the pretrained
+    weights of `model_dir` in eval mode, the checkpoint format found: 'tf' or 'hf')."""
     cfg = dotdict(DEFAULT_CONFIG)
-    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer)
+    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer, arch=arch)
     model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
     fmt = load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
     return model.to(device).eval(), fmt
@@ -334,10 +397,11 @@ def parse_args(argv=None):
                         help='default: MODEL_DIR/encoder_bpe_40000.json, else MODEL_DIR/vocab.json (Hugging Face)')
     parser.add_argument('--bpe_path', default=None,
                         help='default: MODEL_DIR/vocab_40000.bpe, else MODEL_DIR/merges.txt (Hugging Face)')
-    parser.add_argument('--n_ctx', type=int, default=512, help='positions (at most 512, default 512)')
-    parser.add_argument('--n_embd', type=int, default=768, help='checkpoint width (768 for the release)')
-    parser.add_argument('--n_head', type=int, default=12)
-    parser.add_argument('--n_layer', type=int, default=12)
+    sizes = " (default: config.json's of a Hugging Face folder, else the release's {})"
+    parser.add_argument('--n_ctx', type=int, default=None, help='positions' + sizes.format(512))
+    parser.add_argument('--n_embd', type=int, default=None, help='checkpoint width' + sizes.format(768))
+    parser.add_argument('--n_head', type=int, default=None, help='attention heads' + sizes.format(12))
+    parser.add_argument('--n_layer', type=int, default=None, help='blocks' + sizes.format(12))
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     parser.add_argument('--log_path', default='log/generate.jsonl',
                         help='JSONL log, appended to: the settings, then each prompt and its continuation')
@@ -384,7 +448,7 @@ def _check_args(args):
     for i, p in enumerate(args.prompt or []):
         if not p.strip():
             raise InputError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
-    if not 0 < args.n_ctx <= 512:
+    if args.n_ctx is not None and not 0 < args.n_ctx <= 512:
         raise InputError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
     if not os.path.isdir(args.model_dir):
         what = 'is not a folder' if os.path.exists(args.model_dir) else 'does not exist'
@@ -401,26 +465,33 @@ def _bpe_paths(args):
     if args.encoder_path and args.bpe_path:
         return args.encoder_path, args.bpe_path
     try:
-        folder = resolve_hf_folder(args.model_dir) or args.model_dir
-    except CheckpointError:  # several snapshots: load_pretrained says so; look in the folder itself
-        folder = args.model_dir
-    try:
-        found = find_bpe_files(folder)
+        found = find_bpe_files(_model_folder(args.model_dir))
     except MissingFileError as err:
         raise MissingFileError(f"{err}; or set --encoder_path and --bpe_path") from None
     return args.encoder_path or found[0], args.bpe_path or found[1]
 
 
-def _load(args):
-    """Check the flags, then load the BPE files, the weights and open the log.
-    Returns (TextEncoder, model, checkpoint format, ResultLogger)."""
-    _check_args(args)
+def load_encoder(args):
+    """The model folder's character vocabulary (CharTextEncoder) when it holds char_vocab.json,
+    else GPT-1's BPE (TextEncoder) of --encoder_path/--bpe_path or the folder's BPE files."""
+    char_vocab = os.path.join(_model_folder(args.model_dir), CHAR_VOCAB)
+    if os.path.isfile(char_vocab):
+        return CharTextEncoder(char_vocab)
     from text_utils import TextEncoder
-    encoder = TextEncoder(*_bpe_paths(args))
+    return TextEncoder(*_bpe_paths(args))
+
+
+def _load(args):
+    """Check the flags, then load the tokenizer, the weights and open the log.
+    Returns (TextEncoder or CharTextEncoder, model, checkpoint format, ResultLogger)."""
+    _check_args(args)
+    encoder = load_encoder(args)
     n_vocab = len(encoder.encoder)
     check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
+    vars(args).update(model_sizes(args))
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device)
+    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device,
+                             args.arch)
     logger = ResultLogger(args.log_path, append=True, **vars(args), checkpoint_format=fmt)
     return encoder, model, fmt, logger
 

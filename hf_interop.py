@@ -423,7 +423,7 @@ def hf_config(model, n_vocab=40478, n_special=-1):
     }
 
 
-def export_hf(model, folder, n_vocab=40478, n_special=-1):
+def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     """Write `model`'s transformer (and its tied LM head) as a Hugging Face
     `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
     loads: config.json and model.safetensors, written atomically. A model with
@@ -438,7 +438,9 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1):
     the dropouts, layer_norm_epsilon 1e-5, architectures ['OpenAIGPTLMHeadModel'],
     tie_word_embeddings, and n_special for reference. Tensors are named as
     OpenAIGPTLMHeadModel saves them (`transformer.tokens_embed.weight`, ...);
-    lm_head.weight is left out because it is tied. Returns the folder.
+    lm_head.weight is left out because it is tied. extra_files: {file name: writer(path)}
+    written into the folder with the weights and config in the same atomic write (the
+    tokenizer files beside the model). Returns the folder.
     """
     from safetensors.torch import save_file
     transformer = transformer_of(model)
@@ -462,4 +464,4 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1):
     def write_weights(p):
         save_file(tensors, p, metadata={'format': 'pt'})
 
-    return _write_atomically(folder, {HF_WEIGHTS[0]: write_weights, HF_CONFIG: write_config})
+    return _write_atomically(folder, {**(extra_files or {}), HF_WEIGHTS[0]: write_weights, HF_CONFIG: write_config})

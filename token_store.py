@@ -9,8 +9,10 @@ Inputs are text files (each one document), folders of them (walked in sorted ord
 document). Documents go to the validation split by a hash of their position, a
 `valid_fraction` of them; with a single document, its last `valid_fraction` of tokens
 is the validation split instead. Each split is one flat `uint16` file of token ids
-(documents back to back, with `sep_id` after each when given) plus `offsets.npy`, the
-token index where each document starts.
+(documents back to back, each ending with `sep_id` when given: it is added unless the
+document's last id already is that) plus `offsets.npy`, the token index where each
+document starts. A file that is not UTF-8 is left out whole and named in the store's
+meta['skipped'] (or, with strict=True, refused with NotUTF8Error naming the file).
 
 The store lives in `cache_dir/<key>/`, where key hashes every input's content, the
 tokenizer's fingerprint, `sep_id` and `valid_fraction`: the same inputs reuse it, a
@@ -62,16 +64,21 @@ def find_inputs(paths):
     return found
 
 
+class NotUTF8Error(DataError):
+    """An input file that is not UTF-8 text: skipped (and counted) unless strict."""
+
+
 def _text_chunks(path):
     """Yield a UTF-8 text file's content in pieces of about CHUNK_CHARS cut after a newline.
-    Raises DataError naming the file and line of the first byte that is not UTF-8."""
+    Raises NotUTF8Error naming the file and line of the first byte that is not UTF-8."""
     line_no, pending = 1, ''
     with open(path, encoding='utf-8', newline='') as f:
         while True:
             try:
                 block = f.read(CHUNK_CHARS)
             except UnicodeDecodeError as err:
-                raise DataError(f"{path}: not UTF-8 near line {line_no} ({err.reason}); expected UTF-8 text") from None
+                raise NotUTF8Error(f"{path}: not UTF-8 near line {line_no} ({err.reason}); expected UTF-8 "
+                                   f"text") from None
             if not block:
                 break
             line_no += block.count('\n')
@@ -107,7 +114,7 @@ def iter_documents(path):
                                     f"{str(record)[:60]!r}")
                 yield iter([record['text']])
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 ({err.reason}); expected UTF-8 JSON lines") from None
+        raise NotUTF8Error(f"{path}: not UTF-8 ({err.reason}); expected UTF-8 JSON lines") from None
 
 
 def file_digest(path):
@@ -117,6 +124,15 @@ def file_digest(path):
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     return h.hexdigest()
+
+
+def _file_chars(path):
+    """The set of characters in the documents of `path`."""
+    seen = set()
+    for doc in iter_documents(path):
+        for chunk in doc:
+            seen.update(chunk)
+    return seen
 
 
 # ------------------------------------------------------------------ tokenizers
@@ -138,12 +154,17 @@ class CharTokenizer:
         self._points = np.array([ord(c) for c in chars], dtype=np.uint32)
 
     @classmethod
-    def fit(cls, paths, verbose=False):
-        seen = set()
+    def fit(cls, paths, verbose=False, strict=False, extra=''):
+        """The characters of every input under `paths` plus those of `extra`. A file that is
+        not UTF-8 is left out (as build_token_store leaves it out), or with `strict` refused
+        with NotUTF8Error."""
+        seen = set(extra)
         for path in tqdm(find_inputs(paths), desc='characters', disable=not verbose, leave=False):
-            for doc in iter_documents(path):
-                for chunk in doc:
-                    seen.update(chunk)
+            try:
+                seen |= _file_chars(path)
+            except NotUTF8Error:
+                if strict:
+                    raise
         return cls(seen)
 
     @property
@@ -269,6 +290,12 @@ class _SplitWriter:
     def start_document(self):
         self.offsets.append(self.n)
 
+    def reset(self):
+        """Forget everything written: the file's documents are left out."""
+        self.f.seek(0)
+        self.f.truncate()
+        self.offsets, self.n = [], 0
+
     def write(self, ids):
         self.f.write(np.ascontiguousarray(ids, dtype=np.uint16).tobytes())
         self.n += len(ids)
@@ -278,25 +305,40 @@ class _SplitWriter:
         np.save(os.path.join(self.folder, f'{self.name}_offsets.npy'), np.asarray(self.offsets, dtype=np.int64))
 
 
-def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction):
+def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction, strict=False):
     """Encode one input file into part files `{file_index}.train.u16` / `.valid.u16` (and
-    offsets) in `folder`. Returns (n_docs, whether any chunk held non-whitespace)."""
+    offsets) in `folder`; each document ends with `sep_id` (when given) unless its own last
+    id is already that. A file that turns out not to be UTF-8 is left out whole (its part
+    files emptied), or with `strict` raises NotUTF8Error. Returns (n_docs, whether any chunk
+    held non-whitespace, None or the message of the skipped file)."""
     writers = {name: _SplitWriter(folder, f'{file_index}.{name}') for name in ('train', 'valid')}
     n_docs, has_text = 0, False
     try:
         for doc in iter_documents(path):
             w = writers['valid' if _is_valid(file_index, n_docs, valid_fraction) else 'train']
             w.start_document()
+            last = None
             for chunk in doc:
                 has_text = has_text or bool(chunk.strip())
-                w.write(tokenizer.encode(chunk))
-            if sep_id is not None:
+                try:
+                    ids = tokenizer.encode(chunk)
+                except InputError as err:  # a character outside a given vocabulary: say where
+                    raise InputError(f"{path}: {err}") from None
+                w.write(ids)
+                last = int(ids[-1]) if len(ids) else last
+            if sep_id is not None and last != sep_id:
                 w.write([sep_id])
             n_docs += 1
+    except NotUTF8Error as err:
+        if strict:
+            raise
+        for w in writers.values():
+            w.reset()
+        return 0, False, str(err)
     finally:
         for w in writers.values():
             w.close()
-    return n_docs, has_text
+    return n_docs, has_text, None
 
 
 def _join_parts(folder, n_files, name):
@@ -316,10 +358,11 @@ def _join_parts(folder, n_files, name):
     return n
 
 
-def _encode_into(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers):
+def _encode_into(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers, strict=False):
     """Encode every input (in `workers` processes when more than one) into `folder`'s
-    train and valid files; returns (n_docs, n_train_tokens, n_valid_tokens)."""
-    jobs = [(i, path, tokenizer, folder, sep_id, valid_fraction) for i, path in enumerate(inputs)]
+    train and valid files; returns (n_docs, n_train_tokens, n_valid_tokens, messages of the
+    files skipped as not UTF-8)."""
+    jobs = [(i, path, tokenizer, folder, sep_id, valid_fraction, strict) for i, path in enumerate(inputs)]
     bar = dict(total=len(jobs), desc='encoding', disable=not verbose, leave=False)
     if workers > 1 and len(jobs) > 1:
         ctx = multiprocessing.get_context('fork')  # the workers inherit the tokenizer: no pickling of spaCy
@@ -327,11 +370,14 @@ def _encode_into(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, wor
             results = list(tqdm(pool.map(_encode_file, *zip(*jobs)), **bar))
     else:
         results = [_encode_file(*job) for job in tqdm(jobs, **bar)]
-    if not any(has_text for _, has_text in results):
-        raise DataError(f"--data {' '.join(inputs[:3])}{' ...' if len(inputs) > 3 else ''}: the corpus is empty or "
-                        f"only whitespace: expected some text")
-    n_docs = sum(n for n, _ in results)
-    return n_docs, _join_parts(folder, len(jobs), 'train'), _join_parts(folder, len(jobs), 'valid')
+    skipped = [message for _, _, message in results if message is not None]
+    where = f"--data {' '.join(inputs[:3])}{' ...' if len(inputs) > 3 else ''}"
+    if len(skipped) == len(inputs):
+        raise DataError(f"{where}: none of the {len(inputs)} files is UTF-8 text (first: {skipped[0]})")
+    if not any(has_text for _, has_text, _ in results):
+        raise DataError(f"{where}: the corpus is empty or only whitespace: expected some text")
+    n_docs = sum(n for n, _, _ in results)
+    return n_docs, _join_parts(folder, len(jobs), 'train'), _join_parts(folder, len(jobs), 'valid'), skipped
 
 
 def _split_single_document(folder, valid_fraction):
@@ -347,10 +393,13 @@ def _split_single_document(folder, valid_fraction):
     return cut, len(np.memmap(os.path.join(folder, 'valid.u16'), dtype=np.uint16, mode='r'))
 
 
-def build_token_store(paths, tokenizer, cache_dir, valid_fraction=0.0, sep_id=None, verbose=True, workers=None):
+def build_token_store(paths, tokenizer, cache_dir, valid_fraction=0.0, sep_id=None, verbose=True, workers=None,
+                      strict=False):
     """Encode the corpus at `paths` once (or reuse the store its key names) and return
     {'train': TokenSplit, 'valid': TokenSplit or None, 'meta': dict}. Files are encoded in
-    `workers` processes (default: one per CPU core, at most one per file)."""
+    `workers` processes (default: one per CPU core, at most one per file). A file that is
+    not UTF-8 is left out and listed in meta['skipped'] (one message per file), or with
+    `strict` refused with NotUTF8Error naming it."""
     if not 0 <= valid_fraction < 1:
         raise InputError(f"--valid_fraction {valid_fraction}: expected a fraction in [0, 1)")
     if tokenizer.vocab_size > MAX_U16 + 1:
@@ -359,19 +408,24 @@ def build_token_store(paths, tokenizer, cache_dir, valid_fraction=0.0, sep_id=No
     inputs = find_inputs(paths)
     folder = os.path.join(cache_dir, store_key(inputs, tokenizer, sep_id, valid_fraction))
     if not os.path.isfile(os.path.join(folder, META)):
-        _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers or os.cpu_count() or 1)
-    return open_token_store(folder, tokenizer)
+        _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers or os.cpu_count() or 1, strict)
+    store = open_token_store(folder, tokenizer)
+    if strict and store['meta'].get('skipped'):  # a store built without strict, reused
+        raise NotUTF8Error(store['meta']['skipped'][0])
+    return store
 
 
-def _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers):
+def _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers, strict=False):
     os.makedirs(os.path.dirname(folder) or '.', exist_ok=True)
     tmp = tempfile.mkdtemp(dir=os.path.dirname(folder) or '.', prefix='.' + os.path.basename(folder) + '.')
     try:
-        n_docs, n_train, n_valid = _encode_into(inputs, tokenizer, tmp, sep_id, valid_fraction, verbose, workers)
+        n_docs, n_train, n_valid, skipped = _encode_into(inputs, tokenizer, tmp, sep_id, valid_fraction, verbose,
+                                                         workers, strict)
         if n_docs == 1 and valid_fraction > 0:
             n_train, n_valid = _split_single_document(tmp, valid_fraction)
         meta = dict(tokenizer=tokenizer.fingerprint(), vocab_size=tokenizer.vocab_size, sep_id=sep_id,
                     valid_fraction=valid_fraction, n_docs=n_docs, n_train_tokens=n_train, n_valid_tokens=n_valid,
+                    skipped=skipped,
                     inputs=[dict(path=p, bytes=os.path.getsize(p)) for p in inputs])
         with open(os.path.join(tmp, META), 'w', encoding='utf-8') as f:
             json.dump(meta, f, indent=1)
@@ -382,7 +436,8 @@ def _build(inputs, tokenizer, folder, sep_id, valid_fraction, verbose, workers):
 
 
 def open_token_store(folder, tokenizer=None):
-    """The store in `folder`; with `tokenizer`, refuse a store another tokenizer built."""
+    """The store in `folder` as {'train', 'valid' (None when empty), 'meta', 'folder'}; with
+    `tokenizer`, refuse a store another tokenizer built."""
     try:
         with open(os.path.join(folder, META), encoding='utf-8') as f:
             meta = json.load(f)
@@ -393,4 +448,4 @@ def open_token_store(folder, tokenizer=None):
         raise DataError(f"{folder}: built with tokenizer {meta.get('tokenizer', '?')[:24]}..., not this one "
                         f"({tokenizer.fingerprint()[:24]}...): expected a store of the same tokenizer")
     valid = TokenSplit(folder, 'valid') if meta['n_valid_tokens'] else None
-    return {'train': TokenSplit(folder, 'train'), 'valid': valid, 'meta': meta}
+    return {'train': TokenSplit(folder, 'train'), 'valid': valid, 'meta': meta, 'folder': folder}

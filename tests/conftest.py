@@ -2,6 +2,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GPT1_SHARED", ROOT.parent / "shared")).resolve()
@@ -36,3 +37,12 @@ def encoder_path():
 @pytest.fixture(scope="session")
 def bpe_path():
     return _require(BPE_PATH)
+
+
+@pytest.fixture
+def one_thread():
+    """Bitwise-reproducible CPU training: one intra-op thread while the test runs."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -494,3 +494,42 @@ def test_cli_reads_a_hugging_face_folder_alone(shards, tmp_path, capsys):
         out, err = capsys.readouterr()
         assert 'Hugging Face' in err
         assert out == f"a quiet morning\n=> {expected}\n"
+
+
+def test_char_encoder_round_trips_and_refuses_unknown_characters(tmp_path):
+    from token_store import CharTokenizer
+    text = 'a mat, the cat.\nünï ☃'
+    tok = CharTokenizer(text)
+    tok.save(str(tmp_path / 'v.json'))
+    enc = gen.CharTextEncoder(str(tmp_path / 'v.json'))
+    ids = enc.encode([text, 'cat'])
+    assert ids[1] == [tok.chars.index(c) for c in 'cat'] and enc.decode(ids[0]) == text
+    assert len(enc.encoder) == len(set(text))
+    stream = enc.stream_decoder()
+    assert ''.join(stream.push(i) for i in ids[0]) + stream.flush() == text
+    with pytest.raises(InputError, match=r"character 'z' .* not in the character vocabulary"):
+        enc.encode(['zebra'])
+
+
+def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
+    """A Hugging Face folder with char_vocab.json (pretrain.py --tokenizer char): the sizes come from
+    config.json, prompts are encoded and continuations decoded one character per token."""
+    from model_pytorch import export_hf
+    from token_store import CharTokenizer
+    tok = CharTokenizer('abcdefgh \n')
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=24, n_head=3, n_layer=2)
+    torch.manual_seed(0)
+    model = LMModel(cfg, vocab=tok.vocab_size + 20, n_ctx=20).eval()
+    folder = tmp_path / 'char_model'
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    expected = tok.decode(generate(model, tok.encode('bad cab').tolist(), 9, greedy=True))
+    log = tmp_path / 'g.jsonl'
+    assert gen.main(['--model_dir', str(folder), '--prompt', 'bad cab', '--gen_len', '9', '--greedy',
+                     '--log_path', str(log)]) == 0
+    assert capsys.readouterr().out == f"bad cab\n=> {expected}\n"
+    settings = json.loads(log.read_text().splitlines()[0])
+    assert (settings['n_ctx'], settings['n_embd'], settings['n_head'], settings['n_layer']) == (20, 24, 3, 2)
+    with pytest.raises(SystemExit):
+        gen.main(['--model_dir', str(folder), '--prompt', 'xyz', '--log_path', str(log)])
+    assert "character 'x' (U+0078) is not in the character vocabulary of 10 symbols" in capsys.readouterr().err

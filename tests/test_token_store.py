@@ -176,3 +176,38 @@ def test_memory_stays_bounded_on_a_generated_corpus(tmp_path):
         peaks.append(int(out.stdout) / 1024)  # MiB
     assert os.path.getsize(tmp_path / 'big.txt') == 1000 << 16  # 65.5 MB
     assert peaks[1] - peaks[0] < 16, peaks
+
+
+def test_non_utf8_files_are_skipped_with_a_count_or_refused_when_strict(tmp_path, corpus):
+    (corpus / '1.txt').write_bytes('caf\xe9 au lait\nmore\n'.encode('latin-1'))  # replaces DOCS[1]
+    (corpus / '3.jsonl').write_bytes(b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    tok = CharTokenizer.fit([str(corpus)])
+    assert tok.chars == sorted(set(DOCS[0] + DOCS[2]))  # nothing of the skipped files, not even 'ok'
+    store = build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, workers=1)
+    assert tok.decode(store['train'].tokens) == DOCS[0] + DOCS[2]
+    assert len(store['train'].offsets) == 2 and store['meta']['n_docs'] == 2
+    skipped = store['meta']['skipped']
+    assert len(skipped) == 2 and '1.txt: not UTF-8 near line 1' in skipped[0] and '3.jsonl: not UTF-8' in skipped[1]
+    with pytest.raises(token_store.NotUTF8Error, match=r'1\.txt: not UTF-8 near line 1'):
+        CharTokenizer.fit([str(corpus)], strict=True)
+    with pytest.raises(token_store.NotUTF8Error, match=r'1\.txt: not UTF-8'):
+        build_token_store([str(corpus)], tok, str(tmp_path / 'strict'), verbose=False, workers=1, strict=True)
+    assert os.listdir(tmp_path / 'strict') == []
+    with pytest.raises(DataError, match=r'1\.txt: not UTF-8'):  # the cached store of the first build
+        build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, strict=True)
+
+
+def test_separator_ends_every_document_once(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    nl = int(tok.encode('\n')[0])
+    store = build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, sep_id=nl)
+    # DOCS[0] and DOCS[2] end with a newline already; DOCS[1] gets one
+    assert tok.decode(store['train'].tokens) == DOCS[0] + DOCS[1] + '\n' + DOCS[2]
+    np.testing.assert_array_equal(store['train'].offsets, [0, len(DOCS[0]), len(DOCS[0]) + len(DOCS[1]) + 1])
+
+
+def test_a_character_outside_the_vocabulary_names_its_file(tmp_path, corpus):
+    tok = CharTokenizer(DOCS[0])  # lacks characters of the other documents
+    with pytest.raises(InputError, match=r"1\.txt: character 'S' \(U\+0053\) is not in the character vocabulary"):
+        build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, workers=1)
+    assert os.listdir(tmp_path / 'cache') == []

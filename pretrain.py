@@ -1,0 +1,628 @@
+"""Pre-train GPT-1's language model (LMModel) on raw text, with the paper's recipe.
+
+    python pretrain.py --data books/ --desc books                          # the paper's settings, BPE
+    python pretrain.py --data my.txt --tokenizer char --n_layer 4 --n_embd 128 --n_head 4 \\
+        --n_ctx 128 --n_batch 32 --n_iter 20 --desc mine                  # a small model on your text
+
+Input (`--data`): text files (each one document), folders of them (*.txt, *.jsonl) and
+JSONL files (one document per line, its `text` field), encoded once into a token store
+(token_store.py) in `--cache_dir`. Whole documents go to the validation split, a
+`--valid_fraction` of them (with a single document, its last fraction of tokens). A
+file that is not UTF-8 is skipped and counted (the log names each one); `--strict`
+refuses it instead.
+
+`--arch gpt1` (the default) is the paper's post-LayerNorm block; `--arch gpt2` builds
+GPT-2's pre-LayerNorm layout (model_pytorch.py) and writes a Hugging Face `gpt2` folder.
+
+Tokenizers: `--tokenizer bpe` is GPT-1's BPE (text_utils.TextEncoder, ids identical to
+the original's). Documents are separated by the newline symbol '\\n</w>': each document
+ends with exactly one (added unless its text ends with a newline already). The paper
+trained on BooksCorpus as contiguous text and the original pre-training code is not
+public; a newline is what the original pipeline gives at a paragraph break, so a
+document boundary reads as one, without a symbol the vocabulary does not have.
+`--tokenizer char` makes each distinct character of the training text (plus '\\n', the
+document separator) one id; the vocabulary is saved with the model.
+
+The recipe (every number a flag): windows of `--n_ctx` 512 contiguous tokens at random
+places of the training split, minibatches of `--n_batch` 64 windows (where memory is
+short, `--n_batch 16 --n_acc 4` accumulates four micro-batches into one update of 64, as
+in train.py), OpenAIAdam with lr 2.5e-4 warmed up linearly over `--warmup_updates` 2000 updates then cosine-annealed to
+0 (`warmup_cosine`) over the whole run, dropout 0.1 on residuals, embeddings and
+attention, L2 0.01 on weights with more than one dimension (not biases, not gains),
+global gradient clipping at 1. One update consumes n_batch * n_acc * world_size windows;
+the run lasts `--n_iter` epochs, an epoch being the updates that consume as many tokens
+as the training split holds (at least one). `--max_updates` stops earlier (the schedule
+still spans the whole run), as in train.py. The objective is the mean next-token cross
+entropy over positions 1..n_ctx-1 of every window, over every row of the tied embedding
+(as the TF release's LM loss). Validation scores the non-overlapping windows that tile
+the validation split. `--init random` (from scratch) is the default here; `--init
+pretrained` continues from `--model_dir`. The progress bar shows the loss and tokens/s.
+
+Each step is a function a notebook can call: `parse_args`/`validate_args`,
+`check_inputs`, `build_tokenizer`, `load_corpus`, `build_model`, `make_optimizer`,
+`sample_windows`, `train_update`, `evaluate_lm`, `save_model_folder`, and `run(args)`
+for the whole job. The module keeps no state.
+
+A run `desc` writes `{log_dir}/{desc}.jsonl` (the settings line, then entries with
+n_updates, tr_loss, va_loss, va_ppl, lr, tokens_per_s at every `--eval_every` updates
+and at the end) and `{save_dir}/{desc}/`: `last_checkpoint.pt` (atomic, what `--resume`
+continues from, written at every evaluation and at the end), `config.json` (the
+settings), and `model/`, the output: a Hugging Face openai-gpt folder (config.json,
+model.safetensors) with the tokenizer beside it (vocab.json and merges.txt for BPE,
+char_vocab.json for characters). That layout carries the model's sizes in config.json,
+so `generate.py --model_dir` needs no size flags, and `train.py --model_dir` and
+`load_pretrained` read it as they read Hugging Face's own openai-gpt save.
+
+Data-parallel: `torchrun --nproc_per_node N pretrain.py ...`; every process draws its
+own windows (seeded by seed, rank and update), DDP averages the gradients, the
+validation windows are shared out and the losses summed; only rank 0 writes.
+"""
+import argparse
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
+                        run_flags, save_checkpoint, write_json)
+from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
+from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
+from hf_interop import export_hf
+from model_pytorch import ARCHS, LMModel, check_config, find_checkpoint_format, load_pretrained
+from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
+from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
+from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
+from train import _check_writable, _previous_entries, autocast, format_settings, make_scaler, open_log
+
+PROG = 'pretrain.py'
+CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
+MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
+# Flags that change nothing a resumed run computes, besides checkpoint.py's FREE_FLAGS: the
+# corpus is compared by its content (the token store's key), not by where it lies.
+PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict')
+
+
+# ------------------------------------------------------------------ flags
+
+def build_parser():
+    p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).")
+    p.add_argument('--data', nargs='+', required=True, metavar='PATH',
+                   help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
+    p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
+    p.add_argument('--arch', default='gpt1', choices=ARCHS,
+                   help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
+    p.add_argument('--valid_fraction', type=float, default=0.01,
+                   help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
+    p.add_argument('--eval_every', type=int, default=1000,
+                   help="updates between validations and checkpoints (0: only at the end)")
+    p.add_argument('--strict', action='store_true', help="refuse a file that is not UTF-8 instead of skipping it")
+    p.add_argument('--cache_dir', default=None, help="where the encoded corpus is kept (default {save_dir}/tokens)")
+    # train.py's flags, same names and meaning; the defaults are the paper's pre-training
+    p.add_argument('--desc', default='pretrain', help="run name: log {log_dir}/{desc}.jsonl, files {save_dir}/{desc}/")
+    p.add_argument('--log_dir', default='log/')
+    p.add_argument('--save_dir', default='save/')
+    p.add_argument('--seed', type=int, default=42)
+    p.add_argument('--n_iter', type=int, default=100, help="epochs (an epoch: updates consuming the training tokens)")
+    p.add_argument('--n_batch', type=int, default=64, help="windows per micro-batch (per process under torchrun)")
+    p.add_argument('--n_acc', type=int, default=1, help="micro-batches per update (gradient accumulation)")
+    p.add_argument('--n_ctx', type=int, default=512, help="tokens per window")
+    p.add_argument('--n_embd', type=int, default=768)
+    p.add_argument('--n_head', type=int, default=12)
+    p.add_argument('--n_layer', type=int, default=12)
+    p.add_argument('--embd_pdrop', type=float, default=0.1)
+    p.add_argument('--attn_pdrop', type=float, default=0.1)
+    p.add_argument('--resid_pdrop', type=float, default=0.1)
+    p.add_argument('--afn', default='gelu', choices=('gelu', 'relu', 'swish'))
+    p.add_argument('--lr', type=float, default=2.5e-4)
+    p.add_argument('--lr_schedule', default='warmup_cosine', choices=tuple(SCHEDULES))
+    p.add_argument('--warmup_updates', type=int, default=2000, help="updates of linear warm-up")
+    p.add_argument('--b1', type=float, default=0.9)
+    p.add_argument('--b2', type=float, default=0.999)
+    p.add_argument('--e', type=float, default=1e-8)
+    p.add_argument('--l2', type=float, default=0.01)
+    p.add_argument('--vector_l2', action='store_true')
+    p.add_argument('--max_grad_norm', type=float, default=1)
+    p.add_argument('--max_updates', type=int, default=0,
+                   help="stop after this many updates in all (0: no limit); the schedule still spans --n_iter epochs")
+    p.add_argument('--init', default='random', choices=('random', 'pretrained'),
+                   help="random: from scratch; pretrained: continue from --model_dir")
+    p.add_argument('--model_dir', default='model/',
+                   help="with --init pretrained: OpenAI's checkpoint, a Hugging Face openai-gpt folder or a folder "
+                        "this script wrote (with --tokenizer char, its char_vocab.json is the vocabulary)")
+    p.add_argument('--encoder_path', default=None, help="BPE vocabulary (default: the one in --model_dir)")
+    p.add_argument('--bpe_path', default=None, help="BPE merges (default: the ones in --model_dir)")
+    p.add_argument('--resume', action='store_true', help="continue the run {desc} from its last checkpoint")
+    p.add_argument('--overwrite', action='store_true', help="start the run {desc} afresh, deleting its files")
+    p.add_argument('--device', default='auto', help="auto, cpu, cuda or cuda:N")
+    p.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'))
+    p.add_argument('--attn_impl', default='sdpa', choices=('sdpa', 'explicit'))
+    p.add_argument('--dist_timeout', type=float, default=600, help="under torchrun: seconds to wait for the others")
+    return p
+
+
+def parse_args(argv=None):
+    """Parse and check the flags; a bad value exits with status 2 and one line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        validate_args(args)
+    except InputError as err:
+        parser.error(str(err))
+    return args
+
+
+def validate_args(args):
+    """Fill in derived defaults and check values; raises InputError naming the flag."""
+    if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
+        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
+    for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
+    for flag in ('max_updates', 'eval_every'):
+        if getattr(args, flag) < 0:
+            raise InputError(f"--{flag} {getattr(args, flag)}: expected 0 (none) or a positive integer")
+    if not 0 <= args.valid_fraction < 1:
+        raise InputError(f"--valid_fraction {args.valid_fraction}: expected a fraction in [0, 1)")
+    if args.n_ctx < 2:
+        raise InputError(f"--n_ctx {args.n_ctx}: expected at least 2 tokens per window (one prediction)")
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
+    if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
+        raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
+    check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
+    _check_optimizer_flags(args)
+    if args.tokenizer == 'bpe' and (args.encoder_path is None or args.bpe_path is None):
+        try:
+            found = find_bpe_files(args.model_dir)
+        except MissingFileError:  # check_inputs names what is missing
+            found = tuple(os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
+        args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
+    if args.cache_dir is None:
+        args.cache_dir = os.path.join(args.save_dir, 'tokens')
+    if os.path.abspath(args.cache_dir) == os.path.abspath(run_paths(args)['dir']):
+        raise InputError(f"--desc {args.desc}: its run folder {run_paths(args)['dir']} is the token cache "
+                         f"(--cache_dir {args.cache_dir}); expected another --desc or --cache_dir")
+    resolve_device(args.device, args.amp)
+    return args
+
+
+_OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'b1': 'b1', 'b2': 'b2', 'e': 'e', 'l2': 'l2',
+              'vector_l2': 'vector_l2', 'max_grad_norm': 'max_grad_norm'}
+
+
+def _check_optimizer_flags(args):
+    """OpenAIAdam's checks of its settings on the flags (the warm-up is checked as updates)."""
+    try:
+        check_hyperparameters(dict({k: getattr(args, f) for k, f in _OPT_FLAGS.items()}, warmup=1.0, t_total=1))
+    except InputError as err:
+        flag = _OPT_FLAGS[err.setting]
+        raise InputError(f"--{flag} {getattr(args, flag)}: {err}") from None
+
+
+def check_inputs(args, writes=True):
+    """Check, before any work, the files the run reads and (writes=True) the folders it
+    writes; raises InputError (or MissingFileError for --data) saying what is expected."""
+    find_inputs(args.data)
+    if args.tokenizer == 'bpe':
+        for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
+            if not os.path.isfile(path):
+                raise InputError(f"{flag} {path}: no such file; expected GPT-1's BPE files "
+                                 f"({' and '.join(RELEASE_BPE_FILES)}, or {' and '.join(HF_BPE_FILES)}), by "
+                                 f"default from --model_dir")
+    if args.init == 'pretrained':
+        try:
+            find_checkpoint_format(args.model_dir)
+        except FileNotFoundError as err:
+            raise InputError(f"--model_dir {args.model_dir}: {err}") from None
+        if args.tokenizer == 'char' and not os.path.isfile(os.path.join(args.model_dir, CHAR_VOCAB)):
+            raise InputError(f"--model_dir {args.model_dir}: no {CHAR_VOCAB}; --tokenizer char --init pretrained "
+                             f"continues a character model this script wrote (or use --init random)")
+    if writes:
+        _check_writable(args.log_dir, '--log_dir')
+        _check_writable(run_paths(args)['dir'], '--save_dir')
+        _check_writable(args.cache_dir, '--cache_dir')
+
+
+# ------------------------------------------------------------------ tokenizer and corpus
+
+def build_tokenizer(args, verbose=False):
+    """The tokenizer of the run: BPETokenizer of --encoder_path/--bpe_path; for char, the
+    vocabulary saved in --model_dir (--init pretrained) or the characters of the corpus
+    plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
+    if args.tokenizer == 'bpe':
+        return BPETokenizer(args.encoder_path, args.bpe_path)
+    if args.init == 'pretrained':
+        return CharTokenizer.load(os.path.join(args.model_dir, CHAR_VOCAB))
+    try:
+        return CharTokenizer.fit(args.data, verbose=verbose, strict=args.strict, extra='\n')
+    except DataError as err:
+        if isinstance(err, NotUTF8Error):  # names its file already
+            raise
+        raise DataError(f"--data {' '.join(args.data)}: {err}") from None
+
+
+def separator_id(tokenizer):
+    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode)."""
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.newline_id
+    return int(tokenizer.encode('\n')[0])
+
+
+def load_corpus(args, tokenizer, verbose=True):
+    """Encode (or reuse) the corpus of --data. Returns the token store dict ('train',
+    'valid' or None, 'meta'). Raises DataError when a split is shorter than one window,
+    saying how many tokens there are and how many are needed."""
+    store = build_token_store(args.data, tokenizer, args.cache_dir, valid_fraction=args.valid_fraction,
+                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict)
+    meta, need = store['meta'], args.n_ctx
+    total = meta['n_train_tokens'] + meta['n_valid_tokens']
+    if total < need:
+        raise DataError(f"--data {' '.join(args.data)}: the corpus is {total} tokens, fewer than one window of "
+                        f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
+    if meta['n_train_tokens'] < need:
+        raise DataError(f"--data {' '.join(args.data)}: the training split is {meta['n_train_tokens']} tokens, "
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
+                        f"--valid_fraction, more text or a smaller --n_ctx)")
+    if args.valid_fraction > 0 and meta['n_valid_tokens'] < need:
+        raise DataError(f"--data {' '.join(args.data)}: the validation split is {meta['n_valid_tokens']} tokens, "
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
+                        f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
+    return store
+
+
+# ------------------------------------------------------------------ model and optimizer
+
+def build_model(args, n_vocab, device='cpu'):
+    """LMModel of the flags' size with n_vocab token rows and n_ctx position rows (no
+    special rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which
+    loads the checkpoint instead) every layer of --model_dir."""
+    model = LMModel(args, vocab=n_vocab + args.n_ctx, n_ctx=args.n_ctx)
+    model.transformer.set_attention(args.attn_impl)
+    if args.init == 'pretrained' and not args.resume:
+        try:
+            load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=0, n_transfer=args.n_layer)
+        except (CheckpointError, ValueError) as err:
+            raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+    return model.to(device)
+
+
+def updates_per_epoch(n_train_tokens, args, world_size=1):
+    """Updates that consume as many tokens as the training split holds (at least one)."""
+    return max(1, -(-n_train_tokens // (args.n_ctx * args.n_batch * args.n_acc * world_size)))
+
+
+def n_updates_total(n_train_tokens, args, world_size=1):
+    """The schedule's length, t_total: --n_iter epochs of updates."""
+    return updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
+
+
+def warmup_fraction(args, t_total):
+    """--warmup_updates as OpenAIAdam's warm-up, a fraction of t_total (at most 1)."""
+    return min(1.0, args.warmup_updates / t_total)
+
+
+def make_optimizer(args, model, t_total):
+    return OpenAIAdam(model.parameters(), lr=args.lr, schedule=args.lr_schedule, warmup=warmup_fraction(args, t_total),
+                      t_total=t_total, b1=args.b1, b2=args.b2, e=args.e, l2=args.l2, vector_l2=args.vector_l2,
+                      max_grad_norm=args.max_grad_norm)
+
+
+def scheduled_lr(args, n_updates, t_total):
+    """The schedule's learning rate at update n_updates (1-based), without Adam's bias correction."""
+    x = min((n_updates - 1) / t_total, 1.0)
+    return args.lr * SCHEDULES[args.lr_schedule](x, warmup_fraction(args, t_total))
+
+
+# ------------------------------------------------------------------ steps
+
+def window_inputs(ids, n_vocab, device='cpu'):
+    """ids (B, T) token ids -> (B, T, 2) long tensor on `device`: the tokens and their
+    position rows n_vocab + t."""
+    x = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    positions = n_vocab + torch.arange(x.size(1)).expand_as(x)
+    return torch.stack((x, positions), dim=-1).to(device)
+
+
+def sample_windows(split, args, n_updates, rank=0):
+    """The windows of the update after `n_updates` for process `rank`: (n_acc, n_batch,
+    n_ctx) int64, at uniformly drawn places of `split` (a TokenSplit). The generator is
+    seeded by (seed, rank, n_updates), so a resumed run draws what the uninterrupted one did."""
+    rng = np.random.default_rng([args.seed, rank, n_updates])
+    starts = split.sample_starts(rng, args.n_acc * args.n_batch, args.n_ctx)
+    return split.windows(starts, args.n_ctx).reshape(args.n_acc, args.n_batch, args.n_ctx)
+
+
+def lm_loss(model, x, reduction='mean'):
+    """x (B, T, 2) -> next-token cross entropy of the tokens at positions 1..T-1 over every
+    row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
+    0 at each window's last position, which predicts nothing)."""
+    logits = model(x)
+    # the last position's target is ignored rather than its logits sliced off: no copy of (B, T, vocab)
+    targets = F.pad(x[:, 1:, 0], (0, 1), value=-100)
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100,
+                           reduction=reduction)
+
+
+def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=None):
+    """One optimizer update over `windows` (n_acc, n_batch, n_ctx): each micro-batch's loss
+    / n_acc back-propagated (under DDP the gradients are averaged at the last one only),
+    then one step. Returns the mean loss (float); raises NonFiniteLossError before a NaN or
+    inf loss reaches the parameters."""
+    model.train()
+    total = 0.0
+    for k, ids in enumerate(windows):
+        last = k == len(windows) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
+        with sync:
+            with autocast(device, amp):
+                loss = lm_loss(model, window_inputs(ids, n_vocab, device))
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the loss is {value}: training cannot go on (too high a learning rate?)")
+            scaled = loss / len(windows)
+            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+        total += value
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total / len(windows)
+
+
+def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None):
+    """-> (loss, perplexity) on `split` (a TokenSplit): the mean next-token cross entropy
+    over the non-overlapping windows of n_ctx tokens that tile it from its start (a tail
+    shorter than a window is left out), and exp of it. `model` is the plain LMModel. Under
+    torchrun (`dist`) a collective call: rank r scores every W-th window, the sums are
+    all-reduced and every rank gets the same result."""
+    starts = np.arange(0, len(split) - n_ctx + 1, n_ctx)
+    sharded = dist is not None and dist.sharded
+    if sharded:
+        starts = starts[dist.rank::dist.world_size]
+    sums = torch.zeros(2, dtype=torch.float64)  # loss, predictions
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(0, len(starts), n_batch):
+                x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
+                with autocast(device, amp):
+                    losses = lm_loss(model, x, reduction='none')
+                sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
+    finally:
+        model.train(was_training)
+    if sharded:
+        reduced = sums.to(dist.device)
+        tdist.all_reduce(reduced)
+        sums = reduced.cpu()
+    loss = float(sums[0] / sums[1])
+    return loss, math.exp(loss) if loss < 700 else math.inf
+
+
+# ------------------------------------------------------------------ output
+
+def tokenizer_files(tokenizer):
+    """{file name: writer(path)} of the tokenizer files saved beside the model: the BPE
+    files as a Hugging Face folder names them (vocab.json, merges.txt), or char_vocab.json."""
+    if isinstance(tokenizer, BPETokenizer):
+        encoder_path, bpe_path = tokenizer.paths
+        return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
+                HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
+    return {CHAR_VOCAB: tokenizer.save}
+
+
+def save_model_folder(model, folder, tokenizer):
+    """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
+    as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
+    model.safetensors, plus tokenizer_files), all in one atomic folder write. Returns the folder."""
+    return export_hf(unwrap_model(model), folder, n_vocab=tokenizer.vocab_size, n_special=0,
+                     extra_files=tokenizer_files(tokenizer))
+
+
+# ------------------------------------------------------------------ the run
+
+def run_paths(args):
+    """The files a run writes: a dict of 'log', 'dir', 'last', 'config', 'model'."""
+    run_dir = os.path.join(args.save_dir, args.desc)
+    return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
+                last=os.path.join(run_dir, LAST_CHECKPOINT), config=os.path.join(run_dir, RUN_CONFIG),
+                model=os.path.join(run_dir, MODEL_FOLDER))
+
+
+def prepare_run_files(args):
+    """Before a run writes anything (holding the run's lock): remove what a killed run left
+    half-written, and refuse to start afresh over an earlier run of the same --desc unless
+    --overwrite (then delete its log, checkpoint, config and model folder). Returns the
+    earlier run's files that were deleted."""
+    paths = run_paths(args)
+    remove_stale_tmp([paths['log'], paths['last'], paths['config']])
+    for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
+        if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
+            shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
+    earlier = [paths[k] for k in ('log', 'last', 'config', 'model') if os.path.exists(paths[k])]
+    if not earlier or args.resume:
+        return []
+    if not args.overwrite:
+        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
+                         f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    for path in earlier:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return earlier
+
+
+def run_settings(args, store, n_vocab, t_total, world_size=1):
+    """The flags plus what the run found (corpus sizes, vocabulary, schedule length): the
+    first line of the log and the run's config.json."""
+    meta = store['meta']
+    return dict(vars(args), n_vocab=n_vocab, t_total=t_total, world_size=world_size,
+                updates_per_epoch=t_total // args.n_iter, warmup=warmup_fraction(args, t_total),
+                n_docs=meta['n_docs'], n_train_tokens=meta['n_train_tokens'], n_valid_tokens=meta['n_valid_tokens'],
+                n_skipped_files=len(meta.get('skipped', [])), token_store=store['folder'],
+                tokenizer_fingerprint=meta['tokenizer'])
+
+
+def resume_flags(args, store, n_vocab, world_size=1):
+    """What must match on --resume: the flags that change the computation and the corpus
+    by content (the token store's key), not by path."""
+    flags = {k: v for k, v in run_flags(args).items() if k not in PRETRAIN_FREE}
+    return dict(flags, corpus=os.path.basename(store['folder']), n_vocab=n_vocab, world_size=world_size)
+
+
+def run_warnings(args, store, t_total):
+    """One-line warnings for the log: each input file skipped as not UTF-8, and a warm-up
+    as long as the run (the learning rate would never anneal)."""
+    warnings = [f"skipped, not UTF-8: {message}" for message in store['meta'].get('skipped', [])]
+    if args.warmup_updates >= t_total:
+        warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "
+                        f"learning rate only warms up (lower --warmup_updates or raise --n_iter)")
+    return warnings
+
+
+@dataclasses.dataclass
+class PretrainRun:
+    """What the steps of one run share: the flags, the model and what trains it (itself or
+    its DDP wrapper), optimizer, GradScaler (fp16) or None, the token store, the sizes,
+    device, torchrun info (DistInfo), the run's paths and resume flags, and the log (rank 0)."""
+    args: argparse.Namespace
+    model: LMModel
+    train_model: torch.nn.Module
+    opt: OpenAIAdam
+    scaler: object
+    store: dict
+    n_vocab: int
+    t_total: int
+    device: torch.device
+    dist: object
+    paths: dict
+    flags: dict
+    logger: object = None
+
+
+def log_progress(r, state, losses, train_seconds, verbose):
+    """Validation loss and perplexity (when there is a validation split), one log entry,
+    and the checkpoint (rank 0). Returns the entry."""
+    va_loss = va_ppl = None
+    if r.store['valid'] is not None:
+        va_loss, va_ppl = evaluate_lm(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
+                                      r.args.amp, r.dist)
+    tokens = len(losses) * r.args.n_batch * r.args.n_acc * r.dist.world_size * r.args.n_ctx
+    entry = dict(n_updates=state.n_updates, tr_loss=float(np.mean(losses)), va_loss=va_loss, va_ppl=va_ppl,
+                 lr=scheduled_lr(r.args, state.n_updates, r.t_total), tokens_per_s=tokens / max(train_seconds, 1e-9))
+    if r.dist.is_main:
+        r.logger.log(**entry)
+        save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
+        if verbose:
+            valid = f" | valid loss {va_loss:.4f} ppl {va_ppl:.2f}" if va_loss is not None else ""
+            tqdm.write(f"update {state.n_updates} | train loss {entry['tr_loss']:.4f}{valid} | "
+                       f"{entry['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
+    return entry
+
+
+def train_loop(r, state, verbose=True):
+    """Updates until t_total (or --max_updates), logging and checkpointing every
+    --eval_every updates and at the end. The dropout generator is seeded per update by
+    (seed, rank, update) so that a resumed run equals the uninterrupted one. Returns the
+    last log entry (None when no update was left to make)."""
+    args = r.args
+    stop = min(r.t_total, args.max_updates) if args.max_updates else r.t_total
+    per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
+    bar = tqdm(total=stop, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
+               leave=False, file=sys.stderr)
+    losses, seconds, entry = [], 0.0, None
+    while state.n_updates < stop:
+        torch.manual_seed(rank_seed(args.seed, r.dist.rank, state.n_updates))
+        windows = sample_windows(r.store['train'], args, state.n_updates, r.dist.rank)
+        t0 = time.perf_counter()
+        try:
+            losses.append(train_update(r.train_model, r.opt, windows, r.n_vocab, r.device, args.amp, r.scaler))
+        except NonFiniteLossError as err:
+            raise NonFiniteLossError(f"update {state.n_updates + 1}: {err}; the last checkpoint is left as it "
+                                     f"was") from None
+        seconds += time.perf_counter() - t0
+        state.n_updates += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", tokens_s=f"{per_update * len(losses) / seconds:.0f}")
+        if (args.eval_every and state.n_updates % args.eval_every == 0) or state.n_updates == stop:
+            entry = log_progress(r, state, losses, seconds, verbose)
+            losses, seconds = [], 0.0
+    bar.close()
+    return entry
+
+
+def run(args, verbose=True):
+    """The whole job of `python pretrain.py`: returns a dict of results (n_updates,
+    t_total, log_path, model_dir, va_loss, va_ppl, world_size, rank).
+
+    Rank 0 holds the run's lock from start to end; under torchrun every process trains
+    its share and only rank 0 logs and writes (distributed.run_job)."""
+    return run_job(args, lambda dist, device, main: _run(args, dist, device, verbose and main), check_inputs,
+                   RunLock(run_paths(args)['dir']), prepare_run_files)
+
+
+def _load_corpus_once(args, tokenizer, dist, verbose):
+    """load_corpus on rank 0 first, then on the others (which find it cached)."""
+    store = load_corpus(args, tokenizer, verbose) if dist.is_main else None
+    if dist.sharded:
+        tdist.barrier()
+    return store if store is not None else load_corpus(args, tokenizer, False)
+
+
+def _run(args, dist, device, verbose):
+    tokenizer = build_tokenizer(args, verbose)
+    store = _load_corpus_once(args, tokenizer, dist, verbose)
+    n_vocab = tokenizer.vocab_size
+    t_total = n_updates_total(store['meta']['n_train_tokens'], args, dist.world_size)
+    settings = run_settings(args, store, n_vocab, t_total, dist.world_size)
+    if verbose:
+        print(f"device {device}; {store['meta']['n_train_tokens']} training tokens, {t_total} updates\nsettings:\n"
+              f"{format_settings(settings)}", file=sys.stderr)
+    torch.manual_seed(args.seed)  # the initialisation
+    model = build_model(args, n_vocab, device)
+    opt = make_optimizer(args, model, t_total)
+    scaler = make_scaler(args.amp)
+    paths = run_paths(args)
+    flags = resume_flags(args, store, n_vocab, dist.world_size)
+    state = TrainState()
+    if args.resume:
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
+    r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
+                    n_vocab=n_vocab, t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
+    if dist.is_main:
+        write_json(paths['config'], settings)
+        previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
+        r.logger = open_log(paths['log'], settings, previous)
+        for message in [] if args.resume else run_warnings(args, store, t_total):
+            r.logger.log(warning=message)
+            if verbose:
+                print(f"warning: {message}", file=sys.stderr)
+    try:
+        entry = train_loop(r, state, verbose)
+    finally:
+        if r.logger is not None:
+            r.logger.close()
+    if dist.is_main:
+        save_model_folder(model, paths['model'], tokenizer)
+    return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
+                va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
+                rank=dist.rank)
+
+
+def main(argv=None):
+    """The command line: parse the flags, run, and print a detected bad input as one line
+    (exit status 2); a failed collective operation under torchrun exits with status 1."""
+    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,400 @@
+"""pretrain.py: tiny pre-training runs (char mode on a few KB of text, BPE on a tiny
+text with the real vocabulary), resume, the output folder in generate.py and train.py,
+and every bad input as a one-line error."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+import generate
+import pretrain
+import train
+from errors import DataError, InputError
+from helpers import tf_shapes, write_tf_checkpoint
+from opt import warmup_cosine
+from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
+from token_store import CharTokenizer, open_token_store
+
+TINY = ['--n_layer', '1', '--n_embd', '32', '--n_head', '2', '--n_ctx', '32', '--n_batch', '8']
+WORDS = 'the cat sat on a mat and then it ran to the house where a dog was sleeping near an old tree'.split()
+
+
+def write_corpus(folder, n_docs=6, n_lines=40, seed=0):
+    """n_docs text files of n_lines random sentences over WORDS (about 2 KB each)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in range(n_docs):
+        lines = [' '.join(rng.choice(WORDS, 10)) + '.\n' for _ in range(n_lines)]
+        (folder / f'{d}.txt').write_text(''.join(lines), encoding='utf-8')
+    return folder
+
+
+def argv(tmp_path, name, data, *extra):
+    return ['--data', str(data), '--tokenizer', 'char', *TINY, '--log_dir', str(tmp_path / name / 'log'),
+            '--save_dir', str(tmp_path / name / 'save'), '--cache_dir', str(tmp_path / 'cache'), '--lr', '3e-3',
+            '--warmup_updates', '4', '--valid_fraction', '0.3', '--device', 'cpu', *extra]
+
+
+def log_entries(path):
+    lines = [json.loads(line) for line in open(path, encoding='utf-8')]
+    return lines[0], lines[1:]
+
+
+def one_line_error(capsys, args):
+    """pretrain.main(args) exits with status 2 and its last stderr line is the error; returns that line."""
+    with pytest.raises(SystemExit) as exc:
+        pretrain.main(args)
+    assert exc.value.code == 2
+    line = capsys.readouterr().err.replace('\r', '\n').strip().splitlines()[-1]
+    assert line.startswith('pretrain.py: error: ')
+    return line
+
+
+# ------------------------------------------------------------------ char mode
+
+def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus')
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '2', '--max_updates', '40',
+                                                   '--eval_every', '20')), verbose=False)
+    settings, entries = log_entries(result['log_path'])
+    assert settings['tokenizer'] == 'char' and settings['lr_schedule'] == 'warmup_cosine'
+    assert [e['n_updates'] for e in entries] == [20, 40]
+    assert {'n_updates', 'tr_loss', 'va_loss', 'va_ppl', 'lr', 'tokens_per_s'} <= set(entries[0])
+    vocab = CharTokenizer.load(os.path.join(result['model_dir'], pretrain.CHAR_VOCAB))
+    text = ''.join(p.read_text() for p in sorted(data.iterdir()))
+    assert vocab.chars == sorted(set(text))  # the corpus' characters
+    # the untrained model's loss on the same validation split, as the baseline
+    args = pretrain.parse_args(argv(tmp_path, 'a', data))
+    store = pretrain.load_corpus(args, vocab, verbose=False)
+    torch.manual_seed(args.seed)
+    untrained, _ = pretrain.evaluate_lm(pretrain.build_model(args, vocab.vocab_size), store['valid'], 32,
+                                        vocab.vocab_size)
+    assert untrained > math.log(vocab.vocab_size) - 0.5  # about uniform
+    assert entries[1]['va_loss'] < entries[0]['va_loss'] < untrained - 1.0
+    assert math.isclose(entries[1]['va_ppl'], math.exp(entries[1]['va_loss']))
+    assert result['va_loss'] == entries[1]['va_loss']
+    t_total = settings['t_total']
+    for e in entries:  # the schedule's rate of the update logged: OpenAIAdam's lr_t less the bias correction
+        assert e['lr'] == pytest.approx(3e-3 * warmup_cosine((e['n_updates'] - 1) / t_total, 4 / t_total))
+
+    log = tmp_path / 'g.jsonl'
+    status = generate.main(['--model_dir', result['model_dir'], '--prompt', 'the cat ', '--gen_len', '20',
+                            '--seed', '0', '--log_path', str(log)])
+    assert status == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == 'the cat ' and out[1].startswith('=> ')
+    gen_settings, gens = log_entries(log)
+    assert gen_settings['n_ctx'] == 32 and gen_settings['n_embd'] == 32  # read from config.json
+    assert len(gens[0]['ids']) == 20 and gens[0]['continuation'] == vocab.decode(gens[0]['ids'])
+    assert out[1] == '=> ' + gens[0]['continuation'] and set(gens[0]['continuation']) <= set(vocab.chars)
+
+
+def test_gpt2_layout_trains_and_generate_reads_its_folder(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--arch', 'gpt2', '--n_iter', '2',
+                                                   '--max_updates', '20', '--eval_every', '10')), verbose=False)
+    _, entries = log_entries(result['log_path'])
+    assert entries[1]['va_loss'] < entries[0]['va_loss']
+    assert json.load(open(os.path.join(result['model_dir'], 'config.json')))['model_type'] == 'gpt2'
+    args = pretrain.parse_args(argv(tmp_path, 'b', data, '--arch', 'gpt2', '--init', 'pretrained', '--model_dir',
+                                    result['model_dir']))
+    tok = pretrain.build_tokenizer(args)
+    model = pretrain.build_model(args, tok.vocab_size)
+    assert model.transformer.arch == 'gpt2'
+    expected = tok.decode(generate.generate(model, tok.encode('the dog').tolist(), 12, greedy=True))
+    assert generate.main(['--model_dir', result['model_dir'], '--prompt', 'the dog', '--gen_len', '12', '--greedy',
+                          '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    assert capsys.readouterr().out == f"the dog\n=> {expected}\n"
+
+
+def test_the_defaults_are_the_papers_recipe(tmp_path):
+    args = pretrain.parse_args(['--data', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path',
+                                str(BPE_PATH)])
+    assert (args.n_ctx, args.n_batch, args.n_acc, args.n_layer, args.n_embd, args.n_head) == (512, 64, 1, 12, 768, 12)
+    assert (args.lr, args.lr_schedule, args.warmup_updates, args.l2, args.vector_l2) == (
+        2.5e-4, 'warmup_cosine', 2000, 0.01, False)
+    assert (args.embd_pdrop, args.attn_pdrop, args.resid_pdrop, args.afn) == (0.1, 0.1, 0.1, 'gelu')
+    assert (args.tokenizer, args.arch, args.init) == ('bpe', 'gpt1', 'random')
+    small = pretrain.parse_args(['--data', str(tmp_path), '--tokenizer', 'char', *TINY])
+    model = pretrain.build_model(small, 10)
+    opt = pretrain.make_optimizer(args, model, t_total=100000)
+    group = opt.param_groups[0]
+    assert (group['lr'], group['schedule'], group['warmup'], group['t_total']) == (
+        2.5e-4, 'warmup_cosine', 2000 / 100000, 100000)
+    assert (group['l2'], group['vector_l2'], group['max_grad_norm']) == (0.01, False, 1)
+    # one update of 64 windows of 512 tokens: t_total is n_iter epochs of the training tokens
+    assert pretrain.n_updates_total(64 * 512 * 10 + 1, args) == 11 * 100
+
+
+def test_evaluate_lm_is_the_mean_cross_entropy_of_every_prediction(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2)
+    args = pretrain.parse_args(argv(tmp_path, 'e', data, '--n_ctx', '16'))
+    tok = pretrain.build_tokenizer(args)
+    split = pretrain.load_corpus(args, tok, verbose=False)['valid']
+    torch.manual_seed(0)
+    model = pretrain.build_model(args, tok.vocab_size).eval()
+    loss, ppl = pretrain.evaluate_lm(model, split, 16, tok.vocab_size, n_batch=3)
+    ids = np.asarray(split.tokens, dtype=np.int64)
+    total, count = 0.0, 0
+    for start in range(0, len(ids) - 15, 16):  # every whole window, one at a time
+        window = ids[start:start + 16]
+        x = torch.stack((torch.tensor(window), tok.vocab_size + torch.arange(16)), -1)[None]
+        with torch.no_grad():
+            logp = F.log_softmax(model(x)[0].double(), -1).numpy()
+        total -= sum(logp[t, window[t + 1]] for t in range(15))
+        count += 15
+    assert count == (len(ids) // 16) * 15
+    assert loss == pytest.approx(total / count, rel=1e-6) and ppl == pytest.approx(math.exp(total / count))
+
+
+# ------------------------------------------------------------------ resume
+
+def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_thread):
+    data = write_corpus(tmp_path / 'corpus')
+    extra = ['--n_iter', '1', '--max_updates', '12', '--eval_every', '3', '--n_acc', '2', '--n_batch', '4']
+    straight = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra)), verbose=False)
+
+    real, calls = pretrain.train_update, []
+
+    def killed(*a, **k):
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt  # during update 8: the checkpoint of update 6 is the last
+        return real(*a, **k)
+    monkeypatch.setattr(pretrain, 'train_update', killed)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra)), verbose=False)
+    monkeypatch.setattr(pretrain, 'train_update', real)
+    resumed = pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume')), verbose=False)
+    assert resumed['n_updates'] == straight['n_updates'] == 12
+
+    a, b = load_file(os.path.join(straight['model_dir'], 'model.safetensors')), \
+        load_file(os.path.join(resumed['model_dir'], 'model.safetensors'))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    def entries(result):
+        return [{k: v for k, v in e.items() if k not in ('time', 'tokens_per_s')} for e in log_entries(
+            result['log_path'])[1]]
+    assert entries(straight) == entries(resumed) and len(entries(straight)) == 4
+    with pytest.raises(InputError, match='--resume: --lr is 0.001 but the checkpoint'):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume', '--lr', '1e-3')),
+                     verbose=False)
+
+
+def test_torchrun_two_processes_share_the_work_and_the_validation(tmp_path):
+    """2 processes (gloo on the CPU): the log's final validation loss, summed over the two
+    ranks' shares of the windows, equals one process's evaluate_lm of the saved model."""
+    data = write_corpus(tmp_path / 'corpus')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           str(ROOT / 'pretrain.py'), *argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '6',
+                                          '--eval_every', '3', '--n_batch', '4')]
+    env = {k: v for k, v in os.environ.items() if k not in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings, entries = log_entries(tmp_path / 'a' / 'log' / 'pretrain.jsonl')
+    assert settings['world_size'] == 2 and [e['n_updates'] for e in entries] == [3, 6]
+    folder = tmp_path / 'a' / 'save' / 'pretrain' / 'model'
+    args = pretrain.parse_args(argv(tmp_path, 'a', data, '--n_batch', '4', '--init', 'pretrained',
+                                    '--model_dir', str(folder)))
+    tok = pretrain.build_tokenizer(args)
+    model = pretrain.build_model(args, tok.vocab_size)
+    loss, _ = pretrain.evaluate_lm(model, pretrain.load_corpus(args, tok, verbose=False)['valid'], 32,
+                                   tok.vocab_size)
+    assert entries[-1]['va_loss'] == pytest.approx(loss, rel=1e-5)
+
+
+# ------------------------------------------------------------------ BPE, train.py and continued runs
+
+def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, monkeypatch, rocstories_dir, encoder_path,
+                                                bpe_path):
+    data = tmp_path / 'story.jsonl'
+    stories = [' '.join(np.random.default_rng(i).choice(WORDS, 60)) for i in range(12)]
+    data.write_text(''.join(json.dumps({'text': s}) + '\n' for s in stories))
+    args = ['--data', str(data), '--tokenizer', 'bpe', '--encoder_path', str(encoder_path), '--bpe_path',
+            str(bpe_path), '--n_layer', '1', '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--n_batch', '4',
+            '--n_iter', '1', '--max_updates', '3', '--valid_fraction', '0.2', '--log_dir', str(tmp_path / 'log'),
+            '--save_dir', str(tmp_path / 'save'), '--device', 'cpu']
+    result = pretrain.run(pretrain.parse_args(args), verbose=False)
+    folder = result['model_dir']
+    assert sorted(os.listdir(folder)) == ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']
+    assert json.load(open(os.path.join(folder, 'config.json')))['vocab_size'] == 40478
+    # documents end with one newline symbol each
+    store = pretrain.load_corpus(pretrain.parse_args(args), pretrain.build_tokenizer(pretrain.parse_args(args)),
+                                 verbose=False)
+    newline = pretrain.build_tokenizer(pretrain.parse_args(args)).newline_id
+    assert store['meta']['n_docs'] == 12
+    assert (np.asarray(store['train'].tokens) == newline).sum() == len(store['train'].offsets)
+    saved = load_file(os.path.join(folder, 'model.safetensors'))
+
+    assert generate.main(['--model_dir', folder, '--prompt', 'the cat sat', '--gen_len', '5', '--greedy',
+                          '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    assert capsys.readouterr().out.startswith('the cat sat\n=> ')
+
+    targs = train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
+                              '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate'])
+    assert (targs.encoder_path, targs.bpe_path) == (os.path.join(folder, 'vocab.json'),
+                                                    os.path.join(folder, 'merges.txt'))
+    train.check_inputs(targs, writes=False)
+    data_roc = train.make_roc_data(train.TextEncoder(targs.encoder_path, targs.bpe_path),
+                                   _tiny_roc_encoded(), targs.n_ctx, truncate=True)
+    model = train.build_model(targs, data_roc)
+    emb = model.transformer.embed.weight.detach()
+    assert torch.equal(emb[:40478], saved['transformer.tokens_embed.weight'])
+    assert torch.equal(emb[40478 + 3:], saved['transformer.positions_embed.weight'][:data_roc.n_ctx])
+    assert torch.equal(model.transformer.h[0].attn.c_attn.w.detach(), saved['transformer.h.0.attn.c_attn.weight'])
+    # and finetunes: a whole train.py run (one update on four tiny stories)
+    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
+                                                                              _tiny_roc_encoded()))
+    out = train.run(train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
+                                      '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch',
+                                      '2', '--n_iter', '1', '--log_dir', str(tmp_path / 'ft'), '--save_dir',
+                                      str(tmp_path / 'ft')]), verbose=False)
+    assert out['n_updates'] == 1
+    assert log_entries(out['log_path'])[0]['checkpoint_format'] == 'hf'
+
+
+def _tiny_roc_encoded():
+    """Four stories of token ids in ROCStories' shape (train, valid, test)."""
+    x = [[5, 6, 7], [8, 9]]
+    split = ([x[0], x[1]], [[10], [11]], [[12], [13, 14]])
+    return ((*split, [0, 1]), (*split, [1, 0]), split)
+
+
+def test_continuing_from_our_own_folder_and_from_openai_shards(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    first = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '2')),
+                         verbose=False)
+    args = pretrain.parse_args(argv(tmp_path, 'b', data, '--init', 'pretrained', '--model_dir', first['model_dir']))
+    tok = pretrain.build_tokenizer(args)
+    assert tok.chars == CharTokenizer.load(os.path.join(first['model_dir'], pretrain.CHAR_VOCAB)).chars
+    model = pretrain.build_model(args, tok.vocab_size)
+    saved = load_file(os.path.join(first['model_dir'], 'model.safetensors'))
+    assert torch.equal(model.transformer.h[0].mlp.c_fc.w.detach(), saved['transformer.h.0.mlp.c_fc.weight'])
+
+    shards = tmp_path / 'shards'
+    arrays = write_tf_checkpoint(shards, tf_shapes(1, 16, 40478))
+    args = pretrain.parse_args(['--data', str(data), '--init', 'pretrained', '--model_dir', str(shards),
+                                '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH), '--n_layer', '1',
+                                '--n_embd', '16', '--n_head', '2', '--n_ctx', '64'])
+    model = pretrain.build_model(args, pretrain.build_tokenizer(args).vocab_size)
+    np.testing.assert_array_equal(model.transformer.embed.weight.detach()[40478:].numpy(), arrays[0][:64])
+    np.testing.assert_array_equal(model.transformer.h[0].ln_2.g.detach().numpy(), arrays[2 + 10])
+
+
+# ------------------------------------------------------------------ bad input
+
+def test_bad_corpora_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    assert 'no text found' in one_line_error(capsys, argv(tmp_path, 'x', empty))
+    (empty / 'blank.txt').write_text(' \n\t\n')
+    assert 'empty or only whitespace' in one_line_error(capsys, argv(tmp_path, 'x', empty))
+    (empty / 'blank.txt').write_text('a short text\n')
+    line = one_line_error(capsys, argv(tmp_path, 'x', empty / 'blank.txt'))
+    assert 'the corpus is 13 tokens, fewer than one window of --n_ctx 32: expected at least 32 tokens' in line
+    data = write_corpus(tmp_path / 'corpus', n_docs=1, n_lines=8)  # one document: valid is its last 30%
+    n_valid = int(len((data / '0.txt').read_text()) * 0.3)
+    assert 32 <= n_valid < 128
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--n_ctx', '128'))
+    assert f'the validation split is {n_valid} tokens, fewer than one window of --n_ctx 128' in line
+    many = tmp_path / 'many'
+    many.mkdir()
+    (many / 'chars.txt').write_text(''.join(chr(i) for i in range(0x10000, 0x10000 + 70000)), encoding='utf-8')
+    assert f'--data {many}: the corpus has 70001 distinct characters: a character vocabulary holds at most 65536' in (
+        one_line_error(
+            capsys, argv(tmp_path, 'x', many, '--max_updates', '1')))  # 70000 and the newline
+
+
+def test_non_utf8_files_are_skipped_with_a_count_or_refused_with_strict(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=4)
+    (data / 'latin1.txt').write_bytes('caf\xe9 au lait\n'.encode('latin-1'))
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '1',
+                                                   '--warmup_updates', '1000')), verbose=False)
+    settings, entries = log_entries(result['log_path'])
+    assert settings['n_skipped_files'] == 1 and settings['n_docs'] == 4
+    assert 'latin1.txt: not UTF-8 near line 1' in entries[0]['warning'] and 'n_updates' not in entries[0]
+    assert entries[1]['warning'].startswith(f"--warmup_updates 1000 is not less than the run's {settings['t_total']} "
+                                            f"updates: the learning rate only warms up")
+    assert [e['n_updates'] for e in entries[2:]] == [1]
+    line = one_line_error(capsys, argv(tmp_path, 'b', data, '--strict'))
+    assert 'latin1.txt: not UTF-8 near line 1' in line
+
+
+def test_a_store_of_another_tokenizer_is_never_read(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2)
+    args = pretrain.parse_args(argv(tmp_path, 'a', data))
+    first = pretrain.load_corpus(args, pretrain.build_tokenizer(args), verbose=False)
+    other = CharTokenizer(pretrain.build_tokenizer(args).chars + ['Z'])
+    second = pretrain.load_corpus(args, other, verbose=False)
+    assert first['folder'] != second['folder'] and len(os.listdir(tmp_path / 'cache')) == 2
+    with pytest.raises(DataError, match='built with tokenizer .* not this one'):
+        open_token_store(first['folder'], other)
+
+
+def test_an_interrupted_save_leaves_the_earlier_folder_whole(tmp_path, monkeypatch):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2)
+    args = pretrain.parse_args(argv(tmp_path, 'a', data))
+    tok = pretrain.build_tokenizer(args)
+    model = pretrain.build_model(args, tok.vocab_size)
+    folder = tmp_path / 'out'
+    pretrain.save_model_folder(model, folder, tok)
+    before = {name: (folder / name).read_bytes() for name in os.listdir(folder)}
+    import safetensors.torch
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(safetensors.torch, 'save_file', killed)
+    with torch.no_grad():
+        model.transformer.embed.weight.add_(1)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.save_model_folder(model, folder, tok)
+    assert {name: (folder / name).read_bytes() for name in os.listdir(folder)} == before
+    assert sorted(os.listdir(tmp_path)) == ['corpus', 'out']  # no temporary folder left
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.save_model_folder(model, tmp_path / 'new', tok)
+    assert not (tmp_path / 'new').exists()
+
+
+@pytest.mark.parametrize('extra, expected', [
+    (['--valid_fraction', '1'], '--valid_fraction 1.0: expected a fraction in [0, 1)'),
+    (['--n_ctx', '1'], '--n_ctx 1: expected at least 2 tokens'),
+    (['--warmup_updates', '0'], '--warmup_updates 0: expected a positive integer'),
+    (['--n_head', '5'], '--n_head 5: n_embd 32 is not divisible by it'),
+    (['--b1', '2'], '--b1 2.0:'),
+    (['--resume', '--overwrite'], '--resume continues the earlier run and --overwrite deletes it'),
+])
+def test_bad_flags_are_one_line_errors(tmp_path, capsys, extra, expected):
+    assert expected in one_line_error(capsys, argv(tmp_path, 'x', tmp_path, *extra))
+
+
+def test_a_run_folder_that_is_the_token_cache_is_refused(tmp_path, capsys):
+    line = one_line_error(capsys, ['--data', str(tmp_path), '--tokenizer', 'char', '--save_dir', str(tmp_path),
+                                   '--desc', 'tokens'])
+    assert f"--desc tokens: its run folder {tmp_path / 'tokens'} is the token cache" in line
+
+
+def test_bad_files_for_the_flags_are_one_line_errors(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=1)
+    line = one_line_error(capsys, argv(tmp_path, 'x', tmp_path / 'nowhere'))
+    assert 'nowhere: no such file or folder' in line
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--init', 'pretrained', '--model_dir', str(tmp_path)))
+    assert f'--model_dir {tmp_path}:' in line and 'holds no checkpoint' in line
+    shards = tmp_path / 'shards'
+    write_tf_checkpoint(shards, tf_shapes(1, 32, 40478))
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--init', 'pretrained', '--model_dir', str(shards)))
+    assert 'no char_vocab.json; --tokenizer char --init pretrained continues a character model' in line
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--tokenizer', 'bpe', '--model_dir', str(tmp_path)))
+    assert '--encoder_path' in line and 'no such file' in line
+    (tmp_path / 'x' / 'log').mkdir(parents=True)
+    (tmp_path / 'x' / 'log' / 'pretrain.jsonl').write_text('{}\n')
+    line = one_line_error(capsys, argv(tmp_path, 'x', data))
+    assert '--desc pretrain: an earlier run of that name left' in line
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--resume'))
+    assert '--resume: ' in line and 'last_checkpoint.pt does not exist' in line
