@@ -124,6 +124,9 @@ def build_parser():
     p.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
                    help="CUDA mixed precision (autocast; fp16 adds a GradScaler)")
     p.add_argument('--attn_impl', type=str, default='sdpa', choices=('sdpa', 'explicit'))
+    p.add_argument('--arch', type=str, default='gpt1', choices=('gpt1', 'gpt2'),
+                   help="block layout: GPT-1's (the paper's, OpenAI's checkpoint) or GPT-2's pre-LayerNorm one, to "
+                        "finetune a gpt2 folder such as pretrain.py --arch gpt2 writes")
     p.add_argument('--truncate', action='store_true',
                    help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did (ROCStories: "
                         "instead of refusing an n_ctx that cannot hold the longest example)")

@@ -15,6 +15,8 @@ from tests.test_readers import GLUE, write_glue
 # command (a 1-layer, 16-wide model, 36 training stories, one epoch, a few tokens).
 TINY_MODEL = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
 TINY_FLAGS = {'train.py': TINY_MODEL + ['--n_iter', '1', '--n_valid', '1835', '--lm_coef', '0'],
+              'pretrain.py': TINY_MODEL + ['--n_ctx', '16', '--n_batch', '4', '--max_updates', '2',
+                                           '--eval_every', '2'],
               'generate.py': TINY_MODEL + ['--gen_len', '5']}
 
 
@@ -62,6 +64,7 @@ def project_copy(work):
     (csv,) = readme_blocks("The paper's other tasks and your own data", 'csv')
     for name in ('my_train.csv', 'my_valid.csv'):
         (work / name).write_text(csv)
+    (work / 'my_text.txt').write_text((ROOT / 'README.md').read_text()[:20000])  # some English text
 
 
 def test_shell_blocks_run_as_written(tmp_path):

@@ -23,8 +23,11 @@ from safetensors import safe_open
 
 import train
 from checkpoint import read_checkpoint
+from errors import CheckpointError
 from helpers import tf_shapes, write_tf_checkpoint
+from hf_interop import export_hf
 from loss import lm_mask_from
+from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
@@ -510,6 +513,22 @@ def test_n_transfer_defaults_to_every_layer_of_the_model(tmp_path):
                                               '--n_head', '2', '--n_transfer', '2']), data)
     assert torch.equal(model.transformer.h[1].mlp.c_fc.w, ref.transformer.h[1].mlp.c_fc.w)
     assert train.transfer_layers(train.parse_args([])) == 12  # the earlier port's default for the full model
+
+
+def test_arch_gpt2_finetunes_a_gpt2_folder_and_gpt1_refuses_it(tmp_path):
+    data = synthetic_data()
+    torch.manual_seed(0)
+    source = LMModel(dotdict(DEFAULT_CONFIG, n_embd=16, n_layer=2, n_head=2, arch='gpt2'),
+                     vocab=data.n_vocab + data.n_ctx, n_ctx=data.n_ctx)
+    export_hf(source, tmp_path / 'gpt2', n_vocab=data.n_vocab, n_special=0)
+    argv = ['--model_dir', str(tmp_path / 'gpt2'), '--n_embd', '16', '--n_layer', '2', '--n_head', '2']
+    model = train.build_model(train.parse_args(argv + ['--arch', 'gpt2']), data)
+    assert model.transformer.arch == 'gpt2'
+    assert torch.equal(model.transformer.ln_f.g, source.transformer.ln_f.g)
+    assert torch.equal(model.transformer.h[1].mlp.c_fc.w, source.transformer.h[1].mlp.c_fc.w)
+    with pytest.raises(CheckpointError, match=r"--model_dir .*model_type 'gpt2' is the gpt2 block layout but the "
+                                              r"model has arch='gpt1': expected --arch gpt2"):
+        train.build_model(train.parse_args(argv), data)
 
 
 @pytest.mark.parametrize('damage,expected', [
