@@ -143,8 +143,8 @@ class GPT1Estimator(BaseEstimator):
     messages on stderr. cache_dir: where BPE encodings are kept (None: not kept).
 
     Fitted attributes: model_ (the DoubleHeadModel, in eval mode), task_ (its tasks.Task),
-    text_encoder_, n_ctx_ (positions the model has), n_updates_, n_truncated_ (training
-    examples cut)."""
+    text_encoder_, bpe_files_ (its two files, copied by save), n_ctx_ (positions the model
+    has), n_updates_, n_truncated_ (training examples cut)."""
 
     def __init__(self, model_dir='model/', init='pretrained', encoder_path=None, bpe_path=None, n_embd=768,
                  n_head=12, n_layer=12, n_transfer=None, n_ctx=512, truncate='fit', n_iter=3, n_batch=8, n_acc=1,
@@ -189,9 +189,10 @@ class GPT1Estimator(BaseEstimator):
 
     # -------------------------------------------------------------- hyperparameters
 
-    def _args(self):
+    def _args(self, find_files=True):
         """train.py's flags (an argparse Namespace, its defaults) with this estimator's
-        hyperparameters, checked; InputError naming the first one that cannot work."""
+        hyperparameters, checked; InputError naming the first one that cannot work. With
+        find_files, encoder_path and bpe_path (None) are found in model_dir."""
         args = train.build_parser().parse_args([])
         vars(args).update(self.get_params())
         name = type(self).__name__
@@ -206,14 +207,14 @@ class GPT1Estimator(BaseEstimator):
             raise InputError(f"{name}(truncate={args.truncate!r}): expected one of {', '.join(tasks.TRUNCATE_MODES)}")
         if args.init not in INITS:
             raise InputError(f"{name}(init={args.init!r}): expected one of {', '.join(INITS)}")
+        check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
         if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
             raise InputError(f"{name}(n_transfer={args.n_transfer!r}): expected -1 (embeddings only) up to n_layer "
                              f"{args.n_layer}, or None for all")
-        if args.encoder_path is None or args.bpe_path is None:
+        if find_files and (args.encoder_path is None or args.bpe_path is None):
             found = find_bpe_files(args.model_dir)
             args.encoder_path = args.encoder_path or found[0]
             args.bpe_path = args.bpe_path or found[1]
-        check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
         train.check_optimizer_flags(args)
         resolve_device(args.device, args.amp)
         return args
@@ -234,15 +235,15 @@ class GPT1Estimator(BaseEstimator):
 
     # -------------------------------------------------------------- fit and predict
 
-    def _read(self, X, y=None):
-        """(task type, fields, labels) of X and y, checked: InputError for an empty X, X and y
-        of different lengths, or an X this estimator does not take."""
+    def _read(self, X, y=None, fitting=False):
+        """(task type, fields, labels) of X and (when fitting) y, checked: InputError for an empty
+        X, a missing y, X and y of different lengths, or an X this estimator does not take."""
         name = type(self).__name__
         X = _as_list(X, 'X', name)
         if not X:
             raise InputError(f"{name} X: no examples: expected at least one")
         labels = None
-        if y is not None:
+        if fitting:
             labels = _as_list(y, 'y', name)
             if len(labels) != len(X):
                 raise InputError(f"{name}: X has {len(X)} examples but y has {len(labels)} labels: expected one "
@@ -253,7 +254,7 @@ class GPT1Estimator(BaseEstimator):
     def fit(self, X, y):
         """Finetune on X and y for n_iter epochs, as train.py does (no files written). Returns self."""
         args = self._args()
-        task_type, fields, labels = self._read(X, y)
+        task_type, fields, labels = self._read(X, y, fitting=True)
         task = self._make_task(task_type, fields, labels)
         if args.init == 'pretrained':
             find_checkpoint_format(args.model_dir)
@@ -275,6 +276,7 @@ class GPT1Estimator(BaseEstimator):
                 state.n_epochs += 1
         self.model_ = model.eval()
         self.task_, self.text_encoder_, self.n_ctx_ = task, encoder, data.n_ctx
+        self.bpe_files_ = (os.path.abspath(args.encoder_path), os.path.abspath(args.bpe_path))
         self.n_updates_, self.n_truncated_ = state.n_updates, data.n_truncated['train']
         return self
 
@@ -336,8 +338,10 @@ class GPT1Estimator(BaseEstimator):
 
     def _write(self, folder):
         save_params(self.model_, os.path.join(folder, SAVE_PARAMS))
-        args = self._args()
-        for src, name in zip((args.encoder_path, args.bpe_path), RELEASE_BPE_FILES):
+        for src, name in zip(self.bpe_files_, RELEASE_BPE_FILES):
+            if not os.path.isfile(src):
+                raise MissingFileError(f"save: {src} does not exist: expected the BPE file the estimator was "
+                                       f"fitted (or loaded) with, copied into the save")
             shutil.copyfile(src, os.path.join(folder, name))
         params = json.loads(json.dumps(self.get_params(), default=str))  # a pathlib.Path is kept as its str
         write_json(os.path.join(folder, SAVE_CONFIG), dict(format=SAVE_FORMAT, version=SAVE_VERSION,
@@ -355,7 +359,8 @@ class GPT1Estimator(BaseEstimator):
             raise CheckpointError(f"{path} holds a {config['estimator']} save: expected a {cls.__name__} save")
         est = kind(**config['params'])
         fitted = config['fitted']
-        encoder = text_encoder(*(os.path.join(path, name) for name in RELEASE_BPE_FILES))
+        bpe_files = tuple(os.path.abspath(os.path.join(path, name)) for name in RELEASE_BPE_FILES)
+        encoder = text_encoder(*bpe_files)
         specials = tasks.add_special_tokens(encoder.encoder)
         if specials.n_vocab != fitted['n_vocab']:
             raise CheckpointError(f"{path}: its BPE files hold {specials.n_vocab} tokens: expected the "
@@ -363,12 +368,12 @@ class GPT1Estimator(BaseEstimator):
         task = est._restore(fitted)
         data = types.SimpleNamespace(clf_token=specials.classify, task=task, n_special=specials.n_special,
                                      n_ctx=fitted['n_ctx'], vocab=specials.first_position + fitted['n_ctx'])
-        args = est._args()
+        args = est._args(find_files=False)  # the save holds its own BPE files
         args.init = 'random'  # the saved weights replace the initial ones
         model = train.build_model(args, data, resolve_device(est.device, est.amp))
         load_params(model, os.path.join(path, SAVE_PARAMS))
         est.model_ = model.eval()
-        est.task_, est.text_encoder_, est.n_ctx_ = task, encoder, fitted['n_ctx']
+        est.task_, est.text_encoder_, est.n_ctx_, est.bpe_files_ = task, encoder, fitted['n_ctx'], bpe_files
         est.n_updates_, est.n_truncated_ = fitted['n_updates'], fitted['n_truncated']
         return est
 

@@ -4,6 +4,7 @@ cross_val_score, save/load, reproducibility, equality with train.py's run, bad i
 import csv
 import inspect
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -90,7 +91,7 @@ def test_predict_proba_is_the_softmax_of_the_models_logits(fitted):
     """An independent forward pass on the hand-built `[_start_] text [_classify_]` sequence."""
     est = fitted['classifier']
     enc, model = est.text_encoder_, est.model_
-    first = len(enc.encoder) + 0  # position rows follow the tokens and the special tokens
+    first = len(enc.encoder)  # position rows follow the tokens and the special tokens
     seq = [enc.encoder['_start_'], *enc.encode(['terrible plot'], verbose=False)[0], enc.encoder['_classify_']]
     x = torch.tensor([[[[tok, first + p] for p, tok in enumerate(seq)]]])
     with torch.no_grad():
@@ -217,6 +218,21 @@ def test_save_replaces_an_earlier_save_only(fitted, tmp_path):
     assert os.listdir(other) == ['a.txt']
 
 
+def test_a_save_holds_its_bpe_files(tmp_path):
+    """A save loads and predicts after the model folder it was fitted from is gone."""
+    model_dir = tmp_path / 'model'
+    model_dir.mkdir()
+    for src in (ENCODER_PATH, BPE_PATH):
+        shutil.copyfile(src, model_dir / src.name)
+    est = Classifier(**dict(TINY, encoder_path=None, bpe_path=None, model_dir=str(model_dir))).fit(TEXTS, LABELS)
+    path = est.save(str(tmp_path / 'est'))
+    shutil.rmtree(model_dir)
+    loaded = Classifier.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(TEXTS), est.predict_proba(TEXTS))
+    again = Classifier.load(loaded.save(str(tmp_path / 'again')))
+    np.testing.assert_array_equal(again.predict_proba(TEXTS), est.predict_proba(TEXTS))
+
+
 def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
     with pytest.raises(MissingFileError, match='does not exist'):
         Classifier.load(str(tmp_path / 'nothing'))
@@ -234,6 +250,7 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
 @pytest.mark.parametrize('est, X, y, error, match', [
     (Classifier(**TINY), TEXTS, LABELS[:5], InputError, 'X has 12 examples but y has 5 labels'),
     (Classifier(**TINY), [], [], InputError, 'no examples'),
+    (Classifier(**TINY), TEXTS, None, InputError, 'y: got NoneType: expected a list'),
     (Classifier(**TINY), 'one text', ['pos'], InputError, 'expected a list'),
     (Classifier(**TINY), TEXTS[:6] + PAIRS[6:], LABELS, InputError, r'X\[6\]: got tuple .*expected a text'),
     (Classifier(**TINY), [5] * 12, LABELS, InputError, r'X\[0\]: got int 5: expected a text \(str\) or a pair'),
