@@ -19,6 +19,7 @@ from checkpoint import read_checkpoint
 from errors import CheckpointError, DataError, InputError, MissingFileError
 from estimators import Classifier, GPT1Estimator, MultipleChoice, Regressor, SimilarityClassifier
 from tests.conftest import BPE_PATH, ENCODER_PATH
+from tests.helpers import tf_shapes, write_tf_checkpoint
 
 TINY = dict(init='random', encoder_path=str(ENCODER_PATH), bpe_path=str(BPE_PATH), n_embd=16, n_layer=1, n_head=2,
             n_iter=2, n_batch=4, lm_coef=0, device='cpu')
@@ -33,8 +34,18 @@ CHOICES = [(a, [b, c, d]) for a, b, c, d in zip(TEXTS, TEXTS[1:] + TEXTS[:1], TE
 ANSWERS = [0, 1, 2] * 4
 
 
+@pytest.fixture(scope='module', autouse=True)
+def one_thread_here():
+    """One intra-op thread: the tiny model's matrices are too small to share out (with several
+    threads on a busy machine a fit takes seconds instead of a tenth of one)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope='module')
-def fitted():
+def fitted(one_thread_here):
     """One fitted estimator of each kind (fit once for the module)."""
     return {'classifier': Classifier(**TINY).fit(TEXTS, LABELS),
             'entailment': Classifier(**TINY).fit(PAIRS, LABELS),
@@ -115,7 +126,7 @@ def test_multiple_choice_scores_any_number_of_answers(fitted):
     assert proba.shape == (12, 2)
 
 
-def test_seeded_fit_is_reproducible_and_clone_is_unfitted(fitted, one_thread):
+def test_seeded_fit_is_reproducible_and_clone_is_unfitted(fitted):
     est = fitted['entailment']
     copy = clone(est)
     assert copy.get_params() == est.get_params() and not hasattr(copy, 'model_')
@@ -153,7 +164,7 @@ def write_csv(path, rows):
         writer.writerows(rows)
 
 
-def test_fit_equals_train_py(tmp_path, one_thread):
+def test_fit_equals_train_py(tmp_path):
     """The estimator trains as train.py does: the same data as --dataset custom (the training
     file again as validation file, so that n_ctx is cut alike) gives the same parameters."""
     write_csv(tmp_path / 'train.csv', zip(TEXTS, LABELS))
@@ -287,3 +298,43 @@ def test_estimators_document_their_parameters():
     names = list(inspect.signature(GPT1Estimator.__init__).parameters)[1:]
     est = Classifier(**{name: f'v{i}' for i, name in enumerate(names)})
     assert est.get_params() == {name: f'v{i}' for i, name in enumerate(names)}
+
+
+def test_pretrained_weights_are_loaded(tmp_path):
+    """init='pretrained' starts from model_dir's checkpoint (here a tiny one in the TF release's
+    format): after one update at a tiny learning rate the token and position rows are still
+    the checkpoint's."""
+    arrays = write_tf_checkpoint(tmp_path, tf_shapes(1, 16, 40478))
+    est = Classifier(**dict(TINY, init='pretrained', model_dir=str(tmp_path), n_iter=1, n_batch=12, lr=1e-7))
+    embed = est.fit(TEXTS, LABELS).model_.transformer.embed.weight.detach().numpy()
+    n_vocab, n_ctx = 40478, est.n_ctx_
+    np.testing.assert_allclose(embed[:n_vocab], arrays[1], atol=1e-5)
+    np.testing.assert_allclose(embed[n_vocab + 3:], arrays[0][:n_ctx], atol=1e-5)
+    assert est.n_updates_ == 1
+
+
+def test_numpy_and_pandas_inputs(fitted):
+    """Arrays and pandas objects (what notebooks hold, and what sklearn's splitters index) read
+    as the lists they hold."""
+    import pandas as pd
+    est = fitted['entailment']
+    expected = est.predict_proba(PAIRS)
+    np.testing.assert_array_equal(est.predict_proba(np.array(PAIRS, dtype=object)), expected)
+    frame = pd.DataFrame(PAIRS, columns=['premise', 'hypothesis'])
+    np.testing.assert_array_equal(est.predict_proba(frame), expected)
+    texts = fitted['classifier']
+    np.testing.assert_array_equal(texts.predict(pd.Series(TEXTS)), texts.predict(TEXTS))
+    scores = cross_val_score(Classifier(**TINY), np.array(TEXTS), np.array(LABELS), cv=2)
+    assert np.isfinite(scores).all()
+
+
+def test_cache_dir_keeps_the_encodings(fitted, tmp_path):
+    est = Classifier(**dict(TINY, cache_dir=str(tmp_path))).fit(TEXTS, LABELS)
+    assert len(os.listdir(tmp_path)) == 1
+    np.testing.assert_array_equal(est.predict_proba(TEXTS), fitted['classifier'].predict_proba(TEXTS))
+    assert len(os.listdir(tmp_path)) == 1  # the same texts: the same file
+
+
+def test_verbose_shows_progress(capsys):
+    Classifier(**dict(TINY, verbose=True)).fit(TEXTS, LABELS).predict(TEXTS)
+    assert 'Encoding' in capsys.readouterr().err
