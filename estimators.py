@@ -226,7 +226,7 @@ class GPT1Estimator(BaseEstimator):
         raise NotImplementedError
 
     def _make_task(self, task_type, fields, y):
-        """The tasks.Task of the training data; sets the subclass's fitted attributes."""
+        """The tasks.Task of the training data (its classes or number of answers)."""
         raise NotImplementedError
 
     def _predictions(self, outputs):
@@ -296,7 +296,7 @@ class GPT1Estimator(BaseEstimator):
     def _outputs(self, X):
         """The task head's outputs on X, float64: (n, n_class) or (n, n_choices) logits, or (n,) scores."""
         Xa, Ma = self._inputs(X)
-        device = resolve_device(self.device, self.amp)
+        device = next(self.model_.parameters()).device
         return train._eval_logits(self.model_, Xa, Ma, self.n_batch * self.n_acc, device, self.amp, self.verbose)
 
     def predict(self, X):
@@ -308,12 +308,10 @@ class GPT1Estimator(BaseEstimator):
     def _fitted_state(self):
         """What load needs besides the hyperparameters and the weights (JSON-able)."""
         specials = tasks.add_special_tokens(self.text_encoder_.encoder)
-        return dict(task_type=self.task_.task_type, n_ctx=self.n_ctx_, n_vocab=specials.n_vocab,
+        task = self.task_
+        return dict(task_type=task.task_type, classes=None if task.classes is None else list(task.classes),
+                    n_choices=task.n_choices, n_ctx=self.n_ctx_, n_vocab=specials.n_vocab,
                     n_special=specials.n_special, n_updates=self.n_updates_, n_truncated=self.n_truncated_)
-
-    def _restore(self, fitted):
-        """Set the subclass's fitted attributes from _fitted_state's dict; return the Task."""
-        raise NotImplementedError
 
     def save(self, path):
         """Write the fitted estimator to the folder `path`, as a whole: its weights
@@ -365,7 +363,7 @@ class GPT1Estimator(BaseEstimator):
         if specials.n_vocab != fitted['n_vocab']:
             raise CheckpointError(f"{path}: its BPE files hold {specials.n_vocab} tokens: expected the "
                                   f"{fitted['n_vocab']} the estimator was fitted with")
-        task = est._restore(fitted)
+        task = tasks.custom_task(fitted['task_type'], fitted['classes'], fitted['n_choices'], kind.__name__)
         data = types.SimpleNamespace(clf_token=specials.classify, task=task, n_special=specials.n_special,
                                      n_ctx=fitted['n_ctx'], vocab=specials.first_position + fitted['n_ctx'])
         args = est._args(find_files=False)  # the save holds its own BPE files
@@ -434,8 +432,21 @@ def _label_kind(value):
     return 'number' if isinstance(value, numbers.Number) else type(value).__name__
 
 
-class _ClassesMixin:
-    """Classifiers over labels given by the user: classes_ is their sorted distinct values."""
+class _Probabilities:
+    """predict and predict_proba of a classifier: the model's logits over classes_ (classes
+    or answers), the argmax of each row and its softmax."""
+
+    def _predictions(self, outputs):
+        return self.classes_[np.argmax(outputs, axis=1)]
+
+    def predict_proba(self, X):
+        """(n, len(classes_)) float64 probabilities, columns in classes_ order."""
+        return _softmax(self._outputs(X))
+
+
+class _ClassesMixin(_Probabilities):
+    """Classifiers over labels given by the user: classes_ (the fitted task's classes) is their
+    sorted distinct values."""
 
     def _make_task(self, task_type, fields, y):
         name = type(self).__name__
@@ -445,22 +456,11 @@ class _ClassesMixin:
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
             raise InputError(f"{name} y: every label is {classes[0]!r}: expected at least two classes")
-        self.classes_ = classes
         return tasks.custom_task(task_type, classes=classes.tolist(), name=name)
 
-    def _restore(self, fitted):
-        self.classes_ = np.asarray(fitted['classes'])
-        return tasks.custom_task(fitted['task_type'], classes=self.classes_.tolist(), name=type(self).__name__)
-
-    def _fitted_state(self):
-        return dict(super()._fitted_state(), classes=self.classes_.tolist())
-
-    def _predictions(self, outputs):
-        return self.classes_[np.argmax(outputs, axis=1)]
-
-    def predict_proba(self, X):
-        """(n, n_classes) float64 probabilities, columns in classes_ order."""
-        return _softmax(self._outputs(X))
+    @property
+    def classes_(self):
+        return np.asarray(self.task_.classes)
 
 
 class Classifier(_ClassesMixin, ClassifierMixin, GPT1Estimator):
@@ -495,18 +495,15 @@ class Regressor(RegressorMixin, GPT1Estimator):
     def _make_task(self, task_type, fields, y):
         return tasks.custom_task(task_type, name=type(self).__name__)
 
-    def _restore(self, fitted):
-        return tasks.custom_task(fitted['task_type'], name=type(self).__name__)
-
     def _predictions(self, outputs):
         return outputs
 
 
-class MultipleChoice(ClassifierMixin, GPT1Estimator):
+class MultipleChoice(_Probabilities, ClassifierMixin, GPT1Estimator):
     """Picks the right answer of (context, [answer, ...]) examples (ROCStories, RACE): each
     answer is read after the context and scored; y is the right answer's index. Every
-    example of a call has the same number of answers (fit fixes classes_ = 0..k-1, but the
-    fitted model scores any number). predict gives answer indices, predict_proba (n, k)
+    example of a call has the same number of answers (classes_ is 0..k-1 of the training
+    examples' k, but the fitted model scores any number: predict_proba then has that many columns). predict gives answer indices, predict_proba (n, k)
     probabilities, score the accuracy."""
 
     def _fields(self, X):
@@ -517,22 +514,14 @@ class MultipleChoice(ClassifierMixin, GPT1Estimator):
         if len(counts) > 1:
             raise InputError(f"{type(self).__name__} X: examples with {counts} answers: expected the same number in "
                              f"every example")
-        self.classes_ = np.arange(counts[0])
         return tasks.custom_task(task_type, n_choices=counts[0], name=type(self).__name__)
 
-    def _restore(self, fitted):
-        self.classes_ = np.arange(fitted['n_choices'])
-        return tasks.custom_task(fitted['task_type'], n_choices=fitted['n_choices'], name=type(self).__name__)
-
-    def _fitted_state(self):
-        return dict(super()._fitted_state(), n_choices=len(self.classes_))
+    @property
+    def classes_(self):
+        return np.arange(self.task_.n_choices)
 
     def _predictions(self, outputs):
-        return np.argmax(outputs, axis=1)
-
-    def predict_proba(self, X):
-        """(n, k) float64 probabilities of the k answers."""
-        return _softmax(self._outputs(X))
+        return np.argmax(outputs, axis=1)  # the index of the answer, however many there are
 
 
 ESTIMATORS = {kind.__name__: kind for kind in (Classifier, SimilarityClassifier, Regressor, MultipleChoice)}

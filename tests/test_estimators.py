@@ -120,10 +120,22 @@ def test_regressor_predicts_scores(fitted):
     assert np.isfinite(r2) and r2 == pytest.approx(1 - ((SCORES - pred) ** 2).sum() / ((SCORES - SCORES.mean()) ** 2).sum())
 
 
-def test_multiple_choice_scores_any_number_of_answers(fitted):
-    """The model scores each answer on its own: examples with 2 answers after fitting on 3."""
-    proba = fitted['choice'].predict_proba([(c, answers[:2]) for c, answers in CHOICES])
-    assert proba.shape == (12, 2)
+@pytest.mark.parametrize('k', [2, 4])
+def test_multiple_choice_scores_any_number_of_answers(fitted, k):
+    """The model scores each answer on its own: examples with 2 or 4 answers after fitting on 3."""
+    X = [(c, (answers + [TEXTS[0]])[:k]) for c, answers in CHOICES]
+    proba = fitted['choice'].predict_proba(X)
+    assert proba.shape == (12, k)
+    np.testing.assert_array_equal(fitted['choice'].predict(X), proba.argmax(1))
+
+
+def test_a_failed_fit_leaves_the_fitted_estimator_as_it_was(fitted):
+    est = clone(fitted['classifier']).fit(TEXTS, LABELS)
+    before = est.predict(TEXTS)
+    with pytest.raises(InputError, match='more than the 12 training examples'):
+        est.set_params(n_batch=13).fit(TEXTS, ['a', 'b', 'c'] * 4)
+    assert est.classes_.tolist() == ['neg', 'pos']
+    np.testing.assert_array_equal(est.predict(TEXTS), before)
 
 
 def test_seeded_fit_is_reproducible_and_clone_is_unfitted(fitted):
