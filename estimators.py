@@ -96,7 +96,7 @@ def _is_choices(value):
 
 
 def _describe(value):
-    text = repr(value)
+    text = ' '.join(repr(value).split())  # one line, also for an array's repr
     return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
@@ -126,6 +126,16 @@ def _softmax(logits):
     """Row-wise softmax of (n, k) float64 logits."""
     z = np.exp(logits - logits.max(axis=1, keepdims=True))
     return z / z.sum(axis=1, keepdims=True)
+
+
+def _as_parameter(name, check, *args, **kwargs):
+    """check(*args, **kwargs), whose InputError names a train.py flag, re-raised as naming the
+    estimator's parameter of that name."""
+    try:
+        return check(*args, **kwargs)
+    except InputError as err:
+        message = str(err)
+        raise InputError(f"{name} parameter {message[2:] if message.startswith('--') else message}") from None
 
 
 # ------------------------------------------------------------------ the shared estimator
@@ -207,7 +217,7 @@ class GPT1Estimator(BaseEstimator):
             raise InputError(f"{name}(truncate={args.truncate!r}): expected one of {', '.join(tasks.TRUNCATE_MODES)}")
         if args.init not in INITS:
             raise InputError(f"{name}(init={args.init!r}): expected one of {', '.join(INITS)}")
-        check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
+        _as_parameter(name, check_config, args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
         if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
             raise InputError(f"{name}(n_transfer={args.n_transfer!r}): expected -1 (embeddings only) up to n_layer "
                              f"{args.n_layer}, or None for all")
@@ -215,8 +225,8 @@ class GPT1Estimator(BaseEstimator):
             found = find_bpe_files(args.model_dir)
             args.encoder_path = args.encoder_path or found[0]
             args.bpe_path = args.bpe_path or found[1]
-        train.check_optimizer_flags(args)
-        resolve_device(args.device, args.amp)
+        _as_parameter(name, train.check_optimizer_flags, args)
+        _as_parameter(name, resolve_device, args.device, args.amp)
         return args
 
     # -------------------------------------------------------------- what subclasses define

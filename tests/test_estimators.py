@@ -288,7 +288,11 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
     (Classifier(**dict(TINY, n_batch=0)), TEXTS, LABELS, InputError, r'n_batch=0\): expected a positive integer'),
     (Classifier(**dict(TINY, n_batch=13)), TEXTS, LABELS, InputError, 'more than the 12 training examples'),
     (Classifier(**dict(TINY, truncate='some')), TEXTS, LABELS, InputError, "truncate='some'"),
-    (Classifier(**dict(TINY, n_head=3)), TEXTS, LABELS, InputError, 'n_head'),
+    (Classifier(**dict(TINY, n_head=3)), TEXTS, LABELS, InputError, 'Classifier parameter n_head 3: n_embd 16'),
+    (Classifier(**dict(TINY, lr=-1)), TEXTS, LABELS, InputError, 'Classifier parameter lr -1: .*expected a finite'),
+    (Classifier(**dict(TINY, device='tpu')), TEXTS, LABELS, InputError, "Classifier parameter device 'tpu'"),
+    (Classifier(**TINY), [np.array([['a', 'b'], ['c', 'd']])] * 12, LABELS, InputError,
+     r"X\[0\]: got ndarray array\(\[\['a', 'b'\], \['c', 'd'\]\]"),
     (Classifier(**dict(TINY, init='pretrained', model_dir='/nonexistent')), TEXTS, LABELS, MissingFileError,
      '/nonexistent'),
 ])
