@@ -4,6 +4,7 @@ cross_val_score, save/load, reproducibility, equality with train.py's run, bad i
 import csv
 import inspect
 import os
+import pickle
 import shutil
 
 import numpy as np
@@ -225,6 +226,14 @@ def test_save_and_load_give_the_same_predictions(fitted, kind, tmp_path):
         np.testing.assert_array_equal(loaded.classes_, est.classes_)
     assert type(GPT1Estimator.load(path)) is type(est)
     assert loaded.n_ctx_ == est.n_ctx_ and loaded.task_ == est.task_
+
+
+def test_a_fitted_estimator_pickles(fitted):
+    """joblib and pickle, as sklearn's tools use them, keep the model and the classes."""
+    est = fitted['similarity']
+    copy = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(copy.predict_proba(PAIRS), est.predict_proba(PAIRS))
+    np.testing.assert_array_equal(copy.predict(PAIRS), est.predict(PAIRS))
 
 
 def test_save_replaces_an_earlier_save_only(fitted, tmp_path):
