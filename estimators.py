@@ -274,7 +274,7 @@ class GPT1Estimator(BaseEstimator):
         data = task_data.build_task_data(task, splits, encoder, encoded, args.n_ctx, args.truncate)
         train.check_global_batch(len(labels), args)
         device = resolve_device(args.device, args.amp)
-        with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
+        with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
             torch.manual_seed(args.seed)  # as train.py's set_seed, on a fork: the caller's RNG is left alone
             model = train.build_model(args, data, device)
             opt = train.make_optimizer(args, model, train.n_updates_total(len(labels), args))
