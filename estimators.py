@@ -512,9 +512,9 @@ class Regressor(RegressorMixin, GPT1Estimator):
 class MultipleChoice(_Probabilities, ClassifierMixin, GPT1Estimator):
     """Picks the right answer of (context, [answer, ...]) examples (ROCStories, RACE): each
     answer is read after the context and scored; y is the right answer's index. Every
-    example of a call has the same number of answers (classes_ is 0..k-1 of the training
-    examples' k, but the fitted model scores any number: predict_proba then has that many columns). predict gives answer indices, predict_proba (n, k)
-    probabilities, score the accuracy."""
+    example of a call has the same number k of answers; classes_ is 0..k-1 of the training
+    examples, but the fitted model scores any k. predict gives answer indices,
+    predict_proba (n, k) probabilities, score the accuracy."""
 
     def _fields(self, X):
         return 'multiple_choice', _choices(X, type(self).__name__)
