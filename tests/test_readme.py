@@ -91,6 +91,13 @@ def test_shell_blocks_run_as_written(tmp_path):
                          env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
     assert out.returncode == 0, out.stderr[-3000:]
     assert re.search(r'\[0\.\d+ 0\.\d+\]', out.stdout)
+    # the estimator example, on the tiny checkpoint (its sizes given, as TINY_FLAGS does for the scripts)
+    (code,) = readme_blocks("The paper's other tasks and your own data")
+    code = code.replace('Classifier(', "Classifier(n_embd=16, n_layer=1, n_head=2, ")
+    out = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
+                         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "['negative' 'positive']" in out.stdout and (work / 'sentiment' / 'estimator.json').is_file()
 
 
 def test_python_api_examples_run_as_written(tmp_path):
