@@ -46,6 +46,7 @@ from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, check_config, find_checkpoint_format,
                            load_pretrained)
 from opt import OpenAIAdam, check_hyperparameters
+from prefix import SharedPrefixModel, grouped_clf_logits, shared_prefix_model
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from utils import ResultLogger, encode_dataset, iter_data
 
@@ -58,6 +59,9 @@ MODEL_SOURCE = "the model/ folder of https://github.com/openai/finetune-transfor
 # The earlier port (and the TF release) logged during the first epoch at these update counts.
 LOG_UPDATES = (1000, 2000, 4000, 8000, 16000, 32000)
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Evaluation takes this many batches at once and regroups them by shared-prefix length and by
+# remainder length (prefix.grouped_clf_logits): less padding, for a cache of their keys and values.
+EVAL_GROUP = 8
 
 
 # ------------------------------------------------------------------ flags
@@ -130,6 +134,12 @@ def build_parser():
                    help="stop after this many optimizer updates in all (0: no limit); the epoch in progress is "
                         "logged and checkpointed as if it ended there. The schedule still spans --n_iter epochs, "
                         "so these are the first updates of the full run (smoke tests and checks; not for --resume)")
+    p.add_argument('--share_prefix', action='store_true',
+                   help="train with each example's shared context ([_start_] story [_delimiter_], the first tokens "
+                        "all its choices share) computed once and its keys and values reused by every choice: the "
+                        "same objective and, with dropout off, the same gradients, in less time. With dropout on "
+                        "the choices share the context's dropout masks (the TF release drew one per choice). "
+                        "Evaluation always computes the shared context once (exact)")
     p.add_argument('--dist_timeout', type=float, default=600,
                    help="under torchrun: seconds a process waits for the others in a collective operation before "
                         "it stops with an error (a failed or stuck process then cannot hang the job)")
@@ -471,11 +481,19 @@ def to_batch(X, M, Y=None, device='cpu', trim=True):
     return Xt, Mt, Yt
 
 
-def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True, use_lm_mask=True):
+def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True, use_lm_mask=True,
+               share_prefix=False):
     """One micro-batch: forward, loss, backward (loss_compute steps the optimizer every
-    n_acc calls). X, M, Y numpy arrays of the batch. Returns the objective (float)."""
+    n_acc calls). X, M, Y numpy arrays of the batch. Returns the objective (float).
+    share_prefix: each example's shared context computed once (prefix.py; `model` a
+    DoubleHeadModel, a SharedPrefixModel, or DDP around a SharedPrefixModel), LM logits
+    only where a next token is real whatever use_lm_mask."""
     model.train()
     X, M, Y = to_batch(X, M, Y, device, trim)
+    if share_prefix:
+        with autocast(device, amp):
+            clf_logits, lm_loss = shared_prefix_model(model)(X, M, with_lm=bool(loss_compute.lm_coef))
+        return loss_compute.train_on(loss_compute.objective(Y, clf_logits, lm_loss))
     lm_mask = None
     if use_lm_mask:
         lm_mask = lm_mask_from(M) if loss_compute.lm_coef else torch.zeros(M.shape, dtype=torch.bool, device=device)
@@ -520,7 +538,7 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
             try:
                 with sync:
                     total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
-                                        use_lm_mask)
+                                        use_lm_mask, getattr(args, 'share_prefix', False))
             except NonFiniteLossError as err:
                 raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the last "
                                          f"checkpoint is left as it was") from None
@@ -535,8 +553,10 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
 
 def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, dist=None):
     """Classifier logits (n, n_choices) as float64 numpy, in eval mode under inference_mode.
-    Batches are formed in order of length so that trimming cuts most padding; the
-    results come back in the input order.
+    Groups of EVAL_GROUP batches are formed in order of length so that trimming cuts
+    most padding; the results come back in the input order. Each example's shared
+    context (the first tokens all its choices share) is computed once
+    (prefix.grouped_clf_logits): the same logits, to float rounding.
 
     Under torchrun (`dist` with world_size W > 1) it is a collective call: rank r scores
     every W-th example of the length order from r (a share of similar cost on every rank)
@@ -551,12 +571,11 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     model.eval()
     try:
         with torch.inference_mode():
-            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch, verbose=verbose):
+            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch * EVAL_GROUP, verbose=verbose):
                 idx = mine[pos]
                 Xb, Mb, _ = to_batch(X[idx], M[idx], None, device, trim=True)
-                no_lm = torch.zeros(Mb.shape, dtype=torch.bool, device=device)
                 with autocast(device, amp):
-                    _, clf_logits = model(Xb, lm_mask=no_lm)
+                    clf_logits = grouped_clf_logits(model, Xb, Mb, n_batch)
                 local[pos] = clf_logits.float().cpu().numpy()
     finally:
         model.train(was_training)
@@ -766,7 +785,8 @@ def _run(args, dist, device, verbose):
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
-    train_model = wrap_model(model, dist)  # after a resume: DDP copies rank 0's parameters
+    # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls
+    train_model = wrap_model(SharedPrefixModel(model) if args.share_prefix else model, dist)
     loss_compute = make_loss_compute(args, opt, scaler)
     logger = None
     if main:
