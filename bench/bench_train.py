@@ -1,11 +1,12 @@
 """Benchmark a full-size (12-layer, 768-wide) finetuning step and evaluation at ROCStories shapes on this machine.
 
     .venv/bin/python bench/bench_train.py [--steps 4] [--repeats 5] [--n_batch 8] [--eval_examples 374]
+                                          [--eval_repeats N] [--threads N]
 
 Batches are the first batches of the seeded epoch order over the real ROCStories
 training split, encoded with the real vocabulary (n_ctx 77, real lengths), so the
 trimming sees the real length distribution. Weights are random (timing only),
-dropout is off so the two paths must give the same loss.
+dropout is off so the three paths must give the same loss.
 
 * default path: batch trimmed to its longest sequence, LM logits only at real
   next-token positions (lm_mask), SDPA attention;
@@ -18,13 +19,15 @@ dropout is off so the two paths must give the same loss.
 Each timed step is forward + loss + backward + OpenAIAdam update. The three paths
 are timed in turn, --repeats times (from the same weights each time). Then the
 evaluation of the first --eval_examples validation stories (all 374 by default) is
-timed, --repeats times, with `train.evaluate` (shared prefix) against the evaluation
+timed, --eval_repeats times (default --repeats), with `train.evaluate` (shared prefix) against the evaluation
 before it (`plain_eval_logits`: the same length-sorted trimmed batches, each ending
 run over its whole story). The script prints each repeat's ratios, their median and
-range, the largest loss and logit differences, and a projection of the wall time of
-the 3-epoch ROCStories finetune (the updates `train.py` makes, 3 x 1497 // 8 = 561,
-at the median step time, plus the per-epoch evaluation of 374 + 374 stories and the
-final 1871 test predictions) on this machine. It reports; it never fails on a slow
+range (in wall time and in this process's CPU time: with --threads 1 on a machine shared
+with other work, CPU time is the steadier measure), the largest loss and logit
+differences, and a projection of the time of the 3-epoch ROCStories finetune (the
+updates `train.py` makes, 3 x 1497 // 8 = 561, at the median step time, plus the
+per-epoch evaluation of 374 + 374 stories and the final 1871 test predictions) on
+this machine. It reports; it never fails on a slow
 or noisy machine.
 """
 import argparse
@@ -51,12 +54,18 @@ def time_path(model, args, data, batches, trim, use_lm_mask, attn, share_prefix,
     lc = train.make_loss_compute(args, opt)
     losses, times = [], []
     for i, idx in enumerate(batches):
-        t = time.perf_counter()
+        t = clocks()
         losses.append(train.train_step(model, lc, data.trX[idx], data.trM[idx], data.trY[idx],
                                        trim=trim, use_lm_mask=use_lm_mask, share_prefix=share_prefix))
         if i >= warmup:
-            times.append(time.perf_counter() - t)
-    return losses, times
+            times.append(clocks() - t)
+    return losses, np.mean(times, axis=0)
+
+
+def clocks():
+    """(wall seconds, this process's CPU seconds): on a machine shared with other work the CPU
+    time of a 1-thread run (--threads 1) is the steadier measure."""
+    return np.array([time.perf_counter(), time.process_time()])
 
 
 def plain_eval_logits(model, X, M, n_batch):
@@ -74,14 +83,14 @@ def plain_eval_logits(model, X, M, n_batch):
 
 
 def time_eval(model, data, n_eval, n_batch):
-    """(seconds of the plain evaluation, of train.evaluate, largest |logit difference|)."""
+    """((wall, CPU) seconds of the plain evaluation, of train.evaluate, largest |logit difference|)."""
     X, M, Y = data.vaX[:n_eval], data.vaM[:n_eval], data.vaY[:n_eval]
-    t = time.perf_counter()
+    t = clocks()
     plain = plain_eval_logits(model, X, M, n_batch)
-    t_plain = time.perf_counter() - t
-    t = time.perf_counter()
+    t_plain = clocks() - t
+    t = clocks()
     shared, _, _ = train.evaluate(model, X, M, Y, n_batch=n_batch, verbose=False)
-    return t_plain, time.perf_counter() - t, float(np.abs(plain - shared).max())
+    return t_plain, clocks() - t, float(np.abs(plain - shared).max())
 
 
 def spread(values):
@@ -95,9 +104,13 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--n_batch', type=int, default=8)
     p.add_argument('--eval_examples', type=int, default=374, help='validation stories timed in the evaluation')
+    p.add_argument('--eval_repeats', type=int, default=None, help='times the evaluations are timed (default --repeats)')
+    p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
     p.add_argument('--data_dir', default=os.path.join(SHARED, 'rocstories'))
     p.add_argument('--openai_dir', default=os.path.join(SHARED, 'openai-gpt'))
     opts = p.parse_args(argv)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
 
     args = train.parse_args([
         '--init', 'random', '--n_batch', str(opts.n_batch), '--data_dir', opts.data_dir,
@@ -116,7 +129,7 @@ def main(argv=None):
 
     model = train.build_model(args, data)
     state = copy.deepcopy(model.state_dict())
-    times = {'plain': [], 'default': [], 'shared': []}
+    times = {'plain': [], 'default': [], 'shared': []}  # (wall, CPU) seconds per step, one pair per repeat
     paths = {'plain': (False, False, 'explicit', False), 'default': (True, True, 'sdpa', False),
              'shared': (True, True, 'sdpa', True)}
     diff, losses = 0.0, {}
@@ -124,50 +137,54 @@ def main(argv=None):
         for name, path in paths.items():
             model.load_state_dict(state)
             losses[name], step_times = time_path(model, args, data, batches, *path, opts.warmup)
-            times[name].append(float(np.mean(step_times)))
+            times[name].append(step_times.tolist())
         diff = max([diff] + [abs(a - b) for a, b in zip(losses['plain'], losses['default'])]
                    + [abs(a - b) for a, b in zip(losses['plain'], losses['shared'])])
-        print(f"repeat {r + 1}: plain {times['plain'][-1]:.2f} s/step, default {times['default'][-1]:.2f} s/step, "
-              f"shared prefix {times['shared'][-1]:.2f} s/step")
-    med = {name: float(np.median(t)) for name, t in times.items()}
-    ratios = {name: [p / f for p, f in zip(times['plain'], times[name])] for name in ('default', 'shared')}
-    print(f"plain path   (n_ctx {data.n_ctx}, dense LM logits, explicit attention): median {med['plain']:.2f} s/step")
-    print(f"default path (trimmed, lm_mask, sdpa):                     median {med['default']:.2f} s/step")
-    print(f"--share_prefix (trimmed, shared prefix, lm at real tokens, sdpa): median {med['shared']:.2f} s/step")
+        print(f"repeat {r + 1}, s/step (wall, CPU): " + ', '.join(f"{name} {times[name][-1][0]:.2f}, "
+                                                                 f"{times[name][-1][1]:.2f}" for name in paths))
+    t = {name: np.array(v) for name, v in times.items()}  # (repeats, 2)
+    med = {name: np.median(v, axis=0) for name, v in t.items()}
+    ratios = {name: t['plain'] / t[name] for name in ('default', 'shared')}
+    for name, what in (('plain', f"n_ctx {data.n_ctx}, dense LM logits, explicit attention"),
+                       ('default', "trimmed, lm_mask, sdpa"),
+                       ('shared', "--share_prefix: trimmed, shared prefix, LM logits at real tokens, sdpa")):
+        print(f"{name} path ({what}): median {med[name][0]:.2f} s/step wall, {med[name][1]:.2f} s CPU")
     print("losses (last repeat): " + ', '.join(f"{name} {['%.7f' % v for v in losses[name]]}" for name in paths))
     for name in ('default', 'shared'):
-        print(f"speed-up of the {name} path over the plain path: {spread(ratios[name])} over {opts.repeats} repeat(s)")
+        for k, clock in enumerate(('wall', 'CPU')):
+            print(f"speed-up of the {name} path over the plain path ({clock} time): {spread(ratios[name][:, k])} "
+                  f"over {opts.repeats} repeat(s)")
     print(f"max |loss difference| from the plain path {diff:.2e} ({'same losses' if diff <= 1e-4 else 'MISMATCH'}, "
           f"tolerance 1e-4)")
 
     n_eval = min(opts.eval_examples, len(data.vaY))
     model.transformer.set_attention('sdpa')  # train.py's default, for both evaluations
-    evals = [time_eval(model, data, n_eval, args.n_batch) for _ in range(opts.repeats)]
-    eval_ratios = [p / s for p, s, _ in evals]
+    evals = [time_eval(model, data, n_eval, args.n_batch) for _ in range(opts.eval_repeats or opts.repeats)]
+    e_plain, e_shared = np.array([p for p, _, _ in evals]), np.array([s for _, s, _ in evals])
+    eval_ratios = e_plain / e_shared
     logit_diff = max(d for _, _, d in evals)
-    t_eval = float(np.median([s for _, s, _ in evals])) / n_eval
-    t_eval_plain = float(np.median([p for p, _, _ in evals])) / n_eval
-    print(f"evaluation of {n_eval} validation stories: plain median {t_eval_plain * n_eval:.1f} s, shared prefix "
-          f"median {t_eval * n_eval:.1f} s; speed-up {spread(eval_ratios)}; max |logit difference| {logit_diff:.1e} "
-          f"({'same logits' if logit_diff <= 1e-4 else 'MISMATCH'}, tolerance 1e-4)")
+    for k, clock in enumerate(('wall', 'CPU')):
+        print(f"evaluation of {n_eval} validation stories ({clock} time): plain median "
+              f"{np.median(e_plain[:, k]):.1f} s, shared prefix median {np.median(e_shared[:, k]):.1f} s; speed-up {spread(eval_ratios[:, k])}")
+    print(f"max |logit difference| {logit_diff:.1e} ({'same logits' if logit_diff <= 1e-4 else 'MISMATCH'}, "
+          f"tolerance 1e-4)")
     n_updates = train.n_updates_total(len(data.trY), args)  # what train.py makes: 3 x 1497 // 8
     n_stories = args.n_iter * 2 * len(data.vaY) + len(data.teX)  # train subset + valid each epoch, then test
-
-    def hours(step_s, story_s):
-        return (n_updates * step_s + n_stories * story_s) / 3600
-    bench_log('bench_train', vars(opts), s_per_step=times, speedup=ratios,
-              speedup_median={k: float(np.median(v)) for k, v in ratios.items()}, max_loss_diff=diff,
-              eval_s=evals, eval_speedup=eval_ratios, eval_speedup_median=float(np.median(eval_ratios)),
+    story = {'plain': np.median(e_plain, axis=0) / n_eval, 'shared': np.median(e_shared, axis=0) / n_eval}
+    hours = {name: (n_updates * med[name] + n_stories * story['plain' if name == 'plain' else 'shared']) / 3600
+             for name in paths}
+    bench_log('bench_train', vars(opts), s_per_step_wall_cpu=times,
+              speedup_wall_cpu={k: v.tolist() for k, v in ratios.items()}, max_loss_diff=diff,
+              eval_s_wall_cpu=[(p.tolist(), s.tolist()) for p, s, _ in evals],
+              eval_speedup_wall_cpu=eval_ratios.tolist(),
               max_logit_diff=logit_diff, projected_updates=n_updates,
-              projected_hours={'plain': hours(med['plain'], t_eval_plain),
-                               'default': hours(med['default'], t_eval),
-                               'share_prefix': hours(med['shared'], t_eval)})
-    print(f"projected 3-epoch ROCStories finetune on this machine: {n_updates} updates and {n_stories} evaluated "
-          f"stories: default {n_updates} x {med['default']:.2f} s = {n_updates * med['default'] / 60:.0f} min + "
-          f"{n_stories * t_eval / 60:.1f} min evaluation = {hours(med['default'], t_eval):.2f} h; --share_prefix "
-          f"{n_updates * med['shared'] / 60:.0f} min + {n_stories * t_eval / 60:.1f} min = "
-          f"{hours(med['shared'], t_eval):.2f} h (plain path with the evaluation before the shared prefix: "
-          f"{hours(med['plain'], t_eval_plain):.2f} h)")
+              projected_hours_wall_cpu={k: v.tolist() for k, v in hours.items()})
+    for k, clock in enumerate(('wall', 'CPU')):
+        print(f"projected 3-epoch ROCStories finetune ({clock} time): {n_updates} updates and {n_stories} evaluated "
+              f"stories: --share_prefix {n_updates * med['shared'][k] / 60:.0f} min + "
+              f"{n_stories * story['shared'][k] / 60:.1f} min evaluation = {hours['shared'][k]:.2f} h; default "
+              f"{hours['default'][k]:.2f} h; plain path with the evaluation before the shared prefix "
+              f"{hours['plain'][k]:.2f} h")
 
 
 if __name__ == '__main__':

@@ -45,8 +45,8 @@ def examples(B, C, seed=0, odd=True):
             seq += list(rng.randint(0, N_VOCAB, rng.randint(1, 8))) + [CLF]
             X[b, c, :len(seq), 0] = seq
             M[b, c, :len(seq)] = 1
-        first_own = next(t for t in range(N_CTX) if len(set(X[b, :, t, 0])) > 1 or t == cut)
-        shared.append(min(first_own, cut))
+        # the first position where the choices differ or one of them reads its _classify_
+        shared.append(next(t for t in range(N_CTX) if len(set(X[b, :, t, 0])) > 1 or CLF in X[b, :, t, 0]))
     return X, M, rng.randint(0, C, B), np.array(shared)
 
 
