@@ -13,7 +13,9 @@ Where the work happens (one place, so that gradient accumulation is simple):
 
 * `losses(...)` and `loss(...)` are pure: they return per-item losses or the
   scalar objective and touch no gradient.
-* `__call__(...)`, the earlier port's call shape, is one training micro-step:
+* `__call__(...)`, the earlier port's call shape, is one training micro-step
+  (`train_on(objective)` for an objective computed elsewhere, as `objective(...)`
+  does from a mean LM loss that prefix.py's shared-prefix step computes):
   it computes the objective, back-propagates `loss / n_acc` (through the AMP
   GradScaler when one is given), and every `n_acc`-th call steps the optimizer
   and zeroes the gradients. It returns the objective as a float, and raises
@@ -109,9 +111,17 @@ class _LossCompute:
     def loss(self, X, Y, M, clf_logits, lm_logits=None, lm_mask=None):
         """The scalar objective mean(clf_losses) + lm_coef * mean(lm_losses)."""
         clf_losses, lm_losses = self.losses(X, Y, M, clf_logits, lm_logits if self.lm_coef else None, lm_mask)
+        return self._objective(clf_losses, None if lm_losses is None else lm_losses.mean())
+
+    def objective(self, Y, clf_logits, mean_lm_loss=None):
+        """The same scalar objective from the mean LM loss over the sequences, for a caller
+        that computed it itself (prefix.py's shared-prefix step); None: classifier loss alone."""
+        return self._objective(self.clf_criterion(clf_logits.float(), Y), mean_lm_loss if self.lm_coef else None)
+
+    def _objective(self, clf_losses, mean_lm_loss):
         train_loss = clf_losses.mean()
-        if lm_losses is not None:
-            train_loss = train_loss + self.lm_coef * lm_losses.mean()
+        if mean_lm_loss is not None:
+            train_loss = train_loss + self.lm_coef * mean_lm_loss
         return train_loss
 
     # ---------------------------------------------------------------- training
@@ -119,7 +129,11 @@ class _LossCompute:
         if only_return_losses:
             clf_losses, lm_losses = self.losses(X, Y, M, clf_logits, lm_logits, lm_mask)
             return (clf_losses, lm_losses) if lm_logits is not None else clf_losses
-        train_loss = self.loss(X, Y, M, clf_logits, lm_logits, lm_mask)
+        return self.train_on(self.loss(X, Y, M, clf_logits, lm_logits, lm_mask))
+
+    def train_on(self, train_loss):
+        """One micro-step on a scalar objective: raise NonFiniteLossError before the backward
+        pass when it is NaN or inf, else back-propagate it (see backward). Returns it as a float."""
         value = train_loss.item()
         if not math.isfinite(value):  # before backward: the parameters stay finite
             raise NonFiniteLossError(f"the objective is {value}: training cannot go on (non-finite weights in the "

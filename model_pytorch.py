@@ -297,9 +297,11 @@ class TransformerModel(nn.Module):
             e = self.embed(x)
         return e.sum(dim=-2)
 
-    def forward(self, x, past=None, use_cache=False, key_mask=None):
+    def forward(self, x, past=None, use_cache=False, key_mask=None, embedded=None):
         """x (..., T, 2) long; past: list of per-layer (k, v) from an earlier call
-        or None; key_mask (B, T_past + T) bool or None (False marks padding keys).
+        or None; key_mask (B, T_past + T) bool or None (False marks padding keys);
+        embedded: embed_input(x) reshaped to (B', T, n_embd) when the caller drew it, so that
+        several calls share one embedding dropout mask (prefix.py), else None.
         Returns h (B', T, n_embd), and the new `past` list too when use_cache."""
         if x.dim() < 3 or x.size(-1) != 2:
             raise InputError(
@@ -308,7 +310,7 @@ class TransformerModel(nn.Module):
         if x.size(-2) > self.n_ctx:
             raise InputError(f"input has {x.size(-2)} positions, more than the model's n_ctx={self.n_ctx}")
         x = x.reshape(-1, x.size(-2), 2)
-        h = self.embed_input(x)
+        h = self.embed_input(x) if embedded is None else embedded
         presents = []
         for i, block in enumerate(self.h):
             h, present = block(h, None if past is None else past[i], key_mask)

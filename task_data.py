@@ -3,7 +3,8 @@ cached on disk) by tasks.encode_fields, laid out with the special tokens by
 tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
 
     data = load_task_data(args)          # args: train.py's flags (an argparse Namespace)
-    data.splits['valid'].X               # (n, n_seq, n_ctx, 2) int32 token and position ids
+    data.splits['valid'].X               # (n, n_seq, n_ctx, 2) int32 token and position ids,
+                                         # laid out a batch at a time when indexed (tasks.Padded)
     data.trX, data.vaY, data.teM         # the ROCStories-era names of the three main splits
 
 Every task of tasks.TASKS (ROCStories included) and `--dataset custom` go through here.
@@ -27,7 +28,7 @@ ROC_N_STORIES = 1871  # in the Story Cloze validation file, split into train and
 @dataclasses.dataclass
 class SplitData:
     """One split ready for the model: X (n, n_seq, n_ctx, 2) int32, M (n, n_seq, n_ctx)
-    float32, Y (n,) targets (int64 class or choice indices, float32 scores) or None when the
+    float32 (numpy arrays, or tasks.Padded views that lay out a batch when indexed), Y (n,) targets (int64 class or choice indices, float32 scores) or None when the
     split has no labels; ids and groups as datasets.Split has them."""
     X: np.ndarray
     M: np.ndarray
@@ -115,7 +116,7 @@ def build_task_data(task, splits, text_encoder, encoded, n_ctx=512, truncate='fi
     inputs = tasks.prepare_inputs(task, encoded, sp, n_ctx, truncate)
     out = {}
     for name, split in splits.items():
-        X, M = inputs.arrays(name)
+        X, M = inputs.views(name)
         Y = None if split.labels is None else tasks.label_ids(task, split.labels, name)
         out[name] = SplitData(X, M, Y, split.ids, split.groups)
     max_len = n_ctx // 2 - 2 if truncate == 'always' else n_ctx

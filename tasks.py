@@ -308,6 +308,39 @@ def pad_sequences(seqs, n_ctx, first_position):
     return X, M
 
 
+class Padded:
+    """One split's X or M (see pad_sequences) laid out only when indexed: `view[index]` (an
+    int, a slice or an index array) pads just those examples, so that a split of 400k
+    examples (MNLI, QQP) is held as its token lists, not as an (n, n_seq, n_ctx, 2) array.
+    np.asarray(view) lays out the whole split. part: 0 for X, 1 for M."""
+
+    def __init__(self, seqs, n_ctx, first_position, part):
+        self.seqs, self.n_ctx, self.first_position, self.part = seqs, n_ctx, first_position, part
+        n_seq = len(seqs[0]) if seqs else 1
+        self.shape = (len(seqs), n_seq, n_ctx) + ((2,) if part == 0 else ())
+        self.dtype = np.dtype(np.int32 if part == 0 else np.float32)
+        self.ndim = len(self.shape)
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self[[index]][0]
+        picked = range(len(self))[index] if isinstance(index, slice) else np.arange(len(self))[np.asarray(index)]
+        if len(picked) == 0:
+            return np.zeros((0,) + self.shape[1:], self.dtype)
+        return pad_sequences([self.seqs[i] for i in picked], self.n_ctx, self.first_position)[self.part]
+
+    def __array__(self, dtype=None, copy=None):
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype)
+
+    def lengths(self):
+        """(n,) int64: the longest sequence of each example (M.sum(-1).max(-1) without M)."""
+        return np.array([max(len(seq) for seq in example) for example in self.seqs], dtype=np.int64)
+
+
 def transform(task_type, fields, specials, n_ctx, cap=None, truncation='halves'):
     """The model's input for one split: build_sequences cut for `cap` (default n_ctx), padded
     to n_ctx by pad_sequences. Returns (X (n, n_seq, n_ctx, 2) int32, M (n, n_seq, n_ctx)
@@ -330,6 +363,10 @@ class Inputs:
         """(X, M) of the split's examples at `index` (all when None); see pad_sequences."""
         seqs = self.seqs[split]
         return pad_sequences(seqs if index is None else [seqs[i] for i in index], self.n_ctx, self.first_position)
+
+    def views(self, split):
+        """(X, M) of the split as Padded views: laid out a batch at a time when indexed."""
+        return tuple(Padded(self.seqs[split], self.n_ctx, self.first_position, part) for part in (0, 1))
 
 
 def _longest(seqs_by_split):

@@ -51,6 +51,7 @@ from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
                            find_checkpoint_format, load_pretrained)
 from opt import OpenAIAdam, check_hyperparameters
+from prefix import SharedPrefixModel, grouped_clf_logits, shared_prefix_model
 from task_data import Encoded, SplitData, check_data_files, load_task_data
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from utils import ResultLogger, encode_dataset, iter_data
@@ -63,6 +64,12 @@ MODEL_SOURCE = "the model/ folder of https://github.com/openai/finetune-transfor
 # The earlier port (and the TF release) logged during the first epoch at these update counts.
 LOG_UPDATES = (1000, 2000, 4000, 8000, 16000, 32000)
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+# Evaluation takes this many batches at once and regroups them by shared-prefix length and by
+# remainder length (prefix.grouped_clf_logits): less padding, for a cache of their keys and values.
+EVAL_GROUP = 8
+# --bucket sorts the examples of this many updates by length together: batches of similar
+# lengths, while an example still lands anywhere in the epoch
+BUCKET_SPAN = 50
 
 
 # ------------------------------------------------------------------ flags
@@ -160,6 +167,17 @@ def build_parser():
                    help="stop after this many optimizer updates in all (0: no limit); the epoch in progress is "
                         "logged and checkpointed as if it ended there. The schedule still spans --n_iter epochs, "
                         "so these are the first updates of the full run (smoke tests and checks; not for --resume)")
+    p.add_argument('--share_prefix', action='store_true',
+                   help="train with each example's shared context ([_start_] story [_delimiter_], the first tokens "
+                        "all its choices share) computed once and its keys and values reused by every choice: the "
+                        "same objective and, with dropout off, the same gradients, in less time. With dropout on "
+                        "the choices share the context's dropout masks (the TF release drew one per choice). "
+                        "Evaluation always computes the shared context once (exact)")
+    p.add_argument('--bucket', action='store_true',
+                   help="form each update from examples of similar length (the examples of %d updates at a "
+                        "time sorted by length, the updates shuffled): less padding for a task whose lengths "
+                        "vary (RACE, MNLI). Changes the batches, so off by default (the original shuffles "
+                        "freely)" % BUCKET_SPAN)
     p.add_argument('--dist_timeout', type=float, default=600,
                    help="under torchrun: seconds a process waits for the others in a collective operation before "
                         "it stops with an error (a failed or stuck process then cannot hang the job)")
@@ -237,6 +255,10 @@ def check_dataset_flags(args):
         given = [f'--{flag}' for flag in custom if getattr(args, flag) is not None]
         if given:
             raise InputError(f"{', '.join(given)}: only for --dataset custom, not --dataset {args.dataset}")
+    task_type = args.task_type if args.dataset == 'custom' else tasks.TASKS[args.dataset].task_type
+    if getattr(args, 'share_prefix', False) and task_type != 'multiple_choice':
+        raise InputError(f"--share_prefix: --dataset {args.dataset} is a {task_type} task; expected a "
+                         f"multiple_choice task (only its choices share a context)")
 
 
 OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'warmup': 'lr_warmup', 'b1': 'b1', 'b2': 'b2', 'e': 'e',
@@ -527,11 +549,19 @@ def to_batch(X, M, Y=None, device='cpu', trim=True):
     return Xt, Mt, Yt
 
 
-def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True, use_lm_mask=True):
+def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True, use_lm_mask=True,
+               share_prefix=False):
     """One micro-batch: forward, loss, backward (loss_compute steps the optimizer every
-    n_acc calls). X, M, Y numpy arrays of the batch. Returns the objective (float)."""
+    n_acc calls). X, M, Y numpy arrays of the batch. Returns the objective (float).
+    share_prefix: each example's shared context computed once (prefix.py; `model` a
+    DoubleHeadModel, a SharedPrefixModel, or DDP around a SharedPrefixModel), LM logits
+    only where a next token is real whatever use_lm_mask."""
     model.train()
     X, M, Y = to_batch(X, M, Y, device, trim)
+    if share_prefix:
+        with autocast(device, amp):
+            clf_logits, lm_loss = shared_prefix_model(model)(X, M, with_lm=bool(loss_compute.lm_coef))
+        return loss_compute.train_on(loss_compute.objective(Y, clf_logits, lm_loss))
     lm_mask = None
     if use_lm_mask:
         lm_mask = lm_mask_from(M) if loss_compute.lm_coef else torch.zeros(M.shape, dtype=torch.bool, device=device)
@@ -542,9 +572,32 @@ def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True
 
 
 
+def example_lengths(M):
+    """(n,) the longest sequence of each example of M (n, ..., T): a numpy array or a
+    tasks.Padded view (whose token lists give it without laying M out)."""
+    if hasattr(M, 'lengths'):
+        return M.lengths()
+    M = np.asarray(M)
+    return M.reshape(len(M), -1, M.shape[-1]).sum(-1).max(-1)
+
+
 def epoch_order(seed, epoch, n):
     """The shuffled order of the training examples in epoch `epoch` (0-based)."""
     return np.random.RandomState([seed, epoch]).permutation(n)
+
+
+def bucketed_order(order, lengths, n_up, seed, epoch):
+    """`order` (n,) regrouped so that each update's n_up examples have similar lengths (--bucket):
+    the whole updates' examples are taken BUCKET_SPAN updates at a time, sorted by `lengths` (n,)
+    within the span and cut into updates, and the updates are shuffled (seeded by seed and
+    epoch). The last partial update's examples stay last, dropped as before. Returns (n,)."""
+    n = len(order) // n_up * n_up
+    span = BUCKET_SPAN * n_up
+    spans = [order[i:min(i + span, n)] for i in range(0, n, span)]
+    updates = [part[np.argsort(lengths[part], kind='stable')].reshape(-1, n_up) for part in spans]
+    updates = np.concatenate(updates) if updates else np.zeros((0, n_up), order.dtype)
+    updates = updates[np.random.RandomState([seed, epoch, 1]).permutation(len(updates))]
+    return np.concatenate([updates.reshape(-1), order[n:]])
 
 
 def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_update=None, verbose=True,
@@ -566,6 +619,8 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     order = epoch_order(args.seed, state.n_epochs, len(Y))
     b = args.n_batch
     n_up = b * world * args.n_acc
+    if getattr(args, 'bucket', False):
+        order = bucketed_order(order, example_lengths(M), n_up, args.seed, state.n_epochs)
     total, count = 0.0, 0
     for idx in iter_data(order, n_batch=n_up, truncate=True, verbose=verbose):
         for k in range(args.n_acc):
@@ -576,7 +631,7 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
             try:
                 with sync:
                     total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
-                                        use_lm_mask)
+                                        use_lm_mask, getattr(args, 'share_prefix', False))
             except NonFiniteLossError as err:
                 raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the last "
                                          f"checkpoint is left as it was") from None
@@ -589,18 +644,33 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     return total / max(count, 1)
 
 
+def _is_multiple_choice(model):
+    return isinstance(model.task_head, MultipleChoiceHead)
+
+
+def _task_logits(model, X, M, n_batch):
+    """The task head's outputs for one group of examples X (B, ..., T, 2), M (B, ..., T): a
+    multiple-choice head's from the shared contexts (n_batch examples a pass), others' from one
+    plain forward without LM logits."""
+    if _is_multiple_choice(model):
+        return grouped_clf_logits(model, X, M, n_batch)
+    _, logits = model(X, lm_mask=torch.zeros(M.shape, dtype=torch.bool, device=M.device))
+    return logits
+
+
 def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, dist=None):
     """Task-head outputs as float64 numpy, in eval mode under inference_mode: (n, n_choices)
     or (n, n_class) logits, or (n,) scores for regression.
     Batches are formed in order of length so that trimming cuts most padding; the
-    results come back in the input order.
+    results come back in the input order. A multiple-choice example's shared context
+    (the first tokens all its choices share) is computed once, over groups of EVAL_GROUP
+    batches (prefix.grouped_clf_logits): the same logits, to float rounding.
 
     Under torchrun (`dist` with world_size W > 1) it is a collective call: rank r scores
     every W-th example of the length order from r (a share of similar cost on every rank)
     and all_gather gives every rank all the logits, so every rank computes the same
     accuracy and agrees on the best epoch. `model` is the plain module, not DDP."""
-    lengths = M.reshape(len(M), -1, M.shape[-1]).sum(-1).max(-1)
-    order = np.argsort(lengths, kind='stable')
+    order = np.argsort(example_lengths(M), kind='stable')
     sharded = dist is not None and dist.sharded
     mine = order[dist.rank::dist.world_size] if sharded else order
     local = None
@@ -608,12 +678,12 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     model.eval()
     try:
         with torch.inference_mode():
-            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch, verbose=verbose):
+            group = EVAL_GROUP if _is_multiple_choice(model) else 1
+            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch * group, verbose=verbose):
                 idx = mine[pos]
                 Xb, Mb, _ = to_batch(X[idx], M[idx], None, device, trim=True)
-                no_lm = torch.zeros(Mb.shape, dtype=torch.bool, device=device)
                 with autocast(device, amp):
-                    _, clf_logits = model(Xb, lm_mask=no_lm)
+                    clf_logits = _task_logits(model, Xb, Mb, n_batch)
                 if local is None:
                     local = np.zeros((len(mine),) + tuple(clf_logits.shape[1:]), dtype=np.float64)
                 local[pos] = clf_logits.float().cpu().numpy()
@@ -894,7 +964,8 @@ def _run(args, dist, device, verbose):
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])))
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
-    train_model = wrap_model(model, dist)  # after a resume: DDP copies rank 0's parameters
+    # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls
+    train_model = wrap_model(SharedPrefixModel(model) if args.share_prefix else model, dist)
     loss_compute = make_loss_compute(args, opt, scaler, data.task.task_type)
     logger = None
     if main:

@@ -104,16 +104,20 @@ def test_help_documents_the_new_flags(capsys):
 
 # ------------------------------------------------------------------ the same update as one process
 
+@pytest.mark.parametrize('ddp_extra', [[], ['--share_prefix']])
 def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch(
-        tmp_path, monkeypatch, rocstories_dir, encoder_path, bpe_path):
+        tmp_path, monkeypatch, rocstories_dir, encoder_path, bpe_path, ddp_extra):
     """2 processes x n_batch 2 x n_acc 2 (no_sync on the first micro-batch, DDP's average on the
     second) against 1 process x n_batch 8: the same 8 examples, the same parameters after the
-    update (schedule 'none', so the first update moves them), with the LM loss on (tied head)."""
+    update (schedule 'none', so the first update moves them), with the LM loss on (tied head).
+    With --share_prefix on the 2 processes (DDP around the SharedPrefixModel) against the
+    default path on the one: the same update too."""
     common = _data_argv(rocstories_dir, encoder_path, bpe_path) + NO_DROPOUT + [
         '--init', 'random', '--lr_schedule', 'none', '--lr', '1e-3', '--n_iter', '1', '--max_updates', '1']
     ddp_dir = tmp_path / 'ddp'
     ddp_dir.mkdir()
-    background = subprocess.Popen([*TORCHRUN, str(ROOT / 'train.py'), *common, '--n_batch', '2', '--n_acc', '2'],
+    background = subprocess.Popen([*TORCHRUN, str(ROOT / 'train.py'), *common, '--n_batch', '2', '--n_acc', '2',
+                                   *ddp_extra],
                                   cwd=ddp_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # meanwhile, the single process here (no torchrun variables: no process group)

@@ -131,6 +131,20 @@ def test_batches_built_lazily_equal_the_whole_split(roc):
     np.testing.assert_array_equal(Mb, M[idx])
 
 
+def test_padded_views_index_as_the_arrays_do(roc):
+    _, _, sp, fields = roc
+    inputs = tasks.prepare_inputs(tasks.TASKS['rocstories'], fields, sp)
+    X, M = inputs.arrays('valid')
+    Xv, Mv = inputs.views('valid')
+    assert (Xv.shape, Mv.shape, Xv.dtype, Mv.dtype, len(Xv)) == (X.shape, M.shape, X.dtype, M.dtype, len(X))
+    for index in (7, -1, slice(3, 11), slice(None, None, 50), np.array([373, 0, 5]), [2, 2], np.arange(374) % 3 == 0,
+                  np.array([], dtype=np.int64)):
+        np.testing.assert_array_equal(Xv[index], X[index])
+        np.testing.assert_array_equal(Mv[index], M[index])
+    np.testing.assert_array_equal(np.asarray(Xv), X)
+    np.testing.assert_array_equal(Mv.lengths(), M.sum(-1).max(-1))
+
+
 # ------------------------------------------------------------------ truncation
 
 def test_halves_cut_every_segment_to_max_len_and_count_examples():

@@ -83,14 +83,56 @@ def test_glue_task_end_to_end(tmp_path, name, metrics, printed, encoder_path, bp
 
 def test_race_end_to_end_with_groups(tmp_path, encoder_path, bpe_path, shards):
     written = write_race(tmp_path / 'RACE', random.Random(1), n_files=[1, 2])
-    proc = run_cli(tmp_path, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE')], encoder_path, bpe_path,
-                   shards)
-    _, entries = read_log(tmp_path / 'log' / 'race.jsonl')
+    proc = run_cli(tmp_path, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), '--bucket'], encoder_path,
+                   bpe_path, shards)
+    settings, entries = read_log(tmp_path / 'log' / 'race.jsonl')
+    assert settings['bucket']
     assert {'va_acc', 'va_acc_high', 'va_acc_middle', 'tr_acc'} <= set(entries[-1])
     n_test = sum(len(article['questions']) for _, _, article in written['test'])
     rows = submission(tmp_path / 'submission' / 'RACE.tsv')
     assert len(rows) == n_test and {r[1] for r in rows} <= set('ABCD')
     assert 'RACE Test Accuracy (high):' in proc.stdout and 'RACE Valid Accuracy:' in proc.stdout
+
+
+def test_race_with_share_prefix_equals_the_default_without_dropout(tmp_path, encoder_path, bpe_path, shards):
+    """RACE's four answers share the article and question: with dropout off --share_prefix trains
+    to the same log (to float rounding) and the same submission as the default step."""
+    write_race(tmp_path / 'RACE', random.Random(3), n_files=[1, 2])
+    no_dropout = ['--embd_pdrop', '0', '--attn_pdrop', '0', '--resid_pdrop', '0', '--clf_pdrop', '0']
+    runs = []
+    for name, extra in (('plain', []), ('shared', ['--share_prefix'])):
+        (tmp_path / name).mkdir()
+        run_cli(tmp_path / name, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), *no_dropout, *extra],
+                encoder_path, bpe_path, shards)
+        settings, entries = read_log(tmp_path / name / 'log' / 'race.jsonl')
+        runs.append((settings, entries, (tmp_path / name / 'submission' / 'RACE.tsv').read_text()))
+    assert runs[1][0]['share_prefix'] and not runs[0][0]['share_prefix']
+    for plain, shared in zip(runs[0][1], runs[1][1]):
+        assert plain.keys() == shared.keys()
+        for key in plain:
+            if key != 'time':
+                assert shared[key] == pytest.approx(plain[key], rel=1e-5, abs=1e-6), key
+    assert runs[0][2] == runs[1][2]
+
+
+def test_a_task_trains_and_evaluates_without_laying_out_a_whole_split(tmp_path, encoder_path, bpe_path, shards,
+                                                                     monkeypatch):
+    """MNLI-sized splits are kept as token lists: train_epoch, evaluate and predict index a batch
+    at a time and never turn a split into its (n, n_seq, n_ctx, 2) array."""
+    spec = GLUE['qnli']
+    write_glue(tmp_path / 'glue' / spec['folder'], spec, {f: GLUE_SIZES[f] for f in spec['files']}, random.Random(4))
+    args = train.parse_args(['--dataset', 'qnli', '--data_dir', str(tmp_path / 'glue'), '--model_dir', str(shards),
+                             '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path), '--cache_dir',
+                             str(tmp_path / 'cache'), *TINY])
+    data = train.load_data(args, verbose=False)
+    assert all(isinstance(split.X, tasks.Padded) for split in data.splits.values())
+    monkeypatch.setattr(tasks.Padded, '__array__', lambda *a, **k: pytest.fail('a whole split was laid out'))
+    model = train.build_model(args, data)
+    loss_compute = train.make_loss_compute(args, train.make_optimizer(args, model, 3), None, data.task.task_type)
+    train.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, train.TrainState(), verbose=False)
+    _, cost, acc = train.evaluate(model, data.vaX, data.vaM, data.vaY, verbose=False, task_type='entailment')
+    assert np.isfinite(cost) and 0 <= acc <= 100
+    assert train.predict(model, data.teX, data.teM, verbose=False, task_type='entailment').shape == (len(data.teX),)
 
 
 def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards):
@@ -128,6 +170,8 @@ def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocs
     (['--dataset', 'sst2', '--train_file', 'a.csv'], '--train_file: only for --dataset custom, not --dataset sst2'),
     (['--truncate', '--no_truncate'], '--truncate cuts every example and --no_truncate refuses any cut'),
     (['--dataset', 'glue'], "invalid choice: 'glue'"),
+    (['--dataset', 'sst2', '--share_prefix'], '--share_prefix: --dataset sst2 is a classification task; expected a '
+                                              'multiple_choice task'),
 ])
 def test_bad_dataset_flags_are_one_line(tmp_path, argv, expected):
     proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
