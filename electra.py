@@ -26,17 +26,21 @@ Differences from electra-pytorch, on purpose:
   unmasked half leaves padding out (the wrapper counts it);
 - `mask_token_id` has no default (the wrapper's 2 is an ordinary token here).
 """
+import copy
 import math
 import numbers
 import warnings
 from collections import namedtuple
 
 import torch
+import torch.distributed as tdist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from errors import InputError
-from model_pytorch import Conv1D, TransformerModel
+from checkpoint import save_params
+from errors import CheckpointError, InputError
+from hf_interop import export_hf
+from model_pytorch import Conv1D, TransformerModel, load_pretrained
 
 Results = namedtuple('Results', ['loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_labels',
                                  'disc_predictions'])
@@ -310,6 +314,161 @@ class Electra(_Masking):
         return Results(loss, mlm_loss, disc_loss, gen_acc, disc_acc, disc_labels, disc_predictions)
 
 
+class WrapperView(nn.Module):
+    """One half of an Electra as electra-pytorch's Electra calls its models, for comparing
+    the two on the same models: ids (B, T) -> the generator's logits at every position
+    (B, T, num_tokens) (part 'generator'), or the discriminator's (B, T) ('discriminator').
+    n_rows: the embedding rows before the position rows."""
+
+    def __init__(self, electra, part, n_rows):
+        super().__init__()
+        self.electra, self.part, self.n_rows = electra, part, n_rows
+
+    def forward(self, ids):
+        x = torch.stack((ids, self.n_rows + torch.arange(ids.size(1), device=ids.device).expand_as(ids)), dim=-1)
+        if self.part == 'generator':
+            return tied_logits(self.electra.generator, self.electra.generator(x), self.electra.num_tokens)
+        return self.electra.disc_head(self.electra.discriminator(x))
+
+
 def wider_generator_warning(gen_width, disc_width):
     return (f"the generator ({gen_width} wide) is wider than the discriminator ({disc_width}): the paper saw "
             f"training collapse there (generators of 1/4 to 1/2 the width work best)")
+
+
+# ------------------------------------------------------------------ pretrain.py's objectives mlm and electra
+#
+# The vocabulary of these runs: the tokenizer's n_vocab ids, then MASK_TOKEN (id n_vocab, one new
+# row), then the n_ctx position rows. The ids of the tokens do not move; the output folder
+# leaves the mask row out, so that train.py appends its special tokens after the
+# vocabulary as it does for the LM objective's folder and OpenAI's checkpoint.
+
+MASK_ROWS = 1
+OBJECTIVE_DEFAULTS = dict(objective='lm', mask_prob=0.15, gen_size=0.25, disc_weight=50.0)  # of runs before them
+
+
+def special_rows(objective):
+    """Rows between the tokens and the positions: the mask token's for mlm and electra."""
+    return 0 if objective == 'lm' else MASK_ROWS
+
+
+def generator_size(args):
+    """(n_embd, n_head) of the generator: --gen_size of the discriminator's width and heads
+    (at least one head), as the paper's ELECTRA-Small (256 wide, 4 heads -> 64, 1)."""
+    return max(1, round(args.n_embd * args.gen_size)), max(1, round(args.n_head * args.gen_size))
+
+
+def check_objective_flags(args):
+    """Raise InputError, naming the flag, for --mask_prob outside (0, 1), --gen_size not
+    positive or giving a generator whose width its heads do not divide, --disc_weight < 0."""
+    if not 0 < args.mask_prob < 1:
+        raise InputError(f"--mask_prob {args.mask_prob}: expected a fraction in (0, 1) of each window's tokens")
+    if not args.gen_size > 0 or not math.isfinite(args.gen_size):
+        raise InputError(f"--gen_size {args.gen_size}: expected a positive fraction of the discriminator's width")
+    n_embd, n_head = generator_size(args)
+    if n_embd % n_head:
+        raise InputError(f"--gen_size {args.gen_size}: the generator would be {n_embd} wide with {n_head} heads, "
+                         f"which do not divide it: expected a --gen_size giving a width its heads divide")
+    if not args.disc_weight >= 0 or not math.isfinite(args.disc_weight):
+        raise InputError(f"--disc_weight {args.disc_weight}: expected a finite weight >= 0")
+
+
+def objective_warnings(args):
+    """The run's warnings about its objective: a generator wider than the discriminator."""
+    if args.objective == 'electra' and generator_size(args)[0] > args.n_embd:
+        return [f"--gen_size {args.gen_size}: {wider_generator_warning(generator_size(args)[0], args.n_embd)}"]
+    return []
+
+
+def build_objective_model(args, n_vocab):
+    """The MaskedLM (--objective mlm) or Electra (electra) of the flags: bidirectional
+    TransformerModels with n_vocab token rows, the mask row and n_ctx position rows; the
+    discriminator (mlm: the model) of the flags' size, the generator --gen_size of it, both
+    --n_layer deep. With --init pretrained (unless resuming) the encoder starts from
+    --model_dir (a bidirectional folder); the mask row and the generator start fresh."""
+    cfg = copy.copy(args)
+    cfg.causal = False
+    vocab = n_vocab + MASK_ROWS + args.n_ctx
+    model = TransformerModel(cfg, vocab=vocab, n_ctx=args.n_ctx).set_attention(args.attn_impl)
+    if args.init == 'pretrained' and not args.resume:
+        try:
+            load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=MASK_ROWS, n_transfer=args.n_layer)
+        except (CheckpointError, ValueError) as err:
+            raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+    settings = dict(mask_token_id=n_vocab, mask_prob=args.mask_prob)
+    if args.objective == 'mlm':
+        return MaskedLM(model, **settings)
+    gen_cfg = copy.copy(cfg)
+    gen_cfg.n_embd, gen_cfg.n_head = generator_size(args)
+    generator = TransformerModel(gen_cfg, vocab=vocab, n_ctx=args.n_ctx).set_attention(args.attn_impl)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # a wider generator: pretrain.py logs objective_warnings instead
+        return Electra(generator, model, disc_weight=args.disc_weight, **settings)
+
+
+def stat_names(model):
+    """The loss and statistics a MaskedLM or Electra reports, sorted: mlm's loss, mlm_acc,
+    mlm_loss; electra's disc_acc, disc_loss, gen_acc, loss, mlm_loss."""
+    fields = Results._fields if isinstance(model, Electra) else MLMResults._fields
+    return sorted(f for f in fields if f not in ('disc_labels', 'disc_predictions'))
+
+
+def objective_loss(model, x):
+    """model: a MaskedLM or Electra (or DDP around one); x (B, T, 2) ->
+    (loss, {statistic: float}): mlm_loss and mlm_acc, or mlm_loss, disc_loss, gen_acc, disc_acc."""
+    out = model(x)
+    stats = {k: v.item() for k, v in out._asdict().items() if k not in ('loss', 'disc_labels', 'disc_predictions')}
+    return out.loss, stats
+
+
+def evaluate_objective(model, batches, amp_context, device='cpu', dist=None, seed=0):
+    """The mean loss and statistics of objective_loss over `batches` (an iterable of (B, T, 2)
+    inputs on `device`), each batch weighted by its size, with the masks and samples drawn
+    from torch's generators seeded by `seed` (their states restored after), so that every
+    evaluation of a run masks alike. amp_context(): the autocast context of the forward.
+    Under torchrun (`dist`) a collective call: the sums are all-reduced, every rank gets the
+    same result. Returns {'loss': ..., statistic: ...}."""
+    keys = stat_names(model)
+    sums, n = dict.fromkeys(keys, 0.0), 0
+    was_training = model.training
+    model.eval()
+    cuda = [torch.device(device)] if torch.device(device).type == 'cuda' else []
+    try:
+        with torch.random.fork_rng(devices=cuda), torch.inference_mode():
+            torch.manual_seed(seed)
+            for x in batches:
+                with amp_context():
+                    loss, stats = objective_loss(model, x)
+                for k, v in dict(stats, loss=float(loss)).items():
+                    sums[k] += v * x.size(0)
+                n += x.size(0)
+    finally:
+        model.train(was_training)
+    totals = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64)
+    if dist is not None and dist.sharded:
+        reduced = totals.to(dist.device)
+        tdist.all_reduce(reduced)
+        totals = reduced.cpu()
+    return {k: float(totals[i] / totals[-1]) for i, k in enumerate(keys)}
+
+
+def export_encoder(model, folder, n_vocab, extra_files=None):
+    """Write the encoder of a MaskedLM or Electra (the discriminator) as a Hugging Face
+    folder (hf_interop.export_hf, config.json's causal false) with its n_vocab token rows
+    and its position rows: the mask row is left out. Returns the folder."""
+    encoder = model.encoder
+    out = copy.deepcopy(encoder)
+    with torch.no_grad():
+        rows = torch.cat((encoder.embed.weight[:n_vocab], encoder.embed.weight[n_vocab + MASK_ROWS:]))
+    out.embed = nn.Embedding.from_pretrained(rows.clone(), freeze=False)
+    out.vocab = rows.size(0)
+    return export_hf(out, folder, n_vocab=n_vocab, n_special=0, extra_files=extra_files)
+
+
+def save_generator(model, path):
+    """Electra's generator (its blocks and its view of the shared embeddings) as safetensors
+    at `path`, written atomically; nothing for a MaskedLM. Returns whether it wrote."""
+    if not isinstance(model, Electra):
+        return False
+    save_params(model.generator, path)
+    return True

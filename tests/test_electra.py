@@ -14,6 +14,15 @@ from model_pytorch import DEFAULT_CONFIG, TransformerModel, dotdict
 
 ref_module = pytest.importorskip('electra_pytorch.electra_pytorch')
 
+@pytest.fixture(scope='module', autouse=True)
+def one_thread_here():
+    """One intra-op thread: matrices this small gain nothing from several (and a busy machine slows them)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 N_TOKENS, N_CTX = 30, 12  # token ids 0..29, then 12 position rows
 MASK, PAD, CLS = 29, 0, 1
 
@@ -73,23 +82,9 @@ def patch_draws(monkeypatch, mask, replace, samples):
     monkeypatch.setattr(ref_module, 'gumbel_sample', lambda t, temperature=1.0: samples.clone())
 
 
-class AllPositions(nn.Module):
-    """The wrapper's view of our models: ids (B, T) -> the generator's logits at every
-    position (B, T, vocab), or the discriminator's logits (B, T)."""
-
-    def __init__(self, ours, part):
-        super().__init__()
-        self.ours, self.part = ours, part
-
-    def forward(self, ids):
-        if self.part == 'generator':
-            return electra.tied_logits(self.ours.generator, self.ours.generator(with_positions(ids)),
-                                       self.ours.num_tokens)
-        return self.ours.disc_head(self.ours.discriminator(with_positions(ids)))
-
-
 def reference(ours):
-    return ref_module.Electra(AllPositions(ours, 'generator'), AllPositions(ours, 'discriminator'),
+    return ref_module.Electra(electra.WrapperView(ours, 'generator', N_TOKENS),
+                              electra.WrapperView(ours, 'discriminator', N_TOKENS),
                               mask_token_id=MASK, pad_token_id=PAD, mask_ignore_token_ids=[CLS], mask_prob=0.15,
                               replace_prob=0.85, disc_weight=50.0, gen_weight=1.0)
 
