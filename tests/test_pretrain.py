@@ -532,3 +532,21 @@ def test_a_causal_folder_cannot_start_an_mlm_run(tmp_path, capsys):
     assert f"--model_dir {lm['model_dir']}: " in line and 'causal is True (causal attention) but the model has ' \
                                                           'causal=False' in line
     assert not (tmp_path / 'b' / 'save' / 'pretrain' / 'model').exists()
+
+
+def test_torchrun_two_processes_train_electra(tmp_path):
+    """2 processes (gloo on the CPU): DDP around the Electra (generator and discriminator),
+    the validation shared out; rank 0 writes the folder and the generator."""
+    data = write_corpus(tmp_path / 'corpus')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           str(ROOT / 'pretrain.py'), *argv(tmp_path, 'a', data, '--objective', 'electra', '--n_iter', '1',
+                                          '--max_updates', '4', '--eval_every', '2', '--n_batch', '4')]
+    env = {k: v for k, v in os.environ.items() if k not in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings, entries = log_entries(tmp_path / 'a' / 'log' / 'pretrain.jsonl')
+    assert settings['world_size'] == 2 and [e['n_updates'] for e in entries] == [2, 4]
+    assert all(math.isfinite(e['va_disc_loss']) and math.isfinite(e['va_mlm_loss']) for e in entries)
+    run_dir = tmp_path / 'a' / 'save' / 'pretrain'
+    assert json.load(open(run_dir / 'model' / 'config.json'))['causal'] is False
+    assert (run_dir / pretrain.GENERATOR).is_file()
