@@ -417,8 +417,9 @@ def objective_loss(model, x):
     """model: a MaskedLM or Electra (or DDP around one); x (B, T, 2) ->
     (loss, {statistic: float}): mlm_loss and mlm_acc, or mlm_loss, disc_loss, gen_acc, disc_acc."""
     out = model(x)
-    stats = {k: v.item() for k, v in out._asdict().items() if k not in ('loss', 'disc_labels', 'disc_predictions')}
-    return out.loss, stats
+    names = [k for k in out._fields if k not in ('loss', 'disc_labels', 'disc_predictions')]
+    values = torch.stack([getattr(out, k).detach().float() for k in names]).tolist()  # one device sync
+    return out.loss, dict(zip(names, values))
 
 
 def evaluate_objective(model, batches, amp_context, device='cpu', dist=None, seed=0):
