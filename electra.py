@@ -150,7 +150,8 @@ def gumbel_sample(logits, temperature=1.0):
     """logits (N, V) -> (N,) ids drawn from softmax(logits / temperature): the Gumbel-max
     trick, argmax(logits / t + g) with g = -log(E), E ~ Exp(1). No gradient."""
     logits = logits.detach().float() / temperature
-    return (logits - torch.empty_like(logits).exponential_().log()).argmax(dim=-1)
+    e = torch.empty_like(logits).exponential_().clamp_min_(torch.finfo(logits.dtype).tiny)  # log(0) would win
+    return (logits - e.log()).argmax(dim=-1)
 
 
 def _check_fraction(name, value, low_open=False, high_open=False):

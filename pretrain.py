@@ -52,8 +52,8 @@ the generator is saved beside it (generator.safetensors); last_checkpoint.pt hol
 
 Each step is a function a notebook can call: `parse_args`/`validate_args`,
 `check_inputs`, `build_tokenizer`, `load_corpus`, `build_model`, `make_optimizer`,
-`sample_windows`, `train_update`, `evaluate_lm`, `save_model_folder`, and `run(args)`
-for the whole job. The module keeps no state.
+`sample_windows`, `train_update`, `evaluate_lm` (`evaluate_objective` for mlm and
+electra), `save_model_folder`, and `run(args)` for the whole job. The module keeps no state.
 
 A run `desc` writes `{log_dir}/{desc}.jsonl` (the settings line, then entries with
 n_updates, tr_loss, va_loss, va_ppl, lr, tokens_per_s at every `--eval_every` updates
