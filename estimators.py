@@ -321,7 +321,8 @@ class GPT1Estimator(BaseEstimator):
         task = self.task_
         return dict(task_type=task.task_type, classes=None if task.classes is None else list(task.classes),
                     n_choices=task.n_choices, n_ctx=self.n_ctx_, n_vocab=specials.n_vocab,
-                    n_special=specials.n_special, n_updates=self.n_updates_, n_truncated=self.n_truncated_)
+                    n_special=specials.n_special, n_updates=self.n_updates_, n_truncated=self.n_truncated_,
+                    causal=self.model_.transformer.causal)
 
     def save(self, path):
         """Write the fitted estimator to the folder `path`, as a whole: its weights
@@ -378,6 +379,7 @@ class GPT1Estimator(BaseEstimator):
                                      n_ctx=fitted['n_ctx'], vocab=specials.first_position + fitted['n_ctx'])
         args = est._args(find_files=False)  # the save holds its own BPE files
         args.init = 'random'  # the saved weights replace the initial ones
+        args.causal = fitted.get('causal', True)  # a bidirectional model_dir (pretrain.py --objective electra)
         model = train.build_model(args, data, resolve_device(est.device, est.amp))
         load_params(model, os.path.join(path, SAVE_PARAMS))
         est.model_ = model.eval()

@@ -98,6 +98,9 @@ def _model_dims(model, n_special):
     if vocab is None or n_ctx is None:
         raise TypeError(f"expected an LMModel (a model with .transformer.vocab and .transformer.n_ctx), "
                         f"got {type(model).__name__}")
+    if not getattr(transformer, 'causal', True):
+        raise InputError("the model has bidirectional attention (causal=False): it was not trained to predict the "
+                         "next token; generation needs a causal language model")
     if isinstance(n_special, bool) or not isinstance(n_special, numbers.Integral) or n_special < 0:
         raise InputError(f"n_special={n_special!r}: expected an integer >= 0")
     n_vocab = vocab - n_ctx - n_special
@@ -353,13 +356,18 @@ def _model_folder(model_dir):
 def model_sizes(args):
     """n_ctx, n_embd, n_head, n_layer: the flags, else a Hugging Face folder's config.json
     (n_positions for n_ctx), else the released model's (512, 768, 12, 12); and arch, the
-    block layout of the folder's model_type ('gpt1' for openai-gpt and the TF release)."""
+    block layout of the folder's model_type ('gpt1' for openai-gpt and the TF release).
+    Raises InputError for a bidirectional model (config.json's causal false)."""
     from hf_interop import HF_CONFIG, read_hf_config
     folder = _model_folder(args.model_dir)
     config = read_hf_config(folder) if os.path.isfile(os.path.join(folder, HF_CONFIG)) else {}
     found = dict(RELEASE_SIZES, **{k: config[k] for k in ('n_embd', 'n_head', 'n_layer') if k in config})
     if 'n_positions' in config:
         found['n_ctx'] = config['n_positions']
+    if not config.get('causal', True):
+        raise InputError(f"--model_dir {args.model_dir}: {os.path.join(folder, HF_CONFIG)} has causal false, a "
+                         f"bidirectional encoder (pretrain.py --objective mlm or electra): it predicts no next token; "
+                         f"expected a causal language model")
     sizes = {k: found[k] if getattr(args, k) is None else getattr(args, k) for k in RELEASE_SIZES}
     return dict(sizes, arch=config.get('arch', 'gpt1'))
 

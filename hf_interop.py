@@ -96,7 +96,8 @@ def resolve_hf_folder(path):
 
 def read_hf_config(folder):
     """config.json of a Hugging Face save as a dict, checked to be an openai-gpt or gpt2
-    config; its 'arch' field is ours ('gpt1' or 'gpt2')."""
+    config; its 'arch' field is ours ('gpt1' or 'gpt2'), and 'causal' is False only for a
+    bidirectional model this port saved (True when the key is absent)."""
     p = os.path.join(folder, HF_CONFIG)
     try:
         with open(p) as f:
@@ -111,6 +112,8 @@ def read_hf_config(folder):
     if model_type not in HF_ARCHS:
         raise CheckpointError(f"{p}: model_type is {model_type!r}, expected one of {', '.join(map(repr, HF_ARCHS))}")
     config['arch'] = HF_ARCHS[model_type]
+    if not isinstance(config.setdefault('causal', True), bool):  # no key: HF's own and earlier saves, causal
+        raise CheckpointError(f"{p}: field causal is {config['causal']!r}, expected true or false")
     if 'n_positions' not in config and 'n_ctx' in config:  # configs of old transformers versions
         config['n_positions'] = config['n_ctx']
     for field in ('vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'):
@@ -203,7 +206,7 @@ def _hf_model_settings(transformer):
     block = transformer.h[0]  # a model has at least one block
     afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
     return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn,
-                arch=transformer.arch)
+                arch=transformer.arch, causal=transformer.causal)
 
 
 def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
@@ -279,6 +282,11 @@ def _check_config_fits(config, transformer, cfg_path):
     if config['arch'] != ours['arch']:
         raise CheckpointError(f"{cfg_path}: model_type {HF_MODEL_TYPES[config['arch']]!r} is the {config['arch']} block "
                               f"layout but the model has arch={ours['arch']!r}: expected --arch {config['arch']}")
+    causal = config['causal']
+    if causal != ours['causal']:
+        raise CheckpointError(f"{cfg_path}: causal is {causal} ({_attention(causal)} attention) but the model has "
+                              f"causal={ours['causal']} ({_attention(ours['causal'])}): expected the folder's setting "
+                              f"(config field causal)")
     for field in ('n_embd', 'n_head'):
         if config[field] != ours[field]:
             raise CheckpointError(f"{cfg_path}: {field} is {config[field]} but the model has {field}={ours[field]}")
@@ -294,6 +302,10 @@ def _check_config_fits(config, transformer, cfg_path):
     eps = config.get('layer_norm_epsilon', 1e-5)
     if not math.isclose(eps, 1e-5, rel_tol=1e-6):
         raise CheckpointError(f"{cfg_path}: layer_norm_epsilon is {eps} but the model's LayerNorm uses 1e-05")
+
+
+def _attention(causal):
+    return 'causal' if causal else 'bidirectional'
 
 
 def _check_gpt2_options(config, cfg_path):
@@ -420,6 +432,8 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         'tie_word_embeddings': True,
         'dtype': str(transformer.embed.weight.dtype).replace('torch.', ''),
         'n_special': n_special,  # informational: the last n_special token rows are the special tokens
+        # ours, ignored by transformers (which would run the model causally); load_hf_pretrained_model checks it
+        'causal': transformer.causal,
     }
 
 

@@ -10,6 +10,10 @@ input of each sub-block, a final LayerNorm `ln_f` after the last block (GPT-2's 
 name), and the residual output projections initialised with std 0.02/sqrt(2 n_layer).
 Everything else (embeddings, attention, GELU, the LM head) is shared.
 
+`causal=False` in the config makes every block's attention bidirectional (each position
+sees every other), for encoders pre-trained with a masked LM or ELECTRA (electra.py).
+GPT-1's causal attention is the default and unchanged.
+
 Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]`
 position ids already offset into `embed` (row `n_vocab + n_special + p`).
 """
@@ -103,11 +107,17 @@ def _check_arch(arch):
         raise InputError(f"--arch {arch}: arch={arch!r} is not one of {', '.join(ARCHS)}")
 
 
+def _check_causal(causal):
+    if not isinstance(causal, bool):
+        raise InputError(f"causal={causal!r}: expected True (GPT-1's causal attention) or False (bidirectional)")
+
+
 def check_config(cfg, vocab, n_ctx):
     """Raise InputError, naming the field as its train.py flag, for a configuration
     TransformerModel cannot be built with: n_layer, n_embd, n_head positive integers with
     n_head dividing n_embd; embd_pdrop, attn_pdrop, resid_pdrop (and clf_pdrop, when set) in [0, 1); afn one of
-    ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; arch (when set) one of ARCHS; n_ctx a positive integer and vocab
+    ACT_FNS; attn_impl (when set) one of ATTN_IMPLS; arch (when set) one of ARCHS; causal (when
+    set) a bool; n_ctx a positive integer and vocab
     an integer with room for a token row besides the n_ctx position rows. n_ctx may exceed
     the 512 positions of OpenAI's checkpoint here; the loaders refuse that."""
     _check_positive_int('n_layer', _cfg(cfg, 'n_layer'), 'number of blocks')
@@ -119,6 +129,7 @@ def check_config(cfg, vocab, n_ctx):
     _check_afn(_cfg(cfg, 'afn'))
     _check_attn_impl(_cfg(cfg, 'attn_impl', 'sdpa'))
     _check_arch(_cfg(cfg, 'arch', 'gpt1'))
+    _check_causal(_cfg(cfg, 'causal', True))
     _check_positive_int('n_ctx', n_ctx, 'number of positions')
     if not _is_int(vocab) or vocab <= n_ctx:
         raise InputError(f"vocab={vocab!r}: expected an integer above n_ctx={n_ctx}: embed has n_vocab + n_special "
@@ -151,7 +162,8 @@ class LayerNorm(nn.Module):
 
 
 class Attention(nn.Module):
-    """Causal multi-head self-attention with an optional key/value cache.
+    """Multi-head self-attention, causal (GPT-1's) or bidirectional (`causal=False`), with
+    an optional key/value cache (causal only).
 
     `impl='sdpa'` uses `F.scaled_dot_product_attention` (fused kernels on GPU);
     `impl='explicit'` computes TF's `w * b + -1e9 * (1 - b)` masking step by step.
@@ -159,12 +171,13 @@ class Attention(nn.Module):
     zero after the softmax either way.
     """
 
-    def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa', proj_std=0.02):
+    def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa', proj_std=0.02, causal=True):
         super().__init__()
         _check_heads(nx, n_head)
         _check_pdrop('attn_pdrop', attn_pdrop)
         _check_pdrop('resid_pdrop', resid_pdrop)
         _check_attn_impl(impl)
+        _check_causal(causal)
         self.n_head = n_head
         self.c_attn = Conv1D(nx, nx * 3)
         self.c_proj = Conv1D(nx, nx, std=proj_std)
@@ -172,16 +185,43 @@ class Attention(nn.Module):
         self.attn_dropout = nn.Dropout(attn_pdrop)
         self.resid_dropout = nn.Dropout(resid_pdrop)
         self.impl = impl
+        self.causal = causal
 
     def split_heads(self, x):
         """(B, T, C) -> (B, n_head, T, C // n_head)"""
         B, T, C = x.shape
         return x.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
 
+    @staticmethod
+    def _causal_mask(T, S, key_mask, device):
+        """(allowed (T, S) or (B, 1, T, S) bool or None, whether sdpa's is_causal stands for it)."""
+        allowed, causal = None, S == T  # no mask: square causal, or one new query that sees every key
+        if key_mask is not None or 1 < T < S:
+            causal = False
+            # query i sits at absolute position S - T + i and sees keys up to it
+            allowed = torch.ones(T, S, dtype=torch.bool, device=device).tril(S - T)
+            if key_mask is not None:
+                # a padded query still sees itself, so no row is fully masked (no NaN)
+                diag = torch.zeros_like(allowed)
+                diag[torch.arange(T, device=device), torch.arange(S - T, S, device=device)] = True
+                allowed = (allowed & key_mask[:, None, None, :]) | diag
+        return allowed, causal
+
+    @staticmethod
+    def _bidirectional_mask(T, key_mask, device):
+        """allowed (B, 1, T, T) bool, or None when every key may be attended to."""
+        if key_mask is None:
+            return None
+        # a padded query still sees itself, so no row is fully masked (no NaN)
+        return key_mask[:, None, None, :] | torch.eye(T, dtype=torch.bool, device=device)
+
     def forward(self, x, layer_past=None, key_mask=None):
         """x (B, T, C); layer_past (k, v) each (B, n_head, T_past, C // n_head) or None;
         key_mask (B, T_past + T) bool, True for keys that may be attended to, or None.
         Returns (a (B, T, C), present (k, v) including x's positions)."""
+        if layer_past is not None and not self.causal:
+            raise InputError("a key/value cache was given to bidirectional attention (causal=False): each position "
+                             "sees the later ones, so a cache of earlier positions cannot stand for them")
         q, k, v = self.c_attn(x).split(x.size(-1), dim=2)
         q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)
         if layer_past is not None:
@@ -189,26 +229,21 @@ class Attention(nn.Module):
             v = torch.cat((layer_past[1], v), dim=2)
         present = (k, v)
         T, S = q.size(2), k.size(2)
-        allowed, causal = None, S == T  # no mask: square causal, or one new query that sees every key
-        if key_mask is not None or 1 < T < S:
-            causal = False
-            # query i sits at absolute position S - T + i and sees keys up to it
-            allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
-            if key_mask is not None:
-                # a padded query still sees itself, so no row is fully masked (no NaN)
-                diag = torch.zeros_like(allowed)
-                diag[torch.arange(T, device=x.device), torch.arange(S - T, S, device=x.device)] = True
-                allowed = (allowed & key_mask[:, None, None, :]) | diag
+        if self.causal:
+            allowed, causal = self._causal_mask(T, S, key_mask, x.device)
+        else:
+            allowed, causal = self._bidirectional_mask(T, key_mask, x.device), False
         if self.impl == 'sdpa':
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=allowed, is_causal=causal,
                 dropout_p=self.attn_pdrop if self.training else 0.0)
         else:
             w = q @ k.transpose(-2, -1) / math.sqrt(v.size(-1))
-            if allowed is None:
+            if allowed is None and self.causal:
                 allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(S - T)
-            b = allowed.to(w.dtype)
-            w = w * b + -1e9 * (1 - b)
+            if allowed is not None:
+                b = allowed.to(w.dtype)
+                w = w * b + -1e9 * (1 - b)
             y = self.attn_dropout(F.softmax(w, dim=-1)) @ v
         y = y.transpose(1, 2).reshape(x.shape)
         return self.resid_dropout(self.c_proj(y)), present
@@ -239,7 +274,7 @@ class Block(nn.Module):
         # GPT-2 scales the projections into the residual stream by the number of them
         proj_std = 0.02 / math.sqrt(2 * cfg.n_layer) if self.pre_ln else 0.02
         self.attn = Attention(nx, cfg.n_head, cfg.attn_pdrop, cfg.resid_pdrop, _cfg(cfg, 'attn_impl', 'sdpa'),
-                              proj_std=proj_std)
+                              proj_std=proj_std, causal=_cfg(cfg, 'causal', True))
         self.ln_1 = LayerNorm(nx)
         self.mlp = MLP(4 * nx, nx, cfg.afn, cfg.resid_pdrop, proj_std=proj_std)
         self.ln_2 = LayerNorm(nx)
@@ -256,7 +291,7 @@ class Block(nn.Module):
 
 class TransformerModel(nn.Module):
     """The transformer: embeddings and `n_layer` blocks (and GPT-2's final `ln_f` when
-    cfg.arch is 'gpt2').
+    cfg.arch is 'gpt2'); causal attention unless cfg.causal is False (bidirectional).
 
     vocab = n_vocab + n_special + n_ctx rows in `embed` (40478 + 0 + 512 by default).
     forward(x): x (B, T, 2) or (B, n_choices, T, 2) long -> hidden states
@@ -272,6 +307,7 @@ class TransformerModel(nn.Module):
         self.embd_pdrop = cfg.embd_pdrop
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.arch = _cfg(cfg, 'arch', 'gpt1')
+        self.causal = _cfg(cfg, 'causal', True)
         if self.arch == 'gpt2':
             self.ln_f = LayerNorm(cfg.n_embd)
 
@@ -775,6 +811,9 @@ def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=None,
     if transformer.arch != 'gpt1':
         raise CheckpointError(f"{path}: the TF release's checkpoint is GPT-1 (post-LN blocks) but the model has "
                               f"arch={transformer.arch!r}: expected arch 'gpt1' (--arch gpt1)")
+    if not transformer.causal:
+        raise CheckpointError(f"{path}: the TF release's checkpoint has causal attention but the model has "
+                              f"causal=False (bidirectional): expected causal=True")
     shards = _Shards(path)
     shapes = shards.shapes
     width = transformer.n_embd
@@ -828,6 +867,16 @@ def find_checkpoint_format(path):
                                    f"pytorch_model.bin: {looked_for}")
         return 'hf'
     raise MissingFileError(f"{path} holds no checkpoint: {looked_for}")
+
+
+def checkpoint_causal(path):
+    """Whether the checkpoint in `path` has causal attention: True for the TF release's
+    shards, config.json's `causal` for a Hugging Face folder (False only for a bidirectional
+    model this port saved; True when the key is absent)."""
+    if find_checkpoint_format(path) == 'tf':
+        return True
+    import hf_interop
+    return hf_interop.read_hf_config(hf_interop.resolve_hf_folder(path))['causal']
 
 
 def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):

@@ -38,10 +38,22 @@ entropy over positions 1..n_ctx-1 of every window, over every row of the tied em
 the validation split. `--init random` (from scratch) is the default here; `--init
 pretrained` continues from `--model_dir`. The progress bar shows the loss and tokens/s.
 
+`--objective mlm` (BERT's masked LM) and `--objective electra` (ELECTRA: a masked-LM
+generator `--gen_size` as wide as the discriminator, which learns to find the tokens the
+generator replaced; loss = mlm loss + `--disc_weight` * the discriminator's loss) train
+bidirectional models (electra.py) on the same windows: ceil(`--mask_prob` * n_ctx) tokens
+of each window are masked, 85% of them shown as the mask token `_mask_` (id n_vocab, one
+new row between the tokens and the positions; no token id moves) and 15% unchanged. The
+log adds tr_ and va_ mlm_loss, disc_loss, gen_acc, disc_acc (mlm: mlm_loss, mlm_acc), and
+va_ppl is null; validation masks are drawn from a generator seeded by `--seed`, alike at
+every evaluation. The output folder holds the encoder (the discriminator) without the mask
+row, config.json's `causal` false: `train.py --model_dir` finetunes it with `--lm_coef 0`;
+the generator is saved beside it (generator.safetensors); last_checkpoint.pt holds both.
+
 Each step is a function a notebook can call: `parse_args`/`validate_args`,
 `check_inputs`, `build_tokenizer`, `load_corpus`, `build_model`, `make_optimizer`,
-`sample_windows`, `train_update`, `evaluate_lm`, `save_model_folder`, and `run(args)`
-for the whole job. The module keeps no state.
+`sample_windows`, `train_update`, `evaluate_lm` (`evaluate_objective` for mlm and
+electra), `save_model_folder`, and `run(args)` for the whole job. The module keeps no state.
 
 A run `desc` writes `{log_dir}/{desc}.jsonl` (the settings line, then entries with
 n_updates, tr_loss, va_loss, va_ppl, lr, tokens_per_s at every `--eval_every` updates
@@ -72,6 +84,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import electra
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
 from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
@@ -86,6 +99,7 @@ from train import _check_writable, _previous_entries, autocast, format_settings,
 PROG = 'pretrain.py'
 CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
 MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
+GENERATOR = 'generator.safetensors'  # --objective electra: the generator, beside the model folder
 # Flags that change nothing a resumed run computes, besides checkpoint.py's FREE_FLAGS: the
 # corpus is compared by its content (the token store's key), not by where it lies.
 PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict')
@@ -100,6 +114,14 @@ def build_parser():
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
     p.add_argument('--arch', default='gpt1', choices=ARCHS,
                    help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
+    p.add_argument('--objective', default='lm', choices=electra.OBJECTIVES,
+                   help="lm: next-token LM (GPT-1's); mlm: BERT's masked LM, electra: ELECTRA's replaced-token "
+                        "detection, both on bidirectional models (electra.py), with a mask token after the vocabulary")
+    p.add_argument('--mask_prob', type=float, default=0.15, help="mlm and electra: share of each window's tokens masked")
+    p.add_argument('--gen_size', type=float, default=0.25,
+                   help="electra: the generator's width (and heads) as a fraction of the discriminator's")
+    p.add_argument('--disc_weight', type=float, default=50.0,
+                   help="electra: loss = mlm loss + disc_weight * the discriminator's loss")
     p.add_argument('--valid_fraction', type=float, default=0.01,
                    help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
     p.add_argument('--eval_every', type=int, default=1000,
@@ -179,6 +201,7 @@ def validate_args(args):
     if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
         raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
     check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
+    electra.check_objective_flags(args)
     _check_optimizer_flags(args)
     if args.tokenizer == 'bpe' and (args.encoder_path is None or args.bpe_path is None):
         try:
@@ -284,7 +307,10 @@ def load_corpus(args, tokenizer, verbose=True):
 def build_model(args, n_vocab, device='cpu'):
     """LMModel of the flags' size with n_vocab token rows and n_ctx position rows (no
     special rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which
-    loads the checkpoint instead) every layer of --model_dir."""
+    loads the checkpoint instead) every layer of --model_dir. With --objective mlm or
+    electra, electra.build_objective_model's MaskedLM or Electra instead."""
+    if getattr(args, 'objective', 'lm') != 'lm':
+        return electra.build_objective_model(args, n_vocab).to(device)
     model = LMModel(args, vocab=n_vocab + args.n_ctx, n_ctx=args.n_ctx)
     model.transformer.set_attention(args.attn_impl)
     if args.init == 'pretrained' and not args.resume:
@@ -352,19 +378,30 @@ def lm_loss(model, x, reduction='mean'):
                            reduction=reduction)
 
 
-def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=None):
+def objective_loss(model, x):
+    """(loss, {statistic: float}) of the run's objective on x (B, T, 2): lm_loss and no
+    statistics for an LMModel, else electra.objective_loss (MaskedLM, Electra)."""
+    if isinstance(unwrap_model(model), LMModel):
+        return lm_loss(model, x), {}
+    return electra.objective_loss(model, x)
+
+
+def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=None, stats=None):
     """One optimizer update over `windows` (n_acc, n_batch, n_ctx): each micro-batch's loss
     / n_acc back-propagated (under DDP the gradients are averaged at the last one only),
-    then one step. Returns the mean loss (float); raises NonFiniteLossError before a NaN or
-    inf loss reaches the parameters."""
+    then one step. n_vocab: the rows before the position rows. Returns the mean loss
+    (float), and puts the mean of each of the objective's statistics into the dict `stats`
+    when given; raises NonFiniteLossError before a NaN or inf loss reaches the parameters."""
     model.train()
-    total = 0.0
+    total, sums = 0.0, {}
     for k, ids in enumerate(windows):
         last = k == len(windows) - 1
         sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
         with sync:
             with autocast(device, amp):
-                loss = lm_loss(model, window_inputs(ids, n_vocab, device))
+                loss, values = objective_loss(model, window_inputs(ids, n_vocab, device))
+            for name, v in values.items():
+                sums[name] = sums.get(name, 0.0) + v / len(windows)
             value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"the loss is {value}: training cannot go on (too high a learning rate?)")
@@ -377,7 +414,26 @@ def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=
     else:
         opt.step()
     opt.zero_grad(set_to_none=True)
+    if stats is not None:
+        stats.update(sums)
     return total / len(windows)
+
+
+def valid_starts(split, n_ctx, dist=None):
+    """Starts of the non-overlapping windows of n_ctx tokens that tile `split` from its
+    start (a tail shorter than a window left out); under torchrun, this rank's share."""
+    starts = np.arange(0, len(split) - n_ctx + 1, n_ctx)
+    return starts[dist.rank::dist.world_size] if dist is not None and dist.sharded else starts
+
+
+def evaluate_objective(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None, seed=0):
+    """electra.evaluate_objective of a MaskedLM or Electra on the windows that tile `split`
+    (as evaluate_lm's), masked alike at every evaluation (seeded by `seed`). Returns
+    {'loss': ..., statistic: ...}."""
+    starts = valid_starts(split, n_ctx, dist)
+    batches = (window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
+               for i in range(0, len(starts), n_batch))
+    return electra.evaluate_objective(model, batches, lambda: autocast(device, amp), device, dist, seed)
 
 
 def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None):
@@ -386,10 +442,8 @@ def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='non
     shorter than a window is left out), and exp of it. `model` is the plain LMModel. Under
     torchrun (`dist`) a collective call: rank r scores every W-th window, the sums are
     all-reduced and every rank gets the same result."""
-    starts = np.arange(0, len(split) - n_ctx + 1, n_ctx)
+    starts = valid_starts(split, n_ctx, dist)
     sharded = dist is not None and dist.sharded
-    if sharded:
-        starts = starts[dist.rank::dist.world_size]
     sums = torch.zeros(2, dtype=torch.float64)  # loss, predictions
     was_training = model.training
     model.eval()
@@ -426,18 +480,21 @@ def save_model_folder(model, folder, tokenizer):
     """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
     as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
     model.safetensors, plus tokenizer_files), all in one atomic folder write. Returns the folder."""
-    return export_hf(unwrap_model(model), folder, n_vocab=tokenizer.vocab_size, n_special=0,
+    model = unwrap_model(model)
+    if not isinstance(model, LMModel):  # mlm, electra: the encoder, without the mask token's row
+        return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer_files(tokenizer))
+    return export_hf(model, folder, n_vocab=tokenizer.vocab_size, n_special=0,
                      extra_files=tokenizer_files(tokenizer))
 
 
 # ------------------------------------------------------------------ the run
 
 def run_paths(args):
-    """The files a run writes: a dict of 'log', 'dir', 'last', 'config', 'model'."""
+    """The files a run writes: a dict of 'log', 'dir', 'last', 'config', 'model', 'generator'."""
     run_dir = os.path.join(args.save_dir, args.desc)
     return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
                 last=os.path.join(run_dir, LAST_CHECKPOINT), config=os.path.join(run_dir, RUN_CONFIG),
-                model=os.path.join(run_dir, MODEL_FOLDER))
+                model=os.path.join(run_dir, MODEL_FOLDER), generator=os.path.join(run_dir, GENERATOR))
 
 
 def prepare_run_files(args):
@@ -446,11 +503,11 @@ def prepare_run_files(args):
     --overwrite (then delete its log, checkpoint, config and model folder). Returns the
     earlier run's files that were deleted."""
     paths = run_paths(args)
-    remove_stale_tmp([paths['log'], paths['last'], paths['config']])
+    remove_stale_tmp([paths['log'], paths['last'], paths['config'], paths['generator']])
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
         if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    earlier = [paths[k] for k in ('log', 'last', 'config', 'model') if os.path.exists(paths[k])]
+    earlier = [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
     if not earlier or args.resume:
         return []
     if not args.overwrite:
@@ -483,6 +540,7 @@ def run_warnings(args, store, t_total):
     """One-line warnings for the log: each input file skipped as not UTF-8, and a warm-up
     as long as the run (the learning rate would never anneal)."""
     warnings = [f"skipped, not UTF-8: {message}" for message in store['meta'].get('skipped', [])]
+    warnings += electra.objective_warnings(args)
     if args.warmup_updates >= t_total:
         warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "
                         f"learning rate only warms up (lower --warmup_updates or raise --n_iter)")
@@ -492,10 +550,12 @@ def run_warnings(args, store, t_total):
 @dataclasses.dataclass
 class PretrainRun:
     """What the steps of one run share: the flags, the model and what trains it (itself or
-    its DDP wrapper), optimizer, GradScaler (fp16) or None, the token store, the sizes,
-    device, torchrun info (DistInfo), the run's paths and resume flags, and the log (rank 0)."""
+    its DDP wrapper), optimizer, GradScaler (fp16) or None, the token store, the sizes
+    (n_vocab: the rows before the position rows, the mask token's row included with mlm and
+    electra), device, torchrun info (DistInfo), the run's paths and resume flags, and the log
+    (rank 0)."""
     args: argparse.Namespace
-    model: LMModel
+    model: torch.nn.Module  # LMModel, or electra's MaskedLM or Electra
     train_model: torch.nn.Module
     opt: OpenAIAdam
     scaler: object
@@ -509,22 +569,39 @@ class PretrainRun:
     logger: object = None
 
 
-def log_progress(r, state, losses, train_seconds, verbose):
+def _validate(r):
+    """(va_loss, va_ppl, {statistic: value}) on the validation split: the LM's loss and
+    perplexity, or the mlm/electra objective's loss (no perplexity) and statistics."""
+    if r.store['valid'] is None:
+        return None, None, {}
+    if isinstance(r.model, LMModel):
+        return (*evaluate_lm(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
+                             r.args.amp, r.dist), {})
+    stats = evaluate_objective(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
+                               r.args.amp, r.dist, r.args.seed)
+    return stats.pop('loss'), None, stats
+
+
+def log_progress(r, state, losses, train_seconds, verbose, stats=()):
     """Validation loss and perplexity (when there is a validation split), one log entry,
-    and the checkpoint (rank 0). Returns the entry."""
-    va_loss = va_ppl = None
-    if r.store['valid'] is not None:
-        va_loss, va_ppl = evaluate_lm(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
-                                      r.args.amp, r.dist)
+    and the checkpoint (rank 0). stats: each update's statistics of the mlm or electra
+    objective, logged as tr_{name} (their mean) beside va_{name}. Returns the entry."""
+    va_loss, va_ppl, va_stats = _validate(r)
     tokens = len(losses) * r.args.n_batch * r.args.n_acc * r.dist.world_size * r.args.n_ctx
     entry = dict(n_updates=state.n_updates, tr_loss=float(np.mean(losses)), va_loss=va_loss, va_ppl=va_ppl,
                  lr=scheduled_lr(r.args, state.n_updates, r.t_total), tokens_per_s=tokens / max(train_seconds, 1e-9))
+    for name in sorted(set().union(*stats)) if stats else ():
+        entry[f'tr_{name}'] = float(np.mean([s[name] for s in stats]))
+        entry[f'va_{name}'] = va_stats.get(name)
     if r.dist.is_main:
         r.logger.log(**entry)
         save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
         if verbose:
-            valid = f" | valid loss {va_loss:.4f} ppl {va_ppl:.2f}" if va_loss is not None else ""
-            tqdm.write(f"update {state.n_updates} | train loss {entry['tr_loss']:.4f}{valid} | "
+            valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
+            valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
+            more = ''.join(f" | {k} {v:.4f}" for k, v in entry.items() if k.startswith(('tr_', 'va_'))
+                           and k not in ('tr_loss', 'va_loss') and v is not None)
+            tqdm.write(f"update {state.n_updates} | train loss {entry['tr_loss']:.4f}{valid}{more} | "
                        f"{entry['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
     return entry
 
@@ -539,23 +616,26 @@ def train_loop(r, state, verbose=True):
     per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
     bar = tqdm(total=stop, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
                leave=False, file=sys.stderr)
-    losses, seconds, entry = [], 0.0, None
+    losses, stats, seconds, entry = [], [], 0.0, None
     while state.n_updates < stop:
         torch.manual_seed(rank_seed(args.seed, r.dist.rank, state.n_updates))
         windows = sample_windows(r.store['train'], args, state.n_updates, r.dist.rank)
         t0 = time.perf_counter()
+        stats.append({})
         try:
-            losses.append(train_update(r.train_model, r.opt, windows, r.n_vocab, r.device, args.amp, r.scaler))
+            losses.append(train_update(r.train_model, r.opt, windows, r.n_vocab, r.device, args.amp, r.scaler,
+                                       stats=stats[-1]))
         except NonFiniteLossError as err:
             raise NonFiniteLossError(f"update {state.n_updates + 1}: {err}; the last checkpoint is left as it "
                                      f"was") from None
         seconds += time.perf_counter() - t0
         state.n_updates += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", tokens_s=f"{per_update * len(losses) / seconds:.0f}")
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{v:.3f}" for k, v in stats[-1].items()},
+                        tokens_s=f"{per_update * len(losses) / seconds:.0f}")
         if (args.eval_every and state.n_updates % args.eval_every == 0) or state.n_updates == stop:
-            entry = log_progress(r, state, losses, seconds, verbose)
-            losses, seconds = [], 0.0
+            entry = log_progress(r, state, losses, seconds, verbose, [s for s in stats if s])
+            losses, stats, seconds = [], [], 0.0
     bar.close()
     return entry
 
@@ -595,9 +675,9 @@ def _run(args, dist, device, verbose):
     flags = resume_flags(args, store, n_vocab, dist.world_size)
     state = TrainState()
     if args.resume:
-        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags)
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, electra.OBJECTIVE_DEFAULTS)
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab, t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
+                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
     if dist.is_main:
         write_json(paths['config'], settings)
         previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
@@ -612,6 +692,7 @@ def _run(args, dist, device, verbose):
         if r.logger is not None:
             r.logger.close()
     if dist.is_main:
+        electra.save_generator(model, paths['generator'])
         save_model_folder(model, paths['model'], tokenizer)
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,

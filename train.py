@@ -20,6 +20,7 @@ n_batch * world_size * n_acc examples; see `setup_distributed` and the README.
 """
 import argparse
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -49,7 +50,7 @@ from errors import (CheckpointError, DataWarning, GPT1Error, InputError, Missing
                     exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
-                           find_checkpoint_format, load_pretrained)
+                           checkpoint_causal, find_checkpoint_format, load_pretrained)
 from opt import OpenAIAdam, check_hyperparameters
 from prefix import SharedPrefixModel, grouped_clf_logits, shared_prefix_model
 from task_data import Encoded, SplitData, check_data_files, load_task_data
@@ -487,16 +488,36 @@ def transfer_layers(args):
 
 
 def build_model(args, data, device='cpu'):
-    """The DoubleHeadModel with the task head of `data`, with OpenAI's weights unless args.init == 'random'."""
-    model = DoubleHeadModel(args, data.clf_token, data.task.head, data.vocab, data.n_ctx)
+    """The DoubleHeadModel with the task head of `data`, with OpenAI's weights unless args.init == 'random'.
+    A bidirectional --model_dir (pretrain.py --objective mlm or electra) gives a bidirectional model."""
+    pretrained = getattr(args, 'init', 'pretrained') == 'pretrained'
+    cfg = _with_folder_attention(args) if pretrained else args
+    model = DoubleHeadModel(cfg, data.clf_token, data.task.head, data.vocab, data.n_ctx)
     model.transformer.set_attention(getattr(args, 'attn_impl', 'sdpa'))
-    if getattr(args, 'init', 'pretrained') == 'pretrained':
+    if pretrained:
         try:
             load_pretrained(model, args.model_dir, n_ctx=data.n_ctx, n_special=data.n_special,
                             n_transfer=transfer_layers(args))
         except (CheckpointError, ValueError) as err:
             raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
     return model.to(device)
+
+
+def _with_folder_attention(args):
+    """args, or a copy with causal=False when --model_dir holds a bidirectional model; raises
+    InputError for --lm_coef above 0 then (each position sees the next token it would predict)."""
+    try:
+        if checkpoint_causal(args.model_dir):
+            return args
+    except (CheckpointError, ValueError) as err:
+        raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+    if getattr(args, 'lm_coef', 0):
+        raise InputError(f"--lm_coef {args.lm_coef}: --model_dir {args.model_dir} holds a bidirectional model, "
+                         f"whose next-token loss is no objective (each position sees the next token): expected "
+                         f"--lm_coef 0")
+    cfg = copy.copy(args)
+    cfg.causal = False
+    return cfg
 
 
 def n_updates_total(n_train, args, world_size=1):

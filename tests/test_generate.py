@@ -533,3 +533,23 @@ def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         gen.main(['--model_dir', str(folder), '--prompt', 'xyz', '--log_path', str(log)])
     assert "character 'x' (U+0078) is not in the character vocabulary of 10 symbols" in capsys.readouterr().err
+
+
+def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsys):
+    from model_pytorch import export_hf
+    from token_store import CharTokenizer
+    tok = CharTokenizer('abcdefgh \n')
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=24, n_head=3, n_layer=2, causal=False)
+    model = LMModel(cfg, vocab=tok.vocab_size + 20, n_ctx=20).eval()
+    for use_cache in (True, False):
+        with pytest.raises(InputError, match=r"bidirectional attention \(causal=False\): .* needs a causal"):
+            generate(model, [1, 2], 3, use_cache=use_cache)
+    folder = tmp_path / 'encoder'
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    with pytest.raises(SystemExit) as exc:
+        gen.main(['--model_dir', str(folder), '--prompt', 'bad', '--log_path', str(tmp_path / 'g.jsonl')])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and f"--model_dir {folder}: " in err and "has causal false, a bidirectional" in err
+    assert not (tmp_path / 'g.jsonl').exists()

@@ -484,3 +484,31 @@ def test_block_layouts_do_not_load_into_each_other(gpt2_folder, hf_folder, tmp_p
     edit_config(folder, n_inner=3 * N_EMBD)
     with pytest.raises(CheckpointError, match=r"n_inner is 96 but the model's MLP is 4 \* n_embd = 128 wide"):
         load_pretrained(gpt2_ours(), folder)
+
+
+# ------------------------------------------------------------- bidirectional models (causal=False)
+
+def test_a_bidirectional_model_round_trips_and_a_mismatch_is_refused_both_ways(hf_folder, tmp_path):
+    n_vocab, n_ctx = 60, 16  # a small vocabulary keeps the folders tiny
+    bidirectional = dotdict(CFG, causal=False)
+    torch.manual_seed(0)
+    ours = LMModel(bidirectional, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
+    folder = export_hf(ours, tmp_path / 'bi', n_vocab=n_vocab, n_special=0)
+    assert json.loads((tmp_path / 'bi' / 'config.json').read_text())['causal'] is False
+    assert mp.checkpoint_causal(folder) is False and mp.checkpoint_causal(str(hf_folder)) is True
+    back = LMModel(bidirectional, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
+    load_pretrained(back, folder, n_special=0)
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), back.state_dict().values()))
+
+    causal_model = LMModel(CFG, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
+    with pytest.raises(CheckpointError, match=r"causal is False \(bidirectional attention\) but the model has "
+                                              r"causal=True \(causal\)"):
+        load_pretrained(causal_model, folder, n_special=0)
+    causal_folder = export_hf(causal_model, tmp_path / 'causal', n_vocab=n_vocab, n_special=0)
+    assert json.loads((tmp_path / 'causal' / 'config.json').read_text())['causal'] is True
+    with pytest.raises(CheckpointError, match=r"causal is True \(causal attention\) but the model has "
+                                              r"causal=False \(bidirectional\)"):
+        load_pretrained(back, causal_folder, n_special=0)
+    edit_config(folder, causal='yes')
+    with pytest.raises(CheckpointError, match=r"config.json: field causal is 'yes', expected true or false"):
+        load_pretrained(back, folder, n_special=0)

@@ -711,3 +711,81 @@ def test_gpt2_cached_decoding_equals_the_full_forward():
         head, past = model(x[:, :7], use_cache=True)
         tail, _ = model(x[:, 7:], past=past, use_cache=True)
     torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=0)
+
+
+# ------------------------------------------------------------- bidirectional attention (causal=False)
+
+def numpy_attention(attn, x, allowed):
+    """One Attention module written out in numpy (float64); allowed (B, T, T) 0/1."""
+    B, T, C = x.shape
+    xn = x.double().numpy()
+    q, k, v = np.split(xn @ attn.c_attn.w.detach().double().numpy() + attn.c_attn.b.detach().double().numpy(), 3,
+                       axis=-1)
+    split = lambda a: a.reshape(B, T, attn.n_head, -1).transpose(0, 2, 1, 3)  # noqa: E731
+    q, k, v = split(q), split(k), split(v)
+    w = q @ k.transpose(0, 1, 3, 2) / math.sqrt(C // attn.n_head)
+    w = np.where(allowed[:, None] > 0, w, -np.inf)
+    w = np.exp(w - w.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    a = (w @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
+    return a @ attn.c_proj.w.detach().double().numpy() + attn.c_proj.b.detach().double().numpy()
+
+
+def test_bidirectional_attention_matches_unmasked_attention_in_numpy():
+    torch.manual_seed(0)
+    attn = mp.Attention(16, 4, 0.0, 0.0, causal=False).eval()
+    x = torch.randn(2, 9, 16)
+    key_mask = torch.ones(2, 9, dtype=torch.bool)
+    key_mask[1, 6:] = False  # the second sequence has 6 real tokens
+    every = np.ones((2, 9, 9))
+    real = np.broadcast_to(key_mask.numpy()[:, None, :], (2, 9, 9)) | np.eye(9, dtype=bool)
+    for impl in mp.ATTN_IMPLS:
+        attn.impl = impl
+        np.testing.assert_allclose(attn(x)[0].detach().numpy(), numpy_attention(attn, x, every), atol=1e-6)
+        out = attn(x, key_mask=key_mask)[0].detach().numpy()
+        np.testing.assert_allclose(out, numpy_attention(attn, x, real), atol=1e-6)
+
+
+def test_bidirectional_model_sees_later_tokens_and_causal_does_not():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    x = make_input(2, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    y = x.clone()
+    y[:, -1, 0] = (x[:, -1, 0] + 1) % N_VOCAB  # change the last token only
+    for causal in (True, False):
+        torch.manual_seed(0)
+        model = TransformerModel(tiny_cfg(causal=causal), vocab=vocab, n_ctx=N_CTX).eval()
+        assert model.causal is causal and all(b.attn.causal is causal for b in model.h)
+        with torch.no_grad():
+            moved = (model(x)[:, :-1] - model(y)[:, :-1]).abs().max().item()
+        assert (moved > 1e-3) is not causal, (causal, moved)
+
+
+def test_causal_true_is_the_default_and_builds_the_same_parameters():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    torch.manual_seed(0)
+    default = TransformerModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
+    torch.manual_seed(0)
+    bidirectional = TransformerModel(tiny_cfg(causal=False), vocab=vocab, n_ctx=N_CTX).eval()
+    assert default.causal is True
+    for (name, a), (_, b) in zip(default.state_dict().items(), bidirectional.state_dict().items()):
+        assert torch.equal(a, b), name  # the option changes the attention, not the parameters
+
+
+def test_bidirectional_refuses_a_key_value_cache_and_a_non_bool_causal():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(tiny_cfg(causal=False), vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(1, 5, vocab, N_VOCAB, N_SPECIAL)
+    _, past = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()(x, use_cache=True)
+    with pytest.raises(InputError, match=r'key/value cache .* bidirectional attention \(causal=False\)'):
+        model(x[:, :1], past=past, use_cache=True)
+    with pytest.raises(InputError, match=r"causal='no': expected True .* or False"):
+        TransformerModel(tiny_cfg(causal='no'), vocab=vocab, n_ctx=N_CTX)
+
+
+def test_tf_loader_refuses_a_bidirectional_model(tmp_path):
+    path, _ = tiny_checkpoint(tmp_path)
+    model = TransformerModel(tiny_cfg(causal=False), vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
+    before = copy.deepcopy(model)
+    with pytest.raises(mp.CheckpointError, match=r"causal attention but the model has causal=False"):
+        load_openai_pretrained_model(model, path=path)
+    _assert_same_values(model, before)

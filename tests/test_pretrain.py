@@ -156,33 +156,41 @@ def test_evaluate_lm_is_the_mean_cross_entropy_of_every_prediction(tmp_path):
 
 # ------------------------------------------------------------------ resume
 
-def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_thread):
-    data = write_corpus(tmp_path / 'corpus')
-    extra = ['--n_iter', '1', '--max_updates', '12', '--eval_every', '3', '--n_acc', '2', '--n_batch', '4']
+def straight_and_resumed(tmp_path, monkeypatch, data, extra, kill_at):
+    """(run 'a' of the flags `extra`, uninterrupted; run 'b', killed during update kill_at,
+    then resumed): their results."""
     straight = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra)), verbose=False)
-
     real, calls = pretrain.train_update, []
 
     def killed(*a, **k):
         calls.append(1)
-        if len(calls) == 8:
-            raise KeyboardInterrupt  # during update 8: the checkpoint of update 6 is the last
+        if len(calls) == kill_at:
+            raise KeyboardInterrupt
         return real(*a, **k)
     monkeypatch.setattr(pretrain, 'train_update', killed)
     with pytest.raises(KeyboardInterrupt):
         pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra)), verbose=False)
     monkeypatch.setattr(pretrain, 'train_update', real)
-    resumed = pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume')), verbose=False)
+    return straight, pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume')), verbose=False)
+
+
+def timeless_entries(result):
+    """A run's log entries without the fields that depend on the machine's speed."""
+    return [{k: v for k, v in e.items() if k not in ('time', 'tokens_per_s')} for e in log_entries(
+        result['log_path'])[1]]
+
+
+def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_thread):
+    data = write_corpus(tmp_path / 'corpus')
+    extra = ['--n_iter', '1', '--max_updates', '12', '--eval_every', '3', '--n_acc', '2', '--n_batch', '4']
+    # killed during update 8: the checkpoint of update 6 is the last
+    straight, resumed = straight_and_resumed(tmp_path, monkeypatch, data, extra, kill_at=8)
     assert resumed['n_updates'] == straight['n_updates'] == 12
 
     a, b = load_file(os.path.join(straight['model_dir'], 'model.safetensors')), \
         load_file(os.path.join(resumed['model_dir'], 'model.safetensors'))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-    def entries(result):
-        return [{k: v for k, v in e.items() if k not in ('time', 'tokens_per_s')} for e in log_entries(
-            result['log_path'])[1]]
-    assert entries(straight) == entries(resumed) and len(entries(straight)) == 4
+    assert timeless_entries(straight) == timeless_entries(resumed) and len(timeless_entries(straight)) == 4
     with pytest.raises(InputError, match='--resume: --lr is 0.001 but the checkpoint'):
         pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume', '--lr', '1e-3')),
                      verbose=False)
@@ -398,3 +406,147 @@ def test_bad_files_for_the_flags_are_one_line_errors(tmp_path, capsys):
     assert '--desc pretrain: an earlier run of that name left' in line
     line = one_line_error(capsys, argv(tmp_path, 'x', data, '--resume'))
     assert '--resume: ' in line and 'last_checkpoint.pt does not exist' in line
+
+
+# ------------------------------------------------------------------ --objective mlm and electra
+
+@pytest.mark.parametrize('objective', ['mlm', 'electra'])
+def test_mlm_and_electra_runs_lower_their_losses_and_write_a_bidirectional_folder(tmp_path, capsys, one_thread,
+                                                                                   objective):
+    data = write_corpus(tmp_path / 'corpus')
+    extra = ['--objective', objective, '--n_iter', '2', '--max_updates', '30', '--eval_every', '15']
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra)), verbose=False)
+    settings, entries = log_entries(result['log_path'])
+    stats = ['mlm_loss', 'mlm_acc'] if objective == 'mlm' else ['mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc']
+    assert [e['n_updates'] for e in entries] == [15, 30]
+    assert all({f'tr_{k}' for k in stats} | {f'va_{k}' for k in stats} <= set(e) for e in entries)
+    assert entries[-1]['va_ppl'] is None and result['va_loss'] == entries[-1]['va_loss']
+    # the untrained model's statistics on the same validation windows, masked alike
+    args = pretrain.parse_args(argv(tmp_path, 'a', data, *extra))
+    tok = pretrain.build_tokenizer(args)
+    torch.manual_seed(args.seed)
+    untrained = pretrain.evaluate_objective(pretrain.build_model(args, tok.vocab_size),
+                                            pretrain.load_corpus(args, tok, verbose=False)['valid'], 32,
+                                            tok.vocab_size + 1, 8, seed=args.seed)
+    margin = 0.3 if objective == 'mlm' else 0.15  # electra's generator is a quarter as wide
+    assert entries[-1]['va_mlm_loss'] < untrained['mlm_loss'] - margin, (untrained, entries)
+    if objective == 'electra':
+        assert entries[-1]['va_disc_loss'] < untrained['disc_loss'] - 0.1, (untrained, entries)
+        assert entries[-1]['va_loss'] == pytest.approx(entries[-1]['va_mlm_loss'] + 50 * entries[-1]['va_disc_loss'])
+
+    # the output: the encoder without the mask token's row, bidirectional; the generator beside it
+    folder = result['model_dir']
+    config = json.load(open(os.path.join(folder, 'config.json')))
+    assert config['causal'] is False and config['vocab_size'] == tok.vocab_size
+    trained = torch.load(os.path.join(os.path.dirname(folder), 'last_checkpoint.pt'), weights_only=True)['model']
+    embed = trained['discriminator.embed.weight' if objective == 'electra' else 'generator.embed.weight']
+    saved = load_file(os.path.join(folder, 'model.safetensors'))
+    assert torch.equal(saved['transformer.tokens_embed.weight'], embed[:tok.vocab_size])
+    assert torch.equal(saved['transformer.positions_embed.weight'], embed[tok.vocab_size + 1:])
+    generator = os.path.join(os.path.dirname(folder), pretrain.GENERATOR)
+    assert os.path.isfile(generator) == (objective == 'electra')
+    if objective == 'electra':
+        assert torch.equal(load_file(generator)['h.0.attn.c_attn.w'], trained['generator.h.0.attn.c_attn.w'])
+        assert load_file(generator)['h.0.attn.c_attn.w'].shape == (8, 24)  # a quarter of 32 wide
+    with pytest.raises(SystemExit):
+        generate.main(['--model_dir', folder, '--prompt', 'the cat', '--log_path', str(tmp_path / 'g.jsonl')])
+    assert 'has causal false, a bidirectional encoder' in capsys.readouterr().err
+
+
+def test_an_electra_run_resumed_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_thread):
+    data = write_corpus(tmp_path / 'corpus')
+    extra = ['--objective', 'electra', '--n_iter', '1', '--max_updates', '6', '--eval_every', '2', '--n_acc', '2',
+             '--n_batch', '4']
+    # killed during update 4: the checkpoint of update 2 is the last
+    straight, resumed = straight_and_resumed(tmp_path, monkeypatch, data, extra, kill_at=4)
+    for name in ('model/model.safetensors', pretrain.GENERATOR):
+        a, b = (load_file(os.path.join(os.path.dirname(r['model_dir']), name)) for r in (straight, resumed))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert timeless_entries(straight) == timeless_entries(resumed) and len(timeless_entries(straight)) == 3
+    with pytest.raises(InputError, match="--resume: --disc_weight is 10.0 but the checkpoint .* with 50.0"):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'b', data, *extra, '--resume', '--disc_weight', '10')),
+                     verbose=False)
+
+
+def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, monkeypatch, rocstories_dir,
+                                                              encoder_path, bpe_path, one_thread):
+    data = tmp_path / 'story.jsonl'
+    stories = [' '.join(np.random.default_rng(i).choice(WORDS, 60)) for i in range(12)]
+    data.write_text(''.join(json.dumps({'text': s}) + '\n' for s in stories))
+    args = ['--data', str(data), '--tokenizer', 'bpe', '--encoder_path', str(encoder_path), '--bpe_path',
+            str(bpe_path), '--n_layer', '1', '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--n_batch', '4',
+            '--n_iter', '1', '--max_updates', '2', '--valid_fraction', '0.2', '--log_dir', str(tmp_path / 'log'),
+            '--save_dir', str(tmp_path / 'save'), '--device', 'cpu', '--objective', 'electra']
+    folder = pretrain.run(pretrain.parse_args(args), verbose=False)['model_dir']
+    assert json.load(open(os.path.join(folder, 'config.json')))['vocab_size'] == 40478  # no _mask_ row
+
+    flags = ['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1', '--n_embd', '16',
+             '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch', '2', '--n_iter', '1', '--log_dir',
+             str(tmp_path / 'ft'), '--save_dir', str(tmp_path / 'ft')]
+    with pytest.raises(SystemExit):
+        train.main(flags)
+    assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
+    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (
+        train.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
+    out = train.run(train.parse_args(flags + ['--lm_coef', '0']), verbose=False)
+    assert out['n_updates'] == 1
+
+    from estimators import Classifier
+    texts, labels = ['the cat sat', 'a dog ran', 'the old tree', 'a mat'] * 2, ['a', 'b'] * 4
+    clf = Classifier(model_dir=folder, n_layer=1, n_embd=16, n_head=2, n_ctx=16, n_iter=1, n_batch=4, lm_coef=0.0,
+                     device='cpu').fit(texts, labels)
+    assert clf.model_.transformer.causal is False
+    saved = tmp_path / 'clf'
+    clf.save(str(saved))
+    again = Classifier.load(str(saved))
+    assert again.model_.transformer.causal is False
+    np.testing.assert_allclose(again.predict_proba(texts), clf.predict_proba(texts), atol=1e-6)
+
+
+def test_a_wider_generator_is_logged_as_a_warning(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--objective', 'electra', '--gen_size', '2',
+                                                   '--n_iter', '1', '--max_updates', '1')), verbose=False)
+    warnings = [line['warning'] for line in log_entries(result['log_path'])[1] if 'warning' in line]
+    assert any('--gen_size 2.0: the generator (64 wide) is wider than the discriminator (32)' in w and 'collapse' in w
+               for w in warnings)
+
+
+@pytest.mark.parametrize('extra, expected', [
+    (['--mask_prob', '0'], '--mask_prob 0.0: expected a fraction in (0, 1)'),
+    (['--mask_prob', '1.5'], '--mask_prob 1.5: expected a fraction in (0, 1)'),
+    (['--gen_size', '0'], '--gen_size 0.0: expected a positive fraction'),
+    (['--gen_size', '0.9'], '--gen_size 0.9: the generator would be 29 wide with 2 heads'),
+    (['--disc_weight', '-1'], '--disc_weight -1.0: expected a finite weight >= 0'),
+])
+def test_bad_objective_flags_are_one_line_errors(tmp_path, capsys, extra, expected):
+    assert expected in one_line_error(capsys, argv(tmp_path, 'x', tmp_path, '--objective', 'electra', *extra))
+
+
+def test_a_causal_folder_cannot_start_an_mlm_run(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    lm = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '1')),
+                      verbose=False)
+    line = one_line_error(capsys, argv(tmp_path, 'b', data, '--objective', 'mlm', '--init', 'pretrained',
+                                       '--model_dir', lm['model_dir']))
+    assert f"--model_dir {lm['model_dir']}: " in line and 'causal is True (causal attention) but the model has ' \
+                                                          'causal=False' in line
+    assert not (tmp_path / 'b' / 'save' / 'pretrain' / 'model').exists()
+
+
+def test_torchrun_two_processes_train_electra(tmp_path):
+    """2 processes (gloo on the CPU): DDP around the Electra (generator and discriminator),
+    the validation shared out; rank 0 writes the folder and the generator."""
+    data = write_corpus(tmp_path / 'corpus')
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           str(ROOT / 'pretrain.py'), *argv(tmp_path, 'a', data, '--objective', 'electra', '--n_iter', '1',
+                                          '--max_updates', '4', '--eval_every', '2', '--n_batch', '4')]
+    env = {k: v for k, v in os.environ.items() if k not in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, 'OMP_NUM_THREADS': '1'})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    settings, entries = log_entries(tmp_path / 'a' / 'log' / 'pretrain.jsonl')
+    assert settings['world_size'] == 2 and [e['n_updates'] for e in entries] == [2, 4]
+    assert all(math.isfinite(e['va_disc_loss']) and math.isfinite(e['va_mlm_loss']) for e in entries)
+    run_dir = tmp_path / 'a' / 'save' / 'pretrain'
+    assert json.load(open(run_dir / 'model' / 'config.json'))['causal'] is False
+    assert (run_dir / pretrain.GENERATOR).is_file()
