@@ -1,5 +1,6 @@
 """Score a finished run: best validation accuracy from its log, test accuracy of its predictions;
-and the paper's metric of every task (`task_metrics`), from scikit-learn and SciPy."""
+the paper's metric of every task (`task_metrics`), from scikit-learn and SciPy; and a picture
+of how a run went (`plot_log`: its JSONL log drawn to a PNG with matplotlib, headless)."""
 import collections
 import json
 import math
