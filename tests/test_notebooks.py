@@ -1,9 +1,9 @@
 """The notebooks of notebooks/ run top to bottom under their small settings (the first code
 cell reads GPT1_NOTEBOOK_SMALL), each in a copy of the project laid out as the README says,
-with nbclient and the test's own Python as the kernel; the files in the repository keep no
-outputs. Executed copies go to the test's temporary folder, never back into notebooks/."""
+with nbclient (jupyter_client starts the 'python3' kernel with the test's own Python); the
+files in the repository keep no outputs. Executed copies go to the test's temporary folder,
+never back into notebooks/."""
 import os
-import sys
 
 import nbformat
 import pytest
@@ -46,8 +46,7 @@ def test_notebook_runs_top_to_bottom_in_small_mode(name, tmp_path, request):
     nb = nbformat.read(path, as_version=4)
     env = dict(os.environ, GPT1_NOTEBOOK_SMALL='1', GPT1_DATA_DIR=str(ROCSTORIES_DIR), GPT1_MODEL_DIR=str(OPENAI_DIR),
                # the Shakespeare corpus, downloaded once and kept between test runs
-               GPT1_SHAKESPEARE_DIR=str(request.config.cache.mkdir('notebooks') / 'shakespeare'),
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get('PATH', ''))  # the kernel's python
+               GPT1_SHAKESPEARE_DIR=str(request.config.cache.mkdir('notebooks') / 'shakespeare'))
     client = NotebookClient(nb, timeout=300, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
     try:
         client.execute(env=env)
