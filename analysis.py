@@ -1,5 +1,6 @@
 """Score a finished run: best validation accuracy from its log, test accuracy of its predictions;
-and the paper's metric of every task (`task_metrics`), from scikit-learn and SciPy."""
+the paper's metric of every task (`task_metrics`), from scikit-learn and SciPy; and a picture
+of how a run went (`plot_log`: its JSONL log drawn to a PNG with matplotlib, headless)."""
 import collections
 import json
 import math
@@ -250,3 +251,115 @@ def format_metrics(prefix, metrics):
         label = METRIC_LABELS[name] + (f' ({group})' if group else '')
         lines.append(f'{prefix} {label}: {value:.2f}')
     return lines
+
+
+# ------------------------------------------------------------------ plots of a run's log
+
+# The panels of each kind of log: (title, fields), a field '*_cost' meaning every field with
+# that ending. train.py logs no learning rate; pretrain.py logs the schedule's value.
+FINETUNE_PANELS = (('cost', ('*_cost',)), ('metrics (%)', ('*_metric',)))
+PRETRAIN_PANELS = (('loss', ('tr_loss', 'va_loss')), ('validation perplexity', ('va_ppl',)),
+                   ('learning rate', ('lr',)))
+LOG_LOSS_FIELDS = {'tr_cost': FINETUNE_PANELS, 'tr_loss': PRETRAIN_PANELS}  # which log it is, by its loss
+NOT_PLOTTED = ('n_updates', 'n_epochs', 'time', 'tokens_per_s')
+
+
+def _log_rows(log_path):
+    """The entries of a JSONL run log after its settings line, as (line number, dict),
+    leaving out warning lines. Raises MissingFileError, or DataError for a line that is not
+    a JSON object or has no 'n_updates', and for a log without entries."""
+    if not os.path.isfile(log_path):
+        raise MissingFileError(f"log file {log_path} does not exist: expected the JSONL log train.py or "
+                               f"pretrain.py writes to {{log_dir}}/{{desc}}.jsonl")
+    rows = []
+    for number, line in _lines(log_path)[1:]:
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError as err:
+            raise DataError(f"{log_path} line {number} is not JSON: {err}") from None
+        if not isinstance(entry, dict):
+            raise DataError(f"{log_path} line {number} is {line.strip()[:40]!r}: expected a JSON object")
+        if set(entry) <= {'warning', 'time'}:
+            continue
+        if 'n_updates' not in entry:
+            raise DataError(f"{log_path} line {number} has no 'n_updates' field: expected it in every entry")
+        rows.append((number, entry))
+    if not rows:
+        raise DataError(f"{log_path} has no rows after its settings line: expected the entries of a run that "
+                        f"logged at least once")
+    return rows
+
+
+def _panel_fields(patterns, entries):
+    """The fields of `entries` a panel draws: its named fields, or for '*_cost' every field
+    ending in '_cost', for '*_metric' every other tr_/va_ field (accuracy, F1, ...)."""
+    found = list(dict.fromkeys(k for e in entries for k in e))
+    if patterns == ('*_cost',):
+        return [k for k in found if k.endswith('_cost')]
+    if patterns == ('*_metric',):
+        return [k for k in found if k.startswith(('tr_', 'va_')) and not k.endswith('_cost')]
+    return [k for k in patterns if k in found]
+
+
+def _number(log_path, number, field, value):
+    """A logged value as a float (None and null stay None). Raises DataError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise DataError(f"{log_path} line {number} has {field} {value!r}: expected a number")
+    return float(value)
+
+
+def log_curves(log_path):
+    """Read a run log of train.py (entries with tr_cost) or pretrain.py (with tr_loss).
+    Returns {panel title: {field: (updates, values)}}, two lists of floats per field, the
+    points where the field is logged and not null, in log order. Raises MissingFileError,
+    or DataError (one line naming the log) for a log without rows, an entry without
+    'n_updates' or the loss field, or a value that is not a number."""
+    rows = _log_rows(log_path)
+    loss_field = next((k for k in LOG_LOSS_FIELDS if k in rows[0][1]), None)
+    if loss_field is None:
+        raise DataError(f"{log_path} line {rows[0][0]} has neither 'tr_cost' nor 'tr_loss': expected the log of "
+                        f"train.py (tr_cost) or pretrain.py (tr_loss)")
+    for number, entry in rows:
+        if loss_field not in entry:
+            raise DataError(f"{log_path} line {number} has no '{loss_field}' field: expected it in every entry")
+    entries = [e for _, e in rows]
+    curves = {}
+    for title, patterns in LOG_LOSS_FIELDS[loss_field]:
+        panel = {}
+        for field in _panel_fields(patterns, entries):
+            points = [(_number(log_path, n, 'n_updates', e['n_updates']), _number(log_path, n, field, e.get(field)))
+                      for n, e in rows]
+            points = [(x, y) for x, y in points if y is not None and x is not None]
+            panel[field] = ([x for x, _ in points], [y for _, y in points])
+        if panel:
+            curves[title] = panel
+    return curves
+
+
+def plot_log(log_path, png_path=None):
+    """Draw a run's JSONL log (train.py's or pretrain.py's) to a PNG: one panel per group of
+    log_curves(log_path) (losses, validation metrics or perplexity, learning rate), each
+    field a line against n_updates, labelled with its log name. png_path defaults to the
+    log's path with .png for .jsonl (beside the log); the file is written atomically and
+    its 'Description' text names the panels and fields. Returns png_path. Raises what
+    log_curves raises."""
+    from matplotlib.figure import Figure  # not pyplot: no display, and a notebook's backend is left alone
+
+    from checkpoint import atomic_write
+
+    curves = log_curves(log_path)
+    png_path = png_path or os.path.splitext(log_path)[0] + '.png'
+    fig = Figure(figsize=(5 * len(curves), 4), layout='constrained')
+    for ax, (title, panel) in zip(fig.subplots(1, len(curves), squeeze=False)[0], curves.items()):
+        for field, (xs, ys) in panel.items():
+            ax.plot(xs, ys, marker='o' if len(xs) < 30 else None, label=field)
+        ax.set(title=title, xlabel='n_updates', ylabel=title)
+        ax.legend()
+    fig.suptitle(os.path.basename(log_path))
+    description = '; '.join(f"{title}: {', '.join(panel)}" for title, panel in curves.items())
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format='png', dpi=100, metadata={'Description': description}))
+    return png_path

@@ -894,6 +894,44 @@ def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
     return fmt
 
 
+def tf_shapes(n_layer, n_embd, n_vocab, n_pos=N_CTX_MAX):
+    """params_shapes.json's list for a model of this size: the position and token
+    embeddings [(n_pos, n_embd), (n_vocab, n_embd)], then the 12 arrays of each layer in
+    LAYER_VARS order. tf_shapes(12, 768, 40478) is the release's list."""
+    layer = [(1, n_embd, 3 * n_embd), (3 * n_embd,), (1, n_embd, n_embd), (n_embd,), (n_embd,), (n_embd,),
+             (1, n_embd, 4 * n_embd), (4 * n_embd,), (1, 4 * n_embd, n_embd), (n_embd,), (n_embd,), (n_embd,)]
+    return [(n_pos, n_embd), (n_vocab, n_embd)] + layer * n_layer
+
+
+def _save_atomically(path, write):
+    """write(file object) into a temporary file beside `path`, then rename it over `path`."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, 'wb') as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_tf_checkpoint(path, shapes, seed=0, n_shards=N_SHARDS, std=0.02):
+    """Write random weights in the TF release's format to folder `path`: N(0, std) float32
+    arrays of `shapes` (e.g. tf_shapes(1, 16, 40478): a tiny model with the real
+    vocabulary's rows), flattened, concatenated and cut into params_0.npy ...
+    params_{n_shards-1}.npy, and params_shapes.json (written last, each file atomically).
+    For trying the loaders and train.py without OpenAI's weights; returns the arrays."""
+    rng = np.random.default_rng(seed)
+    arrays = [rng.standard_normal(s, dtype=np.float32) * np.float32(std) for s in shapes]
+    os.makedirs(path, exist_ok=True)
+    flat = np.concatenate([a.ravel() for a in arrays])
+    for i, shard in enumerate(np.array_split(flat, n_shards)):
+        _save_atomically(os.path.join(path, f'params_{i}.npy'), lambda f: np.save(f, shard))
+    shapes_json = json.dumps([list(s) for s in shapes]).encode()
+    _save_atomically(os.path.join(path, 'params_shapes.json'), lambda f: f.write(shapes_json))
+    return arrays
+
+
 # Names that moved to hf_interop and stay importable from here (PEP 562).
 _MOVED_TO_HF_INTEROP = frozenset((
     'HF_CONFIG', 'HF_WEIGHTS', 'HF_SAFETENSORS_INDEX', 'HF_PREFIX', 'HF_MODEL_TYPE', 'HF_HINT', 'HF_AFNS',

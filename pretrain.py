@@ -85,6 +85,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import electra
+from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
 from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
@@ -694,6 +695,7 @@ def _run(args, dist, device, verbose):
     if dist.is_main:
         electra.save_generator(model, paths['generator'])
         save_model_folder(model, paths['model'], tokenizer)
+        plot_log(paths['log'])  # {log_dir}/{desc}.png
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
                 rank=dist.rank)

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import tasks
-from analysis import format_metrics, task_metrics
+from analysis import format_metrics, plot_log, task_metrics
 from analysis import rocstories as rocstories_analysis
 from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, atomic_write,  # noqa: F401
                         load_checkpoint, load_params, model_tensors, remove_stale_tmp, resume_checkpoint, run_flags,
@@ -88,7 +88,8 @@ def build_parser():
                    help="the dataset's folder as released (see the README's table of tasks)")
     p.add_argument('--submission_dir', type=str, default='submission/')
     p.add_argument('--submit', action='store_true', help="keep the best-validation parameters and write the test predictions")
-    p.add_argument('--analysis', action='store_true', help="with --submit: print the validation and test accuracy")
+    p.add_argument('--analysis', action='store_true',
+                   help="with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png")
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--n_iter', type=int, default=3, help="epochs")
     p.add_argument('--n_batch', type=int, default=8, help="examples per forward/backward pass (per process under torchrun)")
@@ -1047,6 +1048,7 @@ def _finish(args, model, data, state, paths, device, verbose, dist):
             print_metrics(task, split, metrics)
     if dist.is_main and args.analysis:
         _analysis(args, task, result, paths)
+        result['plot_path'] = plot_log(paths['log'])
     return result
 
 

@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -252,3 +253,92 @@ def test_read_submission_bad_files(tmp_path):
     path.write_text('index\tprediction\n0\t1\t2\n')
     with pytest.raises(DataError, match=r"line 2 is '0\\t1\\t2': expected 'index<TAB>prediction'"):
         analysis.read_submission(tasks.TASKS['cola'], str(path))
+
+
+# ------------------------------------------------------------------ plot_log
+
+def _write_jsonl(path, settings, rows):
+    with open(path, 'w') as f:
+        for obj in [settings] + rows:
+            f.write((obj if isinstance(obj, str) else json.dumps(obj)) + '\n')
+
+
+def _png_text(path):
+    """The PNG's size (width, height) and its text chunks; fails unless it is a PNG."""
+    from PIL import Image
+    with Image.open(path) as image:
+        assert image.format == 'PNG'
+        return image.size, dict(image.text)
+
+
+FINETUNE_ROWS = [{'n_epochs': e, 'n_updates': 187 * e, 'tr_cost': 0.7 - 0.1 * e, 'va_cost': 0.72 - 0.08 * e,
+                  'tr_acc': 50.0 + 10 * e, 'va_acc': 51.0 + 8 * e, 'time': 1.0} for e in (1, 2, 3)]
+PRETRAIN_ROWS = [{'n_updates': u, 'tr_loss': 4.0 / u, 'va_loss': 4.2 / u, 'va_ppl': math.exp(4.2 / u),
+                  'lr': 1e-3 * u / 30, 'tokens_per_s': 900.0, 'time': 1.0} for u in (10, 20, 30)]
+
+
+def test_plot_log_draws_a_finetuning_log_beside_it(tmp_path):
+    log = tmp_path / 'run.jsonl'
+    _write_jsonl(log, {'desc': 'run', 'lr': 6.25e-5}, [{'warning': 'duplicate ids', 'time': 0}] + FINETUNE_ROWS)
+    curves = analysis.log_curves(str(log))
+    assert curves == {'cost': {f: ([187.0, 374.0, 561.0], [r[f] for r in FINETUNE_ROWS]) for f in ('tr_cost', 'va_cost')},
+                      'metrics (%)': {f: ([187.0, 374.0, 561.0], [r[f] for r in FINETUNE_ROWS])
+                                      for f in ('tr_acc', 'va_acc')}}
+    png = analysis.plot_log(str(log))
+    assert png == str(tmp_path / 'run.png') and os.path.getsize(png) > 10_000
+    size, text = _png_text(png)
+    assert size == (1000, 400)  # two panels of 5 x 4 inches at 100 dpi
+    assert text['Description'] == 'cost: tr_cost, va_cost; metrics (%): tr_acc, va_acc'
+    assert sorted(os.listdir(tmp_path)) == ['run.jsonl', 'run.png']  # no temporary file left
+
+
+def test_plot_log_draws_a_pretraining_log_with_its_learning_rate(tmp_path):
+    log = tmp_path / 'lm.jsonl'
+    rows = PRETRAIN_ROWS + [dict(PRETRAIN_ROWS[-1], n_updates=40, va_loss=None, va_ppl=None)]  # no valid split
+    _write_jsonl(log, {'desc': 'lm'}, rows)
+    curves = analysis.log_curves(str(log))
+    assert list(curves) == ['loss', 'validation perplexity', 'learning rate']
+    assert curves['loss']['tr_loss'] == ([10.0, 20.0, 30.0, 40.0], [r['tr_loss'] for r in rows])
+    assert curves['loss']['va_loss'] == ([10.0, 20.0, 30.0], [r['va_loss'] for r in PRETRAIN_ROWS])
+    assert curves['learning rate'] == {'lr': ([10.0, 20.0, 30.0, 40.0], [r['lr'] for r in rows])}
+    png = analysis.plot_log(str(log), str(tmp_path / 'out' / 'curves.png'))
+    size, text = _png_text(png)
+    assert size == (1500, 400) and os.path.getsize(png) > 10_000
+    assert text['Description'] == 'loss: tr_loss, va_loss; validation perplexity: va_ppl; learning rate: lr'
+
+
+@pytest.mark.parametrize('rows, expected', [
+    ([], 'has no rows after its settings line'),
+    ([{'warning': 'x', 'time': 0}], 'has no rows after its settings line'),
+    ([{'tr_cost': 0.5, 'va_cost': 0.6}], "line 2 has no 'n_updates' field"),
+    ([FINETUNE_ROWS[0], {'n_updates': 374, 'va_cost': 0.6}], "line 3 has no 'tr_cost' field"),
+    ([{'n_updates': 3, 'va_acc': 50.0}], "line 2 has neither 'tr_cost' nor 'tr_loss'"),
+    ([dict(PRETRAIN_ROWS[0], lr='fast')], "line 2 has lr 'fast': expected a number"),
+    (['[1, 2]'], "line 2 is '[1, 2]': expected a JSON object"),
+    (['{"n_updates": 1, '], 'line 2 is not JSON'),
+])
+def test_plot_log_refuses_a_bad_log_in_one_line(tmp_path, rows, expected):
+    log = tmp_path / 'bad.jsonl'
+    _write_jsonl(log, {'desc': 'bad'}, rows)
+    _message(DataError, lambda: analysis.plot_log(str(log)), str(log), expected)
+    assert not (tmp_path / 'bad.png').exists()
+
+
+def test_plot_log_of_a_missing_log(tmp_path):
+    _message(MissingFileError, lambda: analysis.plot_log(str(tmp_path / 'none.jsonl')), 'none.jsonl',
+             'does not exist')
+
+
+def test_pretrain_run_writes_the_plot_beside_its_log(tmp_path):
+    import pretrain
+    (tmp_path / 'text.txt').write_text('the cat sat on the mat. ' * 200)
+    args = pretrain.parse_args(['--data', str(tmp_path / 'text.txt'), '--tokenizer', 'char', '--n_layer', '1',
+                                '--n_embd', '16', '--n_head', '2', '--n_ctx', '16', '--n_batch', '4',
+                                '--max_updates', '4', '--eval_every', '2', '--warmup_updates', '1',
+                                '--log_dir', str(tmp_path / 'log'), '--save_dir', str(tmp_path / 'save'),
+                                '--device', 'cpu'])
+    result = pretrain.run(args, verbose=False)
+    png = tmp_path / 'log' / f'{args.desc}.png'
+    assert result['log_path'] == str(tmp_path / 'log' / f'{args.desc}.jsonl')
+    _, text = _png_text(png)
+    assert text['Description'] == 'loss: tr_loss, va_loss; validation perplexity: va_ppl; learning rate: lr'

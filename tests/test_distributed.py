@@ -186,8 +186,8 @@ def test_end_to_end_two_processes_write_one_set_of_files(tmp_path, rocstories_di
     proc = _torchrun(work, argv)
 
     files = sorted(str(p.relative_to(work)) for p in work.rglob('*') if p.is_file())
-    assert files == ['log/tiny_ddp.jsonl', 'save/tiny_ddp/best_params.safetensors', 'save/tiny_ddp/config.json',
-                     'save/tiny_ddp/last_checkpoint.pt', 'submission/ROCStories.tsv']
+    assert files == ['log/tiny_ddp.jsonl', 'log/tiny_ddp.png', 'save/tiny_ddp/best_params.safetensors',
+                     'save/tiny_ddp/config.json', 'save/tiny_ddp/last_checkpoint.pt', 'submission/ROCStories.tsv']
     log = [json.loads(line) for line in (work / 'log' / 'tiny_ddp.jsonl').read_text().splitlines()]
     assert log[0]['desc'] == 'tiny_ddp' and log[0]['n_batch'] == 4
     assert [e['n_updates'] for e in log[1:]] == [4, 8]  # 36 stories // (4 x 2 processes) a global update

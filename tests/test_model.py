@@ -789,3 +789,23 @@ def test_tf_loader_refuses_a_bidirectional_model(tmp_path):
     with pytest.raises(mp.CheckpointError, match=r"causal attention but the model has causal=False"):
         load_openai_pretrained_model(model, path=path)
     _assert_same_values(model, before)
+
+
+def test_the_public_tf_writer_lays_out_the_release_format(tmp_path):
+    """mp.tf_shapes is the real params_shapes.json at the release's sizes, and
+    write_tf_checkpoint's shards are the arrays' flat concatenation cut in 10, read back
+    by the loader."""
+    real = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
+    assert mp.tf_shapes(12, 768, 40478) == real
+    shapes = mp.tf_shapes(2, 8, 30, n_pos=12)
+    arrays = mp.write_tf_checkpoint(tmp_path / 'ckpt', shapes, seed=3)
+    assert sorted(os.listdir(tmp_path / 'ckpt')) == sorted(['params_shapes.json'] +
+                                                          [f'params_{i}.npy' for i in range(10)])
+    assert json.loads((tmp_path / 'ckpt' / 'params_shapes.json').read_text()) == [list(s) for s in shapes]
+    flat = np.concatenate([np.load(tmp_path / 'ckpt' / f'params_{i}.npy') for i in range(10)])
+    np.testing.assert_array_equal(flat, np.concatenate([a.ravel() for a in arrays]))
+    assert [a.shape for a in arrays] == shapes and 0.015 < float(flat.std()) < 0.025
+    cfg = mp.dotdict(mp.DEFAULT_CONFIG, n_embd=8, n_head=2, n_layer=2)
+    model = mp.LMModel(cfg, vocab=30 + 12, n_ctx=12)
+    mp.load_openai_pretrained_model(model, n_ctx=12, n_special=0, path=str(tmp_path / 'ckpt'))
+    np.testing.assert_array_equal(model.transformer.embed.weight[:30].detach().numpy(), arrays[1])

@@ -399,6 +399,7 @@ def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_pat
     best_va = max(e['va_acc'] for e in log[1:])
     assert f'ROCStories Valid Accuracy: {best_va:.2f}' in proc.stdout
     assert 'ROCStories Test Accuracy:' in proc.stdout
+    assert (tmp_path / 'log' / 'tiny_e2e.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'  # the log, drawn
 
 
 def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
