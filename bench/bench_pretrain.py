@@ -12,14 +12,24 @@ hf_interop.export_hf), dropout 0.1, trained by a plain loop: `model(input_ids=w,
 labels=w).loss`, backward, `clip_grad_norm_(1)`, `torch.optim.AdamW(lr 2.5e-4,
 weight_decay 0.01)`, on the same windows (the n_batch windows of each update).
 
+Our side is timed twice (--amp): in float32 like the baseline, and under CPU autocast
+to bfloat16 (`train_update(..., amp='bf16')`: matmuls in bfloat16, weights, optimizer
+and loss in float32). The CPUs here (AMD EPYC with avx512_bf16) multiply bfloat16
+matrices about 2.4x faster than float32; both sides' float32 time goes mostly to the
+same matmuls (--profile shows it), so float32 alone cannot reach the issue's 1.3x.
+`pretrain.py --amp bf16` itself refuses a CPU (distributed.resolve_device allows --amp
+on CUDA only): the bf16 figure is the library function's, what the CLI would give if
+resolve_device let bf16 through on CPU.
+
 Configs: `small` (4 layers, 256 wide, 4 heads, n_ctx 128, 16 windows) and `full`
 (the paper's 12 x 768, 12 heads, n_ctx 512, 2 windows: the paper's batch is 64, which a
-2-core CPU cannot time in reasonable time; tokens/s hardly depends on it here). Each
-repeat times `--steps` updates per side after `--warmup` untimed ones, both sides
-starting from the same weights, the side that goes first alternating; a repeat's
-tokens/s counts n_batch x n_ctx tokens per update. The script prints each repeat, the
-median and range of both sides' tokens/s and of the ratio, and the largest difference of
-the two models' logits on one batch with dropout off (the copy is exact: about 1e-6).
+2-core CPU cannot time in reasonable time; a larger batch spreads each optimizer step
+over more tokens, on both sides alike). Each repeat times `--steps` updates per side
+after `--warmup` untimed ones, every side starting from the same weights, the side that
+goes first rotating; a repeat's tokens/s counts n_batch x n_ctx tokens per update. The
+script prints each repeat, the median and range of each side's tokens/s and of each of
+our sides' ratio to the baseline, and the largest difference of the two models' logits
+on one batch with dropout off (the copy is exact: about 1e-6).
 
 Then the projection of the paper's pre-training on one H100 (no GPU measured): FLOPs
 per token = 6 (N + n_embd V) + 12 n_layer n_ctx n_embd, N the non-embedding parameters,
@@ -94,8 +104,9 @@ def hf_update(model, opt, ids):
     return loss.item()
 
 
-def time_ours(model, state, args, store, n_vocab, n_updates, warmup):
-    """Seconds of each update after `warmup` of pretrain.train_update from `state`."""
+def time_ours(model, state, args, store, n_vocab, n_updates, warmup, amp='none'):
+    """Seconds of each update after `warmup` of pretrain.train_update from `state` (under
+    CPU autocast to bfloat16 with amp='bf16')."""
     model.load_state_dict(state)
     opt = pretrain.make_optimizer(args, model, t_total=10_000)
     times = []
@@ -103,7 +114,7 @@ def time_ours(model, state, args, store, n_vocab, n_updates, warmup):
         torch.manual_seed(i)
         windows = pretrain.sample_windows(store['train'], args, i)
         t = time.perf_counter()
-        pretrain.train_update(model, opt, windows, n_vocab)
+        pretrain.train_update(model, opt, windows, n_vocab, amp=amp)
         times.append(time.perf_counter() - t)
     return times[warmup:]
 
@@ -179,27 +190,27 @@ def bench_config(opts, name, text_path, cache_dir, folder):
           f"dropout off: {diff:.1e}")
     if opts.profile:
         profile(ours, hf, args, store, n_vocab, opts.profile)
-    rate_ours, rate_hf = [], []
+    sides = {'transformers': lambda: time_hf(hf, state_hf, args, store, n_updates, opts.warmup)}
+    for amp in opts.amp:
+        sides[f'pretrain.py {amp}'] = lambda amp=amp: time_ours(ours, state_ours, args, store, n_vocab, n_updates,
+                                                              opts.warmup, amp)
+    rates = {side: [] for side in sides}
     for r in range(opts.repeats):
-        first_hf = r % 2 == 1
-        runs = {}
-        for side in (('hf', 'ours') if first_hf else ('ours', 'hf')):
-            runs[side] = (time_hf(hf, state_hf, args, store, n_updates, opts.warmup) if side == 'hf' else
-                          time_ours(ours, state_ours, args, store, n_vocab, n_updates, opts.warmup))
-        rate_ours.append(tokens / float(np.mean(runs['ours'])))
-        rate_hf.append(tokens / float(np.mean(runs['hf'])))
-        print(f"  repeat {r + 1} ({'transformers' if first_hf else 'pretrain.py'} first): pretrain.py "
-              f"{rate_ours[-1]:.0f} tokens/s, transformers {rate_hf[-1]:.0f} tokens/s, ratio "
-              f"{rate_ours[-1] / rate_hf[-1]:.2f}x")
-    ratios = [a / b for a, b in zip(rate_ours, rate_hf)]
-    print(f"  pretrain.py:  {spread(rate_ours)} tokens/s\n  transformers: {spread(rate_hf)} tokens/s\n"
-          f"  ratio: median {np.median(ratios):.2f}x, range {min(ratios):.2f}x to {max(ratios):.2f}x "
-          f"(target >= 1.3x)")
+        order = list(sides)[r % len(sides):] + list(sides)[:r % len(sides)]  # who goes first rotates
+        for side in order:
+            rates[side].append(tokens / float(np.mean(sides[side]())))
+        print(f"  repeat {r + 1}: " + ', '.join(f"{side} {rates[side][-1]:.0f}" for side in order) + " tokens/s")
     fpt = flops_per_token(ours, n_vocab)
-    print(f"  {fpt / 1e9:.3f} GFLOP per token: pretrain.py sustains {np.median(rate_ours) * fpt / 1e9:.1f} GFLOP/s here")
-    return dict(config=dict(zip(('n_layer', 'n_embd', 'n_head', 'n_ctx', 'n_batch'), config)), logit_diff=diff,
-                ours_tokens_per_s=rate_ours, hf_tokens_per_s=rate_hf, ratio=ratios,
-                ratio_median=float(np.median(ratios)), flops_per_token=fpt)
+    result = dict(config=dict(zip(('n_layer', 'n_embd', 'n_head', 'n_ctx', 'n_batch'), config)), logit_diff=diff,
+                  flops_per_token=fpt, tokens_per_s=rates)
+    for side, values in rates.items():
+        print(f"  {side:18s} {spread(values)} tokens/s ({np.median(values) * fpt / 1e9:.1f} GFLOP/s)")
+    for amp in opts.amp:
+        ratios = [a / b for a, b in zip(rates[f'pretrain.py {amp}'], rates['transformers'])]
+        result[f'ratio_{amp}'] = ratios
+        print(f"  pretrain.py {amp} / transformers: median {np.median(ratios):.2f}x, range {min(ratios):.2f}x to "
+              f"{max(ratios):.2f}x (target >= 1.3x)")
+    return result
 
 
 def h100_projection(opts, fpt, tokens_per_word):
@@ -222,6 +233,8 @@ def main(argv=None):
     p.add_argument('--warmup', type=int, default=1)
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads (default: torch decides)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--amp', nargs='+', default=['none', 'bf16'], choices=('none', 'bf16'),
+                   help="our side's precision, each timed: none (float32, as the baseline) and bf16 (CPU autocast)")
     p.add_argument('--profile', type=int, default=0, metavar='N',
                    help='before timing, print the N ops of most CPU time in one update of each side')
     p.add_argument('--data_dir', default=os.path.join(SHARED, 'rocstories'))
