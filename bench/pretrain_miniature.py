@@ -117,20 +117,22 @@ def summarize(runs):
 
 
 def estimate(opts, corpus_dir):
-    """Time opts.estimate_updates updates of each phase (after one that is not counted) and
-    print the projected wall time of the whole run. Returns the projection in seconds."""
+    """Time each phase's run of 1 and of 1 + opts.estimate_updates updates (after an uncounted
+    run of 1 that encodes and caches the data) and print the projected wall time of the
+    whole run from the difference (per update) and the rest (fixed cost). Returns the
+    projection in seconds."""
     k = opts.estimate_updates
     seconds = {}
-    for phase, argv in (('pretrain', lambda n: pretrain_argv(opts, corpus_dir, n, desc='estimate_pretrain')),
-                        ('finetune', lambda n: finetune_argv(opts, 'random', 0, opts.out, n, desc='estimate_ft'))):
+    for module, argv in ((pretrain, lambda n: pretrain_argv(opts, corpus_dir, n, desc='estimate_pretrain')),
+                         (train, lambda n: finetune_argv(opts, 'random', 0, opts.out, n, desc='estimate_ft'))):
         walls = []
-        for n in (1, 1 + k):
+        for n in (1, 1, 1 + k):
             t = time.perf_counter()
-            (pretrain if phase == 'pretrain' else train).run(
-                (pretrain if phase == 'pretrain' else train).parse_args(argv(n)), verbose=False)
+            module.run(module.parse_args(argv(n)), verbose=False)
             walls.append(time.perf_counter() - t)
-        per_update = (walls[1] - walls[0]) / k
-        seconds[phase] = (walls[0] - per_update, per_update)  # fixed cost, per update
+        per_update = (walls[2] - walls[1]) / k
+        phase = 'pretrain' if module is pretrain else 'finetune'
+        seconds[phase] = (walls[1] - per_update, per_update)  # fixed cost, per update
     ft_updates = opts.n_iter * (ROC_TRAIN // 8)
     total = seconds['pretrain'][0] + opts.pretrain_updates * seconds['pretrain'][1] + \
         2 * len(opts.seeds) * (seconds['finetune'][0] + ft_updates * seconds['finetune'][1])
