@@ -539,11 +539,13 @@ class LMModel(_TiedLMHeadModel):
 class DoubleHeadModel(_TiedLMHeadModel):
     """Transformer with the LM head and a task head.
 
-    forward(x, lm_mask=None) -> (lm_logits, task_logits). lm_logits is
+    forward(x, lm_mask=None, key_mask=None) -> (lm_logits, task_logits). lm_logits is
     (B * n_choices * (T - 1), vocab) for positions 0..T-2; with lm_mask
     (x.shape[:-1] bool, True where a next-token prediction is needed) it is
     (lm_mask.sum(), vocab), the rows in lm_mask's row-major order, which skips
-    the vocabulary projection at padding."""
+    the vocabulary projection at padding. key_mask (B * n_choices, T) bool, False at
+    padding, goes to the transformer: a bidirectional model needs it to ignore padding;
+    causal attention never reads the padding after a sequence."""
 
     def __init__(self, cfg, clf_token, task_head_type, vocab=40990, n_ctx=512):
         super().__init__()
@@ -554,8 +556,8 @@ class DoubleHeadModel(_TiedLMHeadModel):
         self.lm_head = LMHead(self.transformer, cfg)
         self.task_head = make_task_head(clf_token, cfg, task_head_type)
 
-    def forward(self, x, lm_mask=None):
-        h = self.transformer(x)
+    def forward(self, x, lm_mask=None, key_mask=None):
+        h = self.transformer(x, key_mask=key_mask)
         if lm_mask is None:
             lm_logits = self.lm_head(h)
         else:

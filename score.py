@@ -67,7 +67,11 @@ class FinetunedRun:
         X = encode_choices(self.text_encoder, story, endings, c['n_ctx'], c['max_len'], c.get('truncate', False))
         device = next(self.model.parameters()).device
         no_lm = torch.zeros(X.shape[:-1], dtype=torch.bool, device=device)
-        _, clf_logits = self.model(torch.from_numpy(X).to(device), lm_mask=no_lm)
+        keys = None
+        if not self.model.transformer.causal:  # a bidirectional model must not read the padding
+            ends = (X[..., 0] == self.config['clf_token']).argmax(-1) + 1  # each sequence ends at _classify_
+            keys = torch.from_numpy(np.arange(X.shape[-2]) < ends[..., None]).reshape(-1, X.shape[-2]).to(device)
+        _, clf_logits = self.model(torch.from_numpy(X).to(device), lm_mask=no_lm, key_mask=keys)
         return torch.softmax(clf_logits[0].float(), -1).cpu().numpy()
 
 
@@ -84,7 +88,8 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     if text_encoder.encoder['_classify_'] != config['clf_token']:
         raise InputError(f"the BPE vocabulary gives _classify_ the id {text_encoder.encoder['_classify_']} but the run "
                          f"used {config['clf_token']}: expected the BPE files the run was trained with")
-    cfg = dotdict({k: config[k] for k in MODEL_FIELDS})
+    cfg = dotdict({k: config[k] for k in MODEL_FIELDS}, arch=config.get('arch', 'gpt1'),
+                  causal=config.get('causal', True))
     model = DoubleHeadModel(cfg, config['clf_token'], 'multiple_choice', config['vocab'], config['n_ctx'])
     path = os.path.join(run_dir, params)
     if not os.path.isfile(path):

@@ -516,6 +516,9 @@ def _with_folder_attention(args):
         raise InputError(f"--lm_coef {args.lm_coef}: --model_dir {args.model_dir} holds a bidirectional model, "
                          f"whose next-token loss is no objective (each position sees the next token): expected "
                          f"--lm_coef 0")
+    if getattr(args, 'share_prefix', False):
+        raise InputError(f"--share_prefix: --model_dir {args.model_dir} holds a bidirectional model, whose "
+                         f"context depends on each choice: expected a causal model or no --share_prefix")
     cfg = copy.copy(args)
     cfg.causal = False
     return cfg
@@ -571,6 +574,15 @@ def to_batch(X, M, Y=None, device='cpu', trim=True):
     return Xt, Mt, Yt
 
 
+def padding_keys(model, M):
+    """The key_mask of a batch M (..., T) for `model` (a DoubleHeadModel, or DDP around one):
+    (B', T) bool, False at padding, for a bidirectional model; None for a causal one, which
+    never reads the padding after a sequence (GPT-1's path stays as it was)."""
+    if unwrap_model(model).transformer.causal:
+        return None
+    return M.reshape(-1, M.size(-1)) > 0
+
+
 def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True, use_lm_mask=True,
                share_prefix=False):
     """One micro-batch: forward, loss, backward (loss_compute steps the optimizer every
@@ -588,7 +600,7 @@ def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True
     if use_lm_mask:
         lm_mask = lm_mask_from(M) if loss_compute.lm_coef else torch.zeros(M.shape, dtype=torch.bool, device=device)
     with autocast(device, amp):
-        lm_logits, clf_logits = model(X, lm_mask=lm_mask)
+        lm_logits, clf_logits = model(X, lm_mask=lm_mask, key_mask=padding_keys(model, M))
     return loss_compute(X, Y, M, clf_logits, lm_logits, lm_mask=lm_mask)
 
 
@@ -666,17 +678,20 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     return total / max(count, 1)
 
 
-def _is_multiple_choice(model):
-    return isinstance(model.task_head, MultipleChoiceHead)
+def _shares_contexts(model):
+    """Whether evaluation computes each example's shared context once: a multiple-choice head
+    on a causal model (a bidirectional model's context depends on each choice)."""
+    return isinstance(model.task_head, MultipleChoiceHead) and model.transformer.causal
 
 
 def _task_logits(model, X, M, n_batch):
     """The task head's outputs for one group of examples X (B, ..., T, 2), M (B, ..., T): a
-    multiple-choice head's from the shared contexts (n_batch examples a pass), others' from one
-    plain forward without LM logits."""
-    if _is_multiple_choice(model):
+    causal multiple-choice head's from the shared contexts (n_batch examples a pass), others'
+    from one plain forward without LM logits."""
+    if _shares_contexts(model):
         return grouped_clf_logits(model, X, M, n_batch)
-    _, logits = model(X, lm_mask=torch.zeros(M.shape, dtype=torch.bool, device=M.device))
+    _, logits = model(X, lm_mask=torch.zeros(M.shape, dtype=torch.bool, device=M.device),
+                      key_mask=padding_keys(model, M))
     return logits
 
 
@@ -700,7 +715,7 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     model.eval()
     try:
         with torch.inference_mode():
-            group = EVAL_GROUP if _is_multiple_choice(model) else 1
+            group = EVAL_GROUP if _shares_contexts(model) else 1
             for pos in iter_data(np.arange(len(mine)), n_batch=n_batch * group, verbose=verbose):
                 idx = mine[pos]
                 Xb, Mb, _ = to_batch(X[idx], M[idx], None, device, trim=True)
@@ -975,6 +990,8 @@ def _run(args, dist, device, verbose):
               f"{' from ' + args.model_dir if fmt != 'random' else ''}\nsettings:\n{format_settings(settings)}",
               file=sys.stderr)
     model = build_model(args, data, device)
+    if not model.transformer.causal:  # for score.load_run; a causal run's config stays as it was
+        settings['causal'] = False
     t_total = n_updates_total(len(data.trY), args, dist.world_size)
     opt = make_optimizer(args, model, t_total)
     scaler = make_scaler(args.amp)

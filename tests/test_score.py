@@ -9,6 +9,8 @@ import torch
 import train
 from datasets import rocstories
 from errors import InputError, MissingFileError
+from hf_interop import export_hf
+from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from score import load_run
 from test_train import ROOT, _common_argv, _run_cli, tiny_shards  # noqa: F401 (a fixture)
 
@@ -63,3 +65,24 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(tmp_path), '--story', 's',
                            '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
+
+
+def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_dir, encoder_path, bpe_path,
+                                                           tiny_shards):
+    """A run finetuned from a bidirectional folder (pretrain.py --objective mlm or electra)
+    keeps causal false in its config.json, and score() builds that model and ignores the
+    padding, so it agrees with train.py's evaluation of the same stories."""
+    torch.manual_seed(0)
+    source = LMModel(dotdict(DEFAULT_CONFIG, n_embd=16, n_layer=1, n_head=2, causal=False), vocab=40478 + 512)
+    folder = export_hf(source, tmp_path / 'bidirectional', n_vocab=40478, n_special=0)
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--model_dir', folder, '--n_valid', '1835', '--n_iter', '1', '--lm_coef', '0', '--submit']
+    _run_cli(tmp_path / 'work', argv)
+    run = load_run(str(tmp_path / 'work' / 'save' / 'rocstories'))
+    assert run.config['causal'] is False and run.model.transformer.causal is False
+    data = train.load_data(train.parse_args(argv), verbose=False)
+    logits = train._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
+    _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
+    for i in range(3):
+        probs = run.score(teX1[i], [teX2[i], teX3[i]])
+        np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits[i]), -1).numpy(), atol=1e-6)

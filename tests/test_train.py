@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 import train
 from checkpoint import read_checkpoint
-from errors import CheckpointError
+from errors import CheckpointError, InputError
 from helpers import tf_shapes, write_tf_checkpoint
 from hf_interop import export_hf
 from loss import lm_mask_from
@@ -611,3 +611,48 @@ def test_bucket_flag_trains_on_bucketed_batches(monkeypatch):
         if bucket:
             order = train.bucketed_order(order, M.sum(-1).max(-1), b, args.seed, 0)
         assert [y for batch in seen for y in batch] == list(order)
+
+
+# ------------------------------------------------------------------ a bidirectional model (pretrain.py mlm, electra)
+
+def _bidirectional_folder(tmp_path, data, seed=0):
+    torch.manual_seed(seed)
+    source = LMModel(dotdict(DEFAULT_CONFIG, n_embd=16, n_layer=2, n_head=2, causal=False),
+                     vocab=data.n_vocab + data.n_ctx, n_ctx=data.n_ctx)
+    return export_hf(source, tmp_path / 'bidirectional', n_vocab=data.n_vocab, n_special=0)
+
+
+def _alone(model, x, length):
+    """The task head's logit of one choice x (T, 2) run alone, cut to its `length` real tokens."""
+    with torch.no_grad():
+        return model(torch.as_tensor(x[None, None, :length], dtype=torch.long))[1][0, 0].item()
+
+
+def test_a_bidirectional_model_ignores_padding_in_training_and_evaluation(tmp_path):
+    """The padding a batch adds must not change a bidirectional model's outputs (each choice's
+    logit equals that choice run alone, with no padding at all), in evaluation (batches of mixed
+    lengths, no shared-context path) and in a training step (the loss of the trimmed batch equals
+    that of the batch padded to n_ctx)."""
+    data = synthetic_data(n=16)
+    argv = ['--model_dir', _bidirectional_folder(tmp_path, data), '--n_embd', '16', '--n_layer', '2', '--n_head',
+            '2', '--lm_coef', '0', *NO_DROPOUT]
+    args = train.parse_args(argv)
+    model = train.build_model(args, data)
+    assert model.transformer.causal is False
+    logits, _, _ = train.evaluate(model, data.vaX, data.vaM, data.vaY, n_batch=5, verbose=False)
+    lengths = data.vaM.sum(-1).astype(int)
+    ref = [[_alone(model, data.vaX[i, j], lengths[i, j]) for j in range(2)] for i in range(len(data.vaX))]
+    np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5)
+    X, M, Y = data.trX[:6], data.trM[:6], data.trY[:6]
+    trimmed = train.train_step(model, train.make_loss_compute(args), X, M, Y)
+    padded = train.train_step(model, train.make_loss_compute(args), X, M, Y, trim=False)
+    assert trimmed == pytest.approx(padded, rel=1e-5)
+
+
+def test_share_prefix_is_refused_for_a_bidirectional_model(tmp_path):
+    data = synthetic_data()
+    argv = ['--model_dir', _bidirectional_folder(tmp_path, data), '--n_embd', '16', '--n_layer', '2', '--n_head',
+            '2', '--lm_coef', '0', '--share_prefix']
+    with pytest.raises(InputError, match=r"--share_prefix: --model_dir .* holds a bidirectional model, whose context "
+                                         r"depends on each choice"):
+        train.build_model(train.parse_args(argv), data)
