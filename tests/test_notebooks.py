@@ -44,9 +44,11 @@ def project_copy(work, name):
 def test_notebook_runs_top_to_bottom_in_small_mode(name, tmp_path, request):
     path = project_copy(tmp_path / 'project', name)
     nb = nbformat.read(path, as_version=4)
+    # the Shakespeare corpus, downloaded once and kept between test runs (pytest's cache folder; a
+    # fresh download without it, as under -p no:cacheprovider)
+    cache = request.config.cache.mkdir('notebooks') if hasattr(request.config, 'cache') else tmp_path
     env = dict(os.environ, GPT1_NOTEBOOK_SMALL='1', GPT1_DATA_DIR=str(ROCSTORIES_DIR), GPT1_MODEL_DIR=str(OPENAI_DIR),
-               # the Shakespeare corpus, downloaded once and kept between test runs
-               GPT1_SHAKESPEARE_DIR=str(request.config.cache.mkdir('notebooks') / 'shakespeare'))
+               GPT1_SHAKESPEARE_DIR=str(cache / 'shakespeare'))
     client = NotebookClient(nb, timeout=300, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
     try:
         client.execute(env=env)

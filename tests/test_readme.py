@@ -15,8 +15,9 @@ from tests.test_readers import GLUE, write_glue
 # command (a 1-layer, 16-wide model, 36 training stories, one epoch, a few tokens).
 TINY_MODEL = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
 TINY_FLAGS = {'train.py': TINY_MODEL + ['--n_iter', '1', '--n_valid', '1835', '--lm_coef', '0'],
-              'pretrain.py': TINY_MODEL + ['--n_ctx', '16', '--n_batch', '4', '--max_updates', '2',
-                                           '--eval_every', '2'],
+              # windows of 80 tokens: a pre-trained folder then holds ROCStories' 77 positions
+              'pretrain.py': TINY_MODEL + ['--n_ctx', '80', '--valid_fraction', '0.05', '--n_batch', '4',
+                                           '--max_updates', '2', '--eval_every', '2'],
               'generate.py': TINY_MODEL + ['--gen_len', '5']}
 
 
@@ -86,7 +87,7 @@ def test_shell_blocks_run_as_written(tmp_path):
     log = [json.loads(line) for line in (work / 'log' / 'rocstories.jsonl').read_text().splitlines()]
     assert log[0]['n_ctx'] == 77 and log[0]['n_ctx_requested'] == 512
     # the Python example of a finetuned run, from the same folder
-    (code,) = readme_blocks('Finetuning on ROCStories (the main job)')[1:2]
+    (code,) = readme_blocks('Finetuning on ROCStories (the main job)')[0:1]
     out = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
                          env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
     assert out.returncode == 0, out.stderr[-3000:]
