@@ -69,7 +69,7 @@ def atomic_write(path, write_fn):
         write_fn(tmp)
         with open(tmp, 'rb+') as f:
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
+        os.chmod(tmp, default_file_mode())  # mkstemp makes it 0600; give it a normal file's mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -81,6 +81,11 @@ def _umask():
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def default_file_mode():
+    """The mode open() gives a new file under the process' umask (0o644 under 022)."""
+    return 0o666 & ~_umask()
 
 
 def remove_stale_tmp(paths):

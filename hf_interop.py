@@ -22,6 +22,7 @@ import re
 
 import torch
 
+from checkpoint import default_file_mode
 from errors import CheckpointError, InputError, MissingFileError
 from model_pytorch import ACT_FNS, check_layout, count_nonfinite, transformer_of
 
@@ -383,6 +384,7 @@ def _write_atomically(folder, files):
     try:
         for name, write in files.items():
             write(os.path.join(tmp, name))
+            os.chmod(os.path.join(tmp, name), default_file_mode())  # safetensors writes 0600
         if not os.path.exists(folder):
             try:
                 os.rename(tmp, folder)

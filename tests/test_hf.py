@@ -206,6 +206,10 @@ def test_export_loads_in_transformers_with_same_logits(tmp_path):
     assert os.path.samefile(export_hf(ours, folder, n_vocab=N_VOCAB, n_special=n_special), folder)
     assert sorted(os.listdir(folder)) == ['config.json', 'model.safetensors']
     assert os.listdir(tmp_path) == ['export'], 'the temporary folder must be gone'
+    umask = os.umask(0o022)
+    os.umask(umask)
+    for name in os.listdir(folder):  # a normal file's mode under the umask, not the 0600 of a temporary file
+        assert os.stat(folder / name).st_mode & 0o777 == 0o666 & ~umask, name
     config = json.loads((folder / 'config.json').read_text())
     assert config['model_type'] == 'openai-gpt' and config['architectures'] == ['OpenAIGPTLMHeadModel']
     assert (config['vocab_size'], config['n_positions'], config['n_embd'], config['n_layer'], config['n_head'],
