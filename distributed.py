@@ -85,7 +85,7 @@ def env_rank(environ=None):
 
 def resolve_device(device='auto', amp='none'):
     """'auto' -> cuda when available, else cpu. Raises InputError for an unusable device or
-    for --amp on anything but CUDA."""
+    for --amp fp16 on anything but CUDA (bf16 autocast also runs on a CPU)."""
     if device == 'auto':
         device = 'cuda' if torch.cuda.is_available() else 'cpu'
     try:
@@ -96,9 +96,9 @@ def resolve_device(device='auto', amp='none'):
         raise InputError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
     if dev.type not in ('cpu', 'cuda'):
         raise InputError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
-    if amp != 'none' and dev.type != 'cuda':
+    if amp == 'fp16' and dev.type != 'cuda':
         why = "CUDA is not available on this machine" if not torch.cuda.is_available() else f"the device is {dev}"
-        raise InputError(f"--amp {amp} needs a CUDA device but {why}: use --amp none")
+        raise InputError(f"--amp {amp} needs a CUDA device but {why}: use --amp bf16 (CPU autocast) or --amp none")
     return dev
 
 

@@ -35,8 +35,110 @@ Both give the same losses.
 import math
 
 import torch
+import torch.nn.functional as F
 
 from errors import NonFiniteLossError
+
+IGNORE_INDEX = -100
+
+
+def chunk_rows(n_vocab):
+    """Rows of logits chunked_lm_loss computes at a time: 32M logits (128 MB in float32).
+    Each chunk streams the whole embedding matrix through two matmuls, so a chunk must be
+    large; on 2 EPYC cores 512 to 2048 rows of the 40k vocabulary ran fastest, and 100 to
+    200 rows (a cache-sized chunk) no faster than the dense loss."""
+    return max(1, (1 << 25) // n_vocab)
+
+
+def _upcast(logits):
+    """logits in float32, or float64 if they are."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
+class _ChunkedLMLoss(torch.autograd.Function):
+    """The summed cross entropy of h @ we.T against targets, and, when a gradient is
+    needed, its gradients with respect to h and we, computed chunk by chunk in the
+    forward pass; backward only scales them. See chunked_lm_loss."""
+
+    @staticmethod
+    def forward(ctx, h, we, targets, rows):
+        device = h.device.type
+        autocast = torch.is_autocast_enabled(device)
+        dtype = torch.get_autocast_dtype(device) if autocast else h.dtype
+        acc = torch.promote_types(dtype, torch.float32)  # the softmax's dtype: float32 at least
+        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
+        with torch.autocast(device, enabled=False):
+            hd, wd = h.to(dtype), we.to(dtype)
+            valid = targets != IGNORE_INDEX
+            picks = targets.clamp_min(0).unsqueeze(1)
+            total = torch.zeros((), dtype=acc, device=h.device)
+            dh = torch.empty_like(hd) if need_grad else None
+            dwe = torch.zeros(we.shape, dtype=acc, device=we.device) if need_grad else None
+            buf = None  # one buffer for every chunk: a fresh one each time costs its page faults again
+            for s in range(0, h.size(0), rows):
+                hc, keep, pick = hd[s:s + rows], valid[s:s + rows], picks[s:s + rows]
+                if dtype == acc:
+                    buf = torch.empty(min(rows, h.size(0)), we.size(0), dtype=acc, device=h.device) if buf is None else buf
+                    logits = torch.mm(hc, wd.t(), out=buf[:hc.size(0)])
+                else:
+                    logits = (hc @ wd.t()).to(acc)
+                picked = logits.gather(1, pick).squeeze(1)
+                top = logits.amax(1, keepdim=True)
+                e = logits.sub_(top).exp_()  # in place: the chunk is the only logit-sized buffer
+                norm = e.sum(1)
+                total += ((top.squeeze(1) + norm.log() - picked) * keep).sum()
+                if need_grad:  # d(sum of losses)/d(logits) = softmax - one_hot, 0 at ignored rows
+                    kept = keep.to(acc)
+                    g = e.mul_((kept / norm).unsqueeze(1))
+                    g.scatter_add_(1, pick, -kept.unsqueeze(1))
+                    g = g.to(dtype)
+                    dh[s:s + rows] = g @ wd
+                    if dtype == acc:
+                        dwe.addmm_(g.t(), hc)
+                    else:
+                        dwe += (g.t() @ hc).to(acc)
+        ctx.grads = (dh.to(h.dtype) if need_grad else None, dwe.to(we.dtype) if need_grad else None)
+        return total
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        dh, dwe = ctx.grads
+        return (dh * grad if ctx.needs_input_grad[0] else None,
+                dwe * grad if ctx.needs_input_grad[1] else None, None, None)
+
+
+def chunked_lm_loss(h, we, targets, reduction='mean', rows=None):
+    """Cross entropy of the tied LM head's logits h @ we.T, as
+    `F.cross_entropy(h @ we.T, targets, ignore_index=-100)`, without the (N, vocab)
+    logits: they are computed `rows` at a time (default chunk_rows), the softmax and its
+    gradient formed in place, and the gradients of h and we accumulated in the forward
+    pass, so that the same three matmuls run with one chunk-sized buffer in place of
+    several logit-sized tensors (memory O(rows * vocab + N * n_embd), not O(N * vocab)).
+
+    h (..., n_embd) hidden states, we (vocab, n_embd) the embedding matrix, targets
+    (...) long token ids, IGNORE_INDEX where no loss is wanted. Under autocast the
+    matmuls run in its dtype and the softmax in float32. reduction 'mean' (over the
+    kept targets; nan when there is none, as F.cross_entropy), 'sum', or 'none' (the
+    per-target losses, 0 where ignored, shape targets.shape). 'none' has no chunked
+    gradient (weighting each row differently needs the logits again): with a gradient
+    required it computes the logits whole."""
+    h2, t = h.reshape(-1, h.size(-1)), targets.reshape(-1)
+    if h2.size(0) != t.size(0):
+        raise ValueError(f"h has {h2.size(0)} rows but targets {t.size(0)}: expected one target per row")
+    rows = rows or chunk_rows(we.size(0))
+    if reduction == 'none':
+        if torch.is_grad_enabled() and (h.requires_grad or we.requires_grad):
+            return F.cross_entropy(_upcast(h2 @ we.t()), t, ignore_index=IGNORE_INDEX,
+                                   reduction='none').view(targets.shape)
+        with torch.no_grad():
+            out = [F.cross_entropy(_upcast(h2[s:s + rows] @ we.t()), t[s:s + rows], ignore_index=IGNORE_INDEX,
+                                   reduction='none') for s in range(0, t.size(0), rows)]
+        return torch.cat(out).view(targets.shape)
+    if reduction not in ('mean', 'sum'):
+        raise ValueError(f"reduction={reduction!r}: expected 'mean', 'sum' or 'none'")
+    total = _ChunkedLMLoss.apply(h2, we, t, rows)
+    return total / (t != IGNORE_INDEX).sum() if reduction == 'mean' else total
 
 
 def lm_mask_from(M):

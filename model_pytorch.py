@@ -31,6 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from errors import CheckpointError, InputError, MissingFileError  # CheckpointError: importable from here as before
+from loss import chunked_lm_loss
 
 
 class dotdict(dict):
@@ -527,9 +528,18 @@ class LMModel(_TiedLMHeadModel):
             mask[vocab - n_ctx - n_special:] = -1e12
             self.register_buffer('pos_emb_mask', mask, persistent=False)
 
-    def forward(self, x, past=None, use_cache=False, key_mask=None):
+    def forward(self, x, past=None, use_cache=False, key_mask=None, lm_targets=None, reduction='mean'):
+        """x (B, T, 2) -> logits (B, T, vocab) (and the presents with use_cache). Given
+        lm_targets (B, T) long token ids (-100: no loss), the cross entropy of the logits
+        against them instead ('mean', 'sum', or 'none': (B, T)), by loss.chunked_lm_loss,
+        which never holds the whole (B, T, vocab) logits."""
         out = self.transformer(x, past=past, use_cache=use_cache, key_mask=key_mask)
         h, presents = out if use_cache else (out, None)
+        if lm_targets is not None:
+            if use_cache or self.return_probs:
+                raise InputError("lm_targets: expected use_cache=False and return_probs=False (a loss has no "
+                                 "presents or probabilities)")
+            return chunked_lm_loss(h, self.lm_head.decoder.weight, lm_targets, reduction)
         logits = self.lm_head(h)
         if self.return_probs:
             logits = F.softmax(logits + self.pos_emb_mask.to(logits.dtype), dim=-1)

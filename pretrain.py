@@ -166,7 +166,8 @@ def build_parser():
     p.add_argument('--resume', action='store_true', help="continue the run {desc} from its last checkpoint")
     p.add_argument('--overwrite', action='store_true', help="start the run {desc} afresh, deleting its files")
     p.add_argument('--device', default='auto', help="auto, cpu, cuda or cuda:N")
-    p.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'))
+    p.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'),
+                   help="as train.py's: bf16 autocast on CUDA or CPU, fp16 on CUDA only")
     p.add_argument('--attn_impl', default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--dist_timeout', type=float, default=600, help="under torchrun: seconds to wait for the others")
     return p
@@ -371,12 +372,11 @@ def sample_windows(split, args, n_updates, rank=0):
 def lm_loss(model, x, reduction='mean'):
     """x (B, T, 2) -> next-token cross entropy of the tokens at positions 1..T-1 over every
     row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
-    0 at each window's last position, which predicts nothing)."""
-    logits = model(x)
-    # the last position's target is ignored rather than its logits sliced off: no copy of (B, T, vocab)
+    0 at each window's last position, which predicts nothing). The model computes it in
+    chunks (LMModel's lm_targets), never holding the (B, T, vocab) logits."""
     targets = F.pad(x[:, 1:, 0], (0, 1), value=-100)
-    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=-100,
-                           reduction=reduction)
+    loss = model(x, lm_targets=targets, reduction=reduction)
+    return loss.reshape(-1) if reduction == 'none' else loss
 
 
 def objective_loss(model, x):

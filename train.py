@@ -131,7 +131,8 @@ def build_parser():
                         "n_batch*n_acc, times the number of processes under torchrun)")
     p.add_argument('--device', type=str, default='auto', help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
     p.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
-                   help="CUDA mixed precision (autocast; fp16 adds a GradScaler)")
+                   help="mixed precision (autocast): bf16 on CUDA or CPU (fast on CPUs with bfloat16 "
+                        "instructions: AVX512-BF16, AMX), fp16 on CUDA only (with a GradScaler)")
     p.add_argument('--attn_impl', type=str, default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--arch', type=str, default='gpt1', choices=('gpt1', 'gpt2'),
                    help="block layout: GPT-1's (the paper's, OpenAI's checkpoint) or GPT-2's pre-LayerNorm one, to "

@@ -4,7 +4,7 @@ transformers' OpenAIGPTLMHeadModel trained by a plain loop, on the same windows,
     .venv/bin/python bench/bench_pretrain.py [--configs small full] [--repeats 3] [--steps 2]
 
 Our side is pretrain.py's own update: its model (build_model: SDPA attention, fused
-tanh-GELU), OpenAIAdam with the paper's settings (warm-up cosine, L2 0.01, clipping at
+tanh-GELU, the LM loss by loss.chunked_lm_loss, which never holds the whole logits), OpenAIAdam with the paper's settings (warm-up cosine, L2 0.01, clipping at
 1), dropout 0.1, windows drawn by `sample_windows` from a token store (token_store.py)
 of the ROCStories stories encoded with GPT-1's BPE (40,478 tokens). The baseline is
 `OpenAIGPTLMHeadModel` holding the same initial weights (copied through
@@ -13,13 +13,10 @@ labels=w).loss`, backward, `clip_grad_norm_(1)`, `torch.optim.AdamW(lr 2.5e-4,
 weight_decay 0.01)`, on the same windows (the n_batch windows of each update).
 
 Our side is timed twice (--amp): in float32 like the baseline, and under CPU autocast
-to bfloat16 (`train_update(..., amp='bf16')`: matmuls in bfloat16, weights, optimizer
+to bfloat16 (`pretrain.py --amp bf16`: matmuls in bfloat16, weights, optimizer, softmax
 and loss in float32). The CPUs here (AMD EPYC with avx512_bf16) multiply bfloat16
-matrices about 2.4x faster than float32; both sides' float32 time goes mostly to the
-same matmuls (--profile shows it), so float32 alone cannot reach the issue's 1.3x.
-`pretrain.py --amp bf16` itself refuses a CPU (distributed.resolve_device allows --amp
-on CUDA only): the bf16 figure is the library function's, what the CLI would give if
-resolve_device let bf16 through on CPU.
+matrices about 2.4x faster than float32. The float32 figure is the like-for-like one;
+the bf16 one is what the flag gives against the same float32 baseline.
 
 Configs: `small` (4 layers, 256 wide, 4 heads, n_ctx 128, 16 windows) and `full`
 (the paper's 12 x 768, 12 heads, n_ctx 512, 2 windows: the paper's batch is 64, which a

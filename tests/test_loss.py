@@ -1,11 +1,12 @@
 """loss.py: the finetuning objective against a direct formula, both LM-logit layouts,
-and where backward / step / zero_grad happen (gradient accumulation)."""
+where backward / step / zero_grad happen (gradient accumulation), and the chunked
+tied-head cross entropy against a numpy derivation and the dense loss."""
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
-from loss import ClassificationLossCompute, MultipleChoiceLossCompute, lm_mask_from
+from loss import IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunked_lm_loss, lm_mask_from
 
 CE = nn.CrossEntropyLoss(reduction='none')
 
@@ -166,3 +167,86 @@ def test_accumulated_gradient_equals_big_batch_gradient():
         lc2(X[sl], Y[sl], M[sl], clf, lm)
     for a, b in zip(g_full, grads()):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+# ---------------------------------------------------------------- chunked_lm_loss
+
+def _chunked_case(N=23, d=6, V=17, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    h = torch.randn(N, d, generator=g, dtype=dtype).requires_grad_()
+    we = torch.randn(V, d, generator=g, dtype=dtype).requires_grad_()
+    targets = torch.randint(0, V, (N,), generator=g)
+    targets[[2, 9, N - 1]] = IGNORE_INDEX
+    return h, we, targets
+
+
+def _numpy_lm_loss(h, we, targets):
+    """The summed cross entropy of h @ we.T, its per-target values and its gradients,
+    re-derived in numpy: d/dlogits = softmax - one_hot at the kept rows, 0 elsewhere."""
+    h, we, t = h.detach().numpy(), we.detach().numpy(), targets.numpy()
+    keep = t != IGNORE_INDEX
+    lp = _log_softmax(h @ we.T)
+    per = np.where(keep, -lp[np.arange(len(t)), np.where(keep, t, 0)], 0.0)
+    g = np.exp(lp)
+    g[np.arange(len(t))[keep], t[keep]] -= 1
+    g[~keep] = 0
+    return per.sum(), per, g @ we, g.T @ h
+
+
+@pytest.mark.parametrize('rows', [1, 5, 23, 100])
+@pytest.mark.parametrize('reduction', ['mean', 'sum'])
+def test_chunked_lm_loss_and_gradients_equal_a_numpy_derivation(rows, reduction):
+    h, we, targets = _chunked_case()
+    total, _, dh, dwe = _numpy_lm_loss(h, we, targets)
+    scale = 1 / (targets != IGNORE_INDEX).sum().item() if reduction == 'mean' else 1.0
+    out = chunked_lm_loss(h, we, targets, reduction, rows=rows)
+    (out * 3.0).backward()
+    np.testing.assert_allclose(out.item(), total * scale, rtol=1e-12)
+    np.testing.assert_allclose(h.grad.numpy(), 3.0 * scale * dh, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(we.grad.numpy(), 3.0 * scale * dwe, rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_lm_loss_per_target_values_with_and_without_a_gradient():
+    h, we, targets = _chunked_case()
+    _, per, _, dwe = _numpy_lm_loss(h, we, targets)
+    with torch.no_grad():
+        np.testing.assert_allclose(chunked_lm_loss(h, we, targets, 'none', rows=4).numpy(), per, rtol=1e-12)
+    out = chunked_lm_loss(h, we, targets.view(1, -1), 'none', rows=4)
+    assert out.shape == (1, len(targets))
+    out.sum().backward()
+    np.testing.assert_allclose(we.grad.numpy(), dwe, rtol=1e-10, atol=1e-12)
+
+
+def test_chunked_lm_loss_matches_dense_cross_entropy_in_float32_and_keeps_no_logits():
+    h, we, targets = _chunked_case(N=64, d=32, V=300, dtype=torch.float32)
+    ref = nn.functional.cross_entropy(h @ we.t(), targets)
+    ref_grads = torch.autograd.grad(ref, (h, we))
+    sizes = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: sizes.append(t.numel()) or t, lambda t: t):
+        out = chunked_lm_loss(h, we, targets, rows=7)
+    grads = torch.autograd.grad(out, (h, we))
+    assert abs(out.item() - ref.item()) < 1e-5
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    assert max(sizes, default=0) < 64 * 300  # the dense path saves its (N, vocab) log-softmax
+
+
+def test_chunked_lm_loss_under_bfloat16_autocast_is_the_autocast_dense_loss():
+    h, we, targets = _chunked_case(N=40, d=32, V=200, dtype=torch.float32)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ref = nn.functional.cross_entropy((h @ we.t()).float(), targets)
+        out = chunked_lm_loss(h, we, targets, rows=9)
+    ref_grads = torch.autograd.grad(ref, (h, we))
+    grads = torch.autograd.grad(out, (h, we))
+    assert out.dtype == torch.float32 and abs(out.item() - ref.item()) < 1e-5  # the same bfloat16 logits
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got, want, atol=2e-3, rtol=2e-2)  # bfloat16 matmuls of the gradient
+
+
+def test_chunked_lm_loss_bad_arguments_are_clear_errors():
+    h, we, targets = _chunked_case()
+    with pytest.raises(ValueError, match="reduction='avg'"):
+        chunked_lm_loss(h, we, targets, 'avg')
+    with pytest.raises(ValueError, match='h has 23 rows but targets 22'):
+        chunked_lm_loss(h, we, targets[:-1])

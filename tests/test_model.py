@@ -156,6 +156,26 @@ def test_cuda_matches_cpu():
     torch.testing.assert_close(model.cuda()(x.cuda()).cpu(), ref, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize('arch', ['gpt1', 'gpt2'])
+def test_lm_targets_give_the_cross_entropy_of_the_logits(arch):
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(tiny_cfg(arch=arch), vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(3, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    targets = torch.nn.functional.pad(x[:, 1:, 0], (0, 1), value=-100)
+    logits = model(x)
+    ref = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+    ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+    out = model(x, lm_targets=targets)
+    grads = torch.autograd.grad(out, list(model.parameters()))
+    assert abs(out.item() - ref.item()) < 1e-6
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+    per = model(x, lm_targets=targets, reduction='none')
+    assert per.shape == (3, N_CTX) and (per[:, -1] == 0).all()
+    with pytest.raises(InputError, match='lm_targets: expected use_cache=False'):
+        model(x, lm_targets=targets, use_cache=True)
+
+
 def test_lm_mask_selects_rows_of_the_full_logits():
     vocab = N_VOCAB + N_SPECIAL + N_CTX
     model = DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX).eval()

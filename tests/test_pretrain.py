@@ -96,6 +96,18 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     assert out[1] == '=> ' + gens[0]['continuation'] and set(gens[0]['continuation']) <= set(vocab.chars)
 
 
+def test_bf16_autocast_runs_on_the_cpu_and_follows_float32(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    runs = {amp: pretrain.run(pretrain.parse_args(argv(tmp_path, amp, data, '--amp', amp, '--max_updates', '20',
+                                                       '--eval_every', '10')), verbose=False)
+            for amp in ('none', 'bf16')}
+    entries = {amp: log_entries(r['log_path'])[1] for amp, r in runs.items()}
+    assert log_entries(runs['bf16']['log_path'])[0]['amp'] == 'bf16'
+    assert entries['bf16'][1]['va_loss'] < entries['bf16'][0]['va_loss']
+    for a, b in zip(entries['none'], entries['bf16']):  # bfloat16 matmuls, float32 weights, softmax and loss
+        assert abs(a['va_loss'] - b['va_loss']) < 0.05
+
+
 def test_gpt2_layout_trains_and_generate_reads_its_folder(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus', n_docs=3)
     result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--arch', 'gpt2', '--n_iter', '2',
