@@ -297,11 +297,26 @@ class OpenAIAdam(Optimizer):
         scales = self._global_clip_scales([p.grad for _, params in work for p in params])
         for group, params in work:
             for (device, _, t), b in self._buckets(group, params).items():
-                grads = b.grads if scales is None else torch._foreach_mul(b.grads, scales[device])
-                _update_moments(b.m, b.v, grads, group['b1'], group['b2'])
-                del grads
-                _decay_and_update(b, self._lr_t(group, t), group['l2'], group['e'])
+                # CPU: fresh buffers cost their first touch, so one scratch buffer is reused;
+                # CUDA: the caching allocator makes buffers free and launches are what count.
+                scale, lr_t = None if scales is None else scales[device], self._lr_t(group, t)
+                if device.type == 'cpu':
+                    _adam_update_loop(b, scale, group['b1'], group['b2'], lr_t, group['l2'], group['e'],
+                                      self._scratch(b.params))
+                else:
+                    _adam_update_foreach(b, scale, group['b1'], group['b2'], lr_t, group['l2'], group['e'])
         return loss
+
+    def _scratch(self, params):
+        """A flat buffer of params' device and dtype, as large as the largest of them, kept
+        between steps (outside the state_dict): a fresh one each step would pay its page
+        faults again, as long as the update itself on CPU."""
+        n, p = max(p.numel() for p in params), params[0]
+        buffers = self.__dict__.setdefault('_scratch_buffers', {})
+        buf = buffers.get((p.device, p.dtype))
+        if buf is None or buf.numel() < n:
+            buf = buffers[(p.device, p.dtype)] = torch.empty(n, dtype=p.dtype, device=p.device)
+        return buf
 
 
 class _Bucket(NamedTuple):
@@ -314,21 +329,39 @@ class _Bucket(NamedTuple):
     decayed: list
 
 
-def _update_moments(m, v, grads, b1, b2):
-    """In place: m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2."""
-    torch._foreach_mul_(m, b1)
-    torch._foreach_add_(m, grads, alpha=1 - b1)
-    torch._foreach_mul_(v, b2)
-    torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-
-
-def _decay_and_update(b, lr_t, l2, e):
-    """In place: p -= lr_t * (m / (sqrt(v) + e) + l2 * p), the l2 term for b.decayed only.
-
-    The decay reads p before the Adam step changes it, as TF computed both from the old
-    value: p - lr_t*l2*p, then - lr_t*m/(sqrt(v)+e)."""
+def _adam_update_foreach(b, scale, b1, b2, lr_t, l2, e):
+    """In place, for each parameter p of the bucket b with gradient g, clipped as g * scale
+    (scale None: not clipped; p.grad itself is left alone):
+    m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2; p -= lr_t * (m / (sqrt(v) + e) + l2 * p),
+    the l2 term for b.decayed only, read from p before the Adam step, as TF computed both
+    from the old value: p - lr_t*l2*p, then - lr_t*m/(sqrt(v)+e). A few foreach kernels
+    for the whole bucket."""
+    grads = b.grads if scale is None else torch._foreach_mul(b.grads, scale)
+    torch._foreach_mul_(b.m, b1)
+    torch._foreach_add_(b.m, grads, alpha=1 - b1)
+    torch._foreach_mul_(b.v, b2)
+    torch._foreach_addcmul_(b.v, grads, grads, value=1 - b2)
+    del grads
     if b.decayed:
         torch._foreach_add_(b.decayed, b.decayed, alpha=-lr_t * l2)
     denom = torch._foreach_sqrt(b.v)
     torch._foreach_add_(denom, e)
     torch._foreach_addcdiv_(b.params, b.m, denom, value=-lr_t)
+
+
+def _adam_update_loop(b, scale, b1, b2, lr_t, l2, e, scratch):
+    """_adam_update_foreach's update, bit for bit, one parameter at a time with `scratch`
+    (a flat buffer at least as large as the largest parameter) for its clipped gradient
+    and then its denominator: on CPU a clipped copy of every gradient and a denominator
+    for every parameter would be two fresh model-sized buffers a step, whose first touch
+    costs as much as the arithmetic."""
+    decayed = {id(p) for p in b.decayed}
+    for p, g, m, v in zip(b.params, b.grads, b.m, b.v):
+        buf = scratch[:p.numel()].view(p.shape)
+        if scale is not None:
+            g = torch.mul(g, scale, out=buf)
+        m.mul_(b1).add_(g, alpha=1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        if id(p) in decayed:
+            p.add_(p, alpha=-lr_t * l2)
+        p.addcdiv_(m, torch.sqrt(v, out=buf).add_(e), value=-lr_t)

@@ -605,8 +605,6 @@ def train_step(model, loss_compute, X, M, Y, device='cpu', amp='none', trim=True
     return loss_compute(X, Y, M, clf_logits, lm_logits, lm_mask=lm_mask)
 
 
-
-
 def example_lengths(M):
     """(n,) the longest sequence of each example of M (n, ..., T): a numpy array or a
     tasks.Padded view (whose token lists give it without laying M out)."""

@@ -250,3 +250,13 @@ def test_chunked_lm_loss_bad_arguments_are_clear_errors():
         chunked_lm_loss(h, we, targets, 'avg')
     with pytest.raises(ValueError, match='h has 23 rows but targets 22'):
         chunked_lm_loss(h, we, targets[:-1])
+
+
+def test_chunked_lm_loss_refuses_a_second_backward_through_the_same_loss():
+    h, we, targets = _chunked_case()
+    out = chunked_lm_loss(h, we, targets, rows=5)
+    out.backward(retain_graph=True)
+    first = we.grad.clone()
+    with pytest.raises(RuntimeError, match='second backward pass through the same loss'):
+        out.backward()
+    torch.testing.assert_close(we.grad, first, rtol=0, atol=0)  # nothing half-added

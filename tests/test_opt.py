@@ -423,6 +423,23 @@ def test_bad_group_settings_raise():
     assert len(opt.param_groups) == 1
 
 
+@pytest.mark.parametrize('max_grad_norm', [1.0, -1])
+def test_cpu_loop_equals_the_foreach_update_bit_for_bit(monkeypatch, max_grad_norm):
+    """CPU steps run opt._adam_update_loop, other devices opt._adam_update_foreach; CI has
+    no GPU, so the foreach update is run here on CPU in the loop's place and compared."""
+    import opt as opt_module
+    p0, grad_seq = make_problem(seed=11, n_steps=6, shapes=[(7, 5), (5,), (3, 4, 2)])
+    kw = dict(lr=0.05, schedule='warmup_cosine', warmup=0.3, t_total=6, l2=0.1,
+              max_grad_norm=max_grad_norm)
+    loop, _, _ = run_torch(p0, grad_seq, **kw)
+    monkeypatch.setattr(opt_module, '_adam_update_loop',
+                        lambda *args: opt_module._adam_update_foreach(*args[:-1]))  # no scratch buffer
+    foreach, _, _ = run_torch(p0, grad_seq, **kw)
+    for (lp, lm, lv), (fp, fm, fv) in zip(loop, foreach):
+        for a, b in zip(lp + lm + lv, fp + fm + fv):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
 def test_cuda_matches_cpu():
     p0, grad_seq = make_problem(seed=7, n_steps=5)
