@@ -112,13 +112,29 @@ def lm_loss(decoder, X, M, s, hp, hr):
     return total / (B * C)
 
 
-def _prefix_cache(transformer, s, n_batch):
-    """Every layer's keys and values of the prefixes of Split `s`, computed n_batch
-    examples at a time in order of prefix length: a list of (k, v), each
-    (B, n_head, Pm, head_dim), zero past each batch's longest prefix."""
+def token_batches(lengths, budget):
+    """Indices (long tensors) that cover `lengths` (n,) in order of length, cut where a batch
+    would hold more than `budget` tokens counting its padding (at least one item a batch):
+    passes as large as the memory they are given, with little padding."""
+    order = torch.argsort(lengths, stable=True)
+    sizes, start = [], 0
+    longest = lengths[order].clamp_min(1).tolist()
+    while start < len(longest):
+        end = start + 1
+        while end < len(longest) and (end + 1 - start) * longest[end] <= budget:
+            end += 1
+        sizes.append(end - start)
+        start = end
+    return list(order.split(sizes))
+
+
+def _prefix_cache(transformer, s, budget):
+    """Every layer's keys and values of the prefixes of Split `s`, computed in order of
+    prefix length, at most `budget` tokens a pass: a list of (k, v), each
+    (B, n_head, Pm, head_dim), zero past its pass's longest prefix (the positions past an
+    example's own prefix are masked by the Split's kp)."""
     cache = None
-    order = torch.argsort(s.P, stable=True)
-    for idx in order.split(n_batch):
+    for idx in token_batches(s.P, budget):
         n = int(s.P[idx].max())
         if n == 0:
             continue
@@ -130,26 +146,42 @@ def _prefix_cache(transformer, s, n_batch):
     return cache
 
 
+class _GatheredPast:
+    """The cache's keys and values of examples `ex`, first n positions, gathered one layer at a
+    time as the transformer reads them: all layers at once would hold a copy of the cache's
+    rows for every layer together."""
+
+    def __init__(self, cache, ex, n):
+        self.cache, self.ex, self.n = cache, ex, n
+
+    def __getitem__(self, i):
+        k, v = self.cache[i]
+        return k[self.ex, :, :self.n], v[self.ex, :, :self.n]
+
+
 def grouped_clf_logits(model, X, M, n_batch):
     """Classifier logits (B, C) of a DoubleHeadModel in eval mode for X (B, C, T, 2), M (B, C, T),
-    with little padding in either pass: the prefixes run n_batch examples at a time in order of
-    prefix length, then the B * C remainders n_batch * C at a time in order of remainder length,
-    each against its example's keys and values cut to its batch's longest prefix. Equal to
-    SharedPrefixModel's logits (to float rounding); evaluation calls it on groups of several batches."""
+    with little padding in either pass: the prefixes run in order of prefix length, then the
+    B * C remainders in order of remainder length, each against its example's keys and values
+    cut to its batch's longest prefix. A pass holds as many sequences as fit in the tokens of
+    a plain batch, n_batch * C * T, so that the short remainders make matrix products of a
+    size that runs at full speed. Equal to SharedPrefixModel's logits (to float rounding);
+    evaluation calls it on groups of several batches."""
     B, C, T = M.shape
+    budget = n_batch * C * T
     s = split_choices(X, M, shared_prefix_lengths(X, M, model.task_head.clf_token))
-    cache = _prefix_cache(model.transformer, s, n_batch)
+    cache = _prefix_cache(model.transformer, s, budget)
     R = s.mr.size(-1)
     xr, lengths = s.xr.reshape(B * C, R, 2), s.mr.reshape(B * C, R).gt(0).sum(-1)
     states = None
-    for rows in torch.argsort(lengths, stable=True).split(n_batch * C):
+    for rows in token_batches(lengths, budget):
         ex, r, n = rows // C, int(lengths[rows].max()), int(s.P[rows // C].max())
         x = xr[rows, :max(r, 1)]
         if n == 0:
             h = model.transformer(x)
         else:
-            past = [(k[ex, :, :n], v[ex, :, :n]) for k, v in cache]
-            h = model.transformer(x, past=past, key_mask=torch.cat((s.kp[ex, :n], s.kp.new_ones(x.shape[:2])), 1))
+            key_mask = torch.cat((s.kp[ex, :n], s.kp.new_ones(x.shape[:2])), 1)
+            h = model.transformer(x, past=_GatheredPast(cache, ex, n), key_mask=key_mask)
         h = _clf_states(h, x, model.task_head.clf_token)
         states = h.new_empty(B * C, h.size(-1)) if states is None else states
         states[rows] = h

@@ -24,11 +24,12 @@ before it (`plain_eval_logits`: the same length-sorted trimmed batches, each end
 run over its whole story). The script prints each repeat's ratios, their median and
 range (in wall time and in this process's CPU time: with --threads 1 on a machine shared
 with other work, CPU time is the steadier measure), the largest loss and logit
-differences, and a projection of the time of the 3-epoch ROCStories finetune (the
-updates `train.py` makes, 3 x 1497 // 8 = 561, at the median step time, plus the
-per-epoch evaluation of 374 + 374 stories and the final 1871 test predictions) on
-this machine. It reports; it never fails on a slow
-or noisy machine.
+differences, the positions each evaluation computes (the plain one's padded batches
+against every shared prefix once with no padding: the most sharing can gain), and a
+projection of the time of the 3-epoch ROCStories finetune (the updates `train.py`
+makes, 3 x 1497 // 8 = 561, at the median step time, plus the per-epoch evaluation of
+374 + 374 stories and the final 1871 test predictions) on this machine. It reports;
+it never fails on a slow or noisy machine.
 
 `--shape race` times the same paths on generated RACE-shaped examples (an article of
 ~350 tokens and a question, shared by four answers of ~8 tokens; random token ids) in
@@ -47,6 +48,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import bench_log  # noqa: E402
+import prefix  # noqa: E402
 import train  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -123,6 +125,18 @@ def time_eval(model, data, n_eval, n_batch):
     t = clocks()
     shared, _, _ = train.evaluate(model, X, M, Y, n_batch=n_batch, verbose=False)
     return t_plain, clocks() - t, float(np.abs(plain - shared).max())
+
+
+def eval_tokens(model, data, n_eval, n_batch):
+    """(positions the plain evaluation computes over its length-sorted trimmed batches,
+    positions with each shared prefix computed once and no padding at all): their ratio
+    bounds what sharing can gain in an evaluation bound by its matrix products."""
+    X, M = data.vaX[:n_eval], data.vaM[:n_eval]
+    lengths = M.sum(-1)  # (n, C)
+    order = np.argsort(lengths.max(-1), kind='stable')
+    plain = sum(len(b) * M.shape[1] * lengths[b].max() for b in np.array_split(order, range(n_batch, n_eval, n_batch)))
+    P = prefix.shared_prefix_lengths(torch.as_tensor(X), torch.as_tensor(M), model.task_head.clf_token).numpy()
+    return int(plain), int((lengths - P[:, None]).sum() + P.sum())
 
 
 def spread(values):
@@ -205,11 +219,15 @@ def main(argv=None):
               f"{np.median(e_plain[:, k]):.1f} s, shared prefix median {np.median(e_shared[:, k]):.1f} s; speed-up {spread(eval_ratios[:, k])}")
     print(f"max |logit difference| {logit_diff:.1e} ({'same logits' if logit_diff <= 1e-4 else 'MISMATCH'}, "
           f"tolerance 1e-4)")
+    plain_tokens, shared_tokens = eval_tokens(model, data, n_eval, args.n_batch)
+    print(f"positions the evaluation computes: plain {plain_tokens}, shared prefix with no padding at all "
+          f"{shared_tokens}: sharing gains at most {plain_tokens / shared_tokens:.2f}x")
     if opts.shape == 'race':
         bench_log('bench_train', vars(opts), s_per_step_wall_cpu=times, max_loss_diff=diff,
                   speedup_wall_cpu={k: v.tolist() for k, v in ratios.items()},
                   eval_s_wall_cpu=[(p.tolist(), s.tolist()) for p, s, _ in evals],
-                  eval_speedup_wall_cpu=eval_ratios.tolist(), max_logit_diff=logit_diff)
+                  eval_speedup_wall_cpu=eval_ratios.tolist(), max_logit_diff=logit_diff,
+                  eval_positions_plain_shared=(plain_tokens, shared_tokens))
         return
     n_updates = train.n_updates_total(len(data.trY), args)  # what train.py makes: 3 x 1497 // 8
     n_stories = args.n_iter * 2 * len(data.vaY) + len(data.teX)  # train subset + valid each epoch, then test
@@ -220,7 +238,8 @@ def main(argv=None):
               speedup_wall_cpu={k: v.tolist() for k, v in ratios.items()}, max_loss_diff=diff,
               eval_s_wall_cpu=[(p.tolist(), s.tolist()) for p, s, _ in evals],
               eval_speedup_wall_cpu=eval_ratios.tolist(),
-              max_logit_diff=logit_diff, projected_updates=n_updates,
+              max_logit_diff=logit_diff, eval_positions_plain_shared=(plain_tokens, shared_tokens),
+              projected_updates=n_updates,
               projected_hours_wall_cpu={k: v.tolist() for k, v in hours.items()})
     for k, clock in enumerate(('wall', 'CPU')):
         print(f"projected 3-epoch ROCStories finetune ({clock} time): {n_updates} updates and {n_stories} evaluated "

@@ -14,7 +14,7 @@ import train
 from loss import lm_mask_from
 from model_pytorch import DoubleHeadModel
 from prefix import (SharedPrefixModel, grouped_clf_logits, shared_prefix_lengths, shared_prefix_model,
-                    split_choices)
+                    split_choices, token_batches)
 
 N_VOCAB, START, DELIM, CLF = 40, 40, 41, 42
 N_CTX = 40
@@ -160,6 +160,22 @@ def test_evaluate_and_predict_use_the_shared_prefix_and_equal_the_plain_forward(
         ref = model(torch.as_tensor(X))[1].numpy()
     np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(train.predict(model, X, M, n_batch=2, verbose=False), ref.argmax(1))
+
+
+def test_token_batches_cover_every_item_in_length_order_within_the_budget():
+    lengths = torch.tensor([5, 0, 9, 3, 3, 12, 7, 1, 30])
+    batches = token_batches(lengths, budget=20)
+    flat = torch.cat(batches)
+    assert sorted(flat.tolist()) == list(range(len(lengths)))
+    assert lengths[flat].tolist() == sorted(lengths.tolist())
+    for b in batches:
+        # padded to the batch's longest (an empty item counted as 1); an item longer than the
+        # budget goes alone
+        assert len(b) * max(int(lengths[b].max()), 1) <= 20 or len(b) == 1
+    # each batch is as large as the budget allows: one more item would not fit
+    for b, nxt in zip(batches, batches[1:]):
+        assert (len(b) + 1) * int(lengths[nxt[0]]) > 20
+    assert [len(b) for b in token_batches(torch.tensor([4, 4, 4, 4]), budget=8)] == [2, 2]
 
 
 def test_share_prefix_needs_a_multiple_choice_head_and_ddp_around_the_wrapper():
