@@ -91,6 +91,7 @@ from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove
 from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
 from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
 from hf_interop import export_hf
+from loss import IGNORE_INDEX
 from model_pytorch import ARCHS, LMModel, check_config, find_checkpoint_format, load_pretrained
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
@@ -374,7 +375,7 @@ def lm_loss(model, x, reduction='mean'):
     row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
     0 at each window's last position, which predicts nothing). The model computes it in
     chunks (LMModel's lm_targets), never holding the (B, T, vocab) logits."""
-    targets = F.pad(x[:, 1:, 0], (0, 1), value=-100)
+    targets = F.pad(x[:, 1:, 0], (0, 1), value=IGNORE_INDEX)
     loss = model(x, lm_targets=targets, reduction=reduction)
     return loss.reshape(-1) if reduction == 'none' else loss
 

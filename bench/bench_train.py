@@ -102,15 +102,19 @@ def clocks():
     return np.array([time.perf_counter(), time.process_time()])
 
 
+def plain_batches(M, n_batch):
+    """The plain evaluation's batches: index arrays of n_batch examples in order of length."""
+    order = np.argsort(train.example_lengths(M), kind='stable')
+    return [order[start:start + n_batch] for start in range(0, len(order), n_batch)]
+
+
 def plain_eval_logits(model, X, M, n_batch):
     """The evaluation before the shared prefix: classifier logits (n, n_choices) of the
     whole model over length-sorted trimmed batches, in the input order."""
-    order = np.argsort(M.reshape(len(M), -1, M.shape[-1]).sum(-1).max(-1), kind='stable')
     out = np.zeros((len(X), X.shape[1]))
     model.eval()
     with torch.inference_mode():
-        for start in range(0, len(X), n_batch):
-            idx = order[start:start + n_batch]
+        for idx in plain_batches(M, n_batch):
             Xb, Mb, _ = train.to_batch(X[idx], M[idx])
             out[idx] = model(Xb, lm_mask=torch.zeros(Mb.shape, dtype=torch.bool))[1].numpy()
     return out
@@ -133,8 +137,7 @@ def eval_tokens(model, data, n_eval, n_batch):
     bounds what sharing can gain in an evaluation bound by its matrix products."""
     X, M = data.vaX[:n_eval], data.vaM[:n_eval]
     lengths = M.sum(-1)  # (n, C)
-    order = np.argsort(lengths.max(-1), kind='stable')
-    plain = sum(len(b) * M.shape[1] * lengths[b].max() for b in np.array_split(order, range(n_batch, n_eval, n_batch)))
+    plain = sum(len(b) * M.shape[1] * lengths[b].max() for b in plain_batches(M, n_batch))
     P = prefix.shared_prefix_lengths(torch.as_tensor(X), torch.as_tensor(M), model.task_head.clf_token).numpy()
     return int(plain), int((lengths - P[:, None]).sum() + P.sum())
 
