@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from loss import IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunked_lm_loss, lm_mask_from
+from loss import IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunk_rows, chunked_lm_loss, lm_mask_from
 
 CE = nn.CrossEntropyLoss(reduction='none')
 
@@ -260,3 +260,18 @@ def test_chunked_lm_loss_refuses_a_second_backward_through_the_same_loss():
     with pytest.raises(RuntimeError, match='second backward pass through the same loss'):
         out.backward()
     torch.testing.assert_close(we.grad, first, rtol=0, atol=0)  # nothing half-added
+
+
+def test_chunk_rows_are_a_multiple_of_256_within_128_mb_of_float32_logits():
+    for n_vocab in (200, 40606, 40990, 131_072, 10 ** 6):
+        rows = chunk_rows(n_vocab)
+        assert rows % 256 == 0 and rows >= 256
+        assert rows == 256 or rows * n_vocab * 4 <= 1 << 27
+    assert chunk_rows(40990) == 768  # measured fastest at the GPT-1 vocabulary (see its docstring)
+
+
+def test_chunked_lm_loss_of_no_rows_is_zero_with_zero_gradients():
+    h, we, _ = _chunked_case()
+    out = chunked_lm_loss(h[:0], we, torch.zeros(0, dtype=torch.long), 'sum')
+    out.backward()
+    assert out.item() == 0 and not we.grad.any() and h.grad.shape == h.shape
