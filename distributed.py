@@ -8,6 +8,7 @@ DistributedDataParallel, and the broadcast helpers let rank 0 alone read files.
 import contextlib
 import dataclasses
 import functools
+import gc
 import os
 import re
 import sys
@@ -172,6 +173,11 @@ def cleanup_distributed(dist, failed=False):
     """destroy_process_group, unless a collective failed (its peers may be gone: the
     process exits and the operating system releases what it held)."""
     if dist.enabled and tdist.is_initialized() and not failed:
+        # DDP's hooks hold it in reference cycles, and with it the process group: collected
+        # at interpreter exit instead, gloo's threads could die holding Python objects
+        # (a rare SIGABRT, "terminate called without an active exception", at the end of
+        # a 2-process ELECTRA run)
+        gc.collect()
         tdist.destroy_process_group()
 
 
