@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from errors import CheckpointError, InputError, MissingFileError  # CheckpointError: importable from here as before
-from loss import chunked_lm_loss
+from loss import ChunkBuffer, chunked_lm_loss
 
 
 class dotdict(dict):
@@ -522,6 +522,7 @@ class LMModel(_TiedLMHeadModel):
             raise InputError(f"n_special={n_special!r}: expected 0 up to vocab - n_ctx - 1 = {vocab - n_ctx - 1} "
                              f"special rows between the token rows and the position rows")
         self.lm_head = LMHead(self.transformer, cfg, trunc_and_reshape=False)
+        self.lm_loss_buffer = ChunkBuffer()  # reused by the lm_targets loss; not in the state dict
         self.return_probs = return_probs
         if return_probs:
             mask = torch.zeros(vocab)
@@ -539,7 +540,8 @@ class LMModel(_TiedLMHeadModel):
             if use_cache or self.return_probs:
                 raise InputError("lm_targets: expected use_cache=False and return_probs=False (a loss has no "
                                  "presents or probabilities)")
-            return chunked_lm_loss(h, self.lm_head.decoder.weight, lm_targets, reduction)
+            return chunked_lm_loss(h, self.lm_head.decoder.weight, lm_targets, reduction,
+                                   buffer=self.lm_loss_buffer)
         logits = self.lm_head(h)
         if self.return_probs:
             logits = F.softmax(logits + self.pos_emb_mask.to(logits.dtype), dim=-1)

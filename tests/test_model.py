@@ -2,6 +2,7 @@ import copy
 import json
 import math
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 
 import model_pytorch as mp
 from errors import InputError, MissingFileError
+from loss import chunked_lm_loss
 from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMModel, TransformerModel, dotdict,
                            load_openai_pretrained_model)
 from tests.conftest import PARAMS_SHAPES_PATH
@@ -174,6 +176,26 @@ def test_lm_targets_give_the_cross_entropy_of_the_logits(arch):
     assert per.shape == (3, N_CTX) and (per[:, -1] == 0).all()
     with pytest.raises(InputError, match='lm_targets: expected use_cache=False'):
         model(x, lm_targets=targets, use_cache=True)
+
+
+def test_lm_targets_loss_reuses_one_buffer_outside_the_state_dict_and_pickles():
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
+    x = make_input(3, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    targets = torch.nn.functional.pad(x[:, 1:, 0], (0, 1), value=-100)
+    model(x, lm_targets=targets)
+    first = model.lm_loss_buffer.tensor
+    out = model(x, lm_targets=targets)
+    grads = torch.autograd.grad(out, list(model.parameters()))
+    assert first is not None and model.lm_loss_buffer.tensor is first  # the second step wrote into the same buffer
+    ref = chunked_lm_loss(model.transformer(x), model.transformer.embed.weight, targets)  # a fresh buffer
+    ref_grads = torch.autograd.grad(ref, list(model.parameters()))
+    assert out.item() == ref.item()
+    for got, want in zip(grads, ref_grads):
+        assert torch.equal(got, want)
+    assert not any('buffer' in key for key in model.state_dict())
+    assert copy.deepcopy(model).lm_loss_buffer.tensor is None
+    assert pickle.loads(pickle.dumps(model)).lm_loss_buffer.tensor is None
 
 
 def test_lm_mask_selects_rows_of_the_full_logits():
