@@ -49,7 +49,30 @@ DEFAULT_CONFIG = dotdict(
 
 N_CTX_MAX = 512  # position rows in OpenAI's checkpoint
 ATTN_IMPLS = ('sdpa', 'explicit')
+DROPOUT_MASKS = ('bernoulli', 'int')
 ARCHS = ('gpt1', 'gpt2')
+
+
+def int_dropout(x, p, training=True):
+    """Dropout whose mask is drawn from 31-bit random integers (an int32 tensor's random_)
+    instead of bernoulli_, which on the CPU runs on one thread at about 2.5x the cost:
+    the same distribution (each entry kept with probability 1 - p, to 2^-31, and scaled
+    by 1 / (1 - p)), another random stream. x any shape -> the same shape."""
+    if not training or p == 0:
+        return x
+    draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()  # uniform on [0, 2^31)
+    return x * torch.where(draws < round((1 - p) * 2 ** 31), 1 / (1 - p), 0.0).to(x.dtype)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout, or int_dropout on the CPU once TransformerModel.set_dropout_masks('int')
+    set `int_masks`."""
+    int_masks = False
+
+    def forward(self, x):
+        if self.int_masks and x.device.type == 'cpu':
+            return int_dropout(x, self.p, self.training)
+        return super().forward(x)
 
 
 def gelu(x):
@@ -183,8 +206,8 @@ class Attention(nn.Module):
         self.c_attn = Conv1D(nx, nx * 3)
         self.c_proj = Conv1D(nx, nx, std=proj_std)
         self.attn_pdrop = attn_pdrop
-        self.attn_dropout = nn.Dropout(attn_pdrop)
-        self.resid_dropout = nn.Dropout(resid_pdrop)
+        self.attn_dropout = Dropout(attn_pdrop)
+        self.resid_dropout = Dropout(resid_pdrop)
         self.impl = impl
         self.causal = causal
 
@@ -216,6 +239,18 @@ class Attention(nn.Module):
         # a padded query still sees itself, so no row is fully masked (no NaN)
         return key_mask[:, None, None, :] | torch.eye(T, dtype=torch.bool, device=device)
 
+    def _attend_int_dropout(self, q, k, v, allowed, causal):
+        """softmax(q k^T / sqrt(d), masked) @ v with int_dropout on the weights: what SDPA
+        computes when it drops (its math fallback on the CPU), without bernoulli_.
+        q (B, H, T, d), k and v (B, H, S, d); allowed (T, S) or (B, 1, T, S) bool or None,
+        causal as _causal_mask says. Returns (B, H, T, d)."""
+        w = (q * (1 / math.sqrt(q.size(-1)))) @ k.transpose(-2, -1)
+        if causal:
+            allowed = torch.ones(w.shape[-2:], dtype=torch.bool, device=w.device).tril(k.size(2) - q.size(2))
+        if allowed is not None:
+            w = w.masked_fill(~allowed, float('-inf'))  # no row is fully masked
+        return int_dropout(torch.softmax(w, dim=-1), self.attn_pdrop) @ v
+
     def forward(self, x, layer_past=None, key_mask=None):
         """x (B, T, C); layer_past (k, v) each (B, n_head, T_past, C // n_head) or None;
         key_mask (B, T_past + T) bool, True for keys that may be attended to, or None.
@@ -234,7 +269,9 @@ class Attention(nn.Module):
             allowed, causal = self._causal_mask(T, S, key_mask, x.device)
         else:
             allowed, causal = self._bidirectional_mask(T, key_mask, x.device), False
-        if self.impl == 'sdpa':
+        if self.training and self.attn_pdrop > 0 and self.attn_dropout.int_masks and x.device.type == 'cpu':
+            y = self._attend_int_dropout(q, k, v, allowed, causal)
+        elif self.impl == 'sdpa':
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=allowed, is_causal=causal,
                 dropout_p=self.attn_pdrop if self.training else 0.0)
@@ -258,7 +295,7 @@ class MLP(nn.Module):
         self.c_fc = Conv1D(nx, n_state)
         self.c_proj = Conv1D(n_state, nx, std=proj_std)
         self.act = ACT_FNS[afn]
-        self.dropout = nn.Dropout(resid_pdrop)
+        self.dropout = Dropout(resid_pdrop)
 
     def forward(self, x):
         return self.dropout(self.c_proj(self.act(self.c_fc(x))))
@@ -306,11 +343,25 @@ class TransformerModel(nn.Module):
         self.embed = nn.Embedding(vocab, cfg.n_embd)
         nn.init.normal_(self.embed.weight, std=0.02)
         self.embd_pdrop = cfg.embd_pdrop
+        self.int_masks = False  # see set_dropout_masks
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.arch = _cfg(cfg, 'arch', 'gpt1')
         self.causal = _cfg(cfg, 'causal', True)
         if self.arch == 'gpt2':
             self.ln_f = LayerNorm(cfg.n_embd)
+
+    def set_dropout_masks(self, kind):
+        """Draw every dropout mask of this transformer on the CPU with torch's bernoulli_
+        ('bernoulli', the default: train.py's finetuning runs keep their numbers) or from
+        31-bit random integers ('int': int_dropout, pretrain.py's default; attention then
+        runs _attend_int_dropout while training). Returns self."""
+        if kind not in DROPOUT_MASKS:
+            raise InputError(f"--dropout_masks {kind!r}: expected one of {', '.join(DROPOUT_MASKS)}")
+        self.int_masks = kind == 'int'
+        for m in self.modules():
+            if isinstance(m, Dropout):
+                m.int_masks = self.int_masks
+        return self
 
     def set_attention(self, impl):
         """Select 'sdpa' (fused kernels) or 'explicit' attention in every block."""
@@ -327,9 +378,12 @@ class TransformerModel(nn.Module):
         draws the same distribution without touching all 40k rows."""
         if self.training and self.embd_pdrop > 0:
             rows, inverse = torch.unique(x, return_inverse=True)
+            used = self.embed(rows)
+            used = (int_dropout(used, self.embd_pdrop) if self.int_masks and used.device.type == 'cpu'
+                    else F.dropout(used, self.embd_pdrop, True))
             # F.embedding rather than [inverse]: its backward sums repeated rows in a
             # fixed order, so CPU runs with several threads stay bit-identical
-            e = F.embedding(inverse, F.dropout(self.embed(rows), self.embd_pdrop, True))
+            e = F.embedding(inverse, used)
         else:
             e = self.embed(x)
         return e.sum(dim=-2)

@@ -198,6 +198,57 @@ def test_lm_targets_loss_reuses_one_buffer_outside_the_state_dict_and_pickles():
     assert pickle.loads(pickle.dumps(model)).lm_loss_buffer.tensor is None
 
 
+# ---------------------------------------------------------------- dropout masks
+
+def test_int_dropout_keeps_1_minus_p_of_the_entries_scaled_and_passes_its_mask_back():
+    x = torch.ones(1_000_000, requires_grad=True)
+    y = mp.int_dropout(x, 0.1)
+    kept = y != 0
+    assert abs(kept.double().mean().item() - 0.9) < 5 * math.sqrt(0.9 * 0.1 / 1e6)
+    assert torch.equal(y[kept], torch.full_like(y[kept], 1 / 0.9))
+    y.backward(torch.full_like(y, 2.0))
+    assert torch.equal(x.grad, 2.0 * y.detach())
+    assert mp.int_dropout(x, 0.1, training=False) is x and mp.int_dropout(x, 0.0) is x
+
+
+def test_attention_with_int_dropout_equals_a_numpy_derivation_from_the_same_draws():
+    attn = mp.Attention(16, 4, attn_pdrop=0.25, resid_pdrop=0.1)
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 6, 4, generator=g) for _ in range(3))
+    torch.manual_seed(7)
+    y = attn._attend_int_dropout(q, k, v, None, True)
+    torch.manual_seed(7)
+    draws = torch.empty(2, 4, 6, 6, dtype=torch.int32).random_().numpy().astype(np.int64)
+    qn, kn, vn = (t.double().numpy() for t in (q, k, v))
+    w = qn @ kn.swapaxes(-1, -2) / 2.0
+    w = np.where(np.tril(np.ones((6, 6), dtype=bool)), w, -np.inf)
+    w = np.exp(w - w.max(-1, keepdims=True))
+    w /= w.sum(-1, keepdims=True)
+    want = (w * np.where(draws < round(0.75 * 2 ** 31), 1 / 0.75, 0.0)) @ vn
+    np.testing.assert_allclose(y.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_int_dropout_masks_replace_every_bernoulli_draw_and_change_nothing_in_eval():
+    from torch.profiler import ProfilerActivity, profile
+    vocab = N_VOCAB + N_SPECIAL + N_CTX
+    model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX)
+    x = make_input(3, N_CTX, vocab, N_VOCAB, N_SPECIAL)
+    ref = model.eval()(x)
+    assert model.transformer.set_dropout_masks('int') is model.transformer
+    torch.testing.assert_close(model(x), ref, rtol=0, atol=0)
+    model.train()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(x).sum().backward()
+    names = {e.key for e in prof.key_averages()}
+    assert 'aten::random_' in names and not any('bernoulli' in name for name in names)
+    model.transformer.set_dropout_masks('bernoulli')
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(x)
+    assert any('bernoulli' in e.key for e in prof.key_averages())
+    with pytest.raises(InputError, match=r"--dropout_masks 'philox': expected one of bernoulli, int"):
+        model.transformer.set_dropout_masks('philox')
+
+
 def test_lm_mask_selects_rows_of_the_full_logits():
     vocab = N_VOCAB + N_SPECIAL + N_CTX
     model = DoubleHeadModel(TINY, N_VOCAB + 2, 'multiple_choice', vocab=vocab, n_ctx=N_CTX).eval()

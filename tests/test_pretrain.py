@@ -208,6 +208,26 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_t
                      verbose=False)
 
 
+def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints_resume_with_bernoulli(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    for extra, want in [([], True), (['--dropout_masks', 'bernoulli'], False),
+                        (['--objective', 'electra'], True), (['--objective', 'electra', '--dropout_masks', 'bernoulli'], False)]:
+        model = pretrain.build_model(pretrain.parse_args(argv(tmp_path, 'x', data, *extra)), 40)
+        found = [m.int_masks for m in model.modules() if isinstance(m, pretrain.TransformerModel)]
+        assert found == [want] * (2 if 'electra' in extra else 1)
+    extra = ['--n_iter', '1', '--max_updates', '2', '--eval_every', '1']
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra, '--max_updates', '1')), verbose=False)
+    path = tmp_path / 'a' / 'save' / 'pretrain' / 'last_checkpoint.pt'
+    blob = torch.load(path, weights_only=False)
+    del blob['flags']['dropout_masks']  # as written before the flag existed: its runs drew bernoulli masks
+    torch.save(blob, path)
+    with pytest.raises(InputError, match=r"--resume: --dropout_masks is 'int' but the checkpoint .* '\(not set\)'"):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra, '--resume')), verbose=False)
+    resumed = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra, '--resume', '--dropout_masks',
+                                                    'bernoulli')), verbose=False)
+    assert resumed['n_updates'] == 2
+
+
 def test_torchrun_two_processes_share_the_work_and_the_validation(tmp_path):
     """2 processes (gloo on the CPU): the log's final validation loss, summed over the two
     ranks' shares of the windows, equals one process's evaluate_lm of the saved model."""
