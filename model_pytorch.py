@@ -61,7 +61,8 @@ def int_dropout(x, p, training=True):
     if not training or p == 0:
         return x
     draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()  # uniform on [0, 2^31)
-    return x * torch.where(draws < round((1 - p) * 2 ** 31), 1 / (1 - p), 0.0).to(x.dtype)
+    scale, zero = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in (1 / (1 - p), 0.0))
+    return x * torch.where(draws < round((1 - p) * 2 ** 31), scale, zero)
 
 
 class Dropout(nn.Dropout):

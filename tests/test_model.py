@@ -209,6 +209,8 @@ def test_int_dropout_keeps_1_minus_p_of_the_entries_scaled_and_passes_its_mask_b
     y.backward(torch.full_like(y, 2.0))
     assert torch.equal(x.grad, 2.0 * y.detach())
     assert mp.int_dropout(x, 0.1, training=False) is x and mp.int_dropout(x, 0.0) is x
+    y64 = mp.int_dropout(torch.ones(1000, dtype=torch.float64), 0.1)
+    assert y64.dtype == torch.float64 and set(y64.tolist()) == {0.0, 1 / 0.9}  # the scale in float64 precision
 
 
 def test_attention_with_int_dropout_equals_a_numpy_derivation_from_the_same_draws():
