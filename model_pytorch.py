@@ -65,15 +65,20 @@ def int_dropout(x, p, training=True):
     return x * torch.where(draws < round((1 - p) * 2 ** 31), scale, zero)
 
 
+def dropout(x, p, training, int_masks):
+    """F.dropout, or int_dropout on the CPU when int_masks (TransformerModel.set_dropout_masks)."""
+    if int_masks and x.device.type == 'cpu':
+        return int_dropout(x, p, training)
+    return F.dropout(x, p, training)
+
+
 class Dropout(nn.Dropout):
-    """nn.Dropout, or int_dropout on the CPU once TransformerModel.set_dropout_masks('int')
-    set `int_masks`."""
+    """nn.Dropout whose masks `dropout` draws as `int_masks` says (set by
+    TransformerModel.set_dropout_masks)."""
     int_masks = False
 
     def forward(self, x):
-        if self.int_masks and x.device.type == 'cpu':
-            return int_dropout(x, self.p, self.training)
-        return super().forward(x)
+        return dropout(x, self.p, self.training, self.int_masks)
 
 
 def gelu(x):
@@ -379,9 +384,7 @@ class TransformerModel(nn.Module):
         draws the same distribution without touching all 40k rows."""
         if self.training and self.embd_pdrop > 0:
             rows, inverse = torch.unique(x, return_inverse=True)
-            used = self.embed(rows)
-            used = (int_dropout(used, self.embd_pdrop) if self.int_masks and used.device.type == 'cpu'
-                    else F.dropout(used, self.embd_pdrop, True))
+            used = dropout(self.embed(rows), self.embd_pdrop, True, self.int_masks)
             # F.embedding rather than [inverse]: its backward sums repeated rows in a
             # fixed order, so CPU runs with several threads stay bit-identical
             e = F.embedding(inverse, used)
