@@ -349,7 +349,7 @@ def _model_folder(model_dir):
     """The folder holding the weights (a hub cache folder's snapshot), or model_dir itself."""
     try:
         return resolve_hf_folder(model_dir) or model_dir
-    except CheckpointError:  # several snapshots: load_pretrained says so; look in the folder itself
+    except MissingFileError:  # several snapshots: load_pretrained says so; look in the folder itself
         return model_dir
 
 

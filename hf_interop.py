@@ -85,14 +85,26 @@ def resolve_hf_folder(path):
     ref = os.path.join(path, 'refs', 'main')
     if os.path.isfile(ref):
         with open(ref) as f:
-            main = os.path.join(snapshots, f.read().strip())
+            main = _inside(snapshots, f.read().strip(), ref)
         if os.path.isfile(os.path.join(main, HF_CONFIG)):
             return main
     found = sorted(d for d in os.listdir(snapshots) if os.path.isfile(os.path.join(snapshots, d, HF_CONFIG)))
     if len(found) > 1:
-        raise CheckpointError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
+        raise MissingFileError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
                               f"no refs/main naming one: pass the snapshot folder itself")
     return os.path.join(snapshots, found[0]) if found else None
+
+
+def _inside(folder, name, source):
+    """os.path.join(folder, name) for a `name` that the file `source` holds; CheckpointError when
+    the path leaves `folder` (an absolute path, or '..' climbing above it). Symbolic links inside
+    are followed as usual: the hub cache's snapshot files link to its blobs."""
+    path = os.path.normpath(os.path.join(folder, name))
+    top = os.path.normpath(folder)
+    if os.path.isabs(name) or os.path.commonpath([os.path.abspath(top), os.path.abspath(path)]) != \
+            os.path.abspath(top):
+        raise CheckpointError(f"{source} names {name!r}, a path outside {top}: expected a file inside that folder")
+    return path
 
 
 def read_hf_config(folder):
@@ -144,7 +156,10 @@ class _HFTensors:
                         weight_map = json.load(f)['weight_map']
                 except (ValueError, KeyError, TypeError) as err:
                     raise CheckpointError(f"{index} is not a safetensors index with a weight_map: {err}") from None
-                files = [os.path.join(folder, n) for n in sorted(set(weight_map.values()))]
+                if not isinstance(weight_map, dict) or not all(isinstance(n, str) for n in weight_map.values()):
+                    raise CheckpointError(f"{index}: weight_map is not an object of file names: expected "
+                                          f"{{tensor name: file name}}")
+                files = [_inside(folder, n, index) for n in sorted(set(weight_map.values()))]
             for p in files:
                 try:
                     h = safe_open(p, framework='pt', device='cpu')

@@ -929,10 +929,7 @@ def find_checkpoint_format(path):
         return 'tf'
     if not os.path.exists(path):
         raise MissingFileError(f"model folder {path!r} does not exist: {looked_for}")
-    try:
-        folder = hf_interop.resolve_hf_folder(path)
-    except CheckpointError as err:  # a hub cache folder with several snapshots: no one checkpoint found
-        raise MissingFileError(str(err)) from None
+    folder = hf_interop.resolve_hf_folder(path)
     if folder is not None:
         if not hf_interop.has_hf_weights(folder):
             raise MissingFileError(f"{folder} has config.json but neither model.safetensors nor "

@@ -195,6 +195,33 @@ def test_hub_cache_folder_resolves_to_its_snapshot(hf_folder, tmp_path):
     assert load_pretrained(model, cache / 'snapshots' / 'abc123', n_transfer=N_LAYER) == 'hf'
 
 
+def test_paths_a_folder_names_may_not_leave_it(hf_folder, tmp_path):
+    outside = copy_folder(hf_folder, tmp_path / 'outside')
+    folder = tmp_path / 'sharded'
+    os.makedirs(folder)
+    (folder / 'config.json').write_bytes((hf_folder / 'config.json').read_bytes())
+    from safetensors import safe_open
+    with safe_open(outside / 'model.safetensors', 'pt') as f:
+        names = list(f.keys())
+    index = {'metadata': {}, 'weight_map': {k: '../outside/model.safetensors' for k in names}}
+    (folder / 'model.safetensors.index.json').write_text(json.dumps(index))
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"model\.safetensors\.index\.json names '\.\./outside/model"
+                                              r"\.safetensors', a path outside"):
+        load_pretrained(model, folder, n_transfer=N_LAYER)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cache = tmp_path / 'models--openai-gpt'
+    copy_folder(hf_folder, cache / 'snapshots' / 'abc123')
+    copy_folder(hf_folder, tmp_path / 'somewhere')
+    os.makedirs(cache / 'refs')
+    (cache / 'refs' / 'main').write_text('../../somewhere')
+    with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere', a path outside"):
+        mp.resolve_hf_folder(cache)
+    with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere'"):
+        load_pretrained(model, cache, n_transfer=N_LAYER)
+
+
 # ------------------------------------------------------------- export
 
 def test_export_loads_in_transformers_with_same_logits(tmp_path):
