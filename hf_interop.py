@@ -385,6 +385,13 @@ def _check_plan(plan, want, tensors, stored, cfg_path):
         del t
 
 
+def _check_export_folder(folder):
+    """InputError when `folder` exists as something other than a folder."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise InputError(f"export_hf: {folder} exists and is not a folder: expected a new or existing folder to "
+                         f"write the export into")
+
+
 def _write_atomically(folder, files):
     """Write {file name: writer(path)} into `folder`: everything goes to a temporary
     folder beside it first; a new folder is then renamed into place, an existing one
@@ -392,6 +399,7 @@ def _write_atomically(folder, files):
     import shutil
     import uuid
     folder = os.path.abspath(os.fspath(folder))
+    _check_export_folder(folder)
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f'.{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}')
@@ -407,8 +415,7 @@ def _write_atomically(folder, files):
             except OSError:
                 if not os.path.isdir(folder):  # not a lost race with another writer
                     raise
-        if not os.path.isdir(folder):
-            raise NotADirectoryError(f"cannot export to {folder}: it exists and is not a folder")
+        _check_export_folder(folder)  # a file that appeared meanwhile
         for name in files:
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))
         return folder

@@ -435,6 +435,17 @@ def test_hf_errors_belong_to_the_family(hf_folder, tmp_path):
         export_hf(small_model(), tmp_path / 'out', n_vocab=40000, n_special=0)
 
 
+def test_export_onto_a_file_is_refused_and_leaves_it(tmp_path):
+    import hashlib
+    target = tmp_path / 'model'
+    target.write_bytes(b'not a folder')
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match=f"export_hf: {target} exists and is not a folder"):
+        export_hf(small_model(), target, n_special=0)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
+    assert os.listdir(tmp_path) == ['model']
+
+
 # ------------------------------------------------------------- GPT-2's block layout
 
 GPT2_VOCAB = 100
