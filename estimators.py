@@ -465,6 +465,9 @@ class _ClassesMixin(_Probabilities):
         kinds = sorted({_label_kind(v) for v in y})
         if len(kinds) > 1:
             raise InputError(f"{name} y: labels of mixed types ({', '.join(kinds)}): expected labels of one type")
+        for i, value in enumerate(y):
+            if value != value:  # NaN: never found again among the classes, so no class could hold it
+                raise InputError(f"{name} y[{i}] is {value!r}: expected a label equal to itself (not NaN)")
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
             raise InputError(f"{name} y: every label is {classes[0]!r}: expected at least two classes")
