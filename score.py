@@ -49,6 +49,16 @@ def read_run_config(run_dir):
     return config
 
 
+def _check_multiple_choice(run_dir, config):
+    """InputError unless the run's config.json describes a multiple-choice run: its task_type
+    (written for every dataset but ROCStories, whose runs are multiple choice) and its task head."""
+    task_type = config.get('task_type', 'multiple_choice')
+    head = config.get('task_head_type', 'multiple_choice')
+    if task_type != 'multiple_choice' or head != 'multiple_choice':
+        raise InputError(f"--run {run_dir} is a {task_type} run (task head {head!r} in its {RUN_CONFIG}): score.py "
+                         f"scores multiple-choice runs (ROCStories, or --task_type multiple_choice) only")
+
+
 @dataclasses.dataclass
 class FinetunedRun:
     """A finetuned run ready to score: the model (eval mode), its TextEncoder with the special
@@ -82,6 +92,7 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     from text_utils import TextEncoder
 
     config = read_run_config(run_dir)
+    _check_multiple_choice(run_dir, config)
     text_encoder = TextEncoder(encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
     for name in SPECIALS:
         text_encoder.encoder.setdefault(name, len(text_encoder.encoder))

@@ -1,4 +1,6 @@
 """score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI."""
+import json
+import shutil
 import subprocess
 import sys
 
@@ -65,6 +67,26 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(tmp_path), '--story', 's',
                            '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
+
+
+@pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
+                                             ('classification', ['classification', 2])])
+def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, task_type, head):
+    """score.py picks story endings: a run whose config.json names another task (a regression
+    head read as a multiple-choice one scored every ending alike) is refused."""
+    work, _ = finished_run
+    run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'sts')
+    with open(run_dir / 'config.json') as f:
+        config = json.load(f)
+    config.update(task_type=task_type, task_head_type=head, dataset='custom')
+    with open(run_dir / 'config.json', 'w') as f:
+        json.dump(config, f)
+    with pytest.raises(InputError, match=f"run {run_dir} is a {task_type} run .*config\\.json.*: score\\.py scores "
+                                         f"multiple-choice runs"):
+        load_run(str(run_dir))
+    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(run_dir), '--story', 's',
+                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and task_type in proc.stderr
 
 
 def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_dir, encoder_path, bpe_path,
