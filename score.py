@@ -51,8 +51,9 @@ def read_run_config(run_dir):
 
 def _check_multiple_choice(run_dir, config):
     """InputError unless the run's config.json describes a multiple-choice run: its task_type
-    (written for every dataset but ROCStories, whose runs are multiple choice) and its task head."""
-    task_type = config.get('task_type', 'multiple_choice')
+    (the --task_type flag, null for a ROCStories run, replaced by the task's own for every other
+    dataset) and its task head."""
+    task_type = config.get('task_type') or 'multiple_choice'
     head = config.get('task_head_type', 'multiple_choice')
     if task_type != 'multiple_choice' or head != 'multiple_choice':
         raise InputError(f"--run {run_dir} is a {task_type} run (task head {head!r} in its {RUN_CONFIG}): score.py "
