@@ -40,6 +40,9 @@ _HF_FINAL_LN = (('ln_f.g', 'ln_f.weight'), ('ln_f.b', 'ln_f.bias'))  # gpt2 only
 HF_GPT2_AFNS = {'gelu_new': 'gelu', 'gelu_pytorch_tanh': 'gelu', 'relu': 'relu', 'silu': 'swish', 'swish': 'swish'}
 HF_HINT = ("expected config.json plus model.safetensors (or pytorch_model.bin) as saved by Hugging Face's "
            "save_pretrained, e.g. a snapshot folder of the hub cache ~/.cache/huggingface/hub/models--openai-gpt/")
+# Sizes beyond any GPT-1 or GPT-2 (vocab 50257, 1024 positions, width 1600, 48 layers, 25 heads) by far:
+# a config.json past them is damaged, not a model to allocate
+HF_SIZE_MAX = {'vocab_size': 2 ** 22, 'n_positions': 2 ** 20, 'n_embd': 2 ** 16, 'n_layer': 2 ** 10, 'n_head': 2 ** 10}
 HF_AFNS = {'gelu': 'gelu', 'relu': 'relu', 'swish': 'swish', 'silu': 'swish'}  # HF's gelu is the tanh form
 _HF_LAYER_MAP = (  # (our name within h.{i}, HF's name within h.{i})
     ('attn.c_attn.w', 'attn.c_attn.weight'), ('attn.c_attn.b', 'attn.c_attn.bias'),
@@ -129,9 +132,31 @@ def read_hf_config(folder):
         raise CheckpointError(f"{p}: field causal is {config['causal']!r}, expected true or false")
     if 'n_positions' not in config and 'n_ctx' in config:  # configs of old transformers versions
         config['n_positions'] = config['n_ctx']
-    for field in ('vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'):
+    for field, most in HF_SIZE_MAX.items():
         if not isinstance(config.get(field), int) or config[field] <= 0:
             raise CheckpointError(f"{p}: field {field} is {config.get(field)!r}, expected a positive integer")
+        if config[field] > most:
+            raise CheckpointError(f"{p}: field {field} is {config[field]}: expected 1 to {most}")
+    return config
+
+
+def hf_checkpoint_sizes(folder):
+    """config.json of the Hugging Face save in `folder` (read_hf_config), checked against the
+    weights' shapes, which the file headers give without reading the values: exactly the
+    tensors of n_layer blocks, token and position embeddings of (vocab_size, n_embd) and
+    (n_positions, n_embd), and n_head dividing n_embd. CheckpointError otherwise, before
+    anything of the config's sizes is built. Returns the config."""
+    config = read_hf_config(folder)
+    cfg_path = os.path.join(folder, HF_CONFIG)
+    tensors = _HFTensors(folder)
+    stored = _stored_names(tensors, config['n_layer'], cfg_path, config['arch'])
+    for name, rows in zip(_HF_EMBEDS[config['arch']], ('vocab_size', 'n_positions')):
+        shape = tensors.shape(stored[name])
+        if shape != (config[rows], config['n_embd']):
+            raise CheckpointError(f"{tensors.file_of(stored[name])}: {stored[name]} has shape {shape}, but {cfg_path} "
+                                  f"gives {rows} {config[rows]} and n_embd {config['n_embd']}")
+    if config['n_embd'] % config['n_head']:
+        raise CheckpointError(f"{cfg_path}: n_head {config['n_head']} does not divide n_embd {config['n_embd']}")
     return config
 
 

@@ -948,6 +948,21 @@ def checkpoint_causal(path):
     return hf_interop.read_hf_config(hf_interop.resolve_hf_folder(path))['causal']
 
 
+def checkpoint_sizes(path):
+    """The sizes of the checkpoint in `path`, read without its values: dict(n_ctx (its position
+    rows), n_embd, n_layer, n_head (None for the TF release's shards, which do not record it),
+    arch, causal). The TF shards' params_shapes.json is checked against the shards' sizes, a
+    Hugging Face folder's config.json against its weights' shapes (hf_interop.hf_checkpoint_sizes)."""
+    if find_checkpoint_format(path) == 'tf':
+        shapes = _Shards(path).shapes
+        return dict(n_ctx=shapes[0][0], n_embd=shapes[0][-1], n_layer=(len(shapes) - 2) // len(LAYER_VARS),
+                    n_head=None, arch='gpt1', causal=True)
+    import hf_interop
+    config = hf_interop.hf_checkpoint_sizes(hf_interop.resolve_hf_folder(path))
+    return dict(n_ctx=config['n_positions'],
+                **{k: config[k] for k in ('n_embd', 'n_layer', 'n_head', 'arch', 'causal')})
+
+
 def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
     """Load pretrained weights from `path` in whichever format it holds, with the
     arguments of `load_openai_pretrained_model` (n_transfer None: all the model's layers).
