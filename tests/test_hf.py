@@ -222,6 +222,26 @@ def test_paths_a_folder_names_may_not_leave_it(hf_folder, tmp_path):
         load_pretrained(model, cache, n_transfer=N_LAYER)
 
 
+def test_checkpoint_sizes_are_read_from_the_weights_shapes(hf_folder, tmp_path):
+    """checkpoint_sizes reads a folder's sizes without building anything: config.json must
+    agree with the weights' shapes and stay within sane bounds; TF shards give theirs."""
+    assert mp.checkpoint_sizes(hf_folder) == dict(n_ctx=N_POS, n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD,
+                                                  arch='gpt1', causal=True)
+    write_tf_checkpoint(str(tmp_path / 'tf'), tf_shapes(3, 8, 50, n_pos=20))
+    assert mp.checkpoint_sizes(tmp_path / 'tf') == dict(n_ctx=20, n_embd=8, n_layer=3, n_head=None, arch='gpt1',
+                                                        causal=True)
+    folder = copy_folder(hf_folder, tmp_path / 'hf')
+    original = (folder / 'config.json').read_text()
+    for changes, match in ((dict(n_positions=2 ** 31), r'field n_positions is 2147483648: expected 1 to 1048576'),
+                           (dict(vocab_size=N_VOCAB + 1), rf'tokens_embed\.weight has shape \({N_VOCAB}, {N_EMBD}\), '
+                                                         rf'but .*config\.json gives vocab_size {N_VOCAB + 1}'),
+                           (dict(n_head=5), r'n_head 5 does not divide n_embd 32')):
+        (folder / 'config.json').write_text(original)
+        edit_config(folder, **changes)
+        with pytest.raises(CheckpointError, match=match):
+            mp.checkpoint_sizes(folder)
+
+
 # ------------------------------------------------------------- export
 
 def test_export_loads_in_transformers_with_same_logits(tmp_path):
