@@ -486,7 +486,29 @@ def hf_config(model, n_vocab=40478, n_special=-1):
     }
 
 
-def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
+def bpe_tokenizer_files(encoder_path, bpe_path, n_vocab):
+    """{file name: writer(path)} copying GPT-1's BPE files as a Hugging Face folder names them
+    (vocab.json, merges.txt), which transformers' OpenAIGPTTokenizer reads. MissingFileError for
+    a file that is not there, InputError for a vocabulary of other than n_vocab tokens."""
+    import shutil
+    from text_utils import HF_BPE_FILES
+    for path in (encoder_path, bpe_path):
+        if not os.path.isfile(path):
+            raise MissingFileError(f"bpe_files: {path} does not exist: expected the BPE vocabulary and merges the "
+                                   f"model was trained with")
+    try:
+        with open(encoder_path, encoding='utf-8') as f:
+            n_tokens = len(json.load(f))
+    except (ValueError, TypeError) as err:
+        raise InputError(f"bpe_files: {encoder_path} is not a JSON object of tokens: {err}") from None
+    if n_tokens != n_vocab:
+        raise InputError(f"bpe_files: {encoder_path} holds {n_tokens} tokens, expected n_vocab {n_vocab}, the "
+                         f"model's token rows")
+    return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
+            HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
+
+
+def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None, bpe_files=None):
     """Write `model`'s transformer (and its tied LM head) as a Hugging Face
     `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
     loads: config.json and model.safetensors, written atomically. A model with
@@ -503,11 +525,16 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     OpenAIGPTLMHeadModel saves them (`transformer.tokens_embed.weight`, ...);
     lm_head.weight is left out because it is tied. extra_files: {file name: writer(path)}
     written into the folder with the weights and config in the same atomic write (the
-    tokenizer files beside the model). Returns the folder.
+    tokenizer files beside the model). bpe_files: (encoder_path, bpe_path), GPT-1's BPE
+    files of n_vocab tokens, copied as vocab.json and merges.txt so that AutoTokenizer
+    finds them (without them, or a tokenizer in extra_files, the folder holds no tokenizer).
+    A finetuned model holds only the n_ctx position rows of its run, so n_positions is that.
+    Returns the folder.
     """
     from safetensors.torch import save_file
     transformer = transformer_of(model)
     config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
+    tokenizer = {} if bpe_files is None else bpe_tokenizer_files(*bpe_files, n_vocab)
     n_tok = config['vocab_size']
     emb = transformer.embed.weight.detach()
     tokens, positions = _HF_EMBEDS[transformer.arch]
@@ -527,4 +554,5 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     def write_weights(p):
         save_file(tensors, p, metadata={'format': 'pt'})
 
-    return _write_atomically(folder, {**(extra_files or {}), HF_WEIGHTS[0]: write_weights, HF_CONFIG: write_config})
+    return _write_atomically(folder, {**tokenizer, **(extra_files or {}), HF_WEIGHTS[0]: write_weights,
+                                      HF_CONFIG: write_config})

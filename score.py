@@ -8,6 +8,7 @@ From Python::
     from score import load_run
     run = load_run('save/rocstories')                # config.json + best_params.safetensors
     probs = run.score(story, [ending_1, ending_2])   # (2,) probabilities
+    run.export_hf('rocstories-hf/')                  # transformers' folder, with the run's BPE files
 
 A run folder holds `config.json` (written by train.py when the run starts: the model's
 size, n_ctx as cut, the vocabulary) and `best_params.safetensors` (with --submit). The
@@ -24,6 +25,7 @@ import torch
 
 from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
+from hf_interop import export_hf
 from model_pytorch import DoubleHeadModel, dotdict
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
@@ -67,6 +69,16 @@ class FinetunedRun:
     model: DoubleHeadModel
     text_encoder: object
     config: dict
+    bpe_files: tuple = None  # (encoder_path, bpe_path) the text encoder was read from
+
+    def export_hf(self, folder):
+        """Write the run's transformer as a Hugging Face openai-gpt folder (hf_interop.export_hf),
+        with the BPE files as its vocab.json and merges.txt; the special tokens are ids
+        n_vocab.. (_start_, _delimiter_, _classify_), n_positions the run's n_ctx, the task head
+        is left out. Returns the folder."""
+        n_special = len(SPECIALS)
+        n_vocab = self.config['clf_token'] + 1 - n_special
+        return export_hf(self.model, folder, n_vocab=n_vocab, n_special=n_special, bpe_files=self.bpe_files)
 
     @torch.no_grad()
     def score(self, story, endings):
@@ -94,7 +106,8 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
 
     config = read_run_config(run_dir)
     _check_multiple_choice(run_dir, config)
-    text_encoder = TextEncoder(encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
+    bpe_files = (encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
+    text_encoder = TextEncoder(*bpe_files)
     for name in SPECIALS:
         text_encoder.encoder.setdefault(name, len(text_encoder.encoder))
     if text_encoder.encoder['_classify_'] != config['clf_token']:
@@ -107,7 +120,7 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected the parameters a run with --submit keeps")
     load_params(model, path)
-    return FinetunedRun(model.to(device).eval(), text_encoder, config)
+    return FinetunedRun(model.to(device).eval(), text_encoder, config, bpe_files)
 
 
 def encode_choices(text_encoder, story, endings, n_ctx, max_len, truncate=False):

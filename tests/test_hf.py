@@ -455,6 +455,40 @@ def test_hf_errors_belong_to_the_family(hf_folder, tmp_path):
         export_hf(small_model(), tmp_path / 'out', n_vocab=40000, n_special=0)
 
 
+def test_export_writes_the_bpe_files_transformers_tokenizes_with(tmp_path, encoder_path, bpe_path):
+    """A finetuned model holds only the n_ctx position rows its run kept: the export has those
+    (n_positions = n_ctx) and transformers loads exactly them; with bpe_files the folder gets
+    vocab.json and merges.txt, and AutoTokenizer encodes as TextEncoder does. transformers'
+    OpenAIGPTTokenizer falls back to BasicTokenizer without spaCy and ftfy, so the sentence is
+    plain lower-case text on which both pre-tokenizers agree."""
+    from text_utils import TextEncoder
+    n_special, n_ctx = 3, 77
+    torch.manual_seed(0)
+    ours = DoubleHeadModel(CFG, N_VOCAB + 2, 'multiple_choice', vocab=N_VOCAB + n_special + n_ctx, n_ctx=n_ctx)
+    folder = export_hf(ours, tmp_path / 'export', n_vocab=N_VOCAB, n_special=n_special,
+                       bpe_files=(encoder_path, bpe_path))
+    assert sorted(os.listdir(folder)) == ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']
+    assert (tmp_path / 'export' / 'merges.txt').read_bytes() == bpe_path.read_bytes()
+    assert json.loads((tmp_path / 'export' / 'config.json').read_text())['n_positions'] == n_ctx
+    theirs = transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)
+    torch.testing.assert_close(theirs.transformer.positions_embed.weight, ours.transformer.embed.weight[-n_ctx:],
+                               rtol=0, atol=0)
+    sentence = 'karen was assigned a roommate her first year of college and they became friends .'
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    assert tokenizer(sentence)['input_ids'] == TextEncoder(str(encoder_path), str(bpe_path)).encode(
+        [sentence], verbose=False)[0]
+
+
+def test_export_refuses_bpe_files_that_do_not_fit(tmp_path, encoder_path, bpe_path):
+    short = tmp_path / 'short.json'
+    short.write_text(json.dumps({'a</w>': 0, 'b</w>': 1}))
+    with pytest.raises(InputError, match=r'bpe_files: .*short\.json holds 2 tokens, expected n_vocab 40478'):
+        export_hf(small_model(), tmp_path / 'out', n_special=0, bpe_files=(short, bpe_path))
+    with pytest.raises(MissingFileError, match=r'bpe_files: .*gone\.bpe does not exist'):
+        export_hf(small_model(), tmp_path / 'out', n_special=0, bpe_files=(encoder_path, tmp_path / 'gone.bpe'))
+    assert sorted(os.listdir(tmp_path)) == ['short.json']
+
+
 def test_export_onto_a_file_is_refused_and_leaves_it(tmp_path):
     import hashlib
     target = tmp_path / 'model'

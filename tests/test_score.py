@@ -69,6 +69,22 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
 
 
+def test_a_run_exports_with_its_tokenizer_and_its_positions(finished_run, tmp_path):
+    """FinetunedRun.export_hf writes the run's transformer with the run's BPE files: AutoTokenizer
+    encodes a plain lower-case sentence (where transformers' BasicTokenizer fallback and spaCy agree)
+    as the run does, and n_positions is the n_ctx position rows the finetuned model holds."""
+    transformers = pytest.importorskip('transformers')
+    work, _ = finished_run
+    run = load_run(str(work / 'save' / 'rocstories'))
+    folder = run.export_hf(tmp_path / 'export')
+    config = json.loads((tmp_path / 'export' / 'config.json').read_text())
+    assert config['n_positions'] == run.config['n_ctx'] == run.model.transformer.n_ctx
+    assert config['vocab_size'] == run.config['clf_token'] + 1  # the three special tokens follow the BPE's
+    sentence = 'she went to the store and bought a new dress for the party .'
+    ids = transformers.AutoTokenizer.from_pretrained(folder)(sentence)['input_ids']
+    assert ids == run.text_encoder.encode([sentence], verbose=False)[0]
+
+
 @pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
                                              ('classification', ['classification', 2])])
 def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, task_type, head):
