@@ -46,7 +46,7 @@ from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import N_CTX_MAX, check_config, find_checkpoint_format
+from model_pytorch import N_CTX_MAX, check_config, check_params_shapes, find_checkpoint_format
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 
 SAVE_FORMAT = 'gpt1-estimator'
@@ -385,7 +385,7 @@ class GPT1Estimator(BaseEstimator):
         if not 1 <= fitted['n_ctx'] <= args.n_ctx:
             raise CheckpointError(f"{config_path}: fitted.n_ctx is {fitted['n_ctx']}: expected 1 to the n_ctx "
                                   f"parameter {args.n_ctx}")
-        _check_saved_shapes(os.path.join(path, SAVE_PARAMS), config_path, (data.vocab, args.n_embd), args.n_layer)
+        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, args.n_embd, args.n_layer)
         args.init = 'random'  # the saved weights replace the initial ones
         args.causal = fitted.get('causal', True)  # a bidirectional model_dir (pretrain.py --objective electra)
         model = train.build_model(args, data, resolve_device(est.device, est.amp))
@@ -484,26 +484,6 @@ def _as_checkpoint_error(check, config_path, *args, **kwargs):
         return check(*args, **kwargs)
     except InputError as err:
         raise CheckpointError(f"{config_path}: {err}") from None
-
-
-def _check_saved_shapes(params_path, config_path, embed_shape, n_layer):
-    """CheckpointError unless params.safetensors' header holds the embedding shape (vocab rows,
-    n_embd) and n_layer blocks that estimator.json describes: read before a model of that size
-    is built, so a damaged size cannot ask for gigabytes."""
-    from safetensors import SafetensorError, safe_open
-    try:
-        with safe_open(params_path, framework='pt') as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{params_path} could not be read as safetensors ({err}): expected the parameters "
-                              f"save() wrote") from None
-    embed = shapes.get('transformer.embed.weight')
-    if embed != tuple(embed_shape):
-        raise CheckpointError(f"{params_path}: transformer.embed.weight has shape {embed}, expected "
-                              f"{tuple(embed_shape)} from {config_path}")
-    blocks = len({k.split('.')[2] for k in shapes if k.startswith('transformer.h.')})
-    if blocks != n_layer:
-        raise CheckpointError(f"{params_path} holds {blocks} blocks but {config_path} has n_layer {n_layer}")
 
 
 # ------------------------------------------------------------------ the estimators

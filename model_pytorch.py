@@ -963,6 +963,27 @@ def checkpoint_sizes(path):
                 **{k: config[k] for k in ('n_embd', 'n_layer', 'n_head', 'arch', 'causal')})
 
 
+def check_params_shapes(params_path, source, vocab, n_embd, n_layer):
+    """CheckpointError unless the header of params_path (a model's parameters as safetensors, the
+    transformer's under `transformer.`) holds an embedding of (vocab, n_embd) and n_layer blocks, the
+    sizes `source` (the file they come from) describes: read without the values, before a model of
+    that size is built, so a damaged size cannot ask for gigabytes."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(params_path, framework='pt') as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{params_path} could not be read as safetensors ({err}): expected a model's "
+                              f"parameters") from None
+    embed = shapes.get('transformer.embed.weight')
+    if embed != (vocab, n_embd):
+        raise CheckpointError(f"{params_path}: transformer.embed.weight has shape {embed}, expected "
+                              f"{(vocab, n_embd)} from {source}")
+    blocks = len({k.split('.')[2] for k in shapes if k.startswith('transformer.h.')})
+    if blocks != n_layer:
+        raise CheckpointError(f"{params_path} holds {blocks} blocks but {source} has n_layer {n_layer}")
+
+
 def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
     """Load pretrained weights from `path` in whichever format it holds, with the
     arguments of `load_openai_pretrained_model` (n_transfer None: all the model's layers).

@@ -26,7 +26,7 @@ import torch
 from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
 from hf_interop import export_hf
-from model_pytorch import DoubleHeadModel, dotdict
+from model_pytorch import DoubleHeadModel, check_params_shapes, dotdict
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
 MODEL_FIELDS = ('n_embd', 'n_head', 'n_layer', 'afn', 'embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop')
@@ -115,10 +115,11 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
                          f"used {config['clf_token']}: expected the BPE files the run was trained with")
     cfg = dotdict({k: config[k] for k in MODEL_FIELDS}, arch=config.get('arch', 'gpt1'),
                   causal=config.get('causal', True))
-    model = DoubleHeadModel(cfg, config['clf_token'], 'multiple_choice', config['vocab'], config['n_ctx'])
     path = os.path.join(run_dir, params)
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected the parameters a run with --submit keeps")
+    check_params_shapes(path, os.path.join(run_dir, RUN_CONFIG), config['vocab'], cfg.n_embd, cfg.n_layer)
+    model = DoubleHeadModel(cfg, config['clf_token'], 'multiple_choice', config['vocab'], config['n_ctx'])
     load_params(model, path)
     return FinetunedRun(model.to(device).eval(), text_encoder, config, bpe_files)
 

@@ -10,7 +10,7 @@ import torch
 
 import train
 from datasets import rocstories
-from errors import InputError, MissingFileError
+from errors import CheckpointError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from score import load_run
@@ -83,6 +83,24 @@ def test_a_run_exports_with_its_tokenizer_and_its_positions(finished_run, tmp_pa
     sentence = 'she went to the store and bought a new dress for the party .'
     ids = transformers.AutoTokenizer.from_pretrained(folder)(sentence)['input_ids']
     assert ids == run.text_encoder.encode([sentence], verbose=False)[0]
+
+
+@pytest.mark.parametrize('changes, match', [
+    (lambda c: dict(n_ctx=2 ** 31, vocab=c['vocab'] - c['n_ctx'] + 2 ** 31),
+     r'best_params\.safetensors: transformer\.embed\.weight has shape \(\d+, 16\), expected \(2147\d+, 16\) '
+     r'from .*config\.json'),
+    (lambda c: dict(n_embd=2 ** 20), r'expected \(\d+, 1048576\) from .*config\.json'),
+    (lambda c: dict(n_layer=5), r'best_params\.safetensors holds 1 blocks but .*config\.json has n_layer 5'),
+])
+def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_run, tmp_path, changes, match):
+    """A config.json claiming 2**31 positions or another size is checked against the weights'
+    shapes (the safetensors header) before a model of that size is built."""
+    work, _ = finished_run
+    run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'run')
+    config = json.loads((run_dir / 'config.json').read_text())
+    (run_dir / 'config.json').write_text(json.dumps(dict(config, **changes(config))))
+    with pytest.raises(CheckpointError, match=match):
+        load_run(str(run_dir))
 
 
 @pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
