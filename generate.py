@@ -41,9 +41,10 @@ ValueError); nothing is generated.
 
 The size flags default to the checkpoint's own sizes (the TF shards' shapes, a
 Hugging Face folder's config.json checked against its weights' shapes); a flag
-that contradicts them is refused, but --n_ctx may ask for fewer positions. A folder holding `char_vocab.json`
-(pretrain.py --tokenizer char) is a character model: prompts are encoded and
-continuations decoded with that vocabulary, one character per token.
+that contradicts them is refused, but --n_ctx may ask for fewer positions. A
+folder holding `char_vocab.json` (pretrain.py --tokenizer char) is a character
+model: prompts are encoded and continuations decoded with that vocabulary, one
+character per token.
 """
 import argparse
 import numbers

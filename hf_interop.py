@@ -94,7 +94,7 @@ def resolve_hf_folder(path):
     found = sorted(d for d in os.listdir(snapshots) if os.path.isfile(os.path.join(snapshots, d, HF_CONFIG)))
     if len(found) > 1:
         raise MissingFileError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
-                              f"no refs/main naming one: pass the snapshot folder itself")
+                               f"no refs/main naming one: pass the snapshot folder itself")
     return os.path.join(snapshots, found[0]) if found else None
 
 
@@ -498,12 +498,13 @@ def bpe_tokenizer_files(encoder_path, bpe_path, n_vocab):
                                    f"model was trained with")
     try:
         with open(encoder_path, encoding='utf-8') as f:
-            n_tokens = len(json.load(f))
-    except (ValueError, TypeError) as err:
-        raise InputError(f"bpe_files: {encoder_path} is not a JSON object of tokens: {err}") from None
-    if n_tokens != n_vocab:
-        raise InputError(f"bpe_files: {encoder_path} holds {n_tokens} tokens, expected n_vocab {n_vocab}, the "
-                         f"model's token rows")
+            encoder = json.load(f)
+    except ValueError as err:
+        raise InputError(f"bpe_files: {encoder_path} is not JSON: {err}") from None
+    if not isinstance(encoder, dict) or len(encoder) != n_vocab:
+        what = f"{len(encoder)} tokens" if isinstance(encoder, dict) else f"a JSON {type(encoder).__name__}"
+        raise InputError(f"bpe_files: {encoder_path} holds {what}, expected n_vocab {n_vocab}, the model's token "
+                         f"rows")
     return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
             HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
 
