@@ -46,7 +46,7 @@ from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import N_CTX_MAX, check_config, find_checkpoint_format
+from model_pytorch import N_CTX_MAX, check_config, check_params_shapes, find_checkpoint_format
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 
 SAVE_FORMAT = 'gpt1-estimator'
@@ -361,23 +361,31 @@ class GPT1Estimator(BaseEstimator):
     def load(cls, path):
         """The estimator a save() wrote in the folder `path` (called on GPT1Estimator: of
         whichever class was saved), on its `device`. MissingFileError for no such folder,
-        CheckpointError for a folder that is not an estimator save or one of another class."""
+        CheckpointError for a folder that is not an estimator save or one of another class, and for
+        an estimator.json whose parameters or fitted state are damaged (an unknown key, a missing
+        one, a value of another type, sizes that params.safetensors' shapes contradict)."""
         config = _read_config(path)
         kind = ESTIMATORS.get(config['estimator'])
         if kind is None or (cls is not GPT1Estimator and kind is not cls):
             raise CheckpointError(f"{path} holds a {config['estimator']} save: expected a {cls.__name__} save")
-        est = kind(**config['params'])
-        fitted = config['fitted']
+        config_path = os.path.join(path, SAVE_CONFIG)
+        est = kind(**_check_params(config['params'], kind, config_path))
+        fitted = _check_fitted(config['fitted'], config_path)
         bpe_files = tuple(os.path.abspath(os.path.join(path, name)) for name in RELEASE_BPE_FILES)
         encoder = text_encoder(*bpe_files)
         specials = tasks.add_special_tokens(encoder.encoder)
         if specials.n_vocab != fitted['n_vocab']:
             raise CheckpointError(f"{path}: its BPE files hold {specials.n_vocab} tokens: expected the "
                                   f"{fitted['n_vocab']} the estimator was fitted with")
-        task = tasks.custom_task(fitted['task_type'], fitted['classes'], fitted['n_choices'], kind.__name__)
+        task = _as_checkpoint_error(tasks.custom_task, config_path, fitted['task_type'], fitted['classes'],
+                                    fitted['n_choices'], kind.__name__)
         data = types.SimpleNamespace(clf_token=specials.classify, task=task, n_special=specials.n_special,
                                      n_ctx=fitted['n_ctx'], vocab=specials.first_position + fitted['n_ctx'])
-        args = est._args(find_files=False)  # the save holds its own BPE files
+        args = _as_checkpoint_error(est._args, config_path, find_files=False)  # the save holds its own BPE files
+        if not 1 <= fitted['n_ctx'] <= args.n_ctx:
+            raise CheckpointError(f"{config_path}: fitted.n_ctx is {fitted['n_ctx']}: expected 1 to the n_ctx "
+                                  f"parameter {args.n_ctx}")
+        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, args.n_embd, args.n_layer)
         args.init = 'random'  # the saved weights replace the initial ones
         args.causal = fitted.get('causal', True)  # a bidirectional model_dir (pretrain.py --objective electra)
         model = train.build_model(args, data, resolve_device(est.device, est.amp))
@@ -433,6 +441,51 @@ def _read_config(path):
     return config
 
 
+_FITTED_TYPES = {'task_type': (str,), 'classes': (list, type(None)), 'n_choices': (int, type(None)),
+                 'n_ctx': (int,), 'n_vocab': (int,), 'n_special': (int,), 'n_updates': (int,),
+                 'n_truncated': (int,)}
+_TYPE_NAMES = {str: 'a string', list: 'a list', int: 'an integer', type(None): 'null'}
+
+
+def _check_params(params, kind, config_path):
+    """estimator.json's params, checked to be an object of `kind`'s parameters; CheckpointError."""
+    if not isinstance(params, dict):
+        raise CheckpointError(f"{config_path}: params is a {type(params).__name__}: expected an object of "
+                              f"{kind.__name__}'s parameters")
+    known = kind().get_params()
+    for key in params:
+        if key not in known:
+            raise CheckpointError(f"{config_path}: params holds {key!r}, not a parameter of {kind.__name__}: "
+                                  f"expected only {', '.join(known)}")
+    return params
+
+
+def _check_fitted(fitted, config_path):
+    """estimator.json's fitted state, checked to hold every key load reads, each of its type; CheckpointError."""
+    if not isinstance(fitted, dict):
+        raise CheckpointError(f"{config_path}: fitted is a {type(fitted).__name__}: expected an object with "
+                              f"{', '.join(_FITTED_TYPES)}")
+    for key, types_ in _FITTED_TYPES.items():
+        if key not in fitted:
+            raise CheckpointError(f"{config_path}: fitted lacks {key}: expected the fitted state save() writes")
+        value = fitted[key]
+        if isinstance(value, bool) or not isinstance(value, types_):
+            raise CheckpointError(f"{config_path}: fitted.{key} is {value!r}: expected "
+                                  f"{' or '.join(_TYPE_NAMES[t] for t in types_)}")
+    if not isinstance(fitted.get('causal', True), bool):
+        raise CheckpointError(f"{config_path}: fitted.causal is {fitted['causal']!r}: expected true or false")
+    return fitted
+
+
+def _as_checkpoint_error(check, config_path, *args, **kwargs):
+    """check(*args, **kwargs), whose InputError (a saved parameter that cannot work) is re-raised
+    as CheckpointError naming the save's estimator.json."""
+    try:
+        return check(*args, **kwargs)
+    except InputError as err:
+        raise CheckpointError(f"{config_path}: {err}") from None
+
+
 # ------------------------------------------------------------------ the estimators
 
 def _label_kind(value):
@@ -465,6 +518,9 @@ class _ClassesMixin(_Probabilities):
         kinds = sorted({_label_kind(v) for v in y})
         if len(kinds) > 1:
             raise InputError(f"{name} y: labels of mixed types ({', '.join(kinds)}): expected labels of one type")
+        for i, value in enumerate(y):
+            if value != value:  # NaN: never found again among the classes, so no class could hold it
+                raise InputError(f"{name} y[{i}] is {value!r}: expected a label equal to itself (not NaN)")
         classes = np.unique(np.asarray(y))
         if len(classes) < 2:
             raise InputError(f"{name} y: every label is {classes[0]!r}: expected at least two classes")

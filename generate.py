@@ -39,10 +39,12 @@ A prompt plus `gen_len` that would not fit in the model's `n_ctx` positions
 (512 for the released weights) is refused up front with an InputError (a
 ValueError); nothing is generated.
 
-A Hugging Face folder (such as pretrain.py's output) carries its sizes in
-config.json: the size flags default to them. A folder holding `char_vocab.json`
-(pretrain.py --tokenizer char) is a character model: prompts are encoded and
-continuations decoded with that vocabulary, one character per token.
+The size flags default to the checkpoint's own sizes (the TF shards' shapes, a
+Hugging Face folder's config.json checked against its weights' shapes); a flag
+that contradicts them is refused, but --n_ctx may ask for fewer positions. A
+folder holding `char_vocab.json` (pretrain.py --tokenizer char) is a character
+model: prompts are encoded and continuations decoded with that vocabulary, one
+character per token.
 """
 import argparse
 import numbers
@@ -54,8 +56,9 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from errors import EXIT_BAD_INPUT, CheckpointError, InputError, MissingFileError, exit_with_error, one_line
-from model_pytorch import CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, dotdict, load_pretrained, resolve_hf_folder
+from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
+from model_pytorch import (CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, checkpoint_sizes, dotdict, load_pretrained,
+                           resolve_hf_folder)
 from utils import ResultLogger
 
 PROG = 'generate.py'
@@ -349,27 +352,33 @@ def _model_folder(model_dir):
     """The folder holding the weights (a hub cache folder's snapshot), or model_dir itself."""
     try:
         return resolve_hf_folder(model_dir) or model_dir
-    except CheckpointError:  # several snapshots: load_pretrained says so; look in the folder itself
+    except MissingFileError:  # several snapshots: load_pretrained says so; look in the folder itself
         return model_dir
 
 
 def model_sizes(args):
-    """n_ctx, n_embd, n_head, n_layer: the flags, else a Hugging Face folder's config.json
-    (n_positions for n_ctx), else the released model's (512, 768, 12, 12); and arch, the
-    block layout of the folder's model_type ('gpt1' for openai-gpt and the TF release).
-    Raises InputError for a bidirectional model (config.json's causal false)."""
-    from hf_interop import HF_CONFIG, read_hf_config
-    folder = _model_folder(args.model_dir)
-    config = read_hf_config(folder) if os.path.isfile(os.path.join(folder, HF_CONFIG)) else {}
-    found = dict(RELEASE_SIZES, **{k: config[k] for k in ('n_embd', 'n_head', 'n_layer') if k in config})
-    if 'n_positions' in config:
-        found['n_ctx'] = config['n_positions']
-    if not config.get('causal', True):
-        raise InputError(f"--model_dir {args.model_dir}: {os.path.join(folder, HF_CONFIG)} has causal false, a "
-                         f"bidirectional encoder (pretrain.py --objective mlm or electra): it predicts no next token; "
-                         f"expected a causal language model")
-    sizes = {k: found[k] if getattr(args, k) is None else getattr(args, k) for k in RELEASE_SIZES}
-    return dict(sizes, arch=config.get('arch', 'gpt1'))
+    """n_ctx, n_embd, n_head, n_layer and arch (the block layout) of the checkpoint in
+    args.model_dir (model_pytorch.checkpoint_sizes: a Hugging Face folder's config.json checked
+    against its weights' shapes, the TF shards' params_shapes.json); n_head, which the TF shards
+    do not record, is the flag's, else the release's 12. --n_ctx may ask for fewer positions than
+    the checkpoint holds; any other size flag must agree with it. Raises InputError for a flag
+    that contradicts the checkpoint and for a bidirectional model (config.json's causal false)."""
+    found = checkpoint_sizes(args.model_dir)
+    if not found['causal']:
+        raise InputError(f"--model_dir {args.model_dir}: {os.path.join(_model_folder(args.model_dir), 'config.json')} "
+                         f"has causal false, a bidirectional encoder (pretrain.py --objective mlm or electra): it "
+                         f"predicts no next token; expected a causal language model")
+    for flag, what in (('n_embd', 'width {}'), ('n_layer', '{} blocks'), ('n_head', '{} attention heads')):
+        given = getattr(args, flag)
+        if given is not None and found[flag] is not None and given != found[flag]:
+            raise InputError(f"--{flag} {given}: the checkpoint in {args.model_dir} has {what.format(found[flag])}: "
+                             f"expected {found[flag]} or no --{flag}")
+    if args.n_ctx is not None and args.n_ctx > found['n_ctx']:
+        raise InputError(f"--n_ctx {args.n_ctx}: the checkpoint in {args.model_dir} has {found['n_ctx']} positions: "
+                         f"expected 1 to {found['n_ctx']}")
+    n_head = found['n_head'] or args.n_head or RELEASE_SIZES['n_head']
+    return dict(n_ctx=args.n_ctx or found['n_ctx'], n_embd=found['n_embd'], n_head=n_head, n_layer=found['n_layer'],
+                arch=found['arch'])
 
 
 def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu', arch='gpt1'):
@@ -405,11 +414,12 @@ def parse_args(argv=None):
                         help='default: MODEL_DIR/encoder_bpe_40000.json, else MODEL_DIR/vocab.json (Hugging Face)')
     parser.add_argument('--bpe_path', default=None,
                         help='default: MODEL_DIR/vocab_40000.bpe, else MODEL_DIR/merges.txt (Hugging Face)')
-    sizes = " (default: config.json's of a Hugging Face folder, else the release's {})"
-    parser.add_argument('--n_ctx', type=int, default=None, help='positions' + sizes.format(512))
-    parser.add_argument('--n_embd', type=int, default=None, help='checkpoint width' + sizes.format(768))
-    parser.add_argument('--n_head', type=int, default=None, help='attention heads' + sizes.format(12))
-    parser.add_argument('--n_layer', type=int, default=None, help='blocks' + sizes.format(12))
+    sizes = " (default: the checkpoint's own{}; a contradicting value is refused)"
+    parser.add_argument('--n_ctx', type=int, default=None, help='positions' + sizes.format(', or fewer'))
+    parser.add_argument('--n_embd', type=int, default=None, help='checkpoint width' + sizes.format(''))
+    parser.add_argument('--n_head', type=int, default=None,
+                        help='attention heads' + sizes.format('; 12 for the TF shards, which lack it'))
+    parser.add_argument('--n_layer', type=int, default=None, help='blocks' + sizes.format(''))
     parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
     parser.add_argument('--log_path', default='log/generate.jsonl',
                         help='JSONL log, appended to: the settings, then each prompt and its continuation')

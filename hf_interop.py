@@ -40,6 +40,9 @@ _HF_FINAL_LN = (('ln_f.g', 'ln_f.weight'), ('ln_f.b', 'ln_f.bias'))  # gpt2 only
 HF_GPT2_AFNS = {'gelu_new': 'gelu', 'gelu_pytorch_tanh': 'gelu', 'relu': 'relu', 'silu': 'swish', 'swish': 'swish'}
 HF_HINT = ("expected config.json plus model.safetensors (or pytorch_model.bin) as saved by Hugging Face's "
            "save_pretrained, e.g. a snapshot folder of the hub cache ~/.cache/huggingface/hub/models--openai-gpt/")
+# Sizes beyond any GPT-1 or GPT-2 (vocab 50257, 1024 positions, width 1600, 48 layers, 25 heads) by far:
+# a config.json past them is damaged, not a model to allocate
+HF_SIZE_MAX = {'vocab_size': 2 ** 22, 'n_positions': 2 ** 20, 'n_embd': 2 ** 16, 'n_layer': 2 ** 10, 'n_head': 2 ** 10}
 HF_AFNS = {'gelu': 'gelu', 'relu': 'relu', 'swish': 'swish', 'silu': 'swish'}  # HF's gelu is the tanh form
 _HF_LAYER_MAP = (  # (our name within h.{i}, HF's name within h.{i})
     ('attn.c_attn.w', 'attn.c_attn.weight'), ('attn.c_attn.b', 'attn.c_attn.bias'),
@@ -85,14 +88,26 @@ def resolve_hf_folder(path):
     ref = os.path.join(path, 'refs', 'main')
     if os.path.isfile(ref):
         with open(ref) as f:
-            main = os.path.join(snapshots, f.read().strip())
+            main = _inside(snapshots, f.read().strip(), ref)
         if os.path.isfile(os.path.join(main, HF_CONFIG)):
             return main
     found = sorted(d for d in os.listdir(snapshots) if os.path.isfile(os.path.join(snapshots, d, HF_CONFIG)))
     if len(found) > 1:
-        raise CheckpointError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
-                              f"no refs/main naming one: pass the snapshot folder itself")
+        raise MissingFileError(f"{path} is a hub cache folder with {len(found)} snapshots ({', '.join(found)}) and "
+                               f"no refs/main naming one: pass the snapshot folder itself")
     return os.path.join(snapshots, found[0]) if found else None
+
+
+def _inside(folder, name, source):
+    """os.path.join(folder, name) for a `name` that the file `source` holds; CheckpointError when
+    the path leaves `folder` (an absolute path, or '..' climbing above it). Symbolic links inside
+    are followed as usual: the hub cache's snapshot files link to its blobs."""
+    path = os.path.normpath(os.path.join(folder, name))
+    top = os.path.normpath(folder)
+    if os.path.isabs(name) or os.path.commonpath([os.path.abspath(top), os.path.abspath(path)]) != \
+            os.path.abspath(top):
+        raise CheckpointError(f"{source} names {name!r}, a path outside {top}: expected a file inside that folder")
+    return path
 
 
 def read_hf_config(folder):
@@ -117,9 +132,31 @@ def read_hf_config(folder):
         raise CheckpointError(f"{p}: field causal is {config['causal']!r}, expected true or false")
     if 'n_positions' not in config and 'n_ctx' in config:  # configs of old transformers versions
         config['n_positions'] = config['n_ctx']
-    for field in ('vocab_size', 'n_positions', 'n_embd', 'n_layer', 'n_head'):
+    for field, most in HF_SIZE_MAX.items():
         if not isinstance(config.get(field), int) or config[field] <= 0:
             raise CheckpointError(f"{p}: field {field} is {config.get(field)!r}, expected a positive integer")
+        if config[field] > most:
+            raise CheckpointError(f"{p}: field {field} is {config[field]}: expected 1 to {most}")
+    return config
+
+
+def hf_checkpoint_sizes(folder):
+    """config.json of the Hugging Face save in `folder` (read_hf_config), checked against the
+    weights' shapes, which the file headers give without reading the values: exactly the
+    tensors of n_layer blocks, token and position embeddings of (vocab_size, n_embd) and
+    (n_positions, n_embd), and n_head dividing n_embd. CheckpointError otherwise, before
+    anything of the config's sizes is built. Returns the config."""
+    config = read_hf_config(folder)
+    cfg_path = os.path.join(folder, HF_CONFIG)
+    tensors = _HFTensors(folder)
+    stored = _stored_names(tensors, config['n_layer'], cfg_path, config['arch'])
+    for name, rows in zip(_HF_EMBEDS[config['arch']], ('vocab_size', 'n_positions')):
+        shape = tensors.shape(stored[name])
+        if shape != (config[rows], config['n_embd']):
+            raise CheckpointError(f"{tensors.file_of(stored[name])}: {stored[name]} has shape {shape}, but {cfg_path} "
+                                  f"gives {rows} {config[rows]} and n_embd {config['n_embd']}")
+    if config['n_embd'] % config['n_head']:
+        raise CheckpointError(f"{cfg_path}: n_head {config['n_head']} does not divide n_embd {config['n_embd']}")
     return config
 
 
@@ -144,7 +181,10 @@ class _HFTensors:
                         weight_map = json.load(f)['weight_map']
                 except (ValueError, KeyError, TypeError) as err:
                     raise CheckpointError(f"{index} is not a safetensors index with a weight_map: {err}") from None
-                files = [os.path.join(folder, n) for n in sorted(set(weight_map.values()))]
+                if not isinstance(weight_map, dict) or not all(isinstance(n, str) for n in weight_map.values()):
+                    raise CheckpointError(f"{index}: weight_map is not an object of file names: expected "
+                                          f"{{tensor name: file name}}")
+                files = [_inside(folder, n, index) for n in sorted(set(weight_map.values()))]
             for p in files:
                 try:
                     h = safe_open(p, framework='pt', device='cpu')
@@ -370,6 +410,13 @@ def _check_plan(plan, want, tensors, stored, cfg_path):
         del t
 
 
+def _check_export_folder(folder):
+    """InputError when `folder` exists as something other than a folder."""
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        raise InputError(f"export_hf: {folder} exists and is not a folder: expected a new or existing folder to "
+                         f"write the export into")
+
+
 def _write_atomically(folder, files):
     """Write {file name: writer(path)} into `folder`: everything goes to a temporary
     folder beside it first; a new folder is then renamed into place, an existing one
@@ -377,6 +424,7 @@ def _write_atomically(folder, files):
     import shutil
     import uuid
     folder = os.path.abspath(os.fspath(folder))
+    _check_export_folder(folder)
     parent = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f'.{os.path.basename(folder)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:12]}')
@@ -392,8 +440,7 @@ def _write_atomically(folder, files):
             except OSError:
                 if not os.path.isdir(folder):  # not a lost race with another writer
                     raise
-        if not os.path.isdir(folder):
-            raise NotADirectoryError(f"cannot export to {folder}: it exists and is not a folder")
+        _check_export_folder(folder)  # a file that appeared meanwhile
         for name in files:
             os.replace(os.path.join(tmp, name), os.path.join(folder, name))
         return folder
@@ -439,7 +486,30 @@ def hf_config(model, n_vocab=40478, n_special=-1):
     }
 
 
-def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
+def bpe_tokenizer_files(encoder_path, bpe_path, n_vocab):
+    """{file name: writer(path)} copying GPT-1's BPE files as a Hugging Face folder names them
+    (vocab.json, merges.txt), which transformers' OpenAIGPTTokenizer reads. MissingFileError for
+    a file that is not there, InputError for a vocabulary of other than n_vocab tokens."""
+    import shutil
+    from text_utils import HF_BPE_FILES
+    for path in (encoder_path, bpe_path):
+        if not os.path.isfile(path):
+            raise MissingFileError(f"bpe_files: {path} does not exist: expected the BPE vocabulary and merges the "
+                                   f"model was trained with")
+    try:
+        with open(encoder_path, encoding='utf-8') as f:
+            encoder = json.load(f)
+    except ValueError as err:
+        raise InputError(f"bpe_files: {encoder_path} is not JSON: {err}") from None
+    if not isinstance(encoder, dict) or len(encoder) != n_vocab:
+        what = f"{len(encoder)} tokens" if isinstance(encoder, dict) else f"a JSON {type(encoder).__name__}"
+        raise InputError(f"bpe_files: {encoder_path} holds {what}, expected n_vocab {n_vocab}, the model's token "
+                         f"rows")
+    return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
+            HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
+
+
+def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None, bpe_files=None):
     """Write `model`'s transformer (and its tied LM head) as a Hugging Face
     `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
     loads: config.json and model.safetensors, written atomically. A model with
@@ -456,11 +526,16 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     OpenAIGPTLMHeadModel saves them (`transformer.tokens_embed.weight`, ...);
     lm_head.weight is left out because it is tied. extra_files: {file name: writer(path)}
     written into the folder with the weights and config in the same atomic write (the
-    tokenizer files beside the model). Returns the folder.
+    tokenizer files beside the model). bpe_files: (encoder_path, bpe_path), GPT-1's BPE
+    files of n_vocab tokens, copied as vocab.json and merges.txt so that AutoTokenizer
+    finds them (without them, or a tokenizer in extra_files, the folder holds no tokenizer).
+    A finetuned model holds only the n_ctx position rows of its run, so n_positions is that.
+    Returns the folder.
     """
     from safetensors.torch import save_file
     transformer = transformer_of(model)
     config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
+    tokenizer = {} if bpe_files is None else bpe_tokenizer_files(*bpe_files, n_vocab)
     n_tok = config['vocab_size']
     emb = transformer.embed.weight.detach()
     tokens, positions = _HF_EMBEDS[transformer.arch]
@@ -480,4 +555,5 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None):
     def write_weights(p):
         save_file(tensors, p, metadata={'format': 'pt'})
 
-    return _write_atomically(folder, {**(extra_files or {}), HF_WEIGHTS[0]: write_weights, HF_CONFIG: write_config})
+    return _write_atomically(folder, {**tokenizer, **(extra_files or {}), HF_WEIGHTS[0]: write_weights,
+                                      HF_CONFIG: write_config})

@@ -929,10 +929,7 @@ def find_checkpoint_format(path):
         return 'tf'
     if not os.path.exists(path):
         raise MissingFileError(f"model folder {path!r} does not exist: {looked_for}")
-    try:
-        folder = hf_interop.resolve_hf_folder(path)
-    except CheckpointError as err:  # a hub cache folder with several snapshots: no one checkpoint found
-        raise MissingFileError(str(err)) from None
+    folder = hf_interop.resolve_hf_folder(path)
     if folder is not None:
         if not hf_interop.has_hf_weights(folder):
             raise MissingFileError(f"{folder} has config.json but neither model.safetensors nor "
@@ -949,6 +946,42 @@ def checkpoint_causal(path):
         return True
     import hf_interop
     return hf_interop.read_hf_config(hf_interop.resolve_hf_folder(path))['causal']
+
+
+def checkpoint_sizes(path):
+    """The sizes of the checkpoint in `path`, read without its values: dict(n_ctx (its position
+    rows), n_embd, n_layer, n_head (None for the TF release's shards, which do not record it),
+    arch, causal). The TF shards' params_shapes.json is checked against the shards' sizes, a
+    Hugging Face folder's config.json against its weights' shapes (hf_interop.hf_checkpoint_sizes)."""
+    if find_checkpoint_format(path) == 'tf':
+        shapes = _Shards(path).shapes
+        return dict(n_ctx=shapes[0][0], n_embd=shapes[0][-1], n_layer=(len(shapes) - 2) // len(LAYER_VARS),
+                    n_head=None, arch='gpt1', causal=True)
+    import hf_interop
+    config = hf_interop.hf_checkpoint_sizes(hf_interop.resolve_hf_folder(path))
+    return dict(n_ctx=config['n_positions'],
+                **{k: config[k] for k in ('n_embd', 'n_layer', 'n_head', 'arch', 'causal')})
+
+
+def check_params_shapes(params_path, source, vocab, n_embd, n_layer):
+    """CheckpointError unless the header of params_path (a model's parameters as safetensors, the
+    transformer's under `transformer.`) holds an embedding of (vocab, n_embd) and n_layer blocks, the
+    sizes `source` (the file they come from) describes: read without the values, before a model of
+    that size is built, so a damaged size cannot ask for gigabytes."""
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(params_path, framework='pt') as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{params_path} could not be read as safetensors ({err}): expected a model's "
+                              f"parameters") from None
+    embed = shapes.get('transformer.embed.weight')
+    if embed != (vocab, n_embd):
+        raise CheckpointError(f"{params_path}: transformer.embed.weight has shape {embed}, expected "
+                              f"{(vocab, n_embd)} from {source}")
+    blocks = len({k.split('.')[2] for k in shapes if k.startswith('transformer.h.')})
+    if blocks != n_layer:
+        raise CheckpointError(f"{params_path} holds {blocks} blocks but {source} has n_layer {n_layer}")
 
 
 def load_pretrained(model, path, n_ctx=-1, n_special=-1, n_transfer=None):

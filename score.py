@@ -8,6 +8,7 @@ From Python::
     from score import load_run
     run = load_run('save/rocstories')                # config.json + best_params.safetensors
     probs = run.score(story, [ending_1, ending_2])   # (2,) probabilities
+    run.export_hf('rocstories-hf/')                  # transformers' folder, with the run's BPE files
 
 A run folder holds `config.json` (written by train.py when the run starts: the model's
 size, n_ctx as cut, the vocabulary) and `best_params.safetensors` (with --submit). The
@@ -24,7 +25,8 @@ import torch
 
 from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
-from model_pytorch import DoubleHeadModel, dotdict
+from hf_interop import export_hf
+from model_pytorch import DoubleHeadModel, check_params_shapes, dotdict
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
 MODEL_FIELDS = ('n_embd', 'n_head', 'n_layer', 'afn', 'embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop')
@@ -49,6 +51,17 @@ def read_run_config(run_dir):
     return config
 
 
+def _check_multiple_choice(run_dir, config):
+    """InputError unless the run's config.json describes a multiple-choice run: its task_type
+    (the --task_type flag, null for a ROCStories run, replaced by the task's own for every other
+    dataset) and its task head."""
+    task_type = config.get('task_type') or 'multiple_choice'
+    head = config.get('task_head_type', 'multiple_choice')
+    if task_type != 'multiple_choice' or head != 'multiple_choice':
+        raise InputError(f"--run {run_dir} is a {task_type} run (task head {head!r} in its {RUN_CONFIG}): score.py "
+                         f"scores multiple-choice runs (ROCStories, or --task_type multiple_choice) only")
+
+
 @dataclasses.dataclass
 class FinetunedRun:
     """A finetuned run ready to score: the model (eval mode), its TextEncoder with the special
@@ -56,6 +69,16 @@ class FinetunedRun:
     model: DoubleHeadModel
     text_encoder: object
     config: dict
+    bpe_files: tuple = None  # (encoder_path, bpe_path) the text encoder was read from
+
+    def export_hf(self, folder):
+        """Write the run's transformer as a Hugging Face openai-gpt folder (hf_interop.export_hf),
+        with the BPE files as its vocab.json and merges.txt; the special tokens are ids
+        n_vocab.. (_start_, _delimiter_, _classify_), n_positions the run's n_ctx, the task head
+        is left out. Returns the folder."""
+        n_special = len(SPECIALS)
+        n_vocab = self.config['clf_token'] + 1 - n_special
+        return export_hf(self.model, folder, n_vocab=n_vocab, n_special=n_special, bpe_files=self.bpe_files)
 
     @torch.no_grad()
     def score(self, story, endings):
@@ -82,7 +105,9 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     from text_utils import TextEncoder
 
     config = read_run_config(run_dir)
-    text_encoder = TextEncoder(encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
+    _check_multiple_choice(run_dir, config)
+    bpe_files = (encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
+    text_encoder = TextEncoder(*bpe_files)
     for name in SPECIALS:
         text_encoder.encoder.setdefault(name, len(text_encoder.encoder))
     if text_encoder.encoder['_classify_'] != config['clf_token']:
@@ -90,12 +115,13 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
                          f"used {config['clf_token']}: expected the BPE files the run was trained with")
     cfg = dotdict({k: config[k] for k in MODEL_FIELDS}, arch=config.get('arch', 'gpt1'),
                   causal=config.get('causal', True))
-    model = DoubleHeadModel(cfg, config['clf_token'], 'multiple_choice', config['vocab'], config['n_ctx'])
     path = os.path.join(run_dir, params)
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected the parameters a run with --submit keeps")
+    check_params_shapes(path, os.path.join(run_dir, RUN_CONFIG), config['vocab'], cfg.n_embd, cfg.n_layer)
+    model = DoubleHeadModel(cfg, config['clf_token'], 'multiple_choice', config['vocab'], config['n_ctx'])
     load_params(model, path)
-    return FinetunedRun(model.to(device).eval(), text_encoder, config)
+    return FinetunedRun(model.to(device).eval(), text_encoder, config, bpe_files)
 
 
 def encode_choices(text_encoder, story, endings, n_ctx, max_len, truncate=False):

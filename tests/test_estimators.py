@@ -3,6 +3,7 @@ real BPE files: fit/predict/predict_proba for each estimator, sklearn's clone an
 cross_val_score, save/load, reproducibility, equality with train.py's run, bad inputs."""
 import csv
 import inspect
+import json
 import os
 import pickle
 import shutil
@@ -280,6 +281,41 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
         Regressor.load(path)
 
 
+def edit_save(path, edit):
+    """Rewrite a save's estimator.json after `edit(config)`."""
+    p = os.path.join(path, estimators.SAVE_CONFIG)
+    with open(p) as f:
+        config = json.load(f)
+    edit(config)
+    with open(p, 'w') as f:
+        json.dump(config, f)
+
+
+@pytest.mark.parametrize('edit, match', [
+    (lambda c: c['params'].update(colour='red'), r"params holds 'colour', not a parameter of Classifier: expected "),
+    (lambda c: c.update(params=['n_iter']), r'params is a list: expected an object'),
+    (lambda c: c['fitted'].pop('n_ctx'), r'fitted lacks n_ctx: expected '),
+    (lambda c: c.update(fitted='fitted'), r'fitted is a str: expected an object'),
+    (lambda c: c['fitted'].update(n_ctx='77'), r"fitted\.n_ctx is '77': expected an integer"),
+    (lambda c: c['fitted'].update(classes='neg pos'), r"fitted\.classes is 'neg pos': expected a list"),
+    (lambda c: c['fitted'].update(task_type='poetry'), r"estimator\.json: .*'poetry'"),
+    (lambda c: c['fitted'].update(n_ctx=2 ** 31), r'fitted\.n_ctx is 2147483648: expected 1 to the n_ctx parameter'),
+    (lambda c: c['fitted'].update(n_ctx=c['fitted']['n_ctx'] - 1),
+     r'params\.safetensors: transformer\.embed\.weight has shape \(40\d+, 16\), expected \(40\d+, 16\) from '
+     r'.*estimator\.json'),
+    (lambda c: c['params'].update(n_embd=2 ** 20), r'transformer\.embed\.weight has shape \(40\d+, 16\), expected '
+                                                  r'\(40\d+, 1048576\)'),
+    (lambda c: c['params'].update(n_layer=3), r'params\.safetensors holds 1 blocks but .*estimator\.json has '
+                                              r'n_layer 3'),
+])
+def test_load_refuses_a_damaged_estimator_json_in_one_line(fitted, tmp_path, edit, match):
+    path = fitted['classifier'].save(str(tmp_path / 'est'))
+    edit_save(path, edit)
+    with pytest.raises(CheckpointError, match=match) as info:
+        Classifier.load(path)
+    assert estimators.SAVE_CONFIG in str(info.value) and '\n' not in str(info.value)
+
+
 @pytest.mark.parametrize('est, X, y, error, match', [
     (Classifier(**TINY), TEXTS, LABELS[:5], InputError, 'X has 12 examples but y has 5 labels'),
     (Classifier(**TINY), [], [], InputError, 'no examples'),
@@ -289,6 +325,9 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
     (Classifier(**TINY), [5] * 12, LABELS, InputError, r'X\[0\]: got int 5: expected a text \(str\) or a pair'),
     (Classifier(**TINY), TEXTS, ['pos'] * 12, InputError, 'expected at least two classes'),
     (Classifier(**TINY), TEXTS, ['pos', 1] * 6, InputError, 'mixed types'),
+    (Classifier(**TINY), TEXTS, [0.0, 1.0] * 5 + [np.nan, 1.0], InputError,
+     r'Classifier y\[10\] is nan: expected a label equal to itself'),
+    (SimilarityClassifier(**TINY), PAIRS, [float('nan')] + [3, 7] * 5 + [3], InputError, r'y\[0\] is nan'),
     (SimilarityClassifier(**TINY), TEXTS, LABELS, InputError, r'X\[0\]: got str .*expected a pair of texts'),
     (Regressor(**TINY), PAIRS, ['high'] * 12, DataError, "label 'high' is not a number"),
     (MultipleChoice(**TINY), CHOICES, [3] * 12, DataError, 'expected the index of the right answer, 0..2'),

@@ -496,6 +496,48 @@ def test_cli_reads_a_hugging_face_folder_alone(shards, tmp_path, capsys):
         assert out == f"a quiet morning\n=> {expected}\n"
 
 
+def test_cli_sizes_come_from_the_checkpoint_and_flags_may_not_contradict_them(shards, tmp_path, capsys):
+    """The TF shards hold 2 blocks of width 16 and 512 positions: with no size flag but --n_head those
+    are used; --n_layer 1 would generate with the first block alone, so it is refused, as is
+    another width; --n_ctx may ask for fewer positions, not more."""
+    log = tmp_path / 'g.jsonl'
+    base = ['--model_dir', str(shards), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+            '--prompt', 'a quiet morning', '--gen_len', '3', '--greedy', '--log_path', str(log)]
+    assert gen.main(base + ['--n_head', '2', '--n_ctx', '100']) == 0
+    settings = json.loads(log.read_text().splitlines()[0])
+    assert (settings['n_ctx'], settings['n_embd'], settings['n_head'], settings['n_layer']) == (100, 16, 2, 2)
+    capsys.readouterr()
+    refused(cli_args(shards, '--prompt', 'hi', '--n_layer', '1'), capsys,
+            r'--n_layer 1: the checkpoint in .*gpt_tiny.* has 2 blocks: expected 2 or no --n_layer')
+    refused(base + ['--n_head', '2', '--n_embd', '32'], capsys,
+            r'--n_embd 32: the checkpoint in .* has width 16: expected 16 or no --n_embd')
+    from text_utils import TextEncoder
+    model, _ = gen.build_model(str(shards), len(TextEncoder(str(ENCODER_PATH), str(BPE_PATH)).encoder), 64, 16, 2, 2)
+    from model_pytorch import export_hf
+    hf = export_hf(model, str(tmp_path / 'hf'))
+    hf_base = base[:1] + [hf] + base[2:]
+    refused(hf_base + ['--n_head', '4'], capsys, r'--n_head 4: the checkpoint in .*hf has 2 attention heads')
+    refused(hf_base + ['--n_ctx', '65'], capsys, r'--n_ctx 65: the checkpoint in .*hf has 64 positions: expected '
+                                                 r'1 to 64')
+    assert gen.main(hf_base) == 0
+
+
+def test_cli_refuses_a_config_whose_sizes_the_weights_contradict(shards, tmp_path, capsys):
+    """config.json claiming 2**31 positions is refused from the weights' shapes, before a model
+    of that size is built (it would need hundreds of gigabytes)."""
+    from model_pytorch import export_hf
+    from text_utils import TextEncoder
+    model, _ = gen.build_model(str(shards), len(TextEncoder(str(ENCODER_PATH), str(BPE_PATH)).encoder), 64, 16, 2, 2)
+    hf = export_hf(model, str(tmp_path / 'hf'))
+    config = json.loads((tmp_path / 'hf' / 'config.json').read_text())
+    argv = ['--model_dir', hf, '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH), '--prompt', 'hi',
+            '--log_path', str(tmp_path / 'g.jsonl')]
+    for field, value, match in (('n_positions', 2 ** 31, r'n_positions is 2147483648: expected 1 to'),
+                                ('n_positions', 128, r'positions_embed\.weight has shape \(64, 16\), but .*config'
+                                                     r'\.json gives n_positions 128 and n_embd 16'),
+                                ('n_layer', 1, r'config\.json \(n_layer=1\): .*unexpected tensors')):
+        (tmp_path / 'hf' / 'config.json').write_text(json.dumps(dict(config, **{field: value})))
+        refused(argv, capsys, match)
 def test_char_encoder_round_trips_and_refuses_unknown_characters(tmp_path):
     from token_store import CharTokenizer
     text = 'a mat, the cat.\nünï ☃'

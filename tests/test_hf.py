@@ -195,6 +195,53 @@ def test_hub_cache_folder_resolves_to_its_snapshot(hf_folder, tmp_path):
     assert load_pretrained(model, cache / 'snapshots' / 'abc123', n_transfer=N_LAYER) == 'hf'
 
 
+def test_paths_a_folder_names_may_not_leave_it(hf_folder, tmp_path):
+    outside = copy_folder(hf_folder, tmp_path / 'outside')
+    folder = tmp_path / 'sharded'
+    os.makedirs(folder)
+    (folder / 'config.json').write_bytes((hf_folder / 'config.json').read_bytes())
+    from safetensors import safe_open
+    with safe_open(outside / 'model.safetensors', 'pt') as f:
+        names = list(f.keys())
+    index = {'metadata': {}, 'weight_map': {k: '../outside/model.safetensors' for k in names}}
+    (folder / 'model.safetensors.index.json').write_text(json.dumps(index))
+    model = small_model()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=r"model\.safetensors\.index\.json names '\.\./outside/model"
+                                              r"\.safetensors', a path outside"):
+        load_pretrained(model, folder, n_transfer=N_LAYER)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    cache = tmp_path / 'models--openai-gpt'
+    copy_folder(hf_folder, cache / 'snapshots' / 'abc123')
+    copy_folder(hf_folder, tmp_path / 'somewhere')
+    os.makedirs(cache / 'refs')
+    (cache / 'refs' / 'main').write_text('../../somewhere')
+    with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere', a path outside"):
+        mp.resolve_hf_folder(cache)
+    with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere'"):
+        load_pretrained(model, cache, n_transfer=N_LAYER)
+
+
+def test_checkpoint_sizes_are_read_from_the_weights_shapes(hf_folder, tmp_path):
+    """checkpoint_sizes reads a folder's sizes without building anything: config.json must
+    agree with the weights' shapes and stay within sane bounds; TF shards give theirs."""
+    assert mp.checkpoint_sizes(hf_folder) == dict(n_ctx=N_POS, n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD,
+                                                  arch='gpt1', causal=True)
+    write_tf_checkpoint(str(tmp_path / 'tf'), tf_shapes(3, 8, 50, n_pos=20))
+    assert mp.checkpoint_sizes(tmp_path / 'tf') == dict(n_ctx=20, n_embd=8, n_layer=3, n_head=None, arch='gpt1',
+                                                        causal=True)
+    folder = copy_folder(hf_folder, tmp_path / 'hf')
+    original = (folder / 'config.json').read_text()
+    for changes, match in ((dict(n_positions=2 ** 31), r'field n_positions is 2147483648: expected 1 to 1048576'),
+                           (dict(vocab_size=N_VOCAB + 1), rf'tokens_embed\.weight has shape \({N_VOCAB}, {N_EMBD}\), '
+                                                         rf'but .*config\.json gives vocab_size {N_VOCAB + 1}'),
+                           (dict(n_head=5), r'n_head 5 does not divide n_embd 32')):
+        (folder / 'config.json').write_text(original)
+        edit_config(folder, **changes)
+        with pytest.raises(CheckpointError, match=match):
+            mp.checkpoint_sizes(folder)
+
+
 # ------------------------------------------------------------- export
 
 def test_export_loads_in_transformers_with_same_logits(tmp_path):
@@ -406,6 +453,51 @@ def test_hf_errors_belong_to_the_family(hf_folder, tmp_path):
         load_hf_pretrained_model(LMModel(CFG, vocab=N_VOCAB + 65, n_ctx=65), hf_folder)
     with pytest.raises(InputError, match=r'embed\.weight has 40542 rows but n_vocab 40000'):
         export_hf(small_model(), tmp_path / 'out', n_vocab=40000, n_special=0)
+
+
+def test_export_writes_the_bpe_files_transformers_tokenizes_with(tmp_path, encoder_path, bpe_path):
+    """A finetuned model holds only the n_ctx position rows its run kept: the export has those
+    (n_positions = n_ctx) and transformers loads exactly them; with bpe_files the folder gets
+    vocab.json and merges.txt, and AutoTokenizer encodes as TextEncoder does. transformers'
+    OpenAIGPTTokenizer falls back to BasicTokenizer without spaCy and ftfy, so the sentence is
+    plain lower-case text on which both pre-tokenizers agree."""
+    from text_utils import TextEncoder
+    n_special, n_ctx = 3, 77
+    torch.manual_seed(0)
+    ours = DoubleHeadModel(CFG, N_VOCAB + 2, 'multiple_choice', vocab=N_VOCAB + n_special + n_ctx, n_ctx=n_ctx)
+    folder = export_hf(ours, tmp_path / 'export', n_vocab=N_VOCAB, n_special=n_special,
+                       bpe_files=(encoder_path, bpe_path))
+    assert sorted(os.listdir(folder)) == ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']
+    assert (tmp_path / 'export' / 'merges.txt').read_bytes() == bpe_path.read_bytes()
+    assert json.loads((tmp_path / 'export' / 'config.json').read_text())['n_positions'] == n_ctx
+    theirs = transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)
+    torch.testing.assert_close(theirs.transformer.positions_embed.weight, ours.transformer.embed.weight[-n_ctx:],
+                               rtol=0, atol=0)
+    sentence = 'karen was assigned a roommate her first year of college and they became friends .'
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    assert tokenizer(sentence)['input_ids'] == TextEncoder(str(encoder_path), str(bpe_path)).encode(
+        [sentence], verbose=False)[0]
+
+
+def test_export_refuses_bpe_files_that_do_not_fit(tmp_path, encoder_path, bpe_path):
+    short = tmp_path / 'short.json'
+    short.write_text(json.dumps({'a</w>': 0, 'b</w>': 1}))
+    with pytest.raises(InputError, match=r'bpe_files: .*short\.json holds 2 tokens, expected n_vocab 40478'):
+        export_hf(small_model(), tmp_path / 'out', n_special=0, bpe_files=(short, bpe_path))
+    with pytest.raises(MissingFileError, match=r'bpe_files: .*gone\.bpe does not exist'):
+        export_hf(small_model(), tmp_path / 'out', n_special=0, bpe_files=(encoder_path, tmp_path / 'gone.bpe'))
+    assert sorted(os.listdir(tmp_path)) == ['short.json']
+
+
+def test_export_onto_a_file_is_refused_and_leaves_it(tmp_path):
+    import hashlib
+    target = tmp_path / 'model'
+    target.write_bytes(b'not a folder')
+    digest = hashlib.sha256(target.read_bytes()).hexdigest()
+    with pytest.raises(InputError, match=f"export_hf: {target} exists and is not a folder"):
+        export_hf(small_model(), target, n_special=0)
+    assert hashlib.sha256(target.read_bytes()).hexdigest() == digest
+    assert os.listdir(tmp_path) == ['model']
 
 
 # ------------------------------------------------------------- GPT-2's block layout

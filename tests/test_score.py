@@ -1,4 +1,6 @@
 """score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI."""
+import json
+import shutil
 import subprocess
 import sys
 
@@ -8,7 +10,7 @@ import torch
 
 import train
 from datasets import rocstories
-from errors import InputError, MissingFileError
+from errors import CheckpointError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from score import load_run
@@ -65,6 +67,60 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(tmp_path), '--story', 's',
                            '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
+
+
+def test_a_run_exports_with_its_tokenizer_and_its_positions(finished_run, tmp_path):
+    """FinetunedRun.export_hf writes the run's transformer with the run's BPE files: AutoTokenizer
+    encodes a plain lower-case sentence (where transformers' BasicTokenizer fallback and spaCy agree)
+    as the run does, and n_positions is the n_ctx position rows the finetuned model holds."""
+    transformers = pytest.importorskip('transformers')
+    work, _ = finished_run
+    run = load_run(str(work / 'save' / 'rocstories'))
+    folder = run.export_hf(tmp_path / 'export')
+    config = json.loads((tmp_path / 'export' / 'config.json').read_text())
+    assert config['n_positions'] == run.config['n_ctx'] == run.model.transformer.n_ctx
+    assert config['vocab_size'] == run.config['clf_token'] + 1  # the three special tokens follow the BPE's
+    sentence = 'she went to the store and bought a new dress for the party .'
+    ids = transformers.AutoTokenizer.from_pretrained(folder)(sentence)['input_ids']
+    assert ids == run.text_encoder.encode([sentence], verbose=False)[0]
+
+
+@pytest.mark.parametrize('changes, match', [
+    (lambda c: dict(n_ctx=2 ** 31, vocab=c['vocab'] - c['n_ctx'] + 2 ** 31),
+     r'best_params\.safetensors: transformer\.embed\.weight has shape \(\d+, 16\), expected \(2147\d+, 16\) '
+     r'from .*config\.json'),
+    (lambda c: dict(n_embd=2 ** 20), r'expected \(\d+, 1048576\) from .*config\.json'),
+    (lambda c: dict(n_layer=5), r'best_params\.safetensors holds 1 blocks but .*config\.json has n_layer 5'),
+])
+def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_run, tmp_path, changes, match):
+    """A config.json claiming 2**31 positions or another size is checked against the weights'
+    shapes (the safetensors header) before a model of that size is built."""
+    work, _ = finished_run
+    run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'run')
+    config = json.loads((run_dir / 'config.json').read_text())
+    (run_dir / 'config.json').write_text(json.dumps(dict(config, **changes(config))))
+    with pytest.raises(CheckpointError, match=match):
+        load_run(str(run_dir))
+
+
+@pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
+                                             ('classification', ['classification', 2])])
+def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, task_type, head):
+    """score.py picks story endings: a run whose config.json names another task (a regression
+    head read as a multiple-choice one scored every ending alike) is refused."""
+    work, _ = finished_run
+    run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'sts')
+    with open(run_dir / 'config.json') as f:
+        config = json.load(f)
+    config.update(task_type=task_type, task_head_type=head, dataset='custom')
+    with open(run_dir / 'config.json', 'w') as f:
+        json.dump(config, f)
+    with pytest.raises(InputError, match=f"run {run_dir} is a {task_type} run .*config\\.json.*: score\\.py scores "
+                                         f"multiple-choice runs"):
+        load_run(str(run_dir))
+    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(run_dir), '--story', 's',
+                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and task_type in proc.stderr
 
 
 def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_dir, encoder_path, bpe_path,
