@@ -3,6 +3,7 @@ finetune-transformer-lm, and the paper's other tasks (GLUE, SNLI, SciTail, RACE)
 user's own files, each read from its release layout into `Split`s (see `READERS`)."""
 import codecs
 import collections
+import contextlib
 import csv
 import dataclasses
 import io
@@ -25,6 +26,10 @@ HEADER = ['InputStoryid', 'InputSentence1', 'InputSentence2', 'InputSentence3', 
 LABEL = HEADER[-1]
 # The original's seed: with it the train/valid split is the one the paper's runs used.
 SEED = 3535999445
+
+# Python's csv refuses a field over 131,072 characters; a long field is read whole so that
+# the length checks downstream (--n_ctx) name it, rather than calling the file malformed.
+CSV_FIELD_LIMIT = 2 ** 31 - 1
 
 # One story of a file: its row number (the header is row 1), the line that row starts on,
 # its id, its four sentences, its two endings and its label (AnswerRightEnding - 1, or None
@@ -112,20 +117,34 @@ def _read_text(path):
     return text[1:] if text.startswith('\ufeff') else text
 
 
+@contextlib.contextmanager
+def _long_csv_fields():
+    """Within the block, csv reads fields of any length (up to CSV_FIELD_LIMIT)."""
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _csv_rows(path, text):
     """Take a file's path and text; return its CSV rows as (row number, first line, fields)
-    triples, the header being row 1. Raises DataError for malformed CSV (unbalanced quotes)."""
+    triples, the header being row 1, blank lines at the end of the file left out. Raises
+    DataError for malformed CSV (unbalanced quotes)."""
     reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     rows, line = [], 1
     try:
-        for fields in reader:
-            rows.append((len(rows) + 1, line, fields))
-            line = reader.line_num + 1
+        with _long_csv_fields():
+            for fields in reader:
+                rows.append((len(rows) + 1, line, fields))
+                line = reader.line_num + 1
     except csv.Error as err:
         start = io.StringIO(text, newline='').readlines()[line - 1]
         raise DataError(f"ROCStories file {path} is malformed CSV: row {len(rows) + 1}, starting at line {line} "
                         f"({_excerpt(start.rstrip())}): {err}; expected comma-separated fields with balanced double "
                         f"quotes") from None
+    while rows and not rows[-1][2]:
+        rows.pop()
     return rows
 
 
@@ -249,6 +268,10 @@ def rocstories(data_dir, n_train=1497, n_valid=374):
     # One call over the parallel lists, as the original did, so every story keeps its endings and label.
     trX1, vaX1, trX2, vaX2, trX3, vaX3, trY, vaY = train_test_split(
         stories, endings1, endings2, labels, train_size=n_train, test_size=n_valid, random_state=SEED)
+    if n_train + n_valid < len(stories):
+        warnings.warn(f"ROCStories file {os.path.join(data_dir, VAL_FILE)} holds {len(stories)} stories; the split "
+                      f"uses {n_train + n_valid} ({n_train} train + {n_valid} valid): the last "
+                      f"{len(stories) - n_train - n_valid} of the shuffled order are left out", DataWarning)
     trY = np.asarray(trY, dtype=np.int32)
     vaY = np.asarray(vaY, dtype=np.int32)
     return (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)
@@ -376,9 +399,10 @@ def _csv_fields(path, what, verbose=False):
     reader = csv.reader((text for _, text in _lines(path, what, verbose)), strict=True)
     line = 1
     try:
-        for fields in reader:
-            start, line = line, reader.line_num + 1
-            yield start, fields
+        with _long_csv_fields():
+            for fields in reader:
+                start, line = line, reader.line_num + 1
+                yield start, fields
     except csv.Error as err:
         raise DataError(f"{what} file {path} is malformed CSV at line {line}: {err}; expected comma-separated "
                         f"fields with balanced double quotes") from None
