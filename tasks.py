@@ -549,13 +549,20 @@ def write_submission(task, predictions, submission_dir, split='test', ids=None):
     `index\\tprediction`, then `id\\tprediction` per example, the id from `ids` (GLUE's
     index column) or the example's position. A prediction is a class index (written as the
     class name where GLUE expects label strings: MNLI, QNLI, RTE; as an integer for the
-    binary tasks and ROCStories), or a score (STS-B: a float). Returns the path."""
+    binary tasks and ROCStories), or a score (STS-B: a float). Raises InputError, writing
+    nothing, for an id or prediction holding a tab or a line break (the file is not quoted).
+    Returns the path."""
     predictions = list(predictions)
     ids = list(range(len(predictions))) if ids is None else list(ids)
     if len(ids) != len(predictions):
         raise InputError(f"{task.title}: {len(predictions)} predictions for {len(ids)} ids: expected one per example")
     path = submission_path(task, submission_dir, split)
-    lines = ['index\tprediction\n'] + [f'{i}\t{_prediction_text(task, p)}\n' for i, p in zip(ids, predictions)]
+    cells = [(str(i), _prediction_text(task, p)) for i, p in zip(ids, predictions)]
+    broken = next((cell for row in cells for cell in row if any(c in cell for c in '\t\n\r')), None)
+    if broken is not None:
+        raise InputError(f"{task.title}: the submission cell {broken!r} holds a tab or line break: expected one "
+                         f"line per example, tab-separated (ids and class names without either)")
+    lines = ['index\tprediction\n'] + [f'{i}\t{p}\n' for i, p in cells]
 
     def write(tmp):
         with open(tmp, 'w', encoding='utf-8', newline='\n') as f:

@@ -428,6 +428,17 @@ def test_submission_bad_inputs_write_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_submission_cells_with_a_tab_or_line_break_are_refused(tmp_path):
+    with pytest.raises(InputError) as err:
+        tasks.write_submission(tasks.TASKS['cola'], [0, 1], str(tmp_path), ids=['a', 'b\nc'])
+    assert "'b\\nc'" in str(err.value) and 'tab or line break' in str(err.value), str(err.value)
+    task = tasks.custom_task('classification', classes=['neg', 'very\tgood'])
+    with pytest.raises(InputError) as err:
+        tasks.write_submission(task, [0, 1], str(tmp_path))
+    assert "'very\\tgood'" in str(err.value), str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_encode_fields_keeps_the_split_layout(tmp_path):
     enc = CountingEncoder()
     texts = (['ab', 'c'], [['x', 'yz'], ['', 'w']])  # (contexts, choices)
