@@ -3,6 +3,7 @@ finetune-transformer-lm, and the paper's other tasks (GLUE, SNLI, SciTail, RACE)
 user's own files, each read from its release layout into `Split`s (see `READERS`)."""
 import codecs
 import collections
+import contextlib
 import csv
 import dataclasses
 import io
@@ -25,6 +26,12 @@ HEADER = ['InputStoryid', 'InputSentence1', 'InputSentence2', 'InputSentence3', 
 LABEL = HEADER[-1]
 # The original's seed: with it the train/valid split is the one the paper's runs used.
 SEED = 3535999445
+
+# Python's csv refuses a field over 131,072 characters; a long field is read whole so that
+# the length checks downstream (--n_ctx) name it, rather than calling the file malformed.
+CSV_FIELD_LIMIT = 2 ** 31 - 1
+# Characters an id or class name may not hold: the submission file is a TSV, unquoted as GLUE's are.
+TSV_BREAKERS = '\t\n\r'
 
 # One story of a file: its row number (the header is row 1), the line that row starts on,
 # its id, its four sentences, its two endings and its label (AnswerRightEnding - 1, or None
@@ -112,20 +119,34 @@ def _read_text(path):
     return text[1:] if text.startswith('\ufeff') else text
 
 
+@contextlib.contextmanager
+def _long_csv_fields():
+    """Within the block, csv reads fields of any length (up to CSV_FIELD_LIMIT)."""
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        yield
+    finally:
+        csv.field_size_limit(previous)
+
+
 def _csv_rows(path, text):
     """Take a file's path and text; return its CSV rows as (row number, first line, fields)
-    triples, the header being row 1. Raises DataError for malformed CSV (unbalanced quotes)."""
+    triples, the header being row 1, blank lines at the end of the file left out. Raises
+    DataError for malformed CSV (unbalanced quotes)."""
     reader = csv.reader(io.StringIO(text, newline=''), strict=True)
     rows, line = [], 1
     try:
-        for fields in reader:
-            rows.append((len(rows) + 1, line, fields))
-            line = reader.line_num + 1
+        with _long_csv_fields():
+            for fields in reader:
+                rows.append((len(rows) + 1, line, fields))
+                line = reader.line_num + 1
     except csv.Error as err:
         start = io.StringIO(text, newline='').readlines()[line - 1]
         raise DataError(f"ROCStories file {path} is malformed CSV: row {len(rows) + 1}, starting at line {line} "
                         f"({_excerpt(start.rstrip())}): {err}; expected comma-separated fields with balanced double "
                         f"quotes") from None
+    while rows and not rows[-1][2]:
+        rows.pop()
     return rows
 
 
@@ -249,6 +270,10 @@ def rocstories(data_dir, n_train=1497, n_valid=374):
     # One call over the parallel lists, as the original did, so every story keeps its endings and label.
     trX1, vaX1, trX2, vaX2, trX3, vaX3, trY, vaY = train_test_split(
         stories, endings1, endings2, labels, train_size=n_train, test_size=n_valid, random_state=SEED)
+    if n_train + n_valid < len(stories):
+        warnings.warn(f"ROCStories file {os.path.join(data_dir, VAL_FILE)} holds {len(stories)} stories; the split "
+                      f"uses {n_train + n_valid} ({n_train} train + {n_valid} valid): the last "
+                      f"{len(stories) - n_train - n_valid} of the shuffled order are left out", DataWarning)
     trY = np.asarray(trY, dtype=np.int32)
     vaY = np.asarray(vaY, dtype=np.int32)
     return (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)
@@ -323,11 +348,16 @@ def _named_rows(path, what, rows, names, kind, ragged=False):
     column names of a file without a header row (None: the first row is the header), the kind
     of separator (for messages) and whether the count of annotator label columns may vary (see
     _annotator_columns); yield (line number, {column: field}) per row after the header, blank
-    rows skipped. Raises DataError for a row whose field count differs from the header's."""
+    rows skipped. Raises DataError for a column name the header holds twice and for a row whose
+    field count differs from the header's."""
     header = names
     for number, fields in rows:
         if header is None:
             header = fields
+            twice = [name for i, name in enumerate(header) if name in header[:i]]
+            if twice:
+                raise DataError(f"{what} file {path}: line {number} names column {twice[0]!r} twice: expected "
+                                f"distinct column names")
             continue
         if fields in ([], ['']):
             continue
@@ -376,9 +406,10 @@ def _csv_fields(path, what, verbose=False):
     reader = csv.reader((text for _, text in _lines(path, what, verbose)), strict=True)
     line = 1
     try:
-        for fields in reader:
-            start, line = line, reader.line_num + 1
-            yield start, fields
+        with _long_csv_fields():
+            for fields in reader:
+                start, line = line, reader.line_num + 1
+                yield start, fields
     except csv.Error as err:
         raise DataError(f"{what} file {path} is malformed CSV at line {line}: {err}; expected comma-separated "
                         f"fields with balanced double quotes") from None
@@ -387,10 +418,12 @@ def _csv_fields(path, what, verbose=False):
 @dataclasses.dataclass(frozen=True)
 class _Columns:
     """Where a file's fields are: the text columns in the task's order, the label column, and the id
-    column (where a file lacks it, an example's id is its row number among the data rows, from 0)."""
+    column (where a file lacks it, an example's id is its row number among the data rows, from 0,
+    unless need_id: then a file without it is refused)."""
     texts: tuple
     label: str
     id: str = None
+    need_id: bool = False
 
 
 def _plain_texts(columns, values):
@@ -400,6 +433,16 @@ def _plain_texts(columns, values):
         if not isinstance(value, str):
             raise ValueError(f"{name} is {_shown(value)}, expected text")
     return tuple(values)
+
+
+def _one_line_id(path, what, line, value):
+    """Take where an example's id is and the id as written; return it as a str. Raises DataError
+    for an id holding a tab or a line break: it would break the submission file (a TSV, unquoted)."""
+    text = str(value)
+    if any(c in text for c in TSV_BREAKERS):
+        raise DataError(f"{what} file {path}: line {line} has the id {text!r}: expected no tab or line break (the "
+                        f"submission file is tab-separated, one line per example)")
+    return text
 
 
 def _read_split(path, what, rows, columns, parse, need_label, unpack=_plain_texts):
@@ -416,7 +459,7 @@ def _read_split(path, what, rows, columns, parse, need_label, unpack=_plain_text
     texts, labels, ids, needed, dropped = None, [], [], None, 0
     for index, (line, row) in enumerate(rows):
         if needed is None:
-            has_label, has_id = need_label or columns.label in row, columns.id in row
+            has_label, has_id = need_label or columns.label in row, columns.need_id or columns.id in row
             needed = columns.texts + (columns.label,) * has_label + (columns.id,) * has_id
         missing = [name for name in needed if name not in row]
         if missing:
@@ -439,7 +482,7 @@ def _read_split(path, what, rows, columns, parse, need_label, unpack=_plain_text
         texts = texts or tuple([] for _ in fields)
         for values, field in zip(texts, fields):
             values.append(field)
-        ids.append(str(row[columns.id]) if has_id else str(index))
+        ids.append(_one_line_id(path, what, line, row[columns.id]) if has_id else str(index))
     if not ids:
         left_out = f' ({dropped} left out without a label)' if dropped else ''
         raise DataError(f"{what} file {path} holds no examples{left_out}; expected one example per row")
@@ -848,6 +891,9 @@ def _class_label(value):
         return str(value)
     if not isinstance(value, str) or not value:
         raise ValueError("expected a class name (non-empty text)")
+    if any(c in value for c in TSV_BREAKERS):
+        raise ValueError("expected a class name without a tab or line break (predictions are written one per line "
+                         "in a tab-separated submission file)")
     return value
 
 
@@ -938,6 +984,14 @@ def _check_custom_args(task_type, files, text_columns):
     return columns
 
 
+def _check_classes(path, labels):
+    """Take the training file's path and labels; raise DataError unless they hold two classes or more."""
+    names = class_names(labels)
+    if len(names) < 2:
+        raise DataError(f"custom file {path}: every label is {names[0]!r}: expected at least two classes to "
+                        f"learn from")
+
+
 def read_custom(task_type, train_file, valid_file=None, test_file=None, text_columns=None, label_column='label',
                 id_column=None, classes=None, verbose=False):
     """Read the user's own data (--dataset custom).
@@ -951,11 +1005,14 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
     names (str) for classification, entailment and similarity, float scores for regression,
     answer indices for multiple choice; the test file's labels are read when it has the column.
     Raises InputError / MissingFileError for bad arguments (before reading anything) and
-    DataError naming file, line and value for a missing column, a label outside the classes,
-    a non-numeric score, a wrong number of answers or an empty file.
+    DataError naming file, line and value for a missing column (the id column too, when named),
+    a column named twice, a label outside the classes, a training file with one class, an id
+    or class name holding a tab or line break, a non-numeric score, a wrong number of answers
+    or an empty file.
     """
     files = {'train_file': train_file, 'valid_file': valid_file, 'test_file': test_file}
-    columns = _Columns(_check_custom_args(task_type, files, text_columns), label_column, id_column)
+    columns = _Columns(_check_custom_args(task_type, files, text_columns), label_column, id_column,
+                       need_id=id_column is not None)
     if task_type == 'multiple_choice':
         choices = _Choices()
         parse, unpack = choices.label, choices.unpack
@@ -970,6 +1027,7 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
         splits[split], _ = _read_split(path, 'custom', _custom_rows(path, verbose), columns, parse,
                                        need_label=split != 'test', unpack=unpack)
         if split == 'train' and parse is _class_label:
+            _check_classes(path, splits['train'].labels)
             # Validation and test labels must be classes of the training file.
             parse = _known_class(class_names(splits['train'].labels))
     return splits

@@ -7,9 +7,10 @@
 Input (`--data`): text files (each one document), folders of them (*.txt, *.jsonl) and
 JSONL files (one document per line, its `text` field), encoded once into a token store
 (token_store.py) in `--cache_dir`. Whole documents go to the validation split, a
-`--valid_fraction` of them (with a single document, its last fraction of tokens). A
-file that is not UTF-8 is skipped and counted (the log names each one); `--strict`
-refuses it instead.
+`--valid_fraction` of them (with a single document, its last fraction of tokens),
+topped up to one window where that is less (README, "Pre-training"). A file that is
+not UTF-8 or not a regular file is skipped and counted (the log names each one);
+`--strict` refuses one that is not UTF-8 instead.
 
 `--arch gpt1` (the default) is the paper's post-LayerNorm block; `--arch gpt2` builds
 GPT-2's pre-LayerNorm layout (model_pytorch.py) and writes a Hugging Face `gpt2` folder.
@@ -291,10 +292,13 @@ def separator_id(tokenizer):
 
 def load_corpus(args, tokenizer, verbose=True):
     """Encode (or reuse) the corpus of --data. Returns the token store dict ('train',
-    'valid' or None, 'meta'). Raises DataError when a split is shorter than one window,
-    saying how many tokens there are and how many are needed."""
+    'valid' or None, 'meta'); a validation split the --valid_fraction draw leaves shorter than
+    one window is topped up to one where the corpus has the text (token_store._top_up_valid).
+    Raises DataError when a split is shorter than one window, saying how many tokens there
+    are and how many are needed."""
     store = build_token_store(args.data, tokenizer, args.cache_dir, valid_fraction=args.valid_fraction,
-                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict)
+                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict,
+                              min_valid_tokens=args.n_ctx)
     meta, need = store['meta'], args.n_ctx
     total = meta['n_train_tokens'] + meta['n_valid_tokens']
     if total < need:
@@ -550,9 +554,9 @@ def resume_flags(args, store, n_vocab, world_size=1):
 
 
 def run_warnings(args, store, t_total):
-    """One-line warnings for the log: each input file skipped as not UTF-8, and a warm-up
-    as long as the run (the learning rate would never anneal)."""
-    warnings = [f"skipped, not UTF-8: {message}" for message in store['meta'].get('skipped', [])]
+    """One-line warnings for the log: each input file skipped (not UTF-8, not a regular file),
+    and a warm-up as long as the run (the learning rate would never anneal)."""
+    warnings = [f"skipped: {message}" for message in store['meta'].get('skipped', [])]
     warnings += electra.objective_warnings(args)
     if args.warmup_updates >= t_total:
         warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "

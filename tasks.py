@@ -19,13 +19,14 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 import zipfile
 
 import numpy as np
 
 from checkpoint import atomic_write
 from datasets import LABELS, TASK_TYPES
-from errors import DataError, InputError
+from errors import DataError, DataWarning, InputError
 from model_pytorch import N_CTX_MAX
 
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')
@@ -411,7 +412,7 @@ def _refuse(task, fields_by_split, n_ctx, n_truncated):
 
 # ------------------------------------------------------------------ the encoding cache
 
-CACHE_FORMAT = 1  # bump when the file layout or the text pipeline's code changes
+CACHE_FORMAT = 2  # bump when the file layout or the text pipeline's code changes
 
 
 def encoder_fingerprint(text_encoder):
@@ -442,15 +443,40 @@ def cache_path(texts, text_encoder, cache_dir):
     return os.path.join(cache_dir, f'encoded-{key[:32]}.npz')
 
 
-def _load_cached(path, n):
-    """The id lists stored at path, or None when the file is missing or unreadable (a
-    damaged cache entry is rebuilt, never trusted)."""
+def _content_digest(ids, offsets):
+    """A hex digest of a cache entry's arrays, stored with them: a file damaged after it was
+    written (ids changed in place, a bad copy) no longer matches it."""
+    h = hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+    h.update(np.ascontiguousarray(offsets, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def _cache_damage(ids, offsets, digest, n, n_vocab):
+    """What is wrong with a cache entry's arrays (ids, offsets, stored digest) for `n` texts
+    and a vocabulary of `n_vocab` ids, or None when nothing is."""
+    if len(offsets) != n + 1 or offsets[0] != 0 or offsets[-1] != len(ids) or np.any(np.diff(offsets) < 0):
+        return f"its offsets do not describe {n} texts"
+    if digest != _content_digest(ids, offsets):
+        return "its content does not match the digest stored with it"
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_vocab):
+        return f"it holds ids outside the vocabulary's {n_vocab}"
+    return None
+
+
+def _load_cached(path, n, n_vocab):
+    """The id lists stored at path, or None when the file is missing or damaged (unreadable,
+    content other than its stored digest, ids outside the vocabulary): a damaged entry is
+    rebuilt with a DataWarning, never trusted."""
+    if not os.path.exists(path):
+        return None
     try:
         with np.load(path) as f:
-            ids, offsets = f['ids'], f['offsets']
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
-    if len(offsets) != n + 1 or offsets[-1] != len(ids):
+            ids, offsets, digest = f['ids'], f['offsets'], str(f['digest'])
+        damage = _cache_damage(ids, offsets, digest, n, n_vocab)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        damage = f"it cannot be read ({type(err).__name__})"
+    if damage is not None:
+        warnings.warn(f"encoding cache {path} is damaged ({damage}): rebuilt", DataWarning)
         return None
     flat = ids.tolist()
     bounds = offsets.tolist()
@@ -464,7 +490,7 @@ def encode_cached(texts, text_encoder, cache_dir, verbose=True):
     ids, equal to what encode returns. verbose: the encoder's tqdm bar on a miss."""
     texts = list(texts)
     path = cache_path(texts, text_encoder, cache_dir)
-    cached = _load_cached(path, len(texts))
+    cached = _load_cached(path, len(texts), len(text_encoder.encoder))
     if cached is not None:
         return cached
     if verbose:
@@ -475,7 +501,7 @@ def encode_cached(texts, text_encoder, cache_dir, verbose=True):
 
     def write(tmp):
         with open(tmp, 'wb') as f:
-            np.savez(f, ids=ids, offsets=offsets)
+            np.savez(f, ids=ids, offsets=offsets, digest=np.array(_content_digest(ids, offsets)))
     atomic_write(path, write)
     return encoded
 
@@ -523,13 +549,20 @@ def write_submission(task, predictions, submission_dir, split='test', ids=None):
     `index\\tprediction`, then `id\\tprediction` per example, the id from `ids` (GLUE's
     index column) or the example's position. A prediction is a class index (written as the
     class name where GLUE expects label strings: MNLI, QNLI, RTE; as an integer for the
-    binary tasks and ROCStories), or a score (STS-B: a float). Returns the path."""
+    binary tasks and ROCStories), or a score (STS-B: a float). Raises InputError, writing
+    nothing, for an id or prediction holding a tab or a line break (the file is not quoted).
+    Returns the path."""
     predictions = list(predictions)
     ids = list(range(len(predictions))) if ids is None else list(ids)
     if len(ids) != len(predictions):
         raise InputError(f"{task.title}: {len(predictions)} predictions for {len(ids)} ids: expected one per example")
     path = submission_path(task, submission_dir, split)
-    lines = ['index\tprediction\n'] + [f'{i}\t{_prediction_text(task, p)}\n' for i, p in zip(ids, predictions)]
+    cells = [(str(i), _prediction_text(task, p)) for i, p in zip(ids, predictions)]
+    broken = next((cell for row in cells for cell in row if any(c in cell for c in '\t\n\r')), None)
+    if broken is not None:
+        raise InputError(f"{task.title}: the submission cell {broken!r} holds a tab or line break: expected one "
+                         f"line per example, tab-separated (ids and class names without either)")
+    lines = ['index\tprediction\n'] + [f'{i}\t{p}\n' for i, p in cells]
 
     def write(tmp):
         with open(tmp, 'w', encoding='utf-8', newline='\n') as f:

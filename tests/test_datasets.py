@@ -366,3 +366,31 @@ def test_split_sizes_errors(real_dir):
     _message(InputError, lambda: datasets.rocstories(real_dir, n_train=5, n_valid=0), 'n_valid=0')
     _message(DataError, lambda: datasets.rocstories(real_dir, n_train=8, n_valid=3),
              f'n_train=8 and n_valid=3 must be positive and sum to at most the {N_VAL} stories of', VAL)
+
+
+def test_stories_the_split_leaves_out_warn(real_dir, real_lines):
+    messages = _data_warnings(lambda: datasets.rocstories(real_dir, n_train=N_VAL - 5, n_valid=3))
+    assert messages == [f"ROCStories file {real_dir / VAL} holds {N_VAL} stories; the split uses {N_VAL - 2} "
+                        f"({N_VAL - 5} train + 3 valid): the last 2 of the shuffled order are left out"]
+    assert _data_warnings(lambda: _load(real_dir)) == []
+
+
+def test_trailing_blank_lines_are_accepted(real_dir, real_lines):
+    expected = _load(real_dir)
+    (real_dir / VAL).write_bytes(''.join(real_lines[VAL] + ['\r\n', '\n']).encode('utf-8'))
+    (real_dir / TEST).write_bytes(''.join(real_lines[TEST] + ['\n']).encode('utf-8'))
+    assert repr(_load(real_dir)) == repr(expected)
+    lines = list(real_lines[VAL])
+    lines.insert(3, '\n')
+    (real_dir / VAL).write_bytes(''.join(lines).encode('utf-8'))
+    _message(DataError, lambda: _load(real_dir), 'row 4 has 0 fields')
+
+
+def test_a_field_over_the_csv_module_limit_is_read_whole(real_dir, real_lines):
+    rows = _rows(real_lines[VAL])
+    long_sentence = 'word ' * 40000
+    rows[2][1] = long_sentence
+    _write_csv(real_dir, VAL, rows, header=None)
+    (trX1, _, _, _), (vaX1, _, _, _), _ = _load(real_dir)
+    assert sum(story.startswith(long_sentence) for story in trX1 + vaX1) == 1
+    assert csv.field_size_limit() == 131072

@@ -340,16 +340,27 @@ def test_bad_corpora_are_one_line_errors(tmp_path, capsys):
     line = one_line_error(capsys, argv(tmp_path, 'x', empty / 'blank.txt'))
     assert 'the corpus is 13 tokens, fewer than one window of --n_ctx 32: expected at least 32 tokens' in line
     data = write_corpus(tmp_path / 'corpus', n_docs=1, n_lines=8)  # one document: valid is its last 30%
-    n_valid = int(len((data / '0.txt').read_text()) * 0.3)
-    assert 32 <= n_valid < 128
-    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--n_ctx', '128'))
-    assert f'the validation split is {n_valid} tokens, fewer than one window of --n_ctx 128' in line
+    n_tokens = len((data / '0.txt').read_text())
+    n_valid, n_ctx = int(n_tokens * 0.3), int(n_tokens * 0.6)  # too short for a window in each split
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--n_ctx', str(n_ctx)))
+    assert f'the validation split is {n_valid} tokens, fewer than one window of --n_ctx {n_ctx}' in line
     many = tmp_path / 'many'
     many.mkdir()
     (many / 'chars.txt').write_text(''.join(chr(i) for i in range(0x10000, 0x10000 + 70000)), encoding='utf-8')
     assert f'--data {many}: the corpus has 70001 distinct characters: a character vocabulary holds at most 65536' in (
         one_line_error(
             capsys, argv(tmp_path, 'x', many, '--max_updates', '1')))  # 70000 and the newline
+
+
+def test_a_few_dozen_small_files_get_a_validation_split_with_the_default_flags(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=36, n_lines=6)
+    args = pretrain.parse_args(['--data', str(data), '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH),
+                                '--cache_dir', str(tmp_path / 'cache')])
+    store = pretrain.load_corpus(args, pretrain.build_tokenizer(args), verbose=False)
+    meta = store['meta']
+    assert args.valid_fraction == 0.01 and meta['n_docs'] == 36
+    assert meta['n_valid_tokens'] >= args.n_ctx and meta['n_train_tokens'] >= args.n_ctx
+    assert len(store['valid']) + len(store['train']) == meta['n_valid_tokens'] + meta['n_train_tokens']
 
 
 def test_non_utf8_files_are_skipped_with_a_count_or_refused_with_strict(tmp_path, capsys):

@@ -671,3 +671,55 @@ def test_custom_csv_as_a_spreadsheet_saves_it(tmp_path):
     with pytest.raises(DataError) as err:
         datasets.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'line 4 has 1 comma-separated fields, expected 2 (text, label)' in one_line(err)
+
+
+def test_custom_classification_needs_two_classes(tmp_path):
+    train = write_csv(tmp_path / 'train.csv', ['text', 'label'], [('good', 'pos'), ('great', 'pos'), ('fine', 'pos')])
+    for task_type in ('classification', 'entailment'):
+        columns = ['text'] if task_type == 'classification' else ['text', 'text']
+        with pytest.raises(DataError) as err:
+            datasets.read_custom(task_type, train, text_columns=columns)
+        message = one_line(err)
+        assert 'train.csv' in message and "'pos'" in message and 'two' in message, message
+    write_csv(tmp_path / 'train.csv', ['text', 'label'], [('good', 'pos'), ('bad', 'neg')])
+    assert datasets.read_custom('classification', train)['train'].labels == ['pos', 'neg']
+
+
+def test_custom_id_column_must_exist(tmp_path):
+    train = write_csv(tmp_path / 'train.csv', ['text', 'label'], [('good', 'pos'), ('bad', 'neg')])
+    test = write_csv(tmp_path / 'test.csv', ['text', 'key'], [('what', 'x1')])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', train, test_file=test, id_column='ident')
+    message = one_line(err)
+    assert 'train.csv' in message and "'ident'" in message, message
+    write_csv(tmp_path / 'train.csv', ['text', 'label', 'ident'], [('good', 'pos', 'a'), ('bad', 'neg', 'b')])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', train, test_file=test, id_column='ident')
+    assert 'test.csv' in one_line(err) and "'ident'" in one_line(err)
+    write_csv(tmp_path / 'test.csv', ['text', 'ident'], [('what', 'x1')])
+    assert datasets.read_custom('classification', train, test_file=test, id_column='ident')['test'].ids == ['x1']
+
+
+@pytest.mark.parametrize('suffix', ['.csv', '.tsv'])
+def test_custom_duplicate_column_names_are_refused(tmp_path, suffix):
+    path = tmp_path / f'train{suffix}'
+    sep = ',' if suffix == '.csv' else '\t'
+    write_lines(path, [sep.join(['text', 'label', 'text']), sep.join(['good', 'pos', 'other']),
+                       sep.join(['bad', 'neg', 'more'])])
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', str(path))
+    message = one_line(err)
+    assert path.name in message and "'text'" in message and 'twice' in message, message
+
+
+@pytest.mark.parametrize('where', ['id', 'label'])
+@pytest.mark.parametrize('bad', ['a\tb', 'a\nb', 'a\rb'])
+def test_custom_ids_and_labels_with_tabs_or_line_breaks_are_refused(tmp_path, where, bad):
+    rows = [{'text': 'good', 'label': 'pos', 'key': 'k1'}, {'text': 'bad', 'label': 'neg', 'key': 'k2'}]
+    rows[1]['key' if where == 'id' else 'label'] = bad
+    train = write_jsonl(tmp_path / 'train.jsonl', rows)
+    with pytest.raises(DataError) as err:
+        datasets.read_custom('classification', train, id_column='key')
+    message = one_line(err)
+    assert 'train.jsonl' in message and 'line 2' in message and repr(bad) in message, message
+    assert 'tab' in message and 'line break' in message, message

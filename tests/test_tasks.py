@@ -2,13 +2,14 @@
 position), truncation, the encoding cache and the submission files."""
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 import pytest
 
 import tasks
 import train
-from errors import DataError, InputError
+from errors import DataError, DataWarning, InputError
 
 # A tiny vocabulary of 10 tokens, then the three special tokens, then positions.
 SP = tasks.Specials(start=10, delimiter=11, classify=12, n_vocab=10, n_special=3)
@@ -283,6 +284,9 @@ class CountingEncoder:
 
     def __init__(self, vocab=('a', 'b')):
         self.encoder = {s: i for i, s in enumerate(vocab)}
+        # Fillers up to the largest id encode gives here (ord of the tests' characters): cached ids are checked
+        # against the vocabulary's size.
+        self.encoder.update({f'<{i}>': i for i in range(len(vocab), 9000)})
         self.bpe_ranks = {('a', 'b'): 0}
         self.calls = 0
 
@@ -335,6 +339,34 @@ def test_cache_write_is_atomic_and_a_damaged_file_is_rebuilt(tmp_path, monkeypat
         f.write(b'PK\x03\x04 junk')
     assert tasks.encode_cached(['ab'], enc, str(tmp_path), verbose=False) == [[97, 98]] and enc.calls == 2
     assert tasks.encode_cached(['ab'], enc, str(tmp_path), verbose=False) == [[97, 98]] and enc.calls == 2
+
+
+def _rewrite_cache(path, **changes):
+    """Rewrite the cache file at path with some of its arrays replaced (its stored digest kept)."""
+    with np.load(path) as f:
+        arrays = {name: f[name] for name in f.files}
+    arrays.update(changes)
+    with open(path, 'wb') as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize('damage', ['beyond the vocabulary', 'plausible ids'])
+def test_a_cache_file_whose_content_is_damaged_is_rebuilt_with_a_warning(tmp_path, damage):
+    enc = CountingEncoder()
+    texts = ['ab', 'ba']
+    assert tasks.encode_cached(texts, enc, str(tmp_path), verbose=False) == [[97, 98], [98, 97]]
+    path = tasks.cache_path(texts, enc, str(tmp_path))
+    wrong = np.array([97, 98, 98, 65535 if damage == 'beyond the vocabulary' else 96], dtype=np.int32)
+    _rewrite_cache(path, ids=wrong)
+    with pytest.warns(DataWarning) as caught:
+        assert tasks.encode_cached(texts, enc, str(tmp_path), verbose=False) == [[97, 98], [98, 97]]
+    assert enc.calls == 2 and len(caught) == 1
+    message = str(caught[0].message)
+    assert path in message and 'rebuilt' in message and '\n' not in message, message
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert tasks.encode_cached(texts, enc, str(tmp_path), verbose=False) == [[97, 98], [98, 97]]
+    assert enc.calls == 2
 
 
 def test_cache_of_the_real_encoder_equals_encode(tmp_path, encoder_path, bpe_path, capsys):
@@ -393,6 +425,17 @@ def test_submission_bad_inputs_write_nothing(tmp_path):
         tasks.write_submission(tasks.TASKS['sst2'], [0], str(tmp_path), split='test_mismatched')
     with pytest.raises(InputError, match=r"CoLA: 2 predictions for 1 ids"):
         tasks.write_submission(tasks.TASKS['cola'], [0, 1], str(tmp_path), ids=[0])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_submission_cells_with_a_tab_or_line_break_are_refused(tmp_path):
+    with pytest.raises(InputError) as err:
+        tasks.write_submission(tasks.TASKS['cola'], [0, 1], str(tmp_path), ids=['a', 'b\nc'])
+    assert "'b\\nc'" in str(err.value) and 'tab or line break' in str(err.value), str(err.value)
+    task = tasks.custom_task('classification', classes=['neg', 'very\tgood'])
+    with pytest.raises(InputError) as err:
+        tasks.write_submission(task, [0, 1], str(tmp_path))
+    assert "'very\\tgood'" in str(err.value), str(err.value)
     assert list(tmp_path.iterdir()) == []
 
 

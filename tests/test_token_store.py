@@ -1,5 +1,6 @@
 """token_store.py: the corpus encoded once into uint16 memory maps, read back as windows."""
 import os
+import signal
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 import token_store
-from errors import DataError, InputError, MissingFileError
+from errors import DataError, DataWarning, InputError, MissingFileError
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from token_store import BPETokenizer, CharTokenizer, build_token_store, open_token_store
 
@@ -211,3 +212,164 @@ def test_a_character_outside_the_vocabulary_names_its_file(tmp_path, corpus):
     with pytest.raises(InputError, match=r"1\.txt: character 'S' \(U\+0053\) is not in the character vocabulary"):
         build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, workers=1)
     assert os.listdir(tmp_path / 'cache') == []
+
+
+def _digests(folder):
+    """{relative path: sha256} of every file under folder."""
+    return {os.path.relpath(os.path.join(root, f), folder): token_store.file_digest(os.path.join(root, f))
+            for root, _, files in os.walk(folder) for f in files}
+
+
+@pytest.fixture
+def alarm():
+    """Fail (TimeoutError) instead of hanging when the code under test blocks."""
+    def expire(signum, frame):
+        raise TimeoutError('blocked')
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(30)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_named_pipes_are_skipped_with_a_count(tmp_path, corpus, alarm):
+    os.mkfifo(corpus / '1b.txt')
+    os.mkfifo(tmp_path / 'pipe.jsonl')
+    paths = [str(corpus), str(tmp_path / 'pipe.jsonl')]
+    tok = CharTokenizer.fit(paths)
+    store = build_token_store(paths, tok, str(tmp_path / 'cache'), verbose=False, workers=1)
+    assert tok.decode(store['train'].tokens) == ''.join(DOCS) and store['meta']['n_docs'] == 3
+    skipped = store['meta']['skipped']
+    assert len(skipped) == 2 and '1b.txt: not a regular file' in skipped[0] and 'pipe.jsonl' in skipped[1]
+    again = build_token_store(paths, tok, str(tmp_path / 'cache'), verbose=False, workers=1)
+    assert again['meta']['skipped'] == skipped  # reused, still counted
+    with pytest.raises(MissingFileError, match=r'no text found \(1 not regular files left out\)'):
+        token_store.find_inputs([str(tmp_path / 'pipe.jsonl')])
+
+
+def _damage(folder, how):
+    """Damage a store's files the way a bad copy or a disk error would."""
+    train = os.path.join(folder, 'train.u16')
+    if how == 'cut':
+        os.truncate(train, 100)
+    elif how == 'odd size':
+        os.truncate(train, os.path.getsize(train) - 1)
+    elif how == 'id 65535':
+        with open(train, 'r+b') as f:
+            f.seek(6)
+            f.write(b'\xff\xff')
+    elif how == 'offsets deleted':
+        os.remove(os.path.join(folder, 'train_offsets.npy'))
+    else:
+        with open(os.path.join(folder, 'meta.json'), 'w') as f:
+            f.write('{"n_docs": 3')
+
+
+@pytest.mark.parametrize('how', ['cut', 'odd size', 'id 65535', 'offsets deleted', 'meta cut'])
+def test_a_damaged_store_is_refused_on_open_and_rebuilt_on_build(tmp_path, how):
+    folder = tmp_path / 'corpus'
+    folder.mkdir()
+    for i in range(3):
+        (folder / f'{i}.txt').write_text(f'document {i}: ' + 'some text here. ' * 50)
+    tok = CharTokenizer.fit([str(folder)])
+    cache = str(tmp_path / 'cache')
+    store = build_token_store([str(folder)], tok, cache, verbose=False, workers=1)
+    before = _digests(store['folder'])
+    del store
+    _damage(os.path.join(cache, os.listdir(cache)[0]), how)
+    path = os.path.join(cache, os.listdir(cache)[0])
+    with pytest.raises(DataError) as err:
+        open_token_store(path, tok)
+    assert '\n' not in str(err.value) and path in str(err.value), str(err.value)
+    with pytest.warns(DataWarning, match='rebuilt'):
+        again = build_token_store([str(folder)], tok, cache, verbose=False, workers=1)
+    assert _digests(again['folder']) == before and os.listdir(cache) == [os.path.basename(path)]
+    assert len(again['train']) == again['meta']['n_train_tokens']
+
+
+def test_a_killed_build_leaves_no_folder_after_the_next_build(tmp_path, corpus):
+    tok = CharTokenizer.fit([str(corpus)])
+    cache = tmp_path / 'cache'
+    done = build_token_store([str(corpus / '0.txt')], tok, str(cache), verbose=False, workers=1)['folder']
+    script = (f"import time, token_store\n"
+              f"token_store.CharTokenizer.encode = lambda self, text: print('encoding', flush=True) or "
+              f"time.sleep(600)\n"
+              f"token_store.build_token_store([{str(corpus)!r}], token_store.CharTokenizer({''.join(tok.chars)!r}), "
+              f"{str(cache)!r}, verbose=False, workers=1)\n")
+    builds, temporary = [], []
+    try:
+        for _ in range(2):  # one after the other, to know which temporary folder is whose
+            builds.append(subprocess.Popen([sys.executable, '-c', script], cwd=ROOT, stdout=subprocess.PIPE, text=True))
+            assert builds[-1].stdout.readline() == 'encoding\n'
+            temporary += [name for name in os.listdir(cache) if name.startswith('.') and name not in temporary]
+        assert len(temporary) == 2
+        old = cache / ('.' + '0' * 32 + '.older')  # an older version's leftover: no owner file
+        old.mkdir()
+        (old / '0.train.u16').write_bytes(b'\x00\x01')
+        os.utime(old / '0.train.u16', (0, 0))
+        os.utime(old, (0, 0))
+        kept = _digests(done)
+        builds[0].kill()
+        builds[0].wait()
+        live = temporary[1:]
+        live_before = _digests(cache / live[0])
+        build_token_store([str(corpus / '2.txt')], tok, str(cache), verbose=False, workers=1)
+        assert sorted(name for name in os.listdir(cache) if name.startswith('.')) == live
+        assert _digests(cache / live[0]) == live_before and _digests(done) == kept
+    finally:
+        for p in builds:
+            p.kill()
+            p.wait()
+
+
+def _small_files(folder, sizes):
+    """One text file per size (characters, a newline last), distinct texts; returns them in order."""
+    folder.mkdir()
+    texts = []
+    for i, size in enumerate(sizes):
+        head = f'file {i:03d} '
+        texts.append((head + 'abcdefgh ' * size)[:size - 1] + '\n')
+        (folder / f'{i:03d}.txt').write_text(texts[-1])
+    return texts
+
+
+def test_a_few_dozen_files_get_a_validation_split_of_whole_documents(tmp_path):
+    texts = _small_files(tmp_path / 'corpus', [100] * 40)
+    tok = CharTokenizer.fit([str(tmp_path / 'corpus')])
+    cache = str(tmp_path / 'cache')
+    drawn = build_token_store([str(tmp_path / 'corpus')], tok, cache, valid_fraction=0.01, verbose=False)
+    assert drawn['valid'] is None  # 1% of 40 documents: the hash draws none
+    store = build_token_store([str(tmp_path / 'corpus')], tok, cache, valid_fraction=0.01, min_valid_tokens=250,
+                              verbose=False)
+    assert tok.decode(store['valid'].tokens) == ''.join(texts[-3:])  # as few last documents as hold 250 tokens
+    assert tok.decode(store['train'].tokens) == ''.join(texts[:-3])
+    np.testing.assert_array_equal(store['valid'].offsets, [0, 100, 200])
+    assert (store['meta']['n_train_tokens'], store['meta']['n_valid_tokens']) == (3700, 300)
+    assert store['folder'] != drawn['folder'] and len(os.listdir(cache)) == 2
+
+
+def test_a_long_last_document_gives_its_last_tokens(tmp_path):
+    texts = _small_files(tmp_path / 'corpus', [100] * 20 + [3000])
+    tok = CharTokenizer.fit([str(tmp_path / 'corpus')])
+    store = build_token_store([str(tmp_path / 'corpus')], tok, str(tmp_path / 'cache'), valid_fraction=0.01,
+                              min_valid_tokens=250, verbose=False)
+    assert tok.decode(store['valid'].tokens) == texts[-1][-250:]  # max(1% of 5000, 250) tokens
+    assert tok.decode(store['train'].tokens) == ''.join(texts)[:-250]
+    one = build_token_store([str(tmp_path / 'corpus' / '020.txt')], tok, str(tmp_path / 'cache'),
+                            valid_fraction=0.05, min_valid_tokens=250, verbose=False)
+    assert tok.decode(one['valid'].tokens) == texts[-1][-250:]  # a single document: max(5% of 3000, 250)
+    few = build_token_store([str(tmp_path / 'corpus' / '000.txt')], tok, str(tmp_path / 'cache'),
+                            valid_fraction=0.05, min_valid_tokens=60, verbose=False)
+    assert few['valid'].tokens.size == 5  # no room for two windows: left as drawn
+
+
+def test_a_corpus_whose_draw_suffices_keeps_its_split_and_key(tmp_path):
+    _small_files(tmp_path / 'corpus', [100] * 200)
+    tok = CharTokenizer.fit([str(tmp_path / 'corpus')])
+    cache = str(tmp_path / 'cache')
+    plain = build_token_store([str(tmp_path / 'corpus')], tok, cache, valid_fraction=0.1, verbose=False)
+    before = _digests(plain['folder'])
+    store = build_token_store([str(tmp_path / 'corpus')], tok, cache, valid_fraction=0.1, min_valid_tokens=500,
+                              verbose=False)
+    assert store['folder'] == plain['folder'] and os.listdir(cache) == [os.path.basename(plain['folder'])]
+    assert _digests(store['folder']) == before and store['meta']['n_valid_tokens'] >= 500
