@@ -54,6 +54,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, CheckpointError, InputError, MissingFileError, exit_with_error, one_line
 from model_pytorch import CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, dotdict, load_pretrained, resolve_hf_folder
 from utils import ResultLogger
@@ -410,7 +411,8 @@ def parse_args(argv=None):
     parser.add_argument('--n_embd', type=int, default=None, help='checkpoint width' + sizes.format(768))
     parser.add_argument('--n_head', type=int, default=None, help='attention heads' + sizes.format(12))
     parser.add_argument('--n_layer', type=int, default=None, help='blocks' + sizes.format(12))
-    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
+    parser.add_argument('--device', default=None,
+                        help="auto, cpu, cuda or cuda:N (default: auto, cuda when available)")
     parser.add_argument('--log_path', default='log/generate.jsonl',
                         help='JSONL log, appended to: the settings, then each prompt and its continuation')
     return parser.parse_args(argv)
@@ -458,6 +460,7 @@ def _check_args(args):
             raise InputError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
     if args.n_ctx is not None and not 0 < args.n_ctx <= 512:
         raise InputError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
+    args.device = str(resolve_device(args.device or 'auto'))
     if not os.path.isdir(args.model_dir):
         what = 'is not a folder' if os.path.exists(args.model_dir) else 'does not exist'
         raise MissingFileError(f"model folder {args.model_dir!r} {what}: expected OpenAI's "

@@ -553,3 +553,22 @@ def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and f"--model_dir {folder}: " in err and "has causal false, a bidirectional" in err
     assert not (tmp_path / 'g.jsonl').exists()
+
+
+@pytest.mark.parametrize('device,cuda,match', [
+    ('foo', False, r"--device 'foo': expected auto, cpu, cuda or cuda:N"),
+    ('cuda', False, r'--device cuda: CUDA is not available on this machine'),
+    ('cuda:0', False, r'--device cuda:0: CUDA is not available'),
+])
+def test_cli_unusable_device_is_one_line(shards, device, cuda, match, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    refused(cli_args(shards, '--prompt', 'hi', '--device', device), capsys, match)
+
+
+def test_cli_device_auto_and_cpu_generate(shards, capsys, tmp_path):
+    outs = []
+    for device in ('auto', 'cpu'):
+        assert gen.main(cli_args(shards, '--prompt', 'hi', '--gen_len', '3', '--greedy', '--device', device,
+                                 '--log_path', str(tmp_path / f'{device}.jsonl'))) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and outs[0].startswith('hi\n=> ')
