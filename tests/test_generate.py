@@ -268,8 +268,7 @@ def test_callback_streams_every_step():
 @pytest.mark.parametrize('prompt,kw,match', [
     ([], {}, 'empty prompt'),
     ([[1, 2], []], {}, 'empty prompt: prompt 1'),
-    ([1] * 35, {'gen_len': 6}, 'n_ctx=40'),
-    ([1], {'gen_len': 40}, 'n_ctx=40'),
+    ([1] * 41, {}, 'a prompt of 41 tokens is more than the model.s n_ctx=40'),
     ([1], {'top_k': -1}, 'top_k=-1'),
     ([1], {'top_k': N_VOCAB + 1}, 'exceeds the vocabulary'),
     ([1], {'top_p': 0.0}, r'top_p=0.0.*\(0, 1\]'),
@@ -361,7 +360,7 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     (['--prompt', 'hi', '--topp', '0'], 'top_p=0.0'),
     (['--prompt', 'hi', '--topp', '1.01'], 'top_p=1.01'),
     (['--prompt', 'hi', '--temperature', '0'], 'temperature=0.0'),
-    (['--prompt', 'hi there friend', '--n_ctx', '8', '--gen_len', '6'], 'n_ctx=8'),
+    (['--prompt', 'hi there friend', '--n_ctx', '2'], 'a prompt of 3 tokens is more than the model.s n_ctx=2'),
     (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
@@ -572,3 +571,52 @@ def test_cli_device_auto_and_cpu_generate(shards, capsys, tmp_path):
                                  '--log_path', str(tmp_path / f'{device}.jsonl'))) == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1] and outs[0].startswith('hi\n=> ')
+
+
+def _window_recompute(m, ids):
+    """Greedy logits (N_VOCAB,) after `ids`, from a plain forward over its last N_CTX tokens at positions 0, 1, ..."""
+    ids = ids[-N_CTX:]
+    x = torch.stack((torch.tensor(ids), N_VOCAB + N_SPECIAL + torch.arange(len(ids))), -1)[None]
+    with torch.no_grad():
+        return m(x)[0, -1, :N_VOCAB]
+
+
+@pytest.mark.parametrize('use_cache', [True, False])
+def test_tokens_past_the_context_equal_a_recompute_on_the_last_n_ctx_tokens(use_cache):
+    m = build()
+    gen_len = N_CTX + 8  # every prompt runs past the context
+    batch = list(iter_generate(m, PROMPTS, gen_len, greedy=True, n_special=N_SPECIAL, use_cache=use_cache))
+    assert len(batch) == gen_len
+    for i, p in enumerate(PROMPTS):
+        ids = list(p)
+        for s in batch:
+            expected = _window_recompute(m, ids)
+            torch.testing.assert_close(s.logits[i], expected, rtol=0, atol=1e-4)
+            assert s.tokens[i] == int(expected.argmax())
+            ids.append(s.tokens[i])
+        assert len(ids) > N_CTX + len(p)
+
+
+def test_sampling_past_the_context_is_reproducible_and_matches_without_the_cache():
+    m = build()
+    kw = dict(top_k=5, seed=7, n_special=N_SPECIAL)
+    cached = generate(m, PROMPTS, N_CTX + 2, **kw)
+    assert cached == generate(m, PROMPTS, N_CTX + 2, **kw) == generate(m, PROMPTS, N_CTX + 2, use_cache=False, **kw)
+
+
+def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
+    """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of fewer positions."""
+    from model_pytorch import export_hf
+    from token_store import CharTokenizer
+    tok = CharTokenizer('The cat sat.\n')
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=24, n_head=3, n_layer=2)
+    torch.manual_seed(0)
+    model = LMModel(cfg, vocab=tok.vocab_size + 16, n_ctx=16).eval()
+    folder = tmp_path / 'mine' / 'model'
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    assert gen.main(['--model_dir', str(folder), '--prompt', 'The ', '--gen_len', '200',
+                     '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('The \n=> ')
+    assert len(json.loads((tmp_path / 'g.jsonl').read_text().splitlines()[1])['ids']) == 200
