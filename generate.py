@@ -63,7 +63,7 @@ from utils import ResultLogger
 PROG = 'generate.py'
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
-           'GenerationStep', 'build_model', 'main']
+           'GenerationStep', 'build_model', 'continuation_text', 'main']
 
 GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
 GenerationStep.__doc__ = """One decoding step of `iter_generate`.
@@ -357,6 +357,41 @@ class _CharStream:
         return ''
 
 
+def continuation_text(encoder, ids):
+    """The text of generated ids as printed and logged: TextEncoder.decode's, except that
+    newlines at either end are kept (decode strips them, so a continuation of newlines
+    would read as ''). A character vocabulary's text is exact already."""
+    if isinstance(encoder, CharTextEncoder):
+        return encoder.decode(ids)
+    from text_utils import END_OF_WORD
+    return ''.join(encoder.symbols(ids)).replace(END_OF_WORD, ' ').strip(' ')
+
+
+class _TextStream:
+    """continuation_text of GPT-1 BPE ids, one id at a time, a whole word per piece: push(id)
+    returns the text to print now, flush() the rest; the pieces join to continuation_text(ids)."""
+
+    def __init__(self, encoder):
+        self.encoder, self.ids, self.printed = encoder, [], 0
+
+    def push(self, token_id):
+        from text_utils import END_OF_WORD
+        self.ids.append(token_id)
+        if not self.encoder.symbols([token_id])[0].endswith(END_OF_WORD):
+            return ''
+        # spaces are held back: the text's last word may be the continuation's last
+        return self._take(continuation_text(self.encoder, self.ids).rstrip(' '))
+
+    def flush(self):
+        piece = self._take(continuation_text(self.encoder, self.ids))
+        self.ids, self.printed = [], 0
+        return piece
+
+    def _take(self, text):
+        piece, self.printed = text[self.printed:], len(text)
+        return piece
+
+
 def _model_folder(model_dir):
     """The folder holding the weights (a hub cache folder's snapshot), or model_dir itself."""
     try:
@@ -430,9 +465,9 @@ def parse_args(argv=None):
 
 
 def _stream_print(encoder, tokens, out):
-    """Print the continuation as it grows, whole words only (TextEncoder.stream_decoder), then a newline.
-    Returns the list of ids printed."""
-    stream = encoder.stream_decoder()
+    """Print the continuation as it grows, whole words only, then a newline; the text printed is
+    continuation_text's. Returns the list of ids printed."""
+    stream = encoder.stream_decoder() if isinstance(encoder, CharTextEncoder) else _TextStream(encoder)
     ids = []
     for t in tokens:
         ids.append(t)
@@ -451,6 +486,9 @@ def _read_prompts(stream, out):
             out.flush()
         line = stream.readline()
         if not line:
+            if interactive:  # end of input typed at the prompt: the shell's prompt goes on a line of its own
+                out.write('\n')
+                out.flush()
             return
         text = line.rstrip('\n')
         if text.strip() == 'q':
@@ -555,8 +593,9 @@ def _run_prompts(args, encoder, model, logger, stdout):
     except ValueError as err:
         exit_with_error(PROG, err)
     for text, ids in zip(args.prompt, new):
-        stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
-        logger.log(prompt=text, ids=ids, continuation=encoder.decode(ids))
+        continuation = continuation_text(encoder, ids)
+        stdout.write(f"{text}\n=> {continuation}\n")
+        logger.log(prompt=text, ids=ids, continuation=continuation)
     stdout.flush()
     return 0
 
@@ -578,7 +617,7 @@ def _run_interactive(args, encoder, model, logger, stdin, stdout):
             continue
         stdout.write('=> ')
         new = _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
-        logger.log(prompt=text, ids=new, continuation=encoder.decode(new))
+        logger.log(prompt=text, ids=new, continuation=continuation_text(encoder, new))
     return status
 
 

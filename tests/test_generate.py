@@ -620,3 +620,42 @@ def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.startswith('The \n=> ')
     assert len(json.loads((tmp_path / 'g.jsonl').read_text().splitlines()[1])['ids']) == 200
+
+
+def _newline_ids(enc, words):
+    """Ids of `words` (None: the newline symbol) for a continuation the test chooses."""
+    return [enc.encoder['\n</w>'] if w is None else enc.encoder[w + '</w>'] for w in words]
+
+
+@pytest.mark.parametrize('words,text', [
+    ([None, None, None], '\n \n \n'),
+    ([None, 'the', 'end', None], '\n the end \n'),
+    (['the', None, 'end'], 'the \n end'),
+])
+def test_newlines_at_either_end_of_a_continuation_are_printed_and_logged(shards, encoder_path, bpe_path, tmp_path,
+                                                                         capsys, monkeypatch, words, text):
+    from text_utils import TextEncoder
+    enc = TextEncoder(str(encoder_path), str(bpe_path))
+    ids = _newline_ids(enc, words)
+    assert gen.continuation_text(enc, ids) == text
+    out = Writes()
+    gen._stream_print(enc, iter(ids), out)
+    assert out.getvalue() == text + '\n'
+    monkeypatch.setattr(gen, 'generate', lambda model, prompt_ids, *a, **kw: [ids for _ in prompt_ids])
+    log = tmp_path / 'g.jsonl'
+    assert gen.main(cli_args(shards, '--prompt', 'hi', '--log_path', str(log))) == 0
+    assert capsys.readouterr().out == f"hi\n=> {text}\n"
+    assert json.loads(log.read_text().splitlines()[-1])['continuation'] == text
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_interactive_output_ends_with_a_newline_at_end_of_input(shards, capsys):
+    out = io.StringIO()
+    assert gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=Terminal('hello\n'), stdout=out) == 0
+    text = out.getvalue()
+    assert text.count('Input some beginning words: ') == 2 and text.endswith('\n')
+    assert text.splitlines()[-1] == 'Input some beginning words: '
