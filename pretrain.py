@@ -97,7 +97,8 @@ from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, chec
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
 from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
-from train import _check_writable, _previous_entries, autocast, format_settings, make_scaler, open_log
+from train import (DefaultsHelpFormatter, _check_writable, _previous_entries, autocast, format_settings, make_scaler,
+                   open_log)
 
 PROG = 'pretrain.py'
 CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
@@ -113,7 +114,8 @@ RESUME_DEFAULTS = dict(electra.OBJECTIVE_DEFAULTS, dropout_masks='bernoulli')
 # ------------------------------------------------------------------ flags
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).")
+    p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).",
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, metavar='PATH',
                    help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))

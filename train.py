@@ -75,9 +75,26 @@ BUCKET_SPAN = 50
 
 # ------------------------------------------------------------------ flags
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help shows every flag's default, except where its help already says what the default is."""
+
+    def _format_action(self, action):
+        if not action.help and action.option_strings and action.default is not argparse.SUPPRESS:
+            action = copy.copy(action)  # argparse prints no help line for a flag without help text
+            action.help = '(default: %(default)s)'
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help
+        if not action.option_strings or action.default is argparse.SUPPRESS or action.required or 'default' in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser():
     p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories, the "
-                                            "paper's other tasks or your own data.")
+                                            "paper's other tasks or your own data.",
+                                formatter_class=DefaultsHelpFormatter)
     # the earlier port's flags, same names and defaults
     p.add_argument('--desc', type=str, default=None,
                    help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ (default: the dataset)")

@@ -1,6 +1,7 @@
 """pretrain.py: tiny pre-training runs (char mode on a few KB of text, BPE on a tiny
 text with the real vocabulary), resume, the output folder in generate.py and train.py,
 and every bad input as a one-line error."""
+import argparse
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import generate
 import pretrain
 import train
 from errors import DataError, InputError
-from helpers import tf_shapes, write_tf_checkpoint
+from helpers import help_chunks, tf_shapes, write_tf_checkpoint
 from opt import warmup_cosine
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from token_store import CharTokenizer, open_token_store
@@ -582,3 +583,14 @@ def test_torchrun_two_processes_train_electra(tmp_path):
     run_dir = tmp_path / 'a' / 'save' / 'pretrain'
     assert json.load(open(run_dir / 'model' / 'config.json'))['causal'] is False
     assert (run_dir / pretrain.GENERATOR).is_file()
+
+
+def test_help_shows_every_default():
+    parser = pretrain.build_parser()
+    chunks = help_chunks(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+    assert len(flags) > 30
+    for action in flags:
+        chunk = ' '.join(chunks[action.option_strings[0]].split())
+        assert 'default' in chunk or action.required, chunk
+    assert '(default: 2.5e-04)' in chunks['--lr'] or '(default: 0.00025)' in chunks['--lr']

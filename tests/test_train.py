@@ -8,6 +8,7 @@ token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CP
 the 40k-way LM softmax at every real token costs about a second per batch whatever
 the model's width (the LM path is checked below, and in the determinism runs).
 """
+import argparse
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from safetensors import safe_open
 import train
 from checkpoint import read_checkpoint
 from errors import CheckpointError, InputError
-from helpers import tf_shapes, write_tf_checkpoint
+from helpers import help_chunks, tf_shapes, write_tf_checkpoint
 from hf_interop import export_hf
 from loss import lm_mask_from
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
@@ -676,3 +677,15 @@ def test_share_prefix_is_refused_for_a_bidirectional_model(tmp_path):
     with pytest.raises(InputError, match=r"--share_prefix: --model_dir .* holds a bidirectional model, whose context "
                                          r"depends on each choice"):
         train.build_model(train.parse_args(argv), data)
+
+
+def test_help_shows_every_default():
+    parser = train.build_parser()
+    chunks = help_chunks(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+    assert len(flags) > 40
+    for action in flags:
+        chunk = ' '.join(chunks[action.option_strings[0]].split())
+        assert 'default' in chunk, chunk
+    assert '(default: 3)' in chunks['--n_iter'] and '(default: 6.25e-05)' in chunks['--lr']
+    assert '(default: False)' in chunks['--submit'] and chunks['--desc'].count('default') == 1
