@@ -435,7 +435,8 @@ def parse_args(argv=None):
                     "With --prompt, every prompt is continued in one batch and printed; without, "
                     "prompts are read from stdin one line at a time and continued token by token "
                     "('q' or end of input quits). A prompt longer than --n_ctx tokens is refused before anything "
-                    "is generated; past --n_ctx, each token is predicted from the last --n_ctx tokens. A refused flag, file or prompt prints one line "
+                    "is generated; past --n_ctx, each token is predicted from the last --n_ctx tokens. "
+                    "A refused flag, file or prompt prints one line "
                     "'generate.py: error: ...' and exits with status 2; in interactive mode a refused line "
                     "is skipped and the exit status is 2 at the end. The log at --log_path is appended to.")
     parser.add_argument('--prompt', action='append', default=None, metavar='TEXT',

@@ -32,7 +32,8 @@ attention, L2 0.01 on weights with more than one dimension (not biases, not gain
 global gradient clipping at 1. One update consumes n_batch * n_acc * world_size windows;
 the run lasts `--n_iter` epochs, an epoch being the updates that consume as many tokens
 as the training split holds (at least one). `--max_updates` stops earlier, and the
-schedule then ends at that update (train.py's schedule spans --n_iter epochs regardless). The objective is the mean next-token cross
+schedule then ends at that update (train.py's schedule spans --n_iter epochs regardless).
+The objective is the mean next-token cross
 entropy over positions 1..n_ctx-1 of every window, over every row of the tied embedding
 (as the TF release's LM loss). Validation scores the non-overlapping windows that tile
 the validation split. `--init random` (from scratch) is the default here; `--init

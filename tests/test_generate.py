@@ -605,7 +605,8 @@ def test_sampling_past_the_context_is_reproducible_and_matches_without_the_cache
 
 
 def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
-    """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of fewer positions."""
+    """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of
+    fewer positions."""
     from model_pytorch import export_hf
     from token_store import CharTokenizer
     tok = CharTokenizer('The cat sat.\n')
