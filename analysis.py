@@ -340,26 +340,53 @@ def log_curves(log_path):
     return curves
 
 
-def plot_log(log_path, png_path=None):
-    """Draw a run's JSONL log (train.py's or pretrain.py's) to a PNG: one panel per group of
-    log_curves(log_path) (losses, validation metrics or perplexity, learning rate), each
-    field a line against n_updates, labelled with its log name. png_path defaults to the
-    log's path with .png for .jsonl (beside the log); the file is written atomically and
-    its 'Description' text names the panels and fields. Returns png_path. Raises what
-    log_curves raises."""
-    from matplotlib.figure import Figure  # not pyplot: no display, and a notebook's backend is left alone
+def _draw_panel(ax, title, panel):
+    """Draw one panel's fields, each a line with markers against n_updates, its final value in
+    the legend; plain tick labels (matplotlib's offset would read a flat curve as 1e-6+6.93e-1)."""
+    from matplotlib.ticker import ScalarFormatter
 
+    for field, (xs, ys) in panel.items():
+        label = f"{field} (final {ys[-1]:.4g})" if ys else field
+        ax.plot(xs, ys, linestyle='-', marker='o', markersize=4 if len(xs) < 30 else 2, label=label)
+    ax.set(title=title, xlabel='n_updates', ylabel=title)
+    for axis in (ax.xaxis, ax.yaxis):
+        formatter = ScalarFormatter(useOffset=False)
+        formatter.set_scientific(False)
+        axis.set_major_formatter(formatter)
+    ax.legend()
+
+
+def log_figure(log_path):
+    """A matplotlib Figure (no pyplot: no display, and a notebook's backend is left alone) of a
+    run's log: one panel per group of log_curves(log_path). Raises what log_curves raises."""
+    return _figure(log_curves(log_path), log_path)
+
+
+def _figure(curves, log_path):
+    """The Figure of log_curves' result, one panel per group, titled with the log's file name."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5 * len(curves), 4), layout='constrained')
+    FigureCanvasAgg(fig)
+    for ax, (title, panel) in zip(fig.subplots(1, len(curves), squeeze=False)[0], curves.items()):
+        _draw_panel(ax, title, panel)
+    fig.suptitle(os.path.basename(log_path))
+    return fig
+
+
+def plot_log(log_path, png_path=None):
+    """Draw a run's JSONL log (train.py's or pretrain.py's) to a PNG (log_figure): one panel per
+    group of log_curves(log_path) (losses, validation metrics or perplexity, learning rate), each
+    field a line with markers against n_updates, labelled with its log name and final value, the
+    tick labels plain numbers. png_path defaults to the log's path with .png for .jsonl (beside
+    the log); the file is written atomically and its 'Description' text names the panels and
+    fields. Returns png_path. Raises what log_curves raises."""
     from checkpoint import atomic_write
 
     curves = log_curves(log_path)
+    fig = _figure(curves, log_path)
     png_path = png_path or os.path.splitext(log_path)[0] + '.png'
-    fig = Figure(figsize=(5 * len(curves), 4), layout='constrained')
-    for ax, (title, panel) in zip(fig.subplots(1, len(curves), squeeze=False)[0], curves.items()):
-        for field, (xs, ys) in panel.items():
-            ax.plot(xs, ys, marker='o' if len(xs) < 30 else None, label=field)
-        ax.set(title=title, xlabel='n_updates', ylabel=title)
-        ax.legend()
-    fig.suptitle(os.path.basename(log_path))
-    description = '; '.join(f"{title}: {', '.join(panel)}" for title, panel in curves.items())
-    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format='png', dpi=100, metadata={'Description': description}))
+    metadata = {'Description': '; '.join(f"{title}: {', '.join(panel)}" for title, panel in curves.items())}
+    atomic_write(png_path, lambda tmp: fig.savefig(tmp, format='png', dpi=100, metadata=metadata))
     return png_path

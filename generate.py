@@ -35,9 +35,10 @@ Command line::
     python generate.py --prompt "the old house" --gen_len 40 --seed 0
     python generate.py             # interactive: one prompt per line on stdin
 
-A prompt plus `gen_len` that would not fit in the model's `n_ctx` positions
-(512 for the released weights) is refused up front with an InputError (a
-ValueError); nothing is generated.
+A prompt longer than the model's `n_ctx` positions (512 for the released
+weights) is refused up front with an InputError (a ValueError); nothing is
+generated. A continuation may run past `n_ctx`: each token is then predicted
+from the last `n_ctx` tokens (a sliding window, as minGPT and nanoGPT sample).
 
 The size flags default to the checkpoint's own sizes (the TF shards' shapes, a
 Hugging Face folder's config.json checked against its weights' shapes); a flag
@@ -56,6 +57,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
 from model_pytorch import (CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, checkpoint_sizes, dotdict, load_pretrained,
                            resolve_hf_folder)
@@ -64,7 +66,7 @@ from utils import ResultLogger
 PROG = 'generate.py'
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
-           'GenerationStep', 'build_model', 'main']
+           'GenerationStep', 'build_model', 'continuation_text', 'main']
 
 GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
 GenerationStep.__doc__ = """One decoding step of `iter_generate`.
@@ -231,22 +233,37 @@ def iter_generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.
     earlier port did (a reference for tests and benchmarks; same tokens).
 
     Arguments are checked when this is called: InputError (a ValueError) for a
-    bad setting or prompt, or if a prompt plus gen_len exceeds the model's n_ctx
-    (nothing is generated then).
+    bad setting or prompt, or for a prompt longer than the model's n_ctx (nothing
+    is generated then). Generation goes on past n_ctx: each new token is then
+    predicted from the last n_ctx tokens, at positions 0 .. n_ctx - 1.
     """
     n_vocab, n_ctx = _model_dims(model, n_special)
     check_sampling_args(gen_len, temperature, top_k, top_p, n_vocab)
     prompts, _ = _as_prompts(prompt_ids, n_vocab + n_special)
     longest = max(len(p) for p in prompts)
-    if longest + gen_len > n_ctx:
-        raise InputError(f"a prompt of {longest} tokens plus gen_len={gen_len} is {longest + gen_len} positions, "
-                         f"more than the model's n_ctx={n_ctx}: shorten the prompt or lower gen_len "
-                         f"to at most {max(n_ctx - longest, 0)}")
+    if longest > n_ctx:
+        raise InputError(f"a prompt of {longest} tokens is more than the model's n_ctx={n_ctx} positions: "
+                         f"shorten the prompt to at most {n_ctx} tokens")
     return _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed,
-                        n_vocab, n_special, use_cache)
+                        n_vocab, n_special, n_ctx, use_cache)
 
 
-def _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed, n_vocab, n_special, use_cache):
+def _window(tokens, real, pos0, width):
+    """The last `width` columns of the left-padded sequences, ready for the model.
+
+    tokens (B, W) long, real (B, W) bool (False at padding). Returns (x (B, w, 2) long with
+    each row's positions counted from its first real token in the window, key_mask (B, w) bool)."""
+    tokens, real = tokens[:, -width:], real[:, -width:]
+    positions = torch.where(real, pos0 + real.long().cumsum(dim=1) - 1, torch.full_like(tokens, pos0))
+    return torch.stack((tokens, positions), dim=-1), real
+
+
+def _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, seed, n_vocab, n_special, n_ctx,
+                 use_cache):
+    """Yield a GenerationStep per new token. Past the model's n_ctx each row sees its last n_ctx
+    tokens at positions 0 .. n_ctx - 1 (minGPT's and nanoGPT's window): every cached key then
+    holds a stale position, so once the cache is full the window is run again as a whole (the
+    last n_ctx - 1 tokens and the new one) and its keys and values become the cache."""
     device = next(iter(list(model.parameters()) + list(model.buffers())), torch.empty(0)).device
     return_probs = bool(getattr(model, 'return_probs', False))
     generator = None
@@ -254,35 +271,30 @@ def _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, see
         generator = torch.Generator(device=device).manual_seed(int(seed))
     B, L = len(prompts), max(len(p) for p in prompts)
     pos0 = n_vocab + n_special  # embedding row of position 0
-    # Left-pad: row b's real tokens sit in columns L - len_b .. L - 1 with positions 0 .. len_b - 1.
-    tokens = torch.zeros(B, L, dtype=torch.long)
-    positions = torch.full((B, L), pos0, dtype=torch.long)
-    key_mask = torch.zeros(B, L, dtype=torch.bool)
+    # Left-pad: row b's real tokens sit in columns L - len_b .. L - 1.
+    tokens = torch.zeros(B, L, dtype=torch.long, device=device)
+    real = torch.zeros(B, L, dtype=torch.bool, device=device)
     for b, p in enumerate(prompts):
         tokens[b, L - len(p):] = torch.tensor(p)
-        positions[b, L - len(p):] = torch.arange(pos0, pos0 + len(p))
-        key_mask[b, L - len(p):] = True
-    x = torch.stack((tokens, positions), dim=-1).to(device)
-    lengths = torch.tensor([len(p) for p in prompts], device=device)
-    padded = not bool(key_mask.all())
-    key_mask = key_mask.to(device)
-    past = None
-    feed = x  # what the next forward call sees
+        real[b, L - len(p):] = True
+    padded = not bool(real.all())
+    past, key_mask = None, None
     for step in range(gen_len):
         with _eval_mode(model):
-            mask = key_mask if padded else None
-            if use_cache:
-                out, past = model(feed, past=past, use_cache=True, key_mask=mask)
+            if use_cache and past is not None and key_mask.size(1) < n_ctx:
+                key_mask = torch.cat((key_mask, real[:, -1:]), dim=1)
+                feed = torch.stack((tokens[:, -1], pos0 + key_mask.sum(dim=1) - 1), dim=-1)[:, None, :]
+                out, past = model(feed, past=past, use_cache=True, key_mask=key_mask if padded else None)
             else:
-                out = model(x, key_mask=mask)
+                x, key_mask = _window(tokens, real, pos0, min(tokens.size(1), n_ctx))
+                if use_cache:
+                    out, past = model(x, use_cache=True, key_mask=key_mask if padded else None)
+                else:
+                    out = model(x, key_mask=key_mask if padded else None)
             logits = _next_logits(out, n_vocab, return_probs)
             new = sample_next(logits, temperature, top_k, top_p, greedy, generator)
-            next_x = torch.stack((new, pos0 + lengths + step), dim=-1)[:, None, :]
-            feed = next_x
-            if not use_cache:
-                x = torch.cat((x, next_x), dim=1)
-            if padded:
-                key_mask = torch.cat((key_mask, key_mask.new_ones(B, 1)), dim=1)
+            tokens = torch.cat((tokens, new[:, None]), dim=1)
+            real = torch.cat((real, real.new_ones(B, 1)), dim=1)
         yield GenerationStep(step, new.tolist(), logits)
 
 
@@ -348,6 +360,41 @@ class _CharStream:
         return ''
 
 
+def continuation_text(encoder, ids):
+    """The text of generated ids as printed and logged: TextEncoder.decode's, except that
+    newlines at either end are kept (decode strips them, so a continuation of newlines
+    would read as ''). A character vocabulary's text is exact already."""
+    if isinstance(encoder, CharTextEncoder):
+        return encoder.decode(ids)
+    from text_utils import END_OF_WORD
+    return ''.join(encoder.symbols(ids)).replace(END_OF_WORD, ' ').strip(' ')
+
+
+class _TextStream:
+    """continuation_text of GPT-1 BPE ids, one id at a time, a whole word per piece: push(id)
+    returns the text to print now, flush() the rest; the pieces join to continuation_text(ids)."""
+
+    def __init__(self, encoder):
+        self.encoder, self.ids, self.printed = encoder, [], 0
+
+    def push(self, token_id):
+        from text_utils import END_OF_WORD
+        self.ids.append(token_id)
+        if not self.encoder.symbols([token_id])[0].endswith(END_OF_WORD):
+            return ''
+        # spaces are held back: the text's last word may be the continuation's last
+        return self._take(continuation_text(self.encoder, self.ids).rstrip(' '))
+
+    def flush(self):
+        piece = self._take(continuation_text(self.encoder, self.ids))
+        self.ids, self.printed = [], 0
+        return piece
+
+    def _take(self, text):
+        piece, self.printed = text[self.printed:], len(text)
+        return piece
+
+
 def _model_folder(model_dir):
     """The folder holding the weights (a hub cache folder's snapshot), or model_dir itself."""
     try:
@@ -396,8 +443,9 @@ def parse_args(argv=None):
         description="Sample text from OpenAI's GPT-1 (key/value cache, one position per step). "
                     "With --prompt, every prompt is continued in one batch and printed; without, "
                     "prompts are read from stdin one line at a time and continued token by token "
-                    "('q' or end of input quits). A prompt plus --gen_len that exceeds --n_ctx is "
-                    "refused before anything is generated. A refused flag, file or prompt prints one line "
+                    "('q' or end of input quits). A prompt longer than --n_ctx tokens is refused before anything "
+                    "is generated; past --n_ctx, each token is predicted from the last --n_ctx tokens. "
+                    "A refused flag, file or prompt prints one line "
                     "'generate.py: error: ...' and exits with status 2; in interactive mode a refused line "
                     "is skipped and the exit status is 2 at the end. The log at --log_path is appended to.")
     parser.add_argument('--prompt', action='append', default=None, metavar='TEXT',
@@ -420,16 +468,17 @@ def parse_args(argv=None):
     parser.add_argument('--n_head', type=int, default=None,
                         help='attention heads' + sizes.format('; 12 for the TF shards, which lack it'))
     parser.add_argument('--n_layer', type=int, default=None, help='blocks' + sizes.format(''))
-    parser.add_argument('--device', default=None, help="'cpu' or 'cuda' (default: cuda when available)")
+    parser.add_argument('--device', default=None,
+                        help="auto, cpu, cuda or cuda:N (default: auto, cuda when available)")
     parser.add_argument('--log_path', default='log/generate.jsonl',
                         help='JSONL log, appended to: the settings, then each prompt and its continuation')
     return parser.parse_args(argv)
 
 
 def _stream_print(encoder, tokens, out):
-    """Print the continuation as it grows, whole words only (TextEncoder.stream_decoder), then a newline.
-    Returns the list of ids printed."""
-    stream = encoder.stream_decoder()
+    """Print the continuation as it grows, whole words only, then a newline; the text printed is
+    continuation_text's. Returns the list of ids printed."""
+    stream = encoder.stream_decoder() if isinstance(encoder, CharTextEncoder) else _TextStream(encoder)
     ids = []
     for t in tokens:
         ids.append(t)
@@ -448,6 +497,9 @@ def _read_prompts(stream, out):
             out.flush()
         line = stream.readline()
         if not line:
+            if interactive:  # end of input typed at the prompt: the shell's prompt goes on a line of its own
+                out.write('\n')
+                out.flush()
             return
         text = line.rstrip('\n')
         if text.strip() == 'q':
@@ -468,6 +520,7 @@ def _check_args(args):
             raise InputError(f"empty prompt (--prompt number {i + 1}): expected some text to continue")
     if args.n_ctx is not None and not 0 < args.n_ctx <= 512:
         raise InputError(f"n_ctx={args.n_ctx}: expected 1 to 512 (the checkpoint's positions)")
+    args.device = str(resolve_device(args.device or 'auto'))
     if not os.path.isdir(args.model_dir):
         what = 'is not a folder' if os.path.exists(args.model_dir) else 'does not exist'
         raise MissingFileError(f"model folder {args.model_dir!r} {what}: expected OpenAI's "
@@ -551,8 +604,9 @@ def _run_prompts(args, encoder, model, logger, stdout):
     except ValueError as err:
         exit_with_error(PROG, err)
     for text, ids in zip(args.prompt, new):
-        stdout.write(f"{text}\n=> {encoder.decode(ids)}\n")
-        logger.log(prompt=text, ids=ids, continuation=encoder.decode(ids))
+        continuation = continuation_text(encoder, ids)
+        stdout.write(f"{text}\n=> {continuation}\n")
+        logger.log(prompt=text, ids=ids, continuation=continuation)
     stdout.flush()
     return 0
 
@@ -574,7 +628,7 @@ def _run_interactive(args, encoder, model, logger, stdin, stdout):
             continue
         stdout.write('=> ')
         new = _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
-        logger.log(prompt=text, ids=new, continuation=encoder.decode(new))
+        logger.log(prompt=text, ids=new, continuation=continuation_text(encoder, new))
     return status
 
 

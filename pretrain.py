@@ -32,8 +32,9 @@ in train.py), OpenAIAdam with lr 2.5e-4 warmed up linearly over `--warmup_update
 attention, L2 0.01 on weights with more than one dimension (not biases, not gains),
 global gradient clipping at 1. One update consumes n_batch * n_acc * world_size windows;
 the run lasts `--n_iter` epochs, an epoch being the updates that consume as many tokens
-as the training split holds (at least one). `--max_updates` stops earlier (the schedule
-still spans the whole run), as in train.py. The objective is the mean next-token cross
+as the training split holds (at least one). `--max_updates` stops earlier, and the
+schedule then ends at that update (train.py's schedule spans --n_iter epochs regardless).
+The objective is the mean next-token cross
 entropy over positions 1..n_ctx-1 of every window, over every row of the tied embedding
 (as the TF release's LM loss). Validation scores the non-overlapping windows that tile
 the validation split. `--init random` (from scratch) is the default here; `--init
@@ -98,7 +99,8 @@ from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, chec
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
 from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
-from train import _check_writable, _previous_entries, autocast, format_settings, make_scaler, open_log
+from train import (DefaultsHelpFormatter, _check_writable, _previous_entries, autocast, format_settings, make_scaler,
+                   open_log)
 
 PROG = 'pretrain.py'
 CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
@@ -108,13 +110,14 @@ GENERATOR = 'generator.safetensors'  # --objective electra: the generator, besid
 # corpus is compared by its content (the token store's key), not by where it lies.
 PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict')
 # for --resume: the values that runs from before a flag existed computed with
-RESUME_DEFAULTS = dict(electra.OBJECTIVE_DEFAULTS, dropout_masks='bernoulli')
+RESUME_DEFAULTS = dict(electra.OBJECTIVE_DEFAULTS, dropout_masks='bernoulli', max_updates=0)
 
 
 # ------------------------------------------------------------------ flags
 
 def build_parser():
-    p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).")
+    p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).",
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, metavar='PATH',
                    help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
@@ -160,7 +163,8 @@ def build_parser():
     p.add_argument('--vector_l2', action='store_true')
     p.add_argument('--max_grad_norm', type=float, default=1)
     p.add_argument('--max_updates', type=int, default=0,
-                   help="stop after this many updates in all (0: no limit); the schedule still spans --n_iter epochs")
+                   help="stop after this many updates in all (0: no limit); the learning-rate schedule then ends "
+                        "there (t_total = the fewer of --n_iter epochs' updates and this); must match on --resume")
     p.add_argument('--init', default='random', choices=('random', 'pretrained'),
                    help="random: from scratch; pretrained: continue from --model_dir")
     p.add_argument('--model_dir', default='model/',
@@ -345,8 +349,10 @@ def updates_per_epoch(n_train_tokens, args, world_size=1):
 
 
 def n_updates_total(n_train_tokens, args, world_size=1):
-    """The schedule's length, t_total: --n_iter epochs of updates."""
-    return updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
+    """The schedule's length, t_total: --n_iter epochs of updates, or --max_updates when fewer (the
+    schedule ends at the run's last update, as nanoGPT's max_iters does)."""
+    epochs = updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
+    return min(epochs, args.max_updates) if args.max_updates else epochs
 
 
 def warmup_fraction(args, t_total):
@@ -540,17 +546,19 @@ def run_settings(args, store, n_vocab, t_total, world_size=1):
     first line of the log and the run's config.json."""
     meta = store['meta']
     return dict(vars(args), n_vocab=n_vocab, t_total=t_total, world_size=world_size,
-                updates_per_epoch=t_total // args.n_iter, warmup=warmup_fraction(args, t_total),
+                updates_per_epoch=updates_per_epoch(meta['n_train_tokens'], args, world_size),
+                warmup=warmup_fraction(args, t_total),
                 n_docs=meta['n_docs'], n_train_tokens=meta['n_train_tokens'], n_valid_tokens=meta['n_valid_tokens'],
                 n_skipped_files=len(meta.get('skipped', [])), token_store=store['folder'],
                 tokenizer_fingerprint=meta['tokenizer'])
 
 
 def resume_flags(args, store, n_vocab, world_size=1):
-    """What must match on --resume: the flags that change the computation and the corpus
-    by content (the token store's key), not by path."""
+    """What must match on --resume: the flags that change the computation (here --max_updates
+    too, as it ends the schedule) and the corpus by content (the token store's key), not by path."""
     flags = {k: v for k, v in run_flags(args).items() if k not in PRETRAIN_FREE}
-    return dict(flags, corpus=os.path.basename(store['folder']), n_vocab=n_vocab, world_size=world_size)
+    return dict(flags, corpus=os.path.basename(store['folder']), n_vocab=n_vocab, world_size=world_size,
+                max_updates=args.max_updates)
 
 
 def run_warnings(args, store, t_total):
@@ -560,7 +568,7 @@ def run_warnings(args, store, t_total):
     warnings += electra.objective_warnings(args)
     if args.warmup_updates >= t_total:
         warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "
-                        f"learning rate only warms up (lower --warmup_updates or raise --n_iter)")
+                        f"learning rate only warms up (lower --warmup_updates or raise --n_iter or --max_updates)")
     return warnings
 
 
@@ -617,22 +625,28 @@ def log_progress(r, state, losses, train_seconds, verbose, stats=()):
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
             more = ''.join(f" | {k} {v:.4f}" for k, v in entry.items() if k.startswith(('tr_', 'va_'))
-                           and k not in ('tr_loss', 'va_loss') and v is not None)
-            tqdm.write(f"update {state.n_updates} | train loss {entry['tr_loss']:.4f}{valid}{more} | "
+                           and k not in ('tr_loss', 'va_loss', 'va_ppl') and v is not None)
+            tqdm.write(f"update {state.n_updates} | train loss (mean of {len(losses)} updates) "
+                       f"{entry['tr_loss']:.4f}{valid}{more} | "
                        f"{entry['tokens_per_s']:.0f} tokens/s", file=sys.stderr)
     return entry
 
 
 def train_loop(r, state, verbose=True):
-    """Updates until t_total (or --max_updates), logging and checkpointing every
+    """Updates until t_total (--n_iter epochs' or --max_updates), logging and checkpointing every
     --eval_every updates and at the end. The dropout generator is seeded per update by
     (seed, rank, update) so that a resumed run equals the uninterrupted one. Returns the
     last log entry (None when no update was left to make)."""
-    args = r.args
-    stop = min(r.t_total, args.max_updates) if args.max_updates else r.t_total
-    per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
-    bar = tqdm(total=stop, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
+    bar = tqdm(total=r.t_total, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
                leave=False, file=sys.stderr)
+    with bar:  # closed (cleared) before an error is printed
+        return _train_updates(r, state, bar, verbose)
+
+
+def _train_updates(r, state, bar, verbose):
+    """train_loop's updates, shown on `bar`. Returns the last log entry (None when none was made)."""
+    args, stop = r.args, r.t_total
+    per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
     losses, stats, seconds, entry = [], [], 0.0, None
     while state.n_updates < stop:
         torch.manual_seed(rank_seed(args.seed, r.dist.rank, state.n_updates))
@@ -653,7 +667,6 @@ def train_loop(r, state, verbose=True):
         if (args.eval_every and state.n_updates % args.eval_every == 0) or state.n_updates == stop:
             entry = log_progress(r, state, losses, seconds, verbose, [s for s in stats if s])
             losses, stats, seconds = [], [], 0.0
-    bar.close()
     return entry
 
 

@@ -28,6 +28,7 @@ import os
 import random
 import sys
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 import torch.distributed as tdist
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm import tqdm
 
 import tasks
 from analysis import format_metrics, plot_log, task_metrics
@@ -75,9 +77,26 @@ BUCKET_SPAN = 50
 
 # ------------------------------------------------------------------ flags
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help shows every flag's default, except where its help already says what the default is."""
+
+    def _format_action(self, action):
+        if not action.help and action.option_strings and action.default is not argparse.SUPPRESS:
+            action = copy.copy(action)  # argparse prints no help line for a flag without help text
+            action.help = '(default: %(default)s)'
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help
+        if not action.option_strings or action.default is argparse.SUPPRESS or action.required or 'default' in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser():
     p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories, the "
-                                            "paper's other tasks or your own data.")
+                                            "paper's other tasks or your own data.",
+                                formatter_class=DefaultsHelpFormatter)
     # the earlier port's flags, same names and defaults
     p.add_argument('--desc', type=str, default=None,
                    help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ (default: the dataset)")
@@ -413,7 +432,9 @@ def encode_rocstories(args, verbose=True):
     if verbose:
         print("Encoding dataset...", file=sys.stderr)
     splits = rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
-    return text_encoder, tuple(tuple(s) for s in encode_dataset(*splits, encoder=text_encoder, verbose=verbose))
+    encoded = encode_dataset(*splits, encoder=text_encoder, verbose=verbose, split_names=('train', 'valid', 'test'),
+                             field_names=('story', 'ending 1', 'ending 2'))
+    return text_encoder, tuple(tuple(s) for s in encoded)
 
 
 def check_n_ctx(encoded, n_ctx):
@@ -655,7 +676,9 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     if getattr(args, 'bucket', False):
         order = bucketed_order(order, example_lengths(M), n_up, args.seed, state.n_epochs)
     total, count = 0.0, 0
-    for idx in iter_data(order, n_batch=n_up, truncate=True, verbose=verbose):
+    bar = tqdm(iter_data(order, n_batch=n_up, truncate=True), total=len(order) // n_up, file=sys.stderr, ncols=100,
+               leave=False, disable=not verbose, desc=f'epoch {state.n_epochs + 1}/{args.n_iter} train')
+    for idx in bar:
         for k in range(args.n_acc):
             start = (k * world + rank) * b
             mb = idx[start:start + b]
@@ -669,6 +692,7 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
                 raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the last "
                                          f"checkpoint is left as it was") from None
             count += 1
+        bar.set_postfix_str(f'mean loss {total / count:.4f}', refresh=False)
         state.n_updates += 1
         if on_update is not None:
             on_update(state)
@@ -694,7 +718,7 @@ def _task_logits(model, X, M, n_batch):
     return logits
 
 
-def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, dist=None):
+def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, dist=None, desc=None):
     """Task-head outputs as float64 numpy, in eval mode under inference_mode: (n, n_choices)
     or (n, n_class) logits, or (n,) scores for regression.
     Batches are formed in order of length so that trimming cuts most padding; the
@@ -705,7 +729,7 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     Under torchrun (`dist` with world_size W > 1) it is a collective call: rank r scores
     every W-th example of the length order from r (a share of similar cost on every rank)
     and all_gather gives every rank all the logits, so every rank computes the same
-    accuracy and agrees on the best epoch. `model` is the plain module, not DDP."""
+    accuracy and agrees on the best epoch. `model` is the plain module, not DDP. desc labels the bar."""
     order = np.argsort(example_lengths(M), kind='stable')
     sharded = dist is not None and dist.sharded
     mine = order[dist.rank::dist.world_size] if sharded else order
@@ -715,7 +739,7 @@ def _eval_logits(model, X, M, n_batch, device='cpu', amp='none', verbose=True, d
     try:
         with torch.inference_mode():
             group = EVAL_GROUP if _shares_contexts(model) else 1
-            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch * group, verbose=verbose):
+            for pos in iter_data(np.arange(len(mine)), n_batch=n_batch * group, verbose=verbose, desc=desc):
                 idx = mine[pos]
                 Xb, Mb, _ = to_batch(X[idx], M[idx], None, device, trim=True)
                 with autocast(device, amp):
@@ -794,17 +818,18 @@ def split_metrics(task, Y, preds, groups=None):
     return {log_name(k): v for k, v in task_metrics(name, Y, preds, groups).items()}
 
 
-def score_split(model, task, split, n_batch=8, device='cpu', amp='none', verbose=True, dist=None):
-    """A labelled SplitData scored: (logits, cost, split_metrics). Collective with `dist`."""
-    logits = _eval_logits(model, split.X, split.M, n_batch, device, amp, verbose, dist)
+def score_split(model, task, split, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, desc=None):
+    """A labelled SplitData scored: (logits, cost, split_metrics). Collective with `dist`; desc labels the bar."""
+    logits = _eval_logits(model, split.X, split.M, n_batch, device, amp, verbose, dist, desc)
     preds = predictions(task.task_type, logits)
     return logits, eval_cost(task.task_type, logits, split.Y), split_metrics(task, split.Y, preds, split.groups)
 
 
-def predict(model, X, M, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, task_type='multiple_choice'):
+def predict(model, X, M, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, task_type='multiple_choice',
+            desc=None):
     """Predicted choice or class per example (argmax of the head's logits), or the score for
-    regression; collective with `dist`."""
-    return predictions(task_type, _eval_logits(model, X, M, n_batch, device, amp, verbose, dist))
+    regression; collective with `dist`; desc labels the bar."""
+    return predictions(task_type, _eval_logits(model, X, M, n_batch, device, amp, verbose, dist, desc))
 
 
 def write_submission(predictions, submission_dir, dataset='rocstories'):
@@ -874,6 +899,47 @@ def format_settings(settings, width=100):
     return '\n'.join(lines + [line])
 
 
+def settings_summary(settings, paths):
+    """A few lines, grouped (model, data, optimisation, run files), of the run_settings that
+    apply to this run; `paths` is run_paths'. The log's first line keeps every value."""
+    g = settings.get
+    weights = CHECKPOINT_FORMATS.get(g('checkpoint_format'), 'random initialisation')
+    if g('checkpoint_format') != 'random':
+        weights += f" from {g('model_dir')}, {g('n_transfer')} layers loaded"
+    model = (f"{g('arch', 'gpt1')}, n_layer {g('n_layer')}, n_embd {g('n_embd')}, n_head {g('n_head')}, "
+             f"afn {g('afn')}, n_ctx {g('n_ctx')} (of {g('n_ctx_requested')} asked); {weights}; dropout embd {g('embd_pdrop')}, "
+             f"attn {g('attn_pdrop')}, resid {g('resid_pdrop')}, clf {g('clf_pdrop')}")
+    optimisation = (f"n_iter {g('n_iter')} epochs, updates of n_batch {g('n_batch')} x n_acc {g('n_acc')} x "
+                    f"world_size {g('world_size')}; lr {g('lr')} {g('lr_schedule')} (warm-up {g('lr_warmup')}), "
+                    f"l2 {g('l2')}{' (vectors too)' if g('vector_l2') else ''}, max_grad_norm {g('max_grad_norm')}, "
+                    f"b1 {g('b1')} b2 {g('b2')} e {g('e')}, lm_coef {g('lm_coef')}, seed {g('seed')}" +
+                    ''.join(f", {flag} {g(flag)}" for flag in ('max_updates', 'amp') if g(flag) not in (0, 'none')) +
+                    ''.join(f", {flag}" for flag in ('share_prefix', 'bucket', 'truncate') if g(flag)))
+    files = f"log {paths['log']}, checkpoint {paths['last']}"
+    if g('submit'):
+        files += f", best parameters {paths['best']}, submission {paths['submission']}"
+    if g('analysis'):
+        files += f", plot {os.path.splitext(paths['log'])[0]}.png"
+    lines = dict(model=model, data=_data_summary(settings), optimisation=optimisation, files=files)
+    return '\n'.join(f"  {name:<13}{text}" for name, text in lines.items())
+
+
+def _data_summary(settings):
+    """settings_summary's data line: where the examples come from and how many there are."""
+    g = settings.get
+    if g('dataset') == 'custom':
+        files = ', '.join(f"{split} {g(split + '_file')}" for split in ('train', 'valid', 'test') if g(split + '_file'))
+        where = f"custom {g('task_type')} data: {files}; text columns {g('text_columns') or 'the default'}"
+    elif g('dataset') == 'rocstories':
+        where = f"rocstories from {g('data_dir')}, the last {g('n_valid')} training stories held out for validation"
+    else:
+        where = f"{g('dataset')} from {g('data_dir')}"
+    counts = g('splits')
+    where += f"; examples: {', '.join(f'{k} {v}' for k, v in counts.items())}" if counts else ''
+    where += f"; {g('n_truncated')} cut to fit n_ctx" if g('n_truncated') else ''
+    return f"{where}; vocabulary {g('n_vocab')} + {g('n_special')} special tokens"
+
+
 def split_prefix(split):
     """The log's prefix of a validation split: 'va', and e.g. 'va_mm' for MNLI's valid_mismatched."""
     return {'valid': 'va', 'valid_mismatched': 'va_mm'}.get(split, 'va_' + split)
@@ -894,11 +960,12 @@ def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist
     train, n_valid = data.splits['train'], len(data.vaY)
     head = SplitData(train.X[:n_valid], train.M[:n_valid], train.Y[:n_valid],
                      groups=None if train.groups is None else train.groups[:n_valid])
-    scored = {'tr': score_split(model, task, head, n_eval, device, args.amp, verbose, dist)[1:]}
+    scored = {'tr': score_split(model, task, head, n_eval, device, args.amp, verbose, dist,
+                                desc=f'evaluating train[:{n_valid}]')[1:]}
     for split in task.valid_splits:
         if split in data.splits:
             scored[split_prefix(split)] = score_split(model, task, data.splits[split], n_eval, device, args.amp,
-                                                      verbose, dist)[1:]
+                                                      verbose, dist, desc=f'evaluating {split}')[1:]
     entry = dict(n_epochs=state.n_epochs, n_updates=state.n_updates)
     entry.update({f'{p}_cost': cost for p, (cost, _) in scored.items()})
     entry.update({f'{p}_{k}': v for p, (_, metrics) in scored.items() for k, v in metrics.items()})
@@ -913,7 +980,7 @@ def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist
     if main:
         logger.log(**entry)
         if verbose:
-            parts = [f"{'train' if p == 'tr' else 'valid' + p[2:]} cost {cost:.3f} " +
+            parts = [f"{f'train[:{n_valid}]' if p == 'tr' else 'valid' + p[2:]} cost {cost:.3f} " +
                      ' '.join(f'{k} {v:.2f}' for k, v in metrics.items()) for p, (cost, metrics) in scored.items()]
             print(f"epoch {state.n_epochs} | updates {state.n_updates} | {' | '.join(parts)}"
                   f"{' (best so far, saved)' if improved else ''}")
@@ -977,6 +1044,7 @@ def run(args, verbose=True):
 
 
 def _run(args, dist, device, verbose):
+    started = time.monotonic()
     main = dist.is_main
     set_seed(args.seed)
     data = load_data(args, verbose)
@@ -986,8 +1054,8 @@ def _run(args, dist, device, verbose):
     if verbose:
         where = f" ({dist.world_size} processes, {dist.backend})" if dist.enabled else ""
         print(f"device {device}{where}; weights: {CHECKPOINT_FORMATS.get(fmt, 'random initialisation')}"
-              f"{' from ' + args.model_dir if fmt != 'random' else ''}\nsettings:\n{format_settings(settings)}",
-              file=sys.stderr)
+              f"{' from ' + args.model_dir if fmt != 'random' else ''}\nsettings (every value in the log's first "
+              f"line):\n{settings_summary(settings, run_paths(args))}", file=sys.stderr)
     model = build_model(args, data, device)
     if not model.transformer.causal:  # for score.load_run; a causal run's config stays as it was
         settings['causal'] = False
@@ -1032,7 +1100,10 @@ def _run(args, dist, device, verbose):
     finally:
         if logger is not None:
             logger.close()
-    return _finish(args, model, data, state, paths, device, verbose, dist)
+    result = _finish(args, model, data, state, paths, device, verbose, dist)
+    if verbose:
+        print(closing_summary(result, paths, state, time.monotonic() - started), file=sys.stderr)
+    return result
 
 
 def _finish(args, model, data, state, paths, device, verbose, dist):
@@ -1053,11 +1124,12 @@ def _finish(args, model, data, state, paths, device, verbose, dist):
             continue
         test = data.splits[split]
         preds = predict(model, test.X, test.M, args.n_batch * args.n_acc, device, args.amp, verbose, dist,
-                        task.task_type)
+                        task.task_type, desc=f'predicting {split}')
         if not dist.is_main:
             continue
         path = tasks.write_submission(task, preds, args.submission_dir, split, test.ids)
         result.setdefault('submission_path', path)
+        result.setdefault('submission_paths', []).append(path)
         if args.analysis and task.name != 'rocstories' and test.Y is not None:
             metrics = split_metrics(task, test.Y, preds, test.groups)
             result[f'{split}_metrics'] = metrics
@@ -1066,6 +1138,20 @@ def _finish(args, model, data, state, paths, device, verbose, dist):
         _analysis(args, task, result, paths)
         result['plot_path'] = plot_log(paths['log'])
     return result
+
+
+def closing_summary(result, paths, state, seconds):
+    """The run's last lines: how long it took and each file it wrote (log, plot, submission
+    files, best parameters, checkpoint)."""
+    written = [('log', paths['log'])]
+    written += [('plot', result['plot_path'])] if 'plot_path' in result else []
+    written += [('submission', path) for path in result.get('submission_paths', [])]
+    written += [('best parameters', result['best_params'])] if 'best_params' in result else []
+    written += [('checkpoint', paths['last'])] if os.path.isfile(paths['last']) else []
+    minutes, secs = divmod(seconds, 60)
+    took = f"{int(minutes)} min {secs:.0f} s" if minutes else f"{secs:.1f} s"
+    return '\n'.join([f"done: {state.n_epochs} epochs, {state.n_updates} updates in {took}; wrote"] +
+                     [f"  {what:<16} {path}" for what, path in written])
 
 
 def print_metrics(task, split, metrics):

@@ -8,7 +8,7 @@ import numpy as np
 from tqdm import tqdm
 
 
-def encode_dataset(*splits, encoder, verbose=True):
+def encode_dataset(*splits, encoder, verbose=True, split_names=None, field_names=None):
     """Encode every list of str found in `splits` with encoder.encode.
 
     Takes any number of splits, each a (nested) tuple or list of fields; a field
@@ -16,23 +16,46 @@ def encode_dataset(*splits, encoder, verbose=True):
     int ids, any other list or tuple is walked recursively, anything else (numpy
     label arrays) is kept as is. Returns a list with one encoded split per
     argument, fields in lists, as the original did. verbose is passed to
-    encoder.encode: True shows its progress bar per field, False draws nothing.
+    encoder.encode: True shows its progress bar per field, under a bar that names
+    the field ('encoding train story': split_names and field_names, else their
+    numbers); False draws nothing.
     """
-    def encode(item):
+    bar = tqdm(total=_n_text_fields(splits), file=sys.stderr, ncols=80, leave=False, disable=not verbose,
+               unit='field')
+
+    def encode(item, label, names):
         if isinstance(item, (list, tuple)):
             if item and isinstance(item[0], str):
-                return encoder.encode(list(item), verbose=verbose)
-            return [encode(sub) for sub in item]
+                bar.set_description(f'encoding {label}')
+                ids = encoder.encode(list(item), verbose=verbose)
+                bar.update(1)
+                return ids
+            return [encode(sub, f'{label} {_name(names, j, "field")}', None) for j, sub in enumerate(item)]
         return item
-    return [encode(split) for split in splits]
+    with bar:
+        return [encode(split, _name(split_names, i, 'split'), field_names) for i, split in enumerate(splits)]
 
 
-def iter_data(*datas, n_batch=128, truncate=False, verbose=False, max_batches=None):
+def _name(names, index, kind):
+    """names[index], or '{kind} {index + 1}' where there is no such name."""
+    return names[index] if names is not None and index < len(names) else f'{kind} {index + 1}'
+
+
+def _n_text_fields(item):
+    """How many lists of str encode_dataset finds in `item`."""
+    if not isinstance(item, (list, tuple)):
+        return 0
+    if item and isinstance(item[0], str):
+        return 1
+    return sum(_n_text_fields(sub) for sub in item)
+
+
+def iter_data(*datas, n_batch=128, truncate=False, verbose=False, max_batches=None, desc=None):
     """Yield consecutive batches of n_batch items from equally long sequences.
 
     With one sequence yields its slices, with several yields tuples of their
     slices. truncate drops the last, short batch; max_batches stops after that
-    many batches (None: no limit); verbose shows a tqdm bar on stderr.
+    many batches (None: no limit); verbose shows a tqdm bar on stderr, labelled desc.
     """
     if not datas:
         raise ValueError("iter_data: expected at least one sequence to batch")
@@ -47,7 +70,7 @@ def iter_data(*datas, n_batch=128, truncate=False, verbose=False, max_batches=No
     if max_batches is not None:
         n = min(n, max_batches * n_batch)
     starts = range(0, n, n_batch)
-    for i in tqdm(starts, file=sys.stderr, ncols=80, leave=False, disable=not verbose):
+    for i in tqdm(starts, file=sys.stderr, ncols=80, leave=False, disable=not verbose, desc=desc):
         if len(datas) == 1:
             yield datas[0][i:i + n_batch]
         else:

@@ -342,3 +342,37 @@ def test_pretrain_run_writes_the_plot_beside_its_log(tmp_path):
     assert result['log_path'] == str(tmp_path / 'log' / f'{args.desc}.jsonl')
     _, text = _png_text(png)
     assert text['Description'] == 'loss: tr_loss, va_loss; validation perplexity: va_ppl; learning rate: lr'
+
+
+def _drawn_axes(log):
+    """The panels of plot_log's figure for `log`, drawn (so tick labels and offsets are set)."""
+    fig = analysis.log_figure(str(log))
+    fig.canvas.draw()
+    return fig.axes
+
+
+def test_plot_log_ticks_are_plain_numbers_even_for_a_flat_curve(tmp_path):
+    log = tmp_path / 'flat.jsonl'
+    rows = [dict(r, tr_loss=0.69315 + 1e-7 * i, va_loss=0.69315 + 2e-7 * i, va_ppl=2.0 + 1e-7 * i, lr=2.5e-6 * i)
+            for i, r in enumerate(PRETRAIN_ROWS)]
+    _write_jsonl(log, {'desc': 'flat'}, rows)
+    for ax in _drawn_axes(log):
+        for axis in (ax.xaxis, ax.yaxis):
+            assert axis.get_major_formatter().get_offset() == ''
+            labels = [t.get_text() for t in axis.get_ticklabels() if t.get_text()]
+            assert labels and not any('e' in t or '×' in t for t in labels), labels
+        assert ax.yaxis.get_offset_text().get_text() == ''
+
+
+def test_plot_log_draws_markers_and_lines_with_the_final_value_in_the_legend(tmp_path):
+    log = tmp_path / 'run.jsonl'
+    _write_jsonl(log, {'desc': 'run'}, FINETUNE_ROWS)
+    axes = _drawn_axes(log)
+    assert [ax.get_title() for ax in axes] == ['cost', 'metrics (%)']
+    for ax, fields in zip(axes, (('tr_cost', 'va_cost'), ('tr_acc', 'va_acc'))):
+        lines = ax.get_lines()
+        assert len(lines) == 2
+        for line in lines:
+            assert line.get_linestyle() == '-' and line.get_marker() == 'o' and len(line.get_xdata()) == 3
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert legend == [f"{f} (final {FINETUNE_ROWS[-1][f]:.4g})" for f in fields]

@@ -268,8 +268,7 @@ def test_callback_streams_every_step():
 @pytest.mark.parametrize('prompt,kw,match', [
     ([], {}, 'empty prompt'),
     ([[1, 2], []], {}, 'empty prompt: prompt 1'),
-    ([1] * 35, {'gen_len': 6}, 'n_ctx=40'),
-    ([1], {'gen_len': 40}, 'n_ctx=40'),
+    ([1] * 41, {}, 'a prompt of 41 tokens is more than the model.s n_ctx=40'),
     ([1], {'top_k': -1}, 'top_k=-1'),
     ([1], {'top_k': N_VOCAB + 1}, 'exceeds the vocabulary'),
     ([1], {'top_p': 0.0}, r'top_p=0.0.*\(0, 1\]'),
@@ -361,7 +360,7 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     (['--prompt', 'hi', '--topp', '0'], 'top_p=0.0'),
     (['--prompt', 'hi', '--topp', '1.01'], 'top_p=1.01'),
     (['--prompt', 'hi', '--temperature', '0'], 'temperature=0.0'),
-    (['--prompt', 'hi there friend', '--n_ctx', '8', '--gen_len', '6'], 'n_ctx=8'),
+    (['--prompt', 'hi there friend', '--n_ctx', '2'], 'a prompt of 3 tokens is more than the model.s n_ctx=2'),
     (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
@@ -595,3 +594,111 @@ def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and f"--model_dir {folder}: " in err and "has causal false, a bidirectional" in err
     assert not (tmp_path / 'g.jsonl').exists()
+
+
+@pytest.mark.parametrize('device,cuda,match', [
+    ('foo', False, r"--device 'foo': expected auto, cpu, cuda or cuda:N"),
+    ('cuda', False, r'--device cuda: CUDA is not available on this machine'),
+    ('cuda:0', False, r'--device cuda:0: CUDA is not available'),
+])
+def test_cli_unusable_device_is_one_line(shards, device, cuda, match, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: cuda)
+    refused(cli_args(shards, '--prompt', 'hi', '--device', device), capsys, match)
+
+
+def test_cli_device_auto_and_cpu_generate(shards, capsys, tmp_path):
+    outs = []
+    for device in ('auto', 'cpu'):
+        assert gen.main(cli_args(shards, '--prompt', 'hi', '--gen_len', '3', '--greedy', '--device', device,
+                                 '--log_path', str(tmp_path / f'{device}.jsonl'))) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and outs[0].startswith('hi\n=> ')
+
+
+def _window_recompute(m, ids):
+    """Greedy logits (N_VOCAB,) after `ids`, from a plain forward over its last N_CTX tokens at positions 0, 1, ..."""
+    ids = ids[-N_CTX:]
+    x = torch.stack((torch.tensor(ids), N_VOCAB + N_SPECIAL + torch.arange(len(ids))), -1)[None]
+    with torch.no_grad():
+        return m(x)[0, -1, :N_VOCAB]
+
+
+@pytest.mark.parametrize('use_cache', [True, False])
+def test_tokens_past_the_context_equal_a_recompute_on_the_last_n_ctx_tokens(use_cache):
+    m = build()
+    gen_len = N_CTX + 8  # every prompt runs past the context
+    batch = list(iter_generate(m, PROMPTS, gen_len, greedy=True, n_special=N_SPECIAL, use_cache=use_cache))
+    assert len(batch) == gen_len
+    for i, p in enumerate(PROMPTS):
+        ids = list(p)
+        for s in batch:
+            expected = _window_recompute(m, ids)
+            torch.testing.assert_close(s.logits[i], expected, rtol=0, atol=1e-4)
+            assert s.tokens[i] == int(expected.argmax())
+            ids.append(s.tokens[i])
+        assert len(ids) > N_CTX + len(p)
+
+
+def test_sampling_past_the_context_is_reproducible_and_matches_without_the_cache():
+    m = build()
+    kw = dict(top_k=5, seed=7, n_special=N_SPECIAL)
+    cached = generate(m, PROMPTS, N_CTX + 2, **kw)
+    assert cached == generate(m, PROMPTS, N_CTX + 2, **kw) == generate(m, PROMPTS, N_CTX + 2, use_cache=False, **kw)
+
+
+def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
+    """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of
+    fewer positions."""
+    from model_pytorch import export_hf
+    from token_store import CharTokenizer
+    tok = CharTokenizer('The cat sat.\n')
+    cfg = dotdict(DEFAULT_CONFIG)
+    cfg.update(n_embd=24, n_head=3, n_layer=2)
+    torch.manual_seed(0)
+    model = LMModel(cfg, vocab=tok.vocab_size + 16, n_ctx=16).eval()
+    folder = tmp_path / 'mine' / 'model'
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    assert gen.main(['--model_dir', str(folder), '--prompt', 'The ', '--gen_len', '200',
+                     '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith('The \n=> ')
+    assert len(json.loads((tmp_path / 'g.jsonl').read_text().splitlines()[1])['ids']) == 200
+
+
+def _newline_ids(enc, words):
+    """Ids of `words` (None: the newline symbol) for a continuation the test chooses."""
+    return [enc.encoder['\n</w>'] if w is None else enc.encoder[w + '</w>'] for w in words]
+
+
+@pytest.mark.parametrize('words,text', [
+    ([None, None, None], '\n \n \n'),
+    ([None, 'the', 'end', None], '\n the end \n'),
+    (['the', None, 'end'], 'the \n end'),
+])
+def test_newlines_at_either_end_of_a_continuation_are_printed_and_logged(shards, encoder_path, bpe_path, tmp_path,
+                                                                         capsys, monkeypatch, words, text):
+    from text_utils import TextEncoder
+    enc = TextEncoder(str(encoder_path), str(bpe_path))
+    ids = _newline_ids(enc, words)
+    assert gen.continuation_text(enc, ids) == text
+    out = Writes()
+    gen._stream_print(enc, iter(ids), out)
+    assert out.getvalue() == text + '\n'
+    monkeypatch.setattr(gen, 'generate', lambda model, prompt_ids, *a, **kw: [ids for _ in prompt_ids])
+    log = tmp_path / 'g.jsonl'
+    assert gen.main(cli_args(shards, '--prompt', 'hi', '--log_path', str(log))) == 0
+    assert capsys.readouterr().out == f"hi\n=> {text}\n"
+    assert json.loads(log.read_text().splitlines()[-1])['continuation'] == text
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_interactive_output_ends_with_a_newline_at_end_of_input(shards, capsys):
+    out = io.StringIO()
+    assert gen.main(cli_args(shards, '--gen_len', '3', '--greedy'), stdin=Terminal('hello\n'), stdout=out) == 0
+    text = out.getvalue()
+    assert text.count('Input some beginning words: ') == 2 and text.endswith('\n')
+    assert text.splitlines()[-1] == 'Input some beginning words: '

@@ -1,6 +1,7 @@
 """pretrain.py: tiny pre-training runs (char mode on a few KB of text, BPE on a tiny
 text with the real vocabulary), resume, the output folder in generate.py and train.py,
 and every bad input as a one-line error."""
+import argparse
 import json
 import math
 import os
@@ -17,7 +18,7 @@ import generate
 import pretrain
 import train
 from errors import DataError, InputError
-from helpers import tf_shapes, write_tf_checkpoint
+from helpers import help_chunks, tf_shapes, write_tf_checkpoint
 from opt import warmup_cosine
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from token_store import CharTokenizer, open_token_store
@@ -62,10 +63,10 @@ def one_line_error(capsys, args):
 def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path, capsys):
     data = write_corpus(tmp_path / 'corpus')
     result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '2', '--max_updates', '40',
-                                                   '--eval_every', '20')), verbose=False)
+                                                   '--eval_every', '25')), verbose=False)
     settings, entries = log_entries(result['log_path'])
     assert settings['tokenizer'] == 'char' and settings['lr_schedule'] == 'warmup_cosine'
-    assert [e['n_updates'] for e in entries] == [20, 40]
+    assert [e['n_updates'] for e in entries] == [25, 40]
     assert {'n_updates', 'tr_loss', 'va_loss', 'va_ppl', 'lr', 'tokens_per_s'} <= set(entries[0])
     vocab = CharTokenizer.load(os.path.join(result['model_dir'], pretrain.CHAR_VOCAB))
     text = ''.join(p.read_text() for p in sorted(data.iterdir()))
@@ -208,7 +209,8 @@ def test_a_resumed_run_equals_the_uninterrupted_one(tmp_path, monkeypatch, one_t
                      verbose=False)
 
 
-def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints_resume_with_bernoulli(tmp_path):
+def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints_resume_with_bernoulli(tmp_path,
+                                                                                                      monkeypatch):
     data = write_corpus(tmp_path / 'corpus', n_docs=3)
     for extra, want in [([], True), (['--dropout_masks', 'bernoulli'], False),
                         (['--objective', 'electra'], True), (['--objective', 'electra', '--dropout_masks', 'bernoulli'], False)]:
@@ -216,7 +218,17 @@ def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints
         found = [m.int_masks for m in model.modules() if isinstance(m, pretrain.TransformerModel)]
         assert found == [want] * (2 if 'electra' in extra else 1)
     extra = ['--n_iter', '1', '--max_updates', '2', '--eval_every', '1']
-    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra, '--max_updates', '1')), verbose=False)
+    real, calls = pretrain.train_update, []
+
+    def killed(*a, **k):  # during update 2: the checkpoint of update 1 is the last
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+    monkeypatch.setattr(pretrain, 'train_update', killed)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra)), verbose=False)
+    monkeypatch.setattr(pretrain, 'train_update', real)
     path = tmp_path / 'a' / 'save' / 'pretrain' / 'last_checkpoint.pt'
     blob = torch.load(path, weights_only=False)
     del blob['flags']['dropout_masks']  # as written before the flag existed: its runs drew bernoulli masks
@@ -457,11 +469,11 @@ def test_bad_files_for_the_flags_are_one_line_errors(tmp_path, capsys):
 def test_mlm_and_electra_runs_lower_their_losses_and_write_a_bidirectional_folder(tmp_path, capsys, one_thread,
                                                                                    objective):
     data = write_corpus(tmp_path / 'corpus')
-    extra = ['--objective', objective, '--n_iter', '2', '--max_updates', '30', '--eval_every', '15']
+    extra = ['--objective', objective, '--n_iter', '2', '--max_updates', '40', '--eval_every', '20']
     result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, *extra)), verbose=False)
     settings, entries = log_entries(result['log_path'])
     stats = ['mlm_loss', 'mlm_acc'] if objective == 'mlm' else ['mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc']
-    assert [e['n_updates'] for e in entries] == [15, 30]
+    assert [e['n_updates'] for e in entries] == [20, 40]
     assert all({f'tr_{k}' for k in stats} | {f'va_{k}' for k in stats} <= set(e) for e in entries)
     assert entries[-1]['va_ppl'] is None and result['va_loss'] == entries[-1]['va_loss']
     # the untrained model's statistics on the same validation windows, masked alike
@@ -583,7 +595,8 @@ def test_torchrun_two_processes_train_electra(tmp_path):
     data = write_corpus(tmp_path / 'corpus')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
            str(ROOT / 'pretrain.py'), *argv(tmp_path, 'a', data, '--objective', 'electra', '--n_iter', '1',
-                                          '--max_updates', '4', '--eval_every', '2', '--n_batch', '4')]
+                                          '--max_updates', '4', '--eval_every', '2', '--n_batch', '4',
+                                          '--warmup_updates', '2')]
     env = {k: v for k, v in os.environ.items() if k not in ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env={**env, 'OMP_NUM_THREADS': '1'})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -593,3 +606,51 @@ def test_torchrun_two_processes_train_electra(tmp_path):
     run_dir = tmp_path / 'a' / 'save' / 'pretrain'
     assert json.load(open(run_dir / 'model' / 'config.json'))['causal'] is False
     assert (run_dir / pretrain.GENERATOR).is_file()
+
+
+def test_help_shows_every_default():
+    parser = pretrain.build_parser()
+    chunks = help_chunks(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+    assert len(flags) > 30
+    for action in flags:
+        chunk = ' '.join(chunks[action.option_strings[0]].split())
+        assert 'default' in chunk or action.required, chunk
+    assert '(default: 2.5e-04)' in chunks['--lr'] or '(default: 0.00025)' in chunks['--lr']
+
+
+def test_max_updates_ends_the_schedule_and_must_match_on_resume(tmp_path):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    result = pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '5', '--max_updates', '6',
+                                                   '--eval_every', '3')), verbose=False)
+    settings, entries = log_entries(result['log_path'])
+    assert settings['updates_per_epoch'] * 5 > 6  # the epochs alone would last longer
+    assert result['t_total'] == settings['t_total'] == 6 and result['n_updates'] == 6
+    assert entries[-1]['lr'] == pytest.approx(3e-3 * warmup_cosine(5 / 6, 4 / 6))
+    with pytest.raises(InputError, match='--resume: --max_updates is 8 but the checkpoint'):
+        pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '5', '--max_updates', '8',
+                                              '--eval_every', '3', '--resume')), verbose=False)
+
+
+def test_progress_lines_say_each_value_once_and_an_error_starts_a_clean_line(tmp_path, capsys, monkeypatch):
+    data = write_corpus(tmp_path / 'corpus', n_docs=3)
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--n_iter', '1', '--max_updates', '4',
+                                          '--eval_every', '2')), verbose=True)
+    lines = [line for line in capsys.readouterr().err.replace('\r', '\n').splitlines() if line.startswith('update ')]
+    assert [line.split(' |')[0] for line in lines] == ['update 2', 'update 4']
+    for line in lines:
+        assert 'train loss (mean of 2 updates) ' in line and line.count('ppl') == 1, line
+
+    real, calls = pretrain.train_update, []
+
+    def fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise pretrain.NonFiniteLossError('the loss is nan')
+        return real(*a, **k)
+    monkeypatch.setattr(pretrain, 'train_update', fails)
+    with pytest.raises(SystemExit):
+        pretrain.main(argv(tmp_path, 'b', data, '--n_iter', '1', '--max_updates', '4'))
+    err = capsys.readouterr().err
+    shown = err[:err.index('pretrain.py: error: ')].rsplit('\n', 1)[-1].split('\r')  # the error's terminal line
+    assert all(not part.strip() for part in shown[-2:]), repr(err[-300:])

@@ -8,6 +8,7 @@ token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CP
 the 40k-way LM softmax at every real token costs about a second per batch whatever
 the model's width (the LM path is checked below, and in the determinism runs).
 """
+import argparse
 import hashlib
 import json
 import os
@@ -24,7 +25,7 @@ from safetensors import safe_open
 import train
 from checkpoint import read_checkpoint
 from errors import CheckpointError, InputError
-from helpers import tf_shapes, write_tf_checkpoint
+from helpers import help_chunks, tf_shapes, write_tf_checkpoint
 from hf_interop import export_hf
 from loss import lm_mask_from
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
@@ -676,3 +677,58 @@ def test_share_prefix_is_refused_for_a_bidirectional_model(tmp_path):
     with pytest.raises(InputError, match=r"--share_prefix: --model_dir .* holds a bidirectional model, whose context "
                                          r"depends on each choice"):
         train.build_model(train.parse_args(argv), data)
+
+
+def test_help_shows_every_default():
+    parser = train.build_parser()
+    chunks = help_chunks(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+    assert len(flags) > 40
+    for action in flags:
+        chunk = ' '.join(chunks[action.option_strings[0]].split())
+        assert 'default' in chunk, chunk
+    assert '(default: 3)' in chunks['--n_iter'] and '(default: 6.25e-05)' in chunks['--lr']
+    assert '(default: False)' in chunks['--submit'] and chunks['--desc'].count('default') == 1
+
+
+def test_a_run_says_what_it_does(tmp_path, monkeypatch, real_encoded, capsys):
+    """The settings in four groups, labelled bars with the running loss, the epoch line's train[:n]
+    and a closing summary of the files written."""
+    text_encoder, (tr, va, te) = real_encoded
+    small = ([f[:32] for f in tr[:3]] + [tr[3][:32]], [f[:8] for f in va[:3]] + [va[3][:8]], [f[:8] for f in te])
+    monkeypatch.setattr(train, 'encode_rocstories', lambda args, verbose=True: (text_encoder, small))
+    monkeypatch.setattr(train, 'check_inputs', lambda args, writes=True: None)
+    monkeypatch.setattr(train, 'rocstories_analysis', lambda data_dir, pred, log: (50.0, 50.0))
+    argv = ['--init', 'random', '--n_embd', '16', '--n_layer', '1', '--n_head', '2', '--n_iter', '2', '--submit',
+            '--analysis', '--data_dir', str(tmp_path), '--encoder_path', __file__, '--bpe_path', __file__,
+            '--log_dir', str(tmp_path / 'log'), '--save_dir', str(tmp_path / 'save'),
+            '--submission_dir', str(tmp_path / 'sub')]
+    train.run(train.parse_args(argv), verbose=True)
+    out, err = capsys.readouterr()
+    settings = err[err.index('settings'):].splitlines()[1:5]
+    assert [line.split()[0] for line in settings] == ['model', 'data', 'optimisation', 'files']
+    assert 'the last 374 training stories held out' in settings[1] and 'lr 6.25e-05 warmup_linear' in settings[2]
+    assert len(err[:err.index('epoch 1/2 train')]) < 2000  # no dump of every value
+    for label in ('epoch 1/2 train', 'epoch 2/2 train', 'mean loss ', 'evaluating train[:8]', 'evaluating valid',
+                  'predicting test'):
+        assert label in err, label
+    assert 'epoch 2 | updates 8 | train[:8] cost ' in out
+    closing = err[err.index('done: 2 epochs, 8 updates in '):].splitlines()
+    written = {' '.join(line.split()[:-1]): line.split()[-1] for line in closing[1:]}
+    assert written == {'log': str(tmp_path / 'log' / 'rocstories.jsonl'),
+                       'plot': str(tmp_path / 'log' / 'rocstories.png'),
+                       'submission': str(tmp_path / 'sub' / 'ROCStories.tsv'),
+                       'best parameters': str(tmp_path / 'save' / 'rocstories' / train.BEST_PARAMS),
+                       'checkpoint': str(tmp_path / 'save' / 'rocstories' / train.LAST_CHECKPOINT)}
+    assert all(os.path.isfile(path) for path in written.values())
+
+
+def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path):
+    args = train.build_parser().parse_args(['--dataset', 'custom', '--task_type', 'classification',
+                                            '--train_file', 'a.csv', '--valid_file', 'b.csv'])
+    settings = dict(vars(args), desc='custom', n_vocab=40478, n_special=3, checkpoint_format='tf', world_size=1,
+                    n_transfer=12, n_ctx_requested=512, splits={'train': 10, 'valid': 4}, n_truncated=0)
+    text = train.settings_summary(settings, train.run_paths(argparse.Namespace(**settings)))
+    assert 'n_valid' not in text and 'data/' not in text and '374' not in text
+    assert 'custom classification data: train a.csv, valid b.csv' in text and 'examples: train 10, valid 4' in text
+    assert len(text.splitlines()) == 4

@@ -146,3 +146,18 @@ def test_np_softmax_matches_direct_formula():
     np.testing.assert_allclose(np_softmax(big), np_softmax(big - 1000.0), rtol=1e-12)
     assert np.all(np.isfinite(np_softmax(big)))
     np.testing.assert_allclose(np_softmax([[1.0, 1.0]]), [[0.5, 0.5]])
+
+
+def test_encode_dataset_labels_each_field_s_bar(capsys):
+    train = (['ab', 'cde'], ['f', 'gh'], np.array([0, 1]))
+    test = (['jklm'], ['n'])
+    out = encode_dataset(train, test, encoder=_LengthEncoder(), split_names=('train', 'test'),
+                         field_names=('story', 'ending'))
+    assert out[0][:2] == [[[2], [3]], [[1], [2]]] and out[1] == [[[4]], [[1]]]
+    err = capsys.readouterr().err
+    for label in ('encoding train story', 'encoding train ending', 'encoding test story', 'encoding test ending'):
+        assert label in err, err
+    encode_dataset(train, encoder=_LengthEncoder())
+    assert 'encoding split 1 field 2' in capsys.readouterr().err
+    encode_dataset(train, encoder=_LengthEncoder(), verbose=False, split_names=('train',))
+    assert capsys.readouterr().err == ''
