@@ -88,7 +88,7 @@ import electra
 from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
-from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
+from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
 from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
@@ -195,6 +195,7 @@ def validate_args(args):
     """Fill in derived defaults and check values; raises InputError naming the flag."""
     if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
         raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
+    check_seed(args.seed)
     for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")

@@ -44,8 +44,8 @@ from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, Train
                         save_checkpoint, save_params, write_json)
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories, rocstories_test_labels  # the project's
 from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
-                         broadcast_params, broadcast_tree, cleanup_distributed, env_rank, is_collective_failure,
-                         rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
+                         broadcast_params, broadcast_tree, check_seed, cleanup_distributed, env_rank,
+                         is_collective_failure, rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
 from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
                     exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
@@ -71,6 +71,14 @@ EVAL_GROUP = 8
 # --bucket sorts the examples of this many updates by length together: batches of similar
 # lengths, while an example still lands anywhere in the epoch
 BUCKET_SPAN = 50
+
+
+class FlagDefault(float):
+    """A flag's default value, told apart (by identity) from the same value given on the command line."""
+
+
+# The paper's weight of the LM loss; a bidirectional --model_dir gets 0 unless --lm_coef is given.
+LM_COEF_DEFAULT = FlagDefault(0.5)
 
 
 # ------------------------------------------------------------------ flags
@@ -115,7 +123,7 @@ def build_parser():
     p.add_argument('--n_transfer', type=int, default=None,
                    help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
                         "-1: embeddings only)")
-    p.add_argument('--lm_coef', type=float, default=0.5)
+    p.add_argument('--lm_coef', type=float, default=LM_COEF_DEFAULT)
     p.add_argument('--b1', type=float, default=0.9)
     p.add_argument('--b2', type=float, default=0.999)
     p.add_argument('--e', type=float, default=1e-8)
@@ -206,6 +214,7 @@ def validate_args(args):
         raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and checkpoint folder)")
     if args.dataset not in DATASETS:
         raise InputError(f"--dataset {args.dataset!r}: expected one of {', '.join(DATASETS)}")
+    check_seed(args.seed)
     for flag in ('n_batch', 'n_iter', 'n_acc'):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
@@ -238,8 +247,29 @@ def validate_args(args):
                          f"{args.n_layer} (the default loads all of them)")
     if args.analysis and not args.submit:
         raise InputError("--analysis scores the test predictions that --submit writes: pass --submit too")
+    args.lm_coef = resolve_lm_coef(args)
     resolve_device(args.device, args.amp)
     return args
+
+
+def resolve_lm_coef(args):
+    """--lm_coef as a plain float: 0 for a bidirectional --model_dir when the flag was not given
+    (its next-token loss is no objective), else its value; InputError for a negative or
+    non-finite weight."""
+    if not math.isfinite(args.lm_coef) or args.lm_coef < 0:
+        raise InputError(f"--lm_coef {args.lm_coef}: expected a finite weight >= 0 of the LM loss (0: none)")
+    if args.lm_coef is LM_COEF_DEFAULT and args.init == 'pretrained' and _bidirectional(args.model_dir):
+        return 0.0
+    return float(args.lm_coef)
+
+
+def _bidirectional(model_dir):
+    """Whether `model_dir` holds a bidirectional model; False where it cannot be read (check_inputs
+    and build_model name what is wrong with it)."""
+    try:
+        return not checkpoint_causal(model_dir)
+    except (OSError, ValueError):
+        return False
 
 
 

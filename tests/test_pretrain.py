@@ -582,3 +582,11 @@ def test_torchrun_two_processes_train_electra(tmp_path):
     run_dir = tmp_path / 'a' / 'save' / 'pretrain'
     assert json.load(open(run_dir / 'model' / 'config.json'))['causal'] is False
     assert (run_dir / pretrain.GENERATOR).is_file()
+
+
+@pytest.mark.parametrize('seed', ['-1', '4294967296'])
+def test_a_seed_out_of_range_is_refused_before_anything_is_written(tmp_path, capsys, seed):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=4)
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--seed', seed))
+    assert line == f'pretrain.py: error: --seed {seed}: expected an integer from 0 to 4294967295'
+    assert not (tmp_path / 'x').exists()

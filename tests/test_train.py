@@ -676,3 +676,40 @@ def test_share_prefix_is_refused_for_a_bidirectional_model(tmp_path):
     with pytest.raises(InputError, match=r"--share_prefix: --model_dir .* holds a bidirectional model, whose context "
                                          r"depends on each choice"):
         train.build_model(train.parse_args(argv), data)
+
+
+# ------------------------------------------------------------------ flags refused before any work
+
+@pytest.mark.parametrize('flag,value,expected', [
+    ('--seed', '-1', r'--seed -1: expected an integer from 0 to 4294967295'),
+    ('--seed', '4294967296', r'--seed 4294967296: expected an integer from 0 to 4294967295'),
+    ('--lm_coef', '-1', r'--lm_coef -1\.0: expected a finite weight >= 0 of the LM loss'),
+    ('--lm_coef', 'nan', r'--lm_coef nan: expected a finite weight >= 0 of the LM loss'),
+    ('--lm_coef', 'inf', r'--lm_coef inf: expected a finite weight >= 0 of the LM loss'),
+])
+def test_seed_and_lm_coef_out_of_range_are_refused_before_any_work(tmp_path, good_argv, flag, value, expected):
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *good_argv, flag, value], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert re.search('^train.py: error: ' + expected, proc.stderr), proc.stderr
+    assert not (tmp_path / 'log').exists() and not (tmp_path / 'save').exists()
+
+
+def test_the_seeds_at_the_ends_of_the_range_pass():
+    assert train.parse_args(['--seed', '0']).seed == 0
+    assert train.parse_args(['--seed', str(2 ** 32 - 1)]).seed == 2 ** 32 - 1
+
+
+def test_lm_coef_defaults_to_0_for_a_bidirectional_folder_and_an_explicit_value_is_refused(tmp_path):
+    data = synthetic_data()
+    folder = _bidirectional_folder(tmp_path, data)
+    argv = ['--model_dir', folder, '--n_embd', '16', '--n_layer', '2', '--n_head', '2']
+    args = train.parse_args(argv)
+    assert args.lm_coef == 0 and type(args.lm_coef) is float
+    assert train.build_model(args, data).transformer.causal is False
+    assert train.validate_args(args).lm_coef == 0  # validating twice keeps the resolved value
+    with pytest.raises(InputError, match=r"--lm_coef 0\.5: --model_dir .* holds a bidirectional model"):
+        train.build_model(train.parse_args(argv + ['--lm_coef', '0.5']), data)
+    assert train.parse_args(argv + ['--init', 'random']).lm_coef == 0.5  # no folder read: the paper's weight
+    ordinary = train.parse_args([])
+    assert ordinary.lm_coef == 0.5 and type(ordinary.lm_coef) is float and train.run_flags(ordinary)['lm_coef'] == 0.5
