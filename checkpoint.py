@@ -151,9 +151,13 @@ class RunLock:
                          f"--save_dir and --desc")
 
     def _take_over_if_stale(self):
-        """Remove the lock when its owner is gone; raise InputError naming a live owner."""
+        """Remove the lock when its owner is gone; raise InputError naming a live owner, or
+        a folder in the lock's place."""
+        if os.path.isdir(self.path):
+            raise InputError(f"{self.path} is not a file: expected the run's lock file there (or nothing); move "
+                             f"that folder away")
         try:
-            with open(self.path) as f:
+            with open(self.path, encoding='utf-8', errors='replace') as f:  # unreadable text: no live owner named
                 owner = f.read().split()
         except FileNotFoundError:
             return

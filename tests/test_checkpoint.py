@@ -151,6 +151,20 @@ def test_lock_refuses_a_live_owner_and_takes_over_a_stale_one(tmp_path):
         assert (tmp_path / '.lock').read_text().split()[0] == str(os.getpid())
 
 
+def test_a_lock_path_that_is_a_folder_is_one_line(tmp_path):
+    (tmp_path / '.lock' / 'inside').mkdir(parents=True)
+    with pytest.raises(InputError, match=r"^\S*\.lock is not a file: expected the run's lock file there \(or "
+                                         r"nothing\); move that folder away"):
+        checkpoint.RunLock(str(tmp_path)).acquire()
+    assert (tmp_path / '.lock' / 'inside').is_dir()
+
+
+def test_a_lock_file_that_is_not_text_is_taken_over_as_stale(tmp_path):
+    (tmp_path / '.lock').write_bytes(b'\xff\xfe garbage')
+    with checkpoint.RunLock(str(tmp_path)):
+        assert (tmp_path / '.lock').read_text().split()[0] == str(os.getpid())
+
+
 # ------------------------------------------------------------------ runs (train.run on a tiny config)
 
 @pytest.fixture
