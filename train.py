@@ -955,13 +955,13 @@ def _previous_entries(log_path, n_updates):
     resumed run continues from), settings line excluded."""
     if not os.path.isfile(log_path):
         return []
-    with open(log_path, encoding='utf-8') as f:
+    with open(log_path, 'rb') as f:
         lines = f.read().splitlines()[1:]
     entries = []
     for line in lines:
         try:
-            entry = json.loads(line)
-        except ValueError:  # a line cut short by a kill
+            entry = json.loads(line.decode('utf-8'))
+        except ValueError:  # a line cut short by a kill (its last character too: not UTF-8)
             continue
         if isinstance(entry, dict) and entry.get('n_updates', 0) <= n_updates:
             entries.append(entry)

@@ -713,3 +713,11 @@ def test_lm_coef_defaults_to_0_for_a_bidirectional_folder_and_an_explicit_value_
     assert train.parse_args(argv + ['--init', 'random']).lm_coef == 0.5  # no folder read: the paper's weight
     ordinary = train.parse_args([])
     assert ordinary.lm_coef == 0.5 and type(ordinary.lm_coef) is float and train.run_flags(ordinary)['lm_coef'] == 0.5
+
+
+def test_a_log_whose_last_line_is_not_utf8_is_read_as_a_line_cut_short(tmp_path):
+    log = tmp_path / 'run.jsonl'
+    lines = [json.dumps({'desc': 'run'}), json.dumps({'n_updates': 4, 'va_acc': 50.0}),
+             json.dumps({'n_updates': 8, 'va_acc': 60.0})]
+    log.write_bytes('\n'.join(lines).encode() + b'\n{"n_updates": 12, "va_acc": \xff\xfe')
+    assert train._previous_entries(str(log), 8) == [{'n_updates': 4, 'va_acc': 50.0}, {'n_updates': 8, 'va_acc': 60.0}]
