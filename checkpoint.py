@@ -211,8 +211,18 @@ def _load_state(model, tensors, path):
     model.load_state_dict(tensors)  # strict: the models accept a state dict without the tied copy
 
 
-def load_params(model, path):
-    """Load weights written by save_params; returns the file's metadata."""
+def check_finite(tensors, path):
+    """CheckpointError naming `path` and the first of `tensors` (a name: tensor dict, in its
+    order) that holds NaN or inf: a model loaded from it would predict from NaN logits."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            n = int(t.numel() - torch.isfinite(t).sum())
+            raise CheckpointError(f"{path}: {name} holds {n} non-finite value{'s' if n > 1 else ''} (NaN or inf): "
+                                  f"expected finite parameters (a diverged run or a damaged file?)")
+
+
+def read_params(path):
+    """(tensors, metadata) of a file save_params wrote, its tensors checked finite (check_finite)."""
     try:
         tensors = load_file(path)
         with safe_open(path, framework='pt') as f:
@@ -220,6 +230,13 @@ def load_params(model, path):
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} could not be read as safetensors ({err}): expected the parameters a run "
                               f"wrote (truncated or corrupt file?)") from None
+    check_finite(tensors, path)
+    return tensors, meta
+
+
+def load_params(model, path):
+    """Load weights written by save_params (refused when not finite); returns the file's metadata."""
+    tensors, meta = read_params(path)
     _load_state(model, tensors, path)
     return meta
 
@@ -275,13 +292,18 @@ def check_resume_flags(saved, current, path, defaults=None):
                              f"expected the same value (start a new run with another --desc, or --overwrite)")
 
 
-def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None):
+def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None, best=None):
     """Restore what save_checkpoint wrote; with `flags` (run_flags of this run) first check
-    they equal the checkpoint's (check_resume_flags, with the flags' `defaults`). Returns the TrainState."""
+    they equal the checkpoint's (check_resume_flags, with the flags' `defaults`), and that the
+    parameters are finite, also those of the file `best` where there is one (the run's best
+    parameters, which it predicts from at the end). Returns the TrainState."""
     blob = read_checkpoint(folder)
     path = os.path.join(folder, LAST_CHECKPOINT)
     if flags is not None:
         check_resume_flags(blob['flags'], flags, path, defaults)
+    check_finite(blob['model'], path)
+    if best is not None and os.path.isfile(best):
+        read_params(best)
     _load_state(model, blob['model'], path)
     opt.load_state_dict(blob['opt'])
     torch.set_rng_state(blob['torch_rng'])
@@ -292,16 +314,16 @@ def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None):
     return TrainState(blob['n_updates'], blob['n_epochs'], blob['best_score'])
 
 
-def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None, defaults=None):
+def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None, defaults=None, best=None):
     """load_checkpoint on rank 0; under torchrun the other ranks get the optimizer state and
     counters from rank 0 (the parameters follow when DDP wraps the model, which copies rank
     0's), so only rank 0 needs to see the checkpoint. Every rank raises rank 0's error."""
     if dist is None or not dist.sharded:
-        return load_checkpoint(folder, model, opt, scaler, flags, defaults)
+        return load_checkpoint(folder, model, opt, scaler, flags, defaults, best)
     payload = None
     if dist.is_main:
         try:
-            state = load_checkpoint(folder, model, opt, scaler, flags, defaults)
+            state = load_checkpoint(folder, model, opt, scaler, flags, defaults, best)
             payload = {'opt': opt.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else {},
                        'state': dataclasses.astuple(state)}
         except (InputError, CheckpointError) as err:

@@ -1029,7 +1029,8 @@ def _run(args, dist, device, verbose):
 
     state = TrainState()
     if args.resume:
-        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])))
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])),
+                                  best=paths['best'] if args.submit else None)
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls

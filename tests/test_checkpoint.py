@@ -63,6 +63,30 @@ def test_stale_temp_files_are_removed(tmp_path):
     assert not stale.exists() and other.exists()
 
 
+def poison(path, name=None):
+    """Write NaN into one tensor (`name`, else the last in the file's order) of a safetensors file; returns its name."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(path))
+    name = name or list(tensors)[-1]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[1] = float('nan')
+    save_file(tensors, str(path))
+    return name
+
+
+def test_parameters_holding_nan_are_refused_naming_the_file_and_tensor(tmp_path):
+    data = synthetic_data()
+    path = tmp_path / 'best_params.safetensors'
+    checkpoint.save_params(_model(tiny_args(), data), str(path))
+    name = poison(path, 'transformer.h.1.mlp.c_fc.w')
+    model = _model(tiny_args(), data, seed=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=rf"^{path}: {name} holds 1 non-finite value \(NaN or inf\): expected "
+                                              r"finite parameters"):
+        checkpoint.load_params(model, str(path))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model is left as it was
+
+
 # ------------------------------------------------------------------ the resumable checkpoint
 
 def _trained(args, data):
@@ -243,6 +267,23 @@ def test_a_non_finite_objective_stops_before_the_update(tiny_run):
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k], ) or k.endswith('ln_1.g') for k in before)
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_resume_refuses_nan_in_the_best_parameters_or_the_checkpoint(tmp_path, tiny_run):
+    """A finished run resumed rewrites its submission from the best parameters: NaN there
+    (or in the checkpoint's parameters) is one CheckpointError, and the submission stays."""
+    train.run(train.parse_args(tiny_run('a', '--n_iter', '1')), verbose=False)
+    run_dir, submission = tmp_path / 'a' / 'save' / 'rocstories', tmp_path / 'a' / 'sub' / 'ROCStories.tsv'
+    kept = submission.read_bytes()
+    name = poison(run_dir / train.BEST_PARAMS)
+    with pytest.raises(CheckpointError, match=rf"best_params\.safetensors: {name} holds 1 non-finite value"):
+        train.run(train.parse_args(tiny_run('a', '--n_iter', '1', '--resume')), verbose=False)
+    assert submission.read_bytes() == kept
+    blob = torch.load(run_dir / train.LAST_CHECKPOINT, weights_only=True)
+    blob['model']['transformer.embed.weight'][0, 0] = float('inf')
+    torch.save(blob, run_dir / train.LAST_CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"last_checkpoint\.pt: transformer\.embed\.weight holds 1 non-finite"):
+        checkpoint.load_checkpoint(str(run_dir), _model(tiny_args(), synthetic_data()), None)
 
 
 # ------------------------------------------------------------------ killed runs (subprocesses)
