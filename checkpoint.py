@@ -25,7 +25,7 @@ import tempfile
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from distributed import broadcast_tree
 from errors import CheckpointError, InputError
@@ -193,7 +193,14 @@ def save_params(model, path, metadata=None):
     """Model weights as safetensors, written atomically."""
     tensors = model_tensors(model)
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(path, lambda tmp: write_bytes(tmp, save(tensors, metadata=meta)))
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` ourselves: safetensors' save_file writes through a temporary file
+    of its own name (.tmpXXXXXX) that remove_stale_tmp would not know after a kill."""
+    with open(path, 'wb') as f:
+        f.write(data)
 
 
 def _load_state(model, tensors, path):

@@ -1,5 +1,6 @@
 """checkpoint.py: atomic files, parameters, the one-file resumable checkpoint, the run's lock,
 and what train.py does with them when a run is interrupted, repeated or run twice at once."""
+import hashlib
 import json
 import os
 import signal
@@ -318,6 +319,55 @@ KILLER = textwrap.dedent('''
     os.replace, torch.save, train.log_epoch = replace, save, log_epoch
     train.main(argv)
 ''')
+
+
+WRITER = textwrap.dedent('''
+    """Write best_params.safetensors of a 64 MB model again and again until killed."""
+    import sys
+    import torch
+    import checkpoint
+    model = torch.nn.Linear(4000, 4000)
+    while True:
+        checkpoint.save_params(model, sys.argv[1])
+''')
+
+
+def test_a_kill_inside_the_write_of_the_best_parameters_leaves_nothing_after_the_next_start(tmp_path):
+    """SIGKILL while the bytes of best_params.safetensors are being written: whatever
+    temporary file holds them is removed when the run starts again, and the file is whole."""
+    run_dir = tmp_path / 'save' / 'rocstories'
+    run_dir.mkdir(parents=True)
+    best = run_dir / train.BEST_PARAMS
+    script = tmp_path / 'writer.py'
+    script.write_text(WRITER)
+    child = subprocess.Popen([sys.executable, str(script), str(best)], env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    try:
+        while not _a_temporary_file_with_bytes(run_dir):
+            assert child.poll() is None
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert _a_temporary_file_with_bytes(run_dir)
+    before = {f: sha256(run_dir / f) for f in os.listdir(run_dir) if f == train.BEST_PARAMS}
+    train.prepare_run_files(train.parse_args(['--save_dir', str(tmp_path / 'save'), '--log_dir', str(tmp_path),
+                                              '--resume']))
+    assert sorted(os.listdir(run_dir)) == sorted(before)
+    assert {f: sha256(run_dir / f) for f in before} == before
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def _a_temporary_file_with_bytes(folder):
+    for entry in os.scandir(folder):
+        try:
+            if entry.name != train.BEST_PARAMS and entry.stat().st_size > 0:
+                return True
+        except FileNotFoundError:  # renamed meanwhile
+            continue
+    return False
 
 
 @pytest.mark.parametrize('mode', ['inside_write', 'after_first_rename'])
