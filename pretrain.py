@@ -514,19 +514,33 @@ def run_paths(args):
 def prepare_run_files(args):
     """Before a run writes anything (holding the run's lock): remove what a killed run left
     half-written, and refuse to start afresh over an earlier run of the same --desc unless
-    --overwrite (then delete its log, checkpoint, config and model folder). Returns the
-    earlier run's files that were deleted."""
+    --overwrite. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
+    deletes them once the new run has read its corpus and built its model)."""
     paths = run_paths(args)
     remove_stale_tmp([paths['log'], paths['last'], paths['config'], paths['generator']])
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
         if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    earlier = [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
+    earlier = earlier_run_files(args)
     if not earlier or args.resume:
         return []
     if not args.overwrite:
         raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
                          f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    return earlier
+
+
+def earlier_run_files(args):
+    """The log, checkpoint, config, model folder and generator an earlier run of --desc left."""
+    paths = run_paths(args)
+    return [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
+
+
+def remove_earlier_run(args):
+    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
+    can (flags, corpus, model), so that a bad input stops it with the earlier run whole.
+    Returns the deleted paths."""
+    earlier = earlier_run_files(args) if args.overwrite else []
     for path in earlier:
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     return earlier
@@ -693,6 +707,7 @@ def _run(args, dist, device, verbose):
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
                     n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
     if dist.is_main:
+        remove_earlier_run(args)
         write_json(paths['config'], settings)
         previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
         r.logger = open_log(paths['log'], settings, previous)

@@ -861,17 +861,31 @@ def submission_files(args):
 
 def prepare_run_files(args):
     """Before a run writes anything (call it holding the run's lock): refuse to start afresh
-    over an earlier run of the same --desc unless --overwrite (then delete that run's log,
-    checkpoint, best parameters and config), and remove temporary files a killed run left.
-    Returns the earlier run's files that were deleted."""
+    over an earlier run of the same --desc unless --overwrite, and remove temporary files a
+    killed run left. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
+    deletes them once the new run has read its data and built its model)."""
     paths = run_paths(args)
     remove_stale_tmp(paths.values())
-    earlier = [paths[k] for k in ('log', 'best', 'last', 'config') if os.path.isfile(paths[k])]
+    earlier = earlier_run_files(args)
     if not earlier or args.resume:
         return []
     if not args.overwrite:
         raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
                          f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    return earlier
+
+
+def earlier_run_files(args):
+    """The log, best parameters, checkpoint and config an earlier run of --desc left."""
+    paths = run_paths(args)
+    return [paths[k] for k in ('log', 'best', 'last', 'config') if os.path.isfile(paths[k])]
+
+
+def remove_earlier_run(args):
+    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
+    can (flags, data, model), so that a bad input stops it with the earlier run whole. Returns
+    the deleted paths."""
+    earlier = earlier_run_files(args) if args.overwrite else []
     for path in earlier:
         os.remove(path)
     return earlier
@@ -1038,6 +1052,7 @@ def _run(args, dist, device, verbose):
     loss_compute = make_loss_compute(args, opt, scaler, data.task.task_type)
     logger = None
     if main:
+        remove_earlier_run(args)
         write_json(paths['config'], settings)
         logger = open_log(paths['log'], settings, _previous_entries(paths['log'], state.n_updates) if args.resume
                           else [])

@@ -590,3 +590,31 @@ def test_a_seed_out_of_range_is_refused_before_anything_is_written(tmp_path, cap
     line = one_line_error(capsys, argv(tmp_path, 'x', data, '--seed', seed))
     assert line == f'pretrain.py: error: --seed {seed}: expected an integer from 0 to 4294967295'
     assert not (tmp_path / 'x').exists()
+
+
+def sha256_files(folder):
+    """{path relative to `folder`: sha256} of every file under `folder`."""
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_overwrite_with_a_bad_corpus_leaves_the_earlier_run_whole(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=10)
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--max_updates', '2')), verbose=False)
+    earlier = sha256_files(tmp_path / 'a')
+    assert {'log/pretrain.jsonl', 'save/pretrain/last_checkpoint.pt', 'save/pretrain/config.json',
+            'save/pretrain/model/model.safetensors'} <= set(earlier)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'blank.txt').write_text(' \n\t\n')
+    assert 'empty or only whitespace' in one_line_error(capsys, argv(tmp_path, 'a', empty, '--overwrite'))
+    assert sha256_files(tmp_path / 'a') == earlier
+    (empty / 'blank.txt').write_text('a short text\n')
+    assert 'fewer than one window' in one_line_error(capsys, argv(tmp_path, 'a', empty / 'blank.txt', '--overwrite'))
+    assert sha256_files(tmp_path / 'a') == earlier
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--max_updates', '2', '--overwrite', '--seed', '3')),
+                 verbose=False)
+    again = sha256_files(tmp_path / 'a')
+    assert set(again) == set(earlier)
+    assert again['save/pretrain/model/model.safetensors'] != earlier['save/pretrain/model/model.safetensors']

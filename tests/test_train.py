@@ -23,7 +23,7 @@ from safetensors import safe_open
 
 import train
 from checkpoint import read_checkpoint
-from errors import CheckpointError, InputError
+from errors import CheckpointError, DataError, InputError
 from helpers import tf_shapes, write_tf_checkpoint
 from hf_interop import export_hf
 from loss import lm_mask_from
@@ -721,3 +721,48 @@ def test_a_log_whose_last_line_is_not_utf8_is_read_as_a_line_cut_short(tmp_path)
              json.dumps({'n_updates': 8, 'va_acc': 60.0})]
     log.write_bytes('\n'.join(lines).encode() + b'\n{"n_updates": 12, "va_acc": \xff\xfe')
     assert train._previous_entries(str(log), 8) == [{'n_updates': 4, 'va_acc': 50.0}, {'n_updates': 8, 'va_acc': 60.0}]
+
+
+# ------------------------------------------------------------------ --overwrite and the earlier run
+
+def sha256_files(folder):
+    """{path relative to `folder}: sha256} of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def custom_argv(tmp_path, encoder_path, bpe_path, train_file, *extra):
+    """A tiny --dataset custom classification run (random weights, 2 updates) in tmp_path/run."""
+    words = ['happy', 'sad', 'long', 'cold', 'warm', 'dark', 'red', 'old']
+    rows = 'text,label\n' + ''.join(f'{w} day {i},{"pos" if i % 2 else "neg"}\n' for i, w in enumerate(words))
+    (tmp_path / 'valid.csv').write_text(rows)
+    work = tmp_path / 'run'
+    return ['--dataset', 'custom', '--task_type', 'classification', '--train_file', str(train_file), '--valid_file',
+            str(tmp_path / 'valid.csv'), '--init', 'random', *TINY, '--n_iter', '1', '--n_batch', '4', '--lm_coef',
+            '0', '--submit', '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path), '--desc', 'x',
+            '--log_dir', str(work / 'log'), '--save_dir', str(work / 'save'), '--submission_dir', str(work / 'sub'),
+            '--cache_dir', str(tmp_path / 'cache'), '--device', 'cpu', *extra]
+
+
+def test_overwrite_with_bad_data_or_model_leaves_the_earlier_run_whole(tmp_path, encoder_path, bpe_path):
+    good, bad = tmp_path / 'train.csv', tmp_path / 'bad.csv'
+    good.write_text('text,label\n' + ''.join(f'word {i} here,{"pos" if i % 2 else "neg"}\n' for i in range(8)))
+    bad.write_text('words,label\nthe cat,pos\n')
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good)), verbose=False)
+    earlier = sha256_files(tmp_path / 'run')
+    assert {'log/x.jsonl', 'save/x/best_params.safetensors', 'save/x/last_checkpoint.pt', 'save/x/config.json'} <= \
+        set(earlier)
+    with pytest.raises(DataError, match=r"bad\.csv: line 2 has no column 'text'"):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, bad, '--overwrite')), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    write_tf_checkpoint(tmp_path / 'model', tf_shapes(1, 16, 40478))
+    shard = tmp_path / 'model' / 'params_3.npy'
+    np.save(shard, np.full_like(np.load(shard), np.nan))
+    with pytest.raises(CheckpointError, match=r'--model_dir .*params_3\.npy'):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--overwrite', '--init',
+                                               'pretrained', '--model_dir', str(tmp_path / 'model'))), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--overwrite', '--seed', '3')),
+              verbose=False)
+    again = sha256_files(tmp_path / 'run')
+    assert set(again) == set(earlier) and all(again[f] != earlier[f] for f in again)
