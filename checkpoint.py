@@ -41,6 +41,9 @@ FREE_FLAGS = ('desc', 'log_dir', 'save_dir', 'data_dir', 'submission_dir', 'subm
               'resume', 'overwrite', 'dist_timeout', 'max_updates', 'model_dir', 'encoder_path', 'bpe_path',
               'init', 'amp', 'attn_impl', 'cache_dir')
 
+# What a resumed run compares besides the flags, as its messages name it.
+RESUME_KEYS = {'data_sha256': 'the data (sha256 of the encoded training and validation splits)'}
+
 
 @dataclasses.dataclass
 class TrainState:
@@ -295,8 +298,9 @@ def check_resume_flags(saved, current, path, defaults=None):
         if name not in saved and name in defaults and new == defaults[name]:
             continue
         if old != new:
-            raise InputError(f"--resume: --{name} is {new!r} but the checkpoint {path} was written with {old!r}; "
-                             f"expected the same value (start a new run with another --desc, or --overwrite)")
+            raise InputError(f"--resume: {RESUME_KEYS.get(name, '--' + name)} is {new!r} but the checkpoint {path} "
+                             f"was written with {old!r}; expected the same value (start a new run with another "
+                             f"--desc, or --overwrite)")
 
 
 def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None, best=None):

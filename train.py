@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -891,6 +892,17 @@ def remove_earlier_run(args):
     return earlier
 
 
+def data_digest(data):
+    """sha256 (hex) of the encoded training and validation splits (X, M, Y): --resume compares
+    the data by content, which a data file changed in place or a moved --data_dir keeps or not."""
+    h = hashlib.sha256()
+    for name in ('train', *data.task.valid_splits):
+        split = data.splits.get(name)
+        for array in () if split is None else (split.X, split.M, split.Y):
+            h.update(name.encode() + np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
+
+
 def run_settings(args, data, fmt, world_size=1):
     """The flags with the values the run actually uses (n_ctx as cut, n_transfer as loaded)
     and what it found: the first line of the log and the run's config.json."""
@@ -1039,11 +1051,13 @@ def _run(args, dist, device, verbose):
     opt = make_optimizer(args, model, t_total)
     scaler = make_scaler(args.amp)
     paths = run_paths(args)
-    flags = dict(run_flags(args), n_transfer=transfer_layers(args), world_size=dist.world_size)
+    flags = dict(run_flags(args), n_transfer=transfer_layers(args), world_size=dist.world_size,
+                 data_sha256=data_digest(data))
 
     state = TrainState()
-    if args.resume:
-        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])),
+    if args.resume:  # a checkpoint written before the data was compared lacks data_sha256: it passes
+        defaults = dict(vars(build_parser().parse_args([])), data_sha256=flags['data_sha256'])
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, defaults,
                                   best=paths['best'] if args.submit else None)
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)

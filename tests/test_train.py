@@ -766,3 +766,21 @@ def test_overwrite_with_bad_data_or_model_leaves_the_earlier_run_whole(tmp_path,
               verbose=False)
     again = sha256_files(tmp_path / 'run')
     assert set(again) == set(earlier) and all(again[f] != earlier[f] for f in again)
+
+
+def test_resume_refuses_a_training_file_whose_content_changed(tmp_path, encoder_path, bpe_path):
+    good = tmp_path / 'train.csv'
+    good.write_text('text,label\n' + ''.join(f'word {i} here,{"pos" if i % 2 else "neg"}\n' for i in range(8)))
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good)), verbose=False)
+    run_dir = tmp_path / 'run' / 'save' / 'x'
+    good.write_text(good.read_text().replace('word 3 here', 'word 3 there'))  # the same path, other data
+    earlier = sha256_files(tmp_path / 'run')
+    with pytest.raises(InputError, match=r"^--resume: the data \(sha256 of the encoded training and validation "
+                                         r"splits\) is '[0-9a-f]{64}' but the checkpoint .*last_checkpoint\.pt was "
+                                         r"written with '[0-9a-f]{64}'; expected the same"):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    blob = read_checkpoint(run_dir)
+    del blob['flags']['data_sha256']  # a checkpoint written before the data was compared
+    torch.save(blob, run_dir / train.LAST_CHECKPOINT)
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
