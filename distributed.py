@@ -21,7 +21,7 @@ import torch.distributed as tdist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from errors import GPT1Error, InputError, exit_with_error
+from errors import GPT1Error, InputError, exit_interrupted, exit_with_error
 
 TORCHRUN_VARS = ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')
 
@@ -302,16 +302,19 @@ def run_job(args, body, check=None, lock=None, prepare=None):
             cleanup_distributed(dist, failed)
 
 
-def cli_main(prog, job, args):
+def cli_main(prog, job, args, argv=()):
     """A script's command line around job(args): a detected bad input (GPT1Error) prints one
     line `prog: error: [rank R] ...` and exits with status 2; a failed collective operation
-    under torchrun prints its line and exits with status 1."""
+    under torchrun prints its line and exits with status 1; Ctrl-C prints one line saying where
+    the run stopped and the command (`argv`, its flags) that continues it, exit status 130."""
     rank = env_rank()
     tag = f"[rank {rank}] " if rank else ""
     try:
         return job(args)
     except GPT1Error as err:
         exit_with_error(prog, err, tag)
+    except KeyboardInterrupt as err:
+        exit_interrupted(prog, err, argv, tag)
     except CollectiveFailure as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(1)

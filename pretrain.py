@@ -89,7 +89,7 @@ from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
 from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
-from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
+from errors import CheckpointError, DataError, InputError, Interrupted, MissingFileError, NonFiniteLossError
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
 from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, check_config, find_checkpoint_format,
@@ -595,6 +595,7 @@ class PretrainRun:
     paths: dict
     flags: dict
     logger: object = None
+    saved: int = None  # the update the last checkpoint holds (None: none yet)
 
 
 def _validate(r):
@@ -624,6 +625,7 @@ def log_progress(r, state, losses, train_seconds, verbose, stats=()):
     if r.dist.is_main:
         r.logger.log(**entry)
         save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
+        r.saved = state.n_updates
         if verbose:
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
@@ -705,7 +707,8 @@ def _run(args, dist, device, verbose):
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
+                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags,
+                    saved=state.n_updates if args.resume else None)
     if dist.is_main:
         remove_earlier_run(args)
         write_json(paths['config'], settings)
@@ -717,22 +720,38 @@ def _run(args, dist, device, verbose):
                 print(f"warning: {message}", file=sys.stderr)
     try:
         entry = train_loop(r, state, verbose)
+    except KeyboardInterrupt:
+        epoch = state.n_updates // max(r.t_total // r.args.n_iter, 1) + 1
+        raise interrupted(r, f"in epoch {epoch}, after update {state.n_updates}") from None
     finally:
         if r.logger is not None:
             r.logger.close()
-    if dist.is_main:
-        electra.save_generator(model, paths['generator'])
-        save_model_folder(model, paths['model'], tokenizer)
-        plot_log(paths['log'])  # {log_dir}/{desc}.png
+    try:
+        if dist.is_main:
+            electra.save_generator(model, paths['generator'])
+            save_model_folder(model, paths['model'], tokenizer)
+            plot_log(paths['log'])  # {log_dir}/{desc}.png
+    except KeyboardInterrupt:
+        raise interrupted(r, "after training, while writing the model folder") from None
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
                 rank=dist.rank)
 
 
+def interrupted(r, where):
+    """The Interrupted of Ctrl-C `where` in the run `r`, naming the update its last checkpoint
+    holds (with no checkpoint yet the run starts again with --overwrite)."""
+    if r.saved is None:
+        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
+    return Interrupted(f"stopped by Ctrl-C {where}; {r.paths['last']} holds update {r.saved}", '--resume')
+
+
 def main(argv=None):
     """The command line: parse the flags, run, and print a detected bad input as one line
-    (exit status 2); a failed collective operation under torchrun exits with status 1."""
-    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv))
+    (exit status 2); a failed collective operation under torchrun exits with status 1; Ctrl-C
+    prints where the run stopped and how to continue it (exit status 130)."""
+    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv),
+                    sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == '__main__':

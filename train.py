@@ -46,9 +46,10 @@ from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, Train
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories, rocstories_test_labels  # the project's
 from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
                          broadcast_params, broadcast_tree, check_seed, cleanup_distributed, env_rank,
-                         is_collective_failure, rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
-from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
-                    exit_with_error)
+                         is_collective_failure, rank_seed, resolve_device, setup_distributed, torchrun_env,
+                         unwrap_model, wrap_model)
+from errors import (CheckpointError, DataWarning, GPT1Error, InputError, Interrupted, MissingFileError,
+                    NonFiniteLossError, exit_interrupted, exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
                            checkpoint_causal, find_checkpoint_format, load_pretrained)
@@ -1072,6 +1073,7 @@ def _run(args, dist, device, verbose):
                           else [])
         for message in data.data_warnings:
             logger.log(warning=message)
+    saved = dataclasses.replace(state) if args.resume else None  # what the last checkpoint holds
     try:
         def on_update(st):
             if st.n_updates in LOG_UPDATES and st.n_epochs == 0:
@@ -1089,10 +1091,26 @@ def _run(args, dist, device, verbose):
             log_epoch(model, data, args, state, logger, device, verbose, dist)
             if main:
                 save_checkpoint(paths['dir'], model, opt, state, scaler, flags)
+            saved = dataclasses.replace(state)
+    except KeyboardInterrupt:
+        raise interrupted(f"in epoch {state.n_epochs + 1}, after update {state.n_updates}", saved,
+                          paths['last']) from None
     finally:
         if logger is not None:
             logger.close()
-    return _finish(args, model, data, state, paths, device, verbose, dist)
+    try:
+        return _finish(args, model, data, state, paths, device, verbose, dist)
+    except KeyboardInterrupt:
+        raise interrupted("after training, while predicting the test split", saved, paths['last']) from None
+
+
+def interrupted(where, saved, path):
+    """The Interrupted of Ctrl-C `where` in a run whose last checkpoint `path` holds the
+    TrainState `saved` (None: no checkpoint yet, so the run starts again with --overwrite)."""
+    if saved is None:
+        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
+    return Interrupted(f"stopped by Ctrl-C {where}; {path} holds epoch {saved.n_epochs}, update "
+                       f"{saved.n_updates}", '--resume')
 
 
 def _finish(args, model, data, state, paths, device, verbose, dist):
@@ -1163,6 +1181,8 @@ def main(argv=None):
         return run(validate_args(args))
     except GPT1Error as err:
         exit_with_error('train.py', err, tag)
+    except KeyboardInterrupt as err:
+        exit_interrupted('train.py', err, sys.argv[1:] if argv is None else argv, tag)
     except CollectiveFailure as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -1,9 +1,11 @@
 """pretrain.py: tiny pre-training runs (char mode on a few KB of text, BPE on a tiny
 text with the real vocabulary), resume, the output folder in generate.py and train.py,
 and every bad input as a one-line error."""
+import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -594,7 +596,6 @@ def test_a_seed_out_of_range_is_refused_before_anything_is_written(tmp_path, cap
 
 def sha256_files(folder):
     """{path relative to `folder`: sha256} of every file under `folder`."""
-    import hashlib
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob('*')) if p.is_file()}
 
@@ -618,3 +619,19 @@ def test_overwrite_with_a_bad_corpus_leaves_the_earlier_run_whole(tmp_path, caps
     again = sha256_files(tmp_path / 'a')
     assert set(again) == set(earlier)
     assert again['save/pretrain/model/model.safetensors'] != earlier['save/pretrain/model/model.safetensors']
+
+
+def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path):
+    from test_train import interrupt
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=10)
+    args = argv(tmp_path, 'a', data, '--max_updates', '12', '--eval_every', '4')
+    last = tmp_path / 'a' / 'save' / 'pretrain' / 'last_checkpoint.pt'
+    proc, before = interrupt(tmp_path, 'pretrain', 6, last, args)
+    assert proc.returncode == 130 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    line = line[line.index('pretrain.py: '):]  # after the progress bar's last state
+    assert re.match(rf"pretrain\.py: interrupted: stopped by Ctrl-C in epoch \d+, after update 5; {last} holds "
+                    rf"update 4; to continue: python pretrain\.py .* --resume$", line), line
+    assert hashlib.sha256(last.read_bytes()).hexdigest() == before
+    resumed = pretrain.run(pretrain.parse_args(args + ['--resume']), verbose=False)
+    assert resumed['n_updates'] == 12

@@ -784,3 +784,53 @@ def test_resume_refuses_a_training_file_whose_content_changed(tmp_path, encoder_
     del blob['flags']['data_sha256']  # a checkpoint written before the data was compared
     torch.save(blob, run_dir / train.LAST_CHECKPOINT)
     train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+INTERRUPTER = '''
+"""Run train.main or pretrain.main (argv[1]) and send this process SIGINT inside optimizer step argv[2],
+after writing the sha256 of the run's last checkpoint (argv[3]) to argv[4]."""
+import hashlib, importlib, os, signal, sys
+import opt
+script, at, checkpoint, out, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+real_step, calls = opt.OpenAIAdam.step, [0]
+
+def step(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == at:
+        with open(checkpoint, 'rb') as f, open(out, 'w') as o:
+            o.write(hashlib.sha256(f.read()).hexdigest())
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_step(self, *a, **k)
+opt.OpenAIAdam.step = step
+importlib.import_module(script).main(argv)
+'''
+
+
+def interrupt(tmp_path, script, at, checkpoint, argv):
+    """Run `script`.main(argv) in a subprocess that gets SIGINT inside optimizer step `at`; returns
+    (the process, the sha256 its last checkpoint had when the signal came)."""
+    (tmp_path / 'interrupter.py').write_text(INTERRUPTER)
+    proc = subprocess.run([sys.executable, str(tmp_path / 'interrupter.py'), script, str(at), str(checkpoint),
+                           str(tmp_path / 'sha256'), *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    return proc, (tmp_path / 'sha256').read_text()
+
+
+def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, rocstories_dir, encoder_path, bpe_path,
+                                                           tiny_shards):
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--n_valid', '1835', '--n_iter', '3', '--lm_coef', '0', '--submit']  # 4 updates an epoch
+    last = tmp_path / 'save' / 'rocstories' / train.LAST_CHECKPOINT
+    proc, before = interrupt(tmp_path, 'train', 6, last, argv)
+    assert proc.returncode == 130 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"train.py: interrupted: stopped by Ctrl-C in epoch 2, after update 5; "
+                           f"{os.path.join('save', 'rocstories', train.LAST_CHECKPOINT)} holds "
+                           f"epoch 1, update 4; to continue: python train.py "), line
+    assert line.endswith(' --resume') and hashlib.sha256(last.read_bytes()).hexdigest() == before
+    assert not (last.parent / '.lock').exists() and not [f for f in os.listdir(last.parent) if f.endswith('.tmp')]
+    resumed = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv, '--resume'], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and 'resuming after epoch 1, update 4' in resumed.stderr, resumed.stderr[-2000:]
