@@ -254,8 +254,9 @@ def load_params(model, path):
 # ------------------------------------------------------------------ the resumable checkpoint
 
 def run_flags(args):
-    """The flags that define what a run computes (all but FREE_FLAGS), as a plain dict."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in FREE_FLAGS}
+    """The flags that define what a run computes (all but FREE_FLAGS), as a plain dict of plain
+    values (a float subclass that marks a flag's default would not load with weights_only)."""
+    return {k: float(v) if isinstance(v, float) else v for k, v in sorted(vars(args).items()) if k not in FREE_FLAGS}
 
 
 def save_checkpoint(folder, model, opt, state, scaler=None, flags=None):

@@ -713,6 +713,8 @@ def test_lm_coef_defaults_to_0_for_a_bidirectional_folder_and_an_explicit_value_
     assert train.parse_args(argv + ['--init', 'random']).lm_coef == 0.5  # no folder read: the paper's weight
     ordinary = train.parse_args([])
     assert ordinary.lm_coef == 0.5 and type(ordinary.lm_coef) is float and train.run_flags(ordinary)['lm_coef'] == 0.5
+    unchecked = train.build_parser().parse_args([])  # a notebook's flags, not validated
+    assert type(train.run_flags(unchecked)['lm_coef']) is float
 
 
 def test_a_log_whose_last_line_is_not_utf8_is_read_as_a_line_cut_short(tmp_path):
