@@ -518,11 +518,13 @@ def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, 
              '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch', '2', '--n_iter', '1', '--log_dir',
              str(tmp_path / 'ft'), '--save_dir', str(tmp_path / 'ft')]
     with pytest.raises(SystemExit):
-        train.main(flags)
+        train.main(flags + ['--lm_coef', '0.5'])  # given explicitly: refused
     assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
     monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (
         train.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
-    out = train.run(train.parse_args(flags + ['--lm_coef', '0']), verbose=False)
+    finetune = train.parse_args(flags)  # not given: 0 for a bidirectional folder
+    assert finetune.lm_coef == 0
+    out = train.run(finetune, verbose=False)
     assert out['n_updates'] == 1
 
     from estimators import Classifier
