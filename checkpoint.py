@@ -25,7 +25,7 @@ import tempfile
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from distributed import broadcast_tree
 from errors import CheckpointError, InputError
@@ -40,6 +40,9 @@ TIED_KEY = 'lm_head.decoder.weight'  # the same tensor as transformer.embed.weig
 FREE_FLAGS = ('desc', 'log_dir', 'save_dir', 'data_dir', 'submission_dir', 'submit', 'analysis', 'device',
               'resume', 'overwrite', 'dist_timeout', 'max_updates', 'model_dir', 'encoder_path', 'bpe_path',
               'init', 'amp', 'attn_impl', 'cache_dir')
+
+# What a resumed run compares besides the flags, as its messages name it.
+RESUME_KEYS = {'data_sha256': 'the data (sha256 of the encoded training and validation splits)'}
 
 
 @dataclasses.dataclass
@@ -151,9 +154,13 @@ class RunLock:
                          f"--save_dir and --desc")
 
     def _take_over_if_stale(self):
-        """Remove the lock when its owner is gone; raise InputError naming a live owner."""
+        """Remove the lock when its owner is gone; raise InputError naming a live owner, or
+        a folder in the lock's place."""
+        if os.path.isdir(self.path):
+            raise InputError(f"{self.path} is not a file: expected the run's lock file there (or nothing); move "
+                             f"that folder away")
         try:
-            with open(self.path) as f:
+            with open(self.path, encoding='utf-8', errors='replace') as f:  # unreadable text: no live owner named
                 owner = f.read().split()
         except FileNotFoundError:
             return
@@ -189,7 +196,14 @@ def save_params(model, path, metadata=None):
     """Model weights as safetensors, written atomically."""
     tensors = model_tensors(model)
     meta = {k: str(v) for k, v in (metadata or {}).items()}
-    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+    atomic_write(path, lambda tmp: write_bytes(tmp, save(tensors, metadata=meta)))
+
+
+def write_bytes(path, data):
+    """Write `data` to `path` ourselves: safetensors' save_file writes through a temporary file
+    of its own name (.tmpXXXXXX) that remove_stale_tmp would not know after a kill."""
+    with open(path, 'wb') as f:
+        f.write(data)
 
 
 def _load_state(model, tensors, path):
@@ -207,8 +221,18 @@ def _load_state(model, tensors, path):
     model.load_state_dict(tensors)  # strict: the models accept a state dict without the tied copy
 
 
-def load_params(model, path):
-    """Load weights written by save_params; returns the file's metadata."""
+def check_finite(tensors, path):
+    """CheckpointError naming `path` and the first of `tensors` (a name: tensor dict, in its
+    order) that holds NaN or inf: a model loaded from it would predict from NaN logits."""
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            n = int(t.numel() - torch.isfinite(t).sum())
+            raise CheckpointError(f"{path}: {name} holds {n} non-finite value{'s' if n > 1 else ''} (NaN or inf): "
+                                  f"expected finite parameters (a diverged run or a damaged file?)")
+
+
+def read_params(path):
+    """(tensors, metadata) of a file save_params wrote, its tensors checked finite (check_finite)."""
     try:
         tensors = load_file(path)
         with safe_open(path, framework='pt') as f:
@@ -216,6 +240,13 @@ def load_params(model, path):
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{path} could not be read as safetensors ({err}): expected the parameters a run "
                               f"wrote (truncated or corrupt file?)") from None
+    check_finite(tensors, path)
+    return tensors, meta
+
+
+def load_params(model, path):
+    """Load weights written by save_params (refused when not finite); returns the file's metadata."""
+    tensors, meta = read_params(path)
     _load_state(model, tensors, path)
     return meta
 
@@ -223,8 +254,9 @@ def load_params(model, path):
 # ------------------------------------------------------------------ the resumable checkpoint
 
 def run_flags(args):
-    """The flags that define what a run computes (all but FREE_FLAGS), as a plain dict."""
-    return {k: v for k, v in sorted(vars(args).items()) if k not in FREE_FLAGS}
+    """The flags that define what a run computes (all but FREE_FLAGS), as a plain dict of plain
+    values (a float subclass that marks a flag's default would not load with weights_only)."""
+    return {k: float(v) if isinstance(v, float) else v for k, v in sorted(vars(args).items()) if k not in FREE_FLAGS}
 
 
 def save_checkpoint(folder, model, opt, state, scaler=None, flags=None):
@@ -267,17 +299,23 @@ def check_resume_flags(saved, current, path, defaults=None):
         if name not in saved and name in defaults and new == defaults[name]:
             continue
         if old != new:
-            raise InputError(f"--resume: --{name} is {new!r} but the checkpoint {path} was written with {old!r}; "
-                             f"expected the same value (start a new run with another --desc, or --overwrite)")
+            raise InputError(f"--resume: {RESUME_KEYS.get(name, '--' + name)} is {new!r} but the checkpoint {path} "
+                             f"was written with {old!r}; expected the same value (start a new run with another "
+                             f"--desc, or --overwrite)")
 
 
-def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None):
+def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None, best=None):
     """Restore what save_checkpoint wrote; with `flags` (run_flags of this run) first check
-    they equal the checkpoint's (check_resume_flags, with the flags' `defaults`). Returns the TrainState."""
+    they equal the checkpoint's (check_resume_flags, with the flags' `defaults`), and that the
+    parameters are finite, also those of the file `best` where there is one (the run's best
+    parameters, which it predicts from at the end). Returns the TrainState."""
     blob = read_checkpoint(folder)
     path = os.path.join(folder, LAST_CHECKPOINT)
     if flags is not None:
         check_resume_flags(blob['flags'], flags, path, defaults)
+    check_finite(blob['model'], path)
+    if best is not None and os.path.isfile(best):
+        read_params(best)
     _load_state(model, blob['model'], path)
     opt.load_state_dict(blob['opt'])
     torch.set_rng_state(blob['torch_rng'])
@@ -288,16 +326,16 @@ def load_checkpoint(folder, model, opt, scaler=None, flags=None, defaults=None):
     return TrainState(blob['n_updates'], blob['n_epochs'], blob['best_score'])
 
 
-def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None, defaults=None):
+def resume_checkpoint(folder, model, opt, scaler=None, dist=None, flags=None, defaults=None, best=None):
     """load_checkpoint on rank 0; under torchrun the other ranks get the optimizer state and
     counters from rank 0 (the parameters follow when DDP wraps the model, which copies rank
     0's), so only rank 0 needs to see the checkpoint. Every rank raises rank 0's error."""
     if dist is None or not dist.sharded:
-        return load_checkpoint(folder, model, opt, scaler, flags, defaults)
+        return load_checkpoint(folder, model, opt, scaler, flags, defaults, best)
     payload = None
     if dist.is_main:
         try:
-            state = load_checkpoint(folder, model, opt, scaler, flags, defaults)
+            state = load_checkpoint(folder, model, opt, scaler, flags, defaults, best)
             payload = {'opt': opt.state_dict(), 'scaler': scaler.state_dict() if scaler is not None else {},
                        'state': dataclasses.astuple(state)}
         except (InputError, CheckpointError) as err:

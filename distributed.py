@@ -21,7 +21,7 @@ import torch.distributed as tdist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from errors import GPT1Error, InputError, exit_with_error
+from errors import GPT1Error, InputError, exit_interrupted, exit_with_error
 
 TORCHRUN_VARS = ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')
 
@@ -199,6 +199,12 @@ def unwrap_model(model):
     return getattr(model, 'module', model)
 
 
+def check_seed(seed):
+    """InputError unless --seed is one NumPy and torch both accept: 0 to 2**32 - 1."""
+    if not 0 <= seed < 2 ** 32:
+        raise InputError(f"--seed {seed}: expected an integer from 0 to {2 ** 32 - 1}")
+
+
 def rank_seed(seed, rank, epoch):
     """Seed of the torch RNG (dropout) of a process other than rank 0 in an epoch: distinct per
     rank, so that the ranks do not drop the same units, and reproducible on --resume."""
@@ -296,16 +302,19 @@ def run_job(args, body, check=None, lock=None, prepare=None):
             cleanup_distributed(dist, failed)
 
 
-def cli_main(prog, job, args):
+def cli_main(prog, job, args, argv=()):
     """A script's command line around job(args): a detected bad input (GPT1Error) prints one
     line `prog: error: [rank R] ...` and exits with status 2; a failed collective operation
-    under torchrun prints its line and exits with status 1."""
+    under torchrun prints its line and exits with status 1; Ctrl-C prints one line saying where
+    the run stopped and the command (`argv`, its flags) that continues it, exit status 130."""
     rank = env_rank()
     tag = f"[rank {rank}] " if rank else ""
     try:
         return job(args)
     except GPT1Error as err:
         exit_with_error(prog, err, tag)
+    except KeyboardInterrupt as err:
+        exit_interrupted(prog, err, argv, tag)
     except CollectiveFailure as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         sys.exit(1)

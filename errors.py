@@ -6,9 +6,11 @@ names the file or flag, the value and what was expected. Notebook users catch
 `GPT1Error` (or `ValueError`, its base); each command-line script catches it once
 in its `main` and prints it with `exit_with_error`: one line, exit status 2.
 """
+import shlex
 import sys
 
 EXIT_BAD_INPUT = 2  # argparse's status for a bad flag; every CLI uses it for every detected bad input
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 
 
 class GPT1Error(ValueError):
@@ -45,6 +47,27 @@ def exit_with_error(prog, err, tag=''):
     """Print `prog: error: <message>` as one line on stderr and exit with status 2."""
     print(f"{prog}: error: {tag}{one_line(err)}", file=sys.stderr, flush=True)
     sys.exit(EXIT_BAD_INPUT)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run's training; the message says where and what its last checkpoint holds.
+    `flag` is what continues the run: '--resume' (from that checkpoint) or '--overwrite' (none yet)."""
+
+    def __init__(self, message, flag):
+        super().__init__(message)
+        self.flag = flag
+
+
+def exit_interrupted(prog, err, argv, tag=''):
+    """Print, as one line on stderr, where Ctrl-C stopped the run (`err`, an Interrupted, or a
+    plain KeyboardInterrupt outside training) and the command that continues it (`argv`, the
+    run's flags, with err.flag); exit with status 130."""
+    flag = getattr(err, 'flag', None)
+    where = one_line(err) if flag else 'stopped by Ctrl-C before training began'
+    command = [a for a in argv if a not in ('--resume', '--overwrite')] + [flag] if flag else list(argv)
+    print(f"{prog}: interrupted: {tag}{where}; to continue: python {prog} {shlex.join(command)}", file=sys.stderr,
+          flush=True)
+    sys.exit(EXIT_INTERRUPTED)
 
 
 class DataWarning(UserWarning):

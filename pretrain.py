@@ -90,8 +90,8 @@ import electra
 from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
-from distributed import cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
-from errors import CheckpointError, DataError, InputError, MissingFileError, NonFiniteLossError
+from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
+from errors import CheckpointError, DataError, InputError, Interrupted, MissingFileError, NonFiniteLossError
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
 from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, check_config, find_checkpoint_format,
@@ -200,6 +200,7 @@ def validate_args(args):
     """Fill in derived defaults and check values; raises InputError naming the flag."""
     if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
         raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
+    check_seed(args.seed)
     for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
@@ -523,19 +524,33 @@ def run_paths(args):
 def prepare_run_files(args):
     """Before a run writes anything (holding the run's lock): remove what a killed run left
     half-written, and refuse to start afresh over an earlier run of the same --desc unless
-    --overwrite (then delete its log, checkpoint, config and model folder). Returns the
-    earlier run's files that were deleted."""
+    --overwrite. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
+    deletes them once the new run has read its corpus and built its model)."""
     paths = run_paths(args)
     remove_stale_tmp([paths['log'], paths['last'], paths['config'], paths['generator']])
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
         if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    earlier = [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
+    earlier = earlier_run_files(args)
     if not earlier or args.resume:
         return []
     if not args.overwrite:
         raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
                          f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    return earlier
+
+
+def earlier_run_files(args):
+    """The log, checkpoint, config, model folder and generator an earlier run of --desc left."""
+    paths = run_paths(args)
+    return [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
+
+
+def remove_earlier_run(args):
+    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
+    can (flags, corpus, model), so that a bad input stops it with the earlier run whole.
+    Returns the deleted paths."""
+    earlier = earlier_run_files(args) if args.overwrite else []
     for path in earlier:
         shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     return earlier
@@ -592,6 +607,7 @@ class PretrainRun:
     paths: dict
     flags: dict
     logger: object = None
+    saved: int = None  # the update the last checkpoint holds (None: none yet)
 
 
 def _validate(r):
@@ -621,6 +637,7 @@ def log_progress(r, state, losses, train_seconds, verbose, stats=()):
     if r.dist.is_main:
         r.logger.log(**entry)
         save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
+        r.saved = state.n_updates
         if verbose:
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
@@ -707,8 +724,10 @@ def _run(args, dist, device, verbose):
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags)
+                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags,
+                    saved=state.n_updates if args.resume else None)
     if dist.is_main:
+        remove_earlier_run(args)
         write_json(paths['config'], settings)
         previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
         r.logger = open_log(paths['log'], settings, previous)
@@ -718,22 +737,38 @@ def _run(args, dist, device, verbose):
                 print(f"warning: {message}", file=sys.stderr)
     try:
         entry = train_loop(r, state, verbose)
+    except KeyboardInterrupt:
+        epoch = state.n_updates // max(r.t_total // r.args.n_iter, 1) + 1
+        raise interrupted(r, f"in epoch {epoch}, after update {state.n_updates}") from None
     finally:
         if r.logger is not None:
             r.logger.close()
-    if dist.is_main:
-        electra.save_generator(model, paths['generator'])
-        save_model_folder(model, paths['model'], tokenizer)
-        plot_log(paths['log'])  # {log_dir}/{desc}.png
+    try:
+        if dist.is_main:
+            electra.save_generator(model, paths['generator'])
+            save_model_folder(model, paths['model'], tokenizer)
+            plot_log(paths['log'])  # {log_dir}/{desc}.png
+    except KeyboardInterrupt:
+        raise interrupted(r, "after training, while writing the model folder") from None
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
                 rank=dist.rank)
 
 
+def interrupted(r, where):
+    """The Interrupted of Ctrl-C `where` in the run `r`, naming the update its last checkpoint
+    holds (with no checkpoint yet the run starts again with --overwrite)."""
+    if r.saved is None:
+        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
+    return Interrupted(f"stopped by Ctrl-C {where}; {r.paths['last']} holds update {r.saved}", '--resume')
+
+
 def main(argv=None):
     """The command line: parse the flags, run, and print a detected bad input as one line
-    (exit status 2); a failed collective operation under torchrun exits with status 1."""
-    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv))
+    (exit status 2); a failed collective operation under torchrun exits with status 1; Ctrl-C
+    prints where the run stopped and how to continue it (exit status 130)."""
+    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv),
+                    sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -46,10 +47,11 @@ from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, Train
                         save_checkpoint, save_params, write_json)
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories, rocstories_test_labels  # the project's
 from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistInfo, _debug_fail,  # noqa: F401
-                         broadcast_params, broadcast_tree, cleanup_distributed, env_rank, is_collective_failure,
-                         rank_seed, resolve_device, setup_distributed, torchrun_env, unwrap_model, wrap_model)
-from errors import (CheckpointError, DataWarning, GPT1Error, InputError, MissingFileError, NonFiniteLossError,
-                    exit_with_error)
+                         broadcast_params, broadcast_tree, check_seed, cleanup_distributed, env_rank,
+                         is_collective_failure, rank_seed, resolve_device, setup_distributed, torchrun_env,
+                         unwrap_model, wrap_model)
+from errors import (CheckpointError, DataWarning, GPT1Error, InputError, Interrupted, MissingFileError,
+                    NonFiniteLossError, exit_interrupted, exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
                            checkpoint_causal, find_checkpoint_format, load_pretrained)
@@ -73,6 +75,14 @@ EVAL_GROUP = 8
 # --bucket sorts the examples of this many updates by length together: batches of similar
 # lengths, while an example still lands anywhere in the epoch
 BUCKET_SPAN = 50
+
+
+class FlagDefault(float):
+    """A flag's default value, told apart (by identity) from the same value given on the command line."""
+
+
+# The paper's weight of the LM loss; a bidirectional --model_dir gets 0 unless --lm_coef is given.
+LM_COEF_DEFAULT = FlagDefault(0.5)
 
 
 # ------------------------------------------------------------------ flags
@@ -134,7 +144,7 @@ def build_parser():
     p.add_argument('--n_transfer', type=int, default=None,
                    help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
                         "-1: embeddings only)")
-    p.add_argument('--lm_coef', type=float, default=0.5)
+    p.add_argument('--lm_coef', type=float, default=LM_COEF_DEFAULT)
     p.add_argument('--b1', type=float, default=0.9)
     p.add_argument('--b2', type=float, default=0.999)
     p.add_argument('--e', type=float, default=1e-8)
@@ -225,6 +235,7 @@ def validate_args(args):
         raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and checkpoint folder)")
     if args.dataset not in DATASETS:
         raise InputError(f"--dataset {args.dataset!r}: expected one of {', '.join(DATASETS)}")
+    check_seed(args.seed)
     for flag in ('n_batch', 'n_iter', 'n_acc'):
         if getattr(args, flag) < 1:
             raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
@@ -257,8 +268,29 @@ def validate_args(args):
                          f"{args.n_layer} (the default loads all of them)")
     if args.analysis and not args.submit:
         raise InputError("--analysis scores the test predictions that --submit writes: pass --submit too")
+    args.lm_coef = resolve_lm_coef(args)
     resolve_device(args.device, args.amp)
     return args
+
+
+def resolve_lm_coef(args):
+    """--lm_coef as a plain float: 0 for a bidirectional --model_dir when the flag was not given
+    (its next-token loss is no objective), else its value; InputError for a negative or
+    non-finite weight."""
+    if not math.isfinite(args.lm_coef) or args.lm_coef < 0:
+        raise InputError(f"--lm_coef {args.lm_coef}: expected a finite weight >= 0 of the LM loss (0: none)")
+    if args.lm_coef is LM_COEF_DEFAULT and args.init == 'pretrained' and _bidirectional(args.model_dir):
+        return 0.0
+    return float(args.lm_coef)
+
+
+def _bidirectional(model_dir):
+    """Whether `model_dir` holds a bidirectional model; False where it cannot be read (check_inputs
+    and build_model name what is wrong with it)."""
+    try:
+        return not checkpoint_causal(model_dir)
+    except (OSError, ValueError):
+        return False
 
 
 
@@ -856,20 +888,45 @@ def submission_files(args):
 
 def prepare_run_files(args):
     """Before a run writes anything (call it holding the run's lock): refuse to start afresh
-    over an earlier run of the same --desc unless --overwrite (then delete that run's log,
-    checkpoint, best parameters and config), and remove temporary files a killed run left.
-    Returns the earlier run's files that were deleted."""
+    over an earlier run of the same --desc unless --overwrite, and remove temporary files a
+    killed run left. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
+    deletes them once the new run has read its data and built its model)."""
     paths = run_paths(args)
     remove_stale_tmp(paths.values())
-    earlier = [paths[k] for k in ('log', 'best', 'last', 'config') if os.path.isfile(paths[k])]
+    earlier = earlier_run_files(args)
     if not earlier or args.resume:
         return []
     if not args.overwrite:
         raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
                          f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    return earlier
+
+
+def earlier_run_files(args):
+    """The log, best parameters, checkpoint and config an earlier run of --desc left."""
+    paths = run_paths(args)
+    return [paths[k] for k in ('log', 'best', 'last', 'config') if os.path.isfile(paths[k])]
+
+
+def remove_earlier_run(args):
+    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
+    can (flags, data, model), so that a bad input stops it with the earlier run whole. Returns
+    the deleted paths."""
+    earlier = earlier_run_files(args) if args.overwrite else []
     for path in earlier:
         os.remove(path)
     return earlier
+
+
+def data_digest(data):
+    """sha256 (hex) of the encoded training and validation splits (X, M, Y): --resume compares
+    the data by content, which a data file changed in place or a moved --data_dir keeps or not."""
+    h = hashlib.sha256()
+    for name in ('train', *data.task.valid_splits):
+        split = data.splits.get(name)
+        for array in () if split is None else (split.X, split.M, split.Y):
+            h.update(name.encode() + np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()
 
 
 def run_settings(args, data, fmt, world_size=1):
@@ -992,13 +1049,13 @@ def _previous_entries(log_path, n_updates):
     resumed run continues from), settings line excluded."""
     if not os.path.isfile(log_path):
         return []
-    with open(log_path, encoding='utf-8') as f:
+    with open(log_path, 'rb') as f:
         lines = f.read().splitlines()[1:]
     entries = []
     for line in lines:
         try:
-            entry = json.loads(line)
-        except ValueError:  # a line cut short by a kill
+            entry = json.loads(line.decode('utf-8'))
+        except ValueError:  # a line cut short by a kill (its last character too: not UTF-8)
             continue
         if isinstance(entry, dict) and entry.get('n_updates', 0) <= n_updates:
             entries.append(entry)
@@ -1063,11 +1120,14 @@ def _run(args, dist, device, verbose):
     opt = make_optimizer(args, model, t_total)
     scaler = make_scaler(args.amp)
     paths = run_paths(args)
-    flags = dict(run_flags(args), n_transfer=transfer_layers(args), world_size=dist.world_size)
+    flags = dict(run_flags(args), n_transfer=transfer_layers(args), world_size=dist.world_size,
+                 data_sha256=data_digest(data))
 
     state = TrainState()
-    if args.resume:
-        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, vars(build_parser().parse_args([])))
+    if args.resume:  # a checkpoint written before the data was compared lacks data_sha256: it passes
+        defaults = dict(vars(build_parser().parse_args([])), data_sha256=flags['data_sha256'])
+        state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, defaults,
+                                  best=paths['best'] if args.submit else None)
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls
@@ -1075,11 +1135,13 @@ def _run(args, dist, device, verbose):
     loss_compute = make_loss_compute(args, opt, scaler, data.task.task_type)
     logger = None
     if main:
+        remove_earlier_run(args)
         write_json(paths['config'], settings)
         logger = open_log(paths['log'], settings, _previous_entries(paths['log'], state.n_updates) if args.resume
                           else [])
         for message in data.data_warnings:
             logger.log(warning=message)
+    saved = dataclasses.replace(state) if args.resume else None  # what the last checkpoint holds
     try:
         def on_update(st):
             if st.n_updates in LOG_UPDATES and st.n_epochs == 0:
@@ -1097,13 +1159,29 @@ def _run(args, dist, device, verbose):
             log_epoch(model, data, args, state, logger, device, verbose, dist)
             if main:
                 save_checkpoint(paths['dir'], model, opt, state, scaler, flags)
+            saved = dataclasses.replace(state)
+    except KeyboardInterrupt:
+        raise interrupted(f"in epoch {state.n_epochs + 1}, after update {state.n_updates}", saved,
+                          paths['last']) from None
     finally:
         if logger is not None:
             logger.close()
-    result = _finish(args, model, data, state, paths, device, verbose, dist)
+    try:
+        result = _finish(args, model, data, state, paths, device, verbose, dist)
+    except KeyboardInterrupt:
+        raise interrupted("after training, while predicting the test split", saved, paths['last']) from None
     if verbose:
         print(closing_summary(result, paths, state, time.monotonic() - started), file=sys.stderr)
     return result
+
+
+def interrupted(where, saved, path):
+    """The Interrupted of Ctrl-C `where` in a run whose last checkpoint `path` holds the
+    TrainState `saved` (None: no checkpoint yet, so the run starts again with --overwrite)."""
+    if saved is None:
+        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
+    return Interrupted(f"stopped by Ctrl-C {where}; {path} holds epoch {saved.n_epochs}, update "
+                       f"{saved.n_updates}", '--resume')
 
 
 def _finish(args, model, data, state, paths, device, verbose, dist):
@@ -1189,6 +1267,8 @@ def main(argv=None):
         return run(validate_args(args))
     except GPT1Error as err:
         exit_with_error('train.py', err, tag)
+    except KeyboardInterrupt as err:
+        exit_interrupted('train.py', err, sys.argv[1:] if argv is None else argv, tag)
     except CollectiveFailure as err:
         print(f"train.py: error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -1,5 +1,6 @@
 """checkpoint.py: atomic files, parameters, the one-file resumable checkpoint, the run's lock,
 and what train.py does with them when a run is interrupted, repeated or run twice at once."""
+import hashlib
 import json
 import os
 import signal
@@ -61,6 +62,30 @@ def test_stale_temp_files_are_removed(tmp_path):
     other.write_bytes(b'not ours')
     assert checkpoint.remove_stale_tmp([str(target)]) == [str(stale)]
     assert not stale.exists() and other.exists()
+
+
+def poison(path, name=None):
+    """Write NaN into one tensor (`name`, else the last in the file's order) of a safetensors file; returns its name."""
+    from safetensors.torch import load_file, save_file
+    tensors = load_file(str(path))
+    name = name or list(tensors)[-1]
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[1] = float('nan')
+    save_file(tensors, str(path))
+    return name
+
+
+def test_parameters_holding_nan_are_refused_naming_the_file_and_tensor(tmp_path):
+    data = synthetic_data()
+    path = tmp_path / 'best_params.safetensors'
+    checkpoint.save_params(_model(tiny_args(), data), str(path))
+    name = poison(path, 'transformer.h.1.mlp.c_fc.w')
+    model = _model(tiny_args(), data, seed=2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(CheckpointError, match=rf"^{path}: {name} holds 1 non-finite value \(NaN or inf\): expected "
+                                              r"finite parameters"):
+        checkpoint.load_params(model, str(path))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model is left as it was
 
 
 # ------------------------------------------------------------------ the resumable checkpoint
@@ -151,6 +176,20 @@ def test_lock_refuses_a_live_owner_and_takes_over_a_stale_one(tmp_path):
         assert (tmp_path / '.lock').read_text().split()[0] == str(os.getpid())
 
 
+def test_a_lock_path_that_is_a_folder_is_one_line(tmp_path):
+    (tmp_path / '.lock' / 'inside').mkdir(parents=True)
+    with pytest.raises(InputError, match=r"^\S*\.lock is not a file: expected the run's lock file there \(or "
+                                         r"nothing\); move that folder away"):
+        checkpoint.RunLock(str(tmp_path)).acquire()
+    assert (tmp_path / '.lock' / 'inside').is_dir()
+
+
+def test_a_lock_file_that_is_not_text_is_taken_over_as_stale(tmp_path):
+    (tmp_path / '.lock').write_bytes(b'\xff\xfe garbage')
+    with checkpoint.RunLock(str(tmp_path)):
+        assert (tmp_path / '.lock').read_text().split()[0] == str(os.getpid())
+
+
 # ------------------------------------------------------------------ runs (train.run on a tiny config)
 
 @pytest.fixture
@@ -231,6 +270,23 @@ def test_a_non_finite_objective_stops_before_the_update(tiny_run):
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_resume_refuses_nan_in_the_best_parameters_or_the_checkpoint(tmp_path, tiny_run):
+    """A finished run resumed rewrites its submission from the best parameters: NaN there
+    (or in the checkpoint's parameters) is one CheckpointError, and the submission stays."""
+    train.run(train.parse_args(tiny_run('a', '--n_iter', '1')), verbose=False)
+    run_dir, submission = tmp_path / 'a' / 'save' / 'rocstories', tmp_path / 'a' / 'sub' / 'ROCStories.tsv'
+    kept = submission.read_bytes()
+    name = poison(run_dir / train.BEST_PARAMS)
+    with pytest.raises(CheckpointError, match=rf"best_params\.safetensors: {name} holds 1 non-finite value"):
+        train.run(train.parse_args(tiny_run('a', '--n_iter', '1', '--resume')), verbose=False)
+    assert submission.read_bytes() == kept
+    blob = torch.load(run_dir / train.LAST_CHECKPOINT, weights_only=True)
+    blob['model']['transformer.embed.weight'][0, 0] = float('inf')
+    torch.save(blob, run_dir / train.LAST_CHECKPOINT)
+    with pytest.raises(CheckpointError, match=r"last_checkpoint\.pt: transformer\.embed\.weight holds 1 non-finite"):
+        checkpoint.load_checkpoint(str(run_dir), _model(tiny_args(), synthetic_data()), None)
+
+
 # ------------------------------------------------------------------ killed runs (subprocesses)
 
 KILLER = textwrap.dedent('''
@@ -263,6 +319,55 @@ KILLER = textwrap.dedent('''
     os.replace, torch.save, train.log_epoch = replace, save, log_epoch
     train.main(argv)
 ''')
+
+
+WRITER = textwrap.dedent('''
+    """Write best_params.safetensors of a 64 MB model again and again until killed."""
+    import sys
+    import torch
+    import checkpoint
+    model = torch.nn.Linear(4000, 4000)
+    while True:
+        checkpoint.save_params(model, sys.argv[1])
+''')
+
+
+def test_a_kill_inside_the_write_of_the_best_parameters_leaves_nothing_after_the_next_start(tmp_path):
+    """SIGKILL while the bytes of best_params.safetensors are being written: whatever
+    temporary file holds them is removed when the run starts again, and the file is whole."""
+    run_dir = tmp_path / 'save' / 'rocstories'
+    run_dir.mkdir(parents=True)
+    best = run_dir / train.BEST_PARAMS
+    script = tmp_path / 'writer.py'
+    script.write_text(WRITER)
+    child = subprocess.Popen([sys.executable, str(script), str(best)], env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    try:
+        while not _a_temporary_file_with_bytes(run_dir):
+            assert child.poll() is None
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert _a_temporary_file_with_bytes(run_dir)
+    before = {f: sha256(run_dir / f) for f in os.listdir(run_dir) if f == train.BEST_PARAMS}
+    train.prepare_run_files(train.parse_args(['--save_dir', str(tmp_path / 'save'), '--log_dir', str(tmp_path),
+                                              '--resume']))
+    assert sorted(os.listdir(run_dir)) == sorted(before)
+    assert {f: sha256(run_dir / f) for f in before} == before
+
+
+def sha256(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def _a_temporary_file_with_bytes(folder):
+    for entry in os.scandir(folder):
+        try:
+            if entry.name != train.BEST_PARAMS and entry.stat().st_size > 0:
+                return True
+        except FileNotFoundError:  # renamed meanwhile
+            continue
+    return False
 
 
 @pytest.mark.parametrize('mode', ['inside_write', 'after_first_rename'])

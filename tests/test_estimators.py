@@ -316,6 +316,14 @@ def test_load_refuses_a_damaged_estimator_json_in_one_line(fitted, tmp_path, edi
     assert estimators.SAVE_CONFIG in str(info.value) and '\n' not in str(info.value)
 
 
+def test_load_refuses_a_save_whose_parameters_hold_nan(fitted, tmp_path):
+    from test_checkpoint import poison
+    path = fitted['classifier'].save(str(tmp_path / 'est'))
+    name = poison(os.path.join(path, estimators.SAVE_PARAMS))
+    with pytest.raises(CheckpointError, match=rf"{estimators.SAVE_PARAMS}: {name} holds 1 non-finite value"):
+        Classifier.load(path)
+
+
 @pytest.mark.parametrize('est, X, y, error, match', [
     (Classifier(**TINY), TEXTS, LABELS[:5], InputError, 'X has 12 examples but y has 5 labels'),
     (Classifier(**TINY), [], [], InputError, 'no examples'),

@@ -2,9 +2,11 @@
 text with the real vocabulary), resume, the output folder in generate.py and train.py,
 and every bad input as a one-line error."""
 import argparse
+import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -539,11 +541,13 @@ def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, 
              '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch', '2', '--n_iter', '1', '--log_dir',
              str(tmp_path / 'ft'), '--save_dir', str(tmp_path / 'ft')]
     with pytest.raises(SystemExit):
-        train.main(flags)
+        train.main(flags + ['--lm_coef', '0.5'])  # given explicitly: refused
     assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
     monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (
         train.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
-    out = train.run(train.parse_args(flags + ['--lm_coef', '0']), verbose=False)
+    finetune = train.parse_args(flags)  # not given: 0 for a bidirectional folder
+    assert finetune.lm_coef == 0
+    out = train.run(finetune, verbose=False)
     assert out['n_updates'] == 1
 
     from estimators import Classifier
@@ -654,3 +658,54 @@ def test_progress_lines_say_each_value_once_and_an_error_starts_a_clean_line(tmp
     err = capsys.readouterr().err
     shown = err[:err.index('pretrain.py: error: ')].rsplit('\n', 1)[-1].split('\r')  # the error's terminal line
     assert all(not part.strip() for part in shown[-2:]), repr(err[-300:])
+
+
+@pytest.mark.parametrize('seed', ['-1', '4294967296'])
+def test_a_seed_out_of_range_is_refused_before_anything_is_written(tmp_path, capsys, seed):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=4)
+    line = one_line_error(capsys, argv(tmp_path, 'x', data, '--seed', seed))
+    assert line == f'pretrain.py: error: --seed {seed}: expected an integer from 0 to 4294967295'
+    assert not (tmp_path / 'x').exists()
+
+
+def sha256_files(folder):
+    """{path relative to `folder`: sha256} of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob('*')) if p.is_file()}
+
+
+def test_overwrite_with_a_bad_corpus_leaves_the_earlier_run_whole(tmp_path, capsys):
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=10)
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--max_updates', '2')), verbose=False)
+    earlier = sha256_files(tmp_path / 'a')
+    assert {'log/pretrain.jsonl', 'save/pretrain/last_checkpoint.pt', 'save/pretrain/config.json',
+            'save/pretrain/model/model.safetensors'} <= set(earlier)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    (empty / 'blank.txt').write_text(' \n\t\n')
+    assert 'empty or only whitespace' in one_line_error(capsys, argv(tmp_path, 'a', empty, '--overwrite'))
+    assert sha256_files(tmp_path / 'a') == earlier
+    (empty / 'blank.txt').write_text('a short text\n')
+    assert 'fewer than one window' in one_line_error(capsys, argv(tmp_path, 'a', empty / 'blank.txt', '--overwrite'))
+    assert sha256_files(tmp_path / 'a') == earlier
+    pretrain.run(pretrain.parse_args(argv(tmp_path, 'a', data, '--max_updates', '2', '--overwrite', '--seed', '3')),
+                 verbose=False)
+    again = sha256_files(tmp_path / 'a')
+    assert set(again) == set(earlier)
+    assert again['save/pretrain/model/model.safetensors'] != earlier['save/pretrain/model/model.safetensors']
+
+
+def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path):
+    from test_train import interrupt
+    data = write_corpus(tmp_path / 'corpus', n_docs=2, n_lines=10)
+    args = argv(tmp_path, 'a', data, '--max_updates', '12', '--eval_every', '4')
+    last = tmp_path / 'a' / 'save' / 'pretrain' / 'last_checkpoint.pt'
+    proc, before = interrupt(tmp_path, 'pretrain', 6, last, args)
+    assert proc.returncode == 130 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    line = line[line.index('pretrain.py: '):]  # after the progress bar's last state
+    assert re.match(rf"pretrain\.py: interrupted: stopped by Ctrl-C in epoch \d+, after update 5; {last} holds "
+                    rf"update 4; to continue: python pretrain\.py .* --resume$", line), line
+    assert hashlib.sha256(last.read_bytes()).hexdigest() == before
+    resumed = pretrain.run(pretrain.parse_args(args + ['--resume']), verbose=False)
+    assert resumed['n_updates'] == 12

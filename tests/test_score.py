@@ -1,5 +1,7 @@
 """score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI."""
 import json
+
+
 import shutil
 import subprocess
 import sys
@@ -142,3 +144,16 @@ def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_d
     for i in range(3):
         probs = run.score(teX1[i], [teX2[i], teX3[i]])
         np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits[i]), -1).numpy(), atol=1e-6)
+
+
+def test_a_run_whose_parameters_hold_nan_is_one_line(finished_run, tmp_path):
+    from test_checkpoint import poison
+    work, _ = finished_run
+    run_dir = tmp_path / 'run'
+    shutil.copytree(work / 'save' / 'rocstories', run_dir)
+    name = poison(run_dir / 'best_params.safetensors')
+    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(run_dir), '--story', 'A story.',
+                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert proc.stderr.startswith(f'score.py: error: {run_dir}/best_params.safetensors: {name} holds 1 non-finite '
+                                  f'value (NaN or inf)') and proc.stdout == ''

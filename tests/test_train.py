@@ -24,7 +24,7 @@ from safetensors import safe_open
 
 import train
 from checkpoint import read_checkpoint
-from errors import CheckpointError, InputError
+from errors import CheckpointError, DataError, InputError
 from helpers import help_chunks, tf_shapes, write_tf_checkpoint
 from hf_interop import export_hf
 from loss import lm_mask_from
@@ -732,3 +732,163 @@ def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path
     assert 'n_valid' not in text and 'data/' not in text and '374' not in text
     assert 'custom classification data: train a.csv, valid b.csv' in text and 'examples: train 10, valid 4' in text
     assert len(text.splitlines()) == 4
+
+
+# ------------------------------------------------------------------ flags refused before any work
+
+@pytest.mark.parametrize('flag,value,expected', [
+    ('--seed', '-1', r'--seed -1: expected an integer from 0 to 4294967295'),
+    ('--seed', '4294967296', r'--seed 4294967296: expected an integer from 0 to 4294967295'),
+    ('--lm_coef', '-1', r'--lm_coef -1\.0: expected a finite weight >= 0 of the LM loss'),
+    ('--lm_coef', 'nan', r'--lm_coef nan: expected a finite weight >= 0 of the LM loss'),
+    ('--lm_coef', 'inf', r'--lm_coef inf: expected a finite weight >= 0 of the LM loss'),
+])
+def test_seed_and_lm_coef_out_of_range_are_refused_before_any_work(tmp_path, good_argv, flag, value, expected):
+    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *good_argv, flag, value], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
+    assert re.search('^train.py: error: ' + expected, proc.stderr), proc.stderr
+    assert not (tmp_path / 'log').exists() and not (tmp_path / 'save').exists()
+
+
+def test_the_seeds_at_the_ends_of_the_range_pass():
+    assert train.parse_args(['--seed', '0']).seed == 0
+    assert train.parse_args(['--seed', str(2 ** 32 - 1)]).seed == 2 ** 32 - 1
+
+
+def test_lm_coef_defaults_to_0_for_a_bidirectional_folder_and_an_explicit_value_is_refused(tmp_path):
+    data = synthetic_data()
+    folder = _bidirectional_folder(tmp_path, data)
+    argv = ['--model_dir', folder, '--n_embd', '16', '--n_layer', '2', '--n_head', '2']
+    args = train.parse_args(argv)
+    assert args.lm_coef == 0 and type(args.lm_coef) is float
+    assert train.build_model(args, data).transformer.causal is False
+    assert train.validate_args(args).lm_coef == 0  # validating twice keeps the resolved value
+    with pytest.raises(InputError, match=r"--lm_coef 0\.5: --model_dir .* holds a bidirectional model"):
+        train.build_model(train.parse_args(argv + ['--lm_coef', '0.5']), data)
+    assert train.parse_args(argv + ['--init', 'random']).lm_coef == 0.5  # no folder read: the paper's weight
+    ordinary = train.parse_args([])
+    assert ordinary.lm_coef == 0.5 and type(ordinary.lm_coef) is float and train.run_flags(ordinary)['lm_coef'] == 0.5
+    unchecked = train.build_parser().parse_args([])  # a notebook's flags, not validated
+    assert type(train.run_flags(unchecked)['lm_coef']) is float
+
+
+def test_a_log_whose_last_line_is_not_utf8_is_read_as_a_line_cut_short(tmp_path):
+    log = tmp_path / 'run.jsonl'
+    lines = [json.dumps({'desc': 'run'}), json.dumps({'n_updates': 4, 'va_acc': 50.0}),
+             json.dumps({'n_updates': 8, 'va_acc': 60.0})]
+    log.write_bytes('\n'.join(lines).encode() + b'\n{"n_updates": 12, "va_acc": \xff\xfe')
+    assert train._previous_entries(str(log), 8) == [{'n_updates': 4, 'va_acc': 50.0}, {'n_updates': 8, 'va_acc': 60.0}]
+
+
+# ------------------------------------------------------------------ --overwrite and the earlier run
+
+def sha256_files(folder):
+    """{path relative to `folder}: sha256} of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob('*')) if p.is_file()}
+
+
+def custom_argv(tmp_path, encoder_path, bpe_path, train_file, *extra):
+    """A tiny --dataset custom classification run (random weights, 2 updates) in tmp_path/run."""
+    words = ['happy', 'sad', 'long', 'cold', 'warm', 'dark', 'red', 'old']
+    rows = 'text,label\n' + ''.join(f'{w} day {i},{"pos" if i % 2 else "neg"}\n' for i, w in enumerate(words))
+    (tmp_path / 'valid.csv').write_text(rows)
+    work = tmp_path / 'run'
+    return ['--dataset', 'custom', '--task_type', 'classification', '--train_file', str(train_file), '--valid_file',
+            str(tmp_path / 'valid.csv'), '--init', 'random', *TINY, '--n_iter', '1', '--n_batch', '4', '--lm_coef',
+            '0', '--submit', '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path), '--desc', 'x',
+            '--log_dir', str(work / 'log'), '--save_dir', str(work / 'save'), '--submission_dir', str(work / 'sub'),
+            '--cache_dir', str(tmp_path / 'cache'), '--device', 'cpu', *extra]
+
+
+def test_overwrite_with_bad_data_or_model_leaves_the_earlier_run_whole(tmp_path, encoder_path, bpe_path):
+    good, bad = tmp_path / 'train.csv', tmp_path / 'bad.csv'
+    good.write_text('text,label\n' + ''.join(f'word {i} here,{"pos" if i % 2 else "neg"}\n' for i in range(8)))
+    bad.write_text('words,label\nthe cat,pos\n')
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good)), verbose=False)
+    earlier = sha256_files(tmp_path / 'run')
+    assert {'log/x.jsonl', 'save/x/best_params.safetensors', 'save/x/last_checkpoint.pt', 'save/x/config.json'} <= \
+        set(earlier)
+    with pytest.raises(DataError, match=r"bad\.csv: line 2 has no column 'text'"):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, bad, '--overwrite')), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    write_tf_checkpoint(tmp_path / 'model', tf_shapes(1, 16, 40478))
+    shard = tmp_path / 'model' / 'params_3.npy'
+    np.save(shard, np.full_like(np.load(shard), np.nan))
+    with pytest.raises(CheckpointError, match=r'--model_dir .*params_3\.npy'):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--overwrite', '--init',
+                                               'pretrained', '--model_dir', str(tmp_path / 'model'))), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--overwrite', '--seed', '3')),
+              verbose=False)
+    again = sha256_files(tmp_path / 'run')
+    assert set(again) == set(earlier) and all(again[f] != earlier[f] for f in again)
+
+
+def test_resume_refuses_a_training_file_whose_content_changed(tmp_path, encoder_path, bpe_path):
+    good = tmp_path / 'train.csv'
+    good.write_text('text,label\n' + ''.join(f'word {i} here,{"pos" if i % 2 else "neg"}\n' for i in range(8)))
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good)), verbose=False)
+    run_dir = tmp_path / 'run' / 'save' / 'x'
+    good.write_text(good.read_text().replace('word 3 here', 'word 3 there'))  # the same path, other data
+    earlier = sha256_files(tmp_path / 'run')
+    with pytest.raises(InputError, match=r"^--resume: the data \(sha256 of the encoded training and validation "
+                                         r"splits\) is '[0-9a-f]{64}' but the checkpoint .*last_checkpoint\.pt was "
+                                         r"written with '[0-9a-f]{64}'; expected the same"):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
+    assert sha256_files(tmp_path / 'run') == earlier
+    blob = read_checkpoint(run_dir)
+    del blob['flags']['data_sha256']  # a checkpoint written before the data was compared
+    torch.save(blob, run_dir / train.LAST_CHECKPOINT)
+    train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
+
+
+# ------------------------------------------------------------------ Ctrl-C
+
+INTERRUPTER = '''
+"""Run train.main or pretrain.main (argv[1]) and send this process SIGINT inside optimizer step argv[2],
+after writing the sha256 of the run's last checkpoint (argv[3]) to argv[4]."""
+import hashlib, importlib, os, signal, sys
+import opt
+script, at, checkpoint, out, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+real_step, calls = opt.OpenAIAdam.step, [0]
+
+def step(self, *a, **k):
+    calls[0] += 1
+    if calls[0] == at:
+        with open(checkpoint, 'rb') as f, open(out, 'w') as o:
+            o.write(hashlib.sha256(f.read()).hexdigest())
+        os.kill(os.getpid(), signal.SIGINT)
+    return real_step(self, *a, **k)
+opt.OpenAIAdam.step = step
+importlib.import_module(script).main(argv)
+'''
+
+
+def interrupt(tmp_path, script, at, checkpoint, argv):
+    """Run `script`.main(argv) in a subprocess that gets SIGINT inside optimizer step `at`; returns
+    (the process, the sha256 its last checkpoint had when the signal came)."""
+    (tmp_path / 'interrupter.py').write_text(INTERRUPTER)
+    proc = subprocess.run([sys.executable, str(tmp_path / 'interrupter.py'), script, str(at), str(checkpoint),
+                           str(tmp_path / 'sha256'), *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+    return proc, (tmp_path / 'sha256').read_text()
+
+
+def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, rocstories_dir, encoder_path, bpe_path,
+                                                           tiny_shards):
+    argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
+        '--n_valid', '1835', '--n_iter', '3', '--lm_coef', '0', '--submit']  # 4 updates an epoch
+    last = tmp_path / 'save' / 'rocstories' / train.LAST_CHECKPOINT
+    proc, before = interrupt(tmp_path, 'train', 6, last, argv)
+    assert proc.returncode == 130 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    line = proc.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"train.py: interrupted: stopped by Ctrl-C in epoch 2, after update 5; "
+                           f"{os.path.join('save', 'rocstories', train.LAST_CHECKPOINT)} holds "
+                           f"epoch 1, update 4; to continue: python train.py "), line
+    assert line.endswith(' --resume') and hashlib.sha256(last.read_bytes()).hexdigest() == before
+    assert not (last.parent / '.lock').exists() and not [f for f in os.listdir(last.parent) if f.endswith('.tmp')]
+    resumed = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv, '--resume'], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and 'resuming after epoch 1, update 4' in resumed.stderr, resumed.stderr[-2000:]
