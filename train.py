@@ -710,26 +710,27 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     total, count = 0.0, 0
     bar = tqdm(iter_data(order, n_batch=n_up, truncate=True), total=len(order) // n_up, file=sys.stderr, ncols=100,
                leave=False, disable=not verbose, desc=f'epoch {state.n_epochs + 1}/{args.n_iter} train')
-    for idx in bar:
-        for k in range(args.n_acc):
-            start = (k * world + rank) * b
-            mb = idx[start:start + b]
-            last = k == args.n_acc - 1
-            sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
-            try:
-                with sync:
-                    total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
-                                        use_lm_mask, getattr(args, 'share_prefix', False))
-            except NonFiniteLossError as err:
-                raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the last "
-                                         f"checkpoint is left as it was") from None
-            count += 1
-        bar.set_postfix_str(f'mean loss {total / count:.4f}', refresh=False)
-        state.n_updates += 1
-        if on_update is not None:
-            on_update(state)
-        if max_updates and state.n_updates >= max_updates:
-            break
+    with bar:  # closed (cleared) before an error or Ctrl-C is printed
+        for idx in bar:
+            for k in range(args.n_acc):
+                start = (k * world + rank) * b
+                mb = idx[start:start + b]
+                last = k == args.n_acc - 1
+                sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
+                try:
+                    with sync:
+                        total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
+                                            use_lm_mask, getattr(args, 'share_prefix', False))
+                except NonFiniteLossError as err:
+                    raise NonFiniteLossError(f"update {state.n_updates + 1} (epoch {state.n_epochs}): {err}; the "
+                                             f"last checkpoint is left as it was") from None
+                count += 1
+            bar.set_postfix_str(f'mean loss {total / count:.4f}', refresh=False)
+            state.n_updates += 1
+            if on_update is not None:
+                on_update(state)
+            if max_updates and state.n_updates >= max_updates:
+                break
     return total / max(count, 1)
 
 
