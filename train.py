@@ -989,7 +989,8 @@ def _data_summary(settings):
         files = ', '.join(f"{split} {g(split + '_file')}" for split in ('train', 'valid', 'test') if g(split + '_file'))
         where = f"custom {g('task_type')} data: {files}; text columns {g('text_columns') or 'the default'}"
     elif g('dataset') == 'rocstories':
-        where = f"rocstories from {g('data_dir')}, the last {g('n_valid')} training stories held out for validation"
+        where = (f"rocstories from {g('data_dir')}, {g('n_valid')} stories of the validation file held out for "
+                 f"validation (the original's split)")
     else:
         where = f"{g('dataset')} from {g('data_dir')}"
     counts = g('splits')

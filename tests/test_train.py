@@ -728,7 +728,7 @@ def test_a_run_says_what_it_does(tmp_path, monkeypatch, real_encoded, capsys):
     out, err = capsys.readouterr()
     settings = err[err.index('settings'):].splitlines()[1:5]
     assert [line.split()[0] for line in settings] == ['model', 'data', 'optimisation', 'files']
-    assert 'the last 374 training stories held out' in settings[1] and 'lr 6.25e-05 warmup_linear' in settings[2]
+    assert '374 stories of the validation file held out' in settings[1] and 'lr 6.25e-05 warmup_linear' in settings[2]
     assert len(err[:err.index('epoch 1/2 train')]) < 2000  # no dump of every value
     for label in ('epoch 1/2 train', 'epoch 2/2 train', 'mean loss ', 'evaluating train[:8]', 'evaluating valid',
                   'predicting test'):
