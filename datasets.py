@@ -233,7 +233,8 @@ def _read_cloze_csv(data_dir, name, need_label=True):
         raise _missing('file', path)
     rows = _csv_rows(path, _read_text(path))
     if not rows:
-        raise DataError(f"ROCStories file {path} is malformed: the file is empty, expected the header {','.join(HEADER)}")
+        raise DataError(f"ROCStories file {path} is malformed: the file is empty, "
+                        f"expected the header {','.join(HEADER)}")
     header = rows[0][2]
     columns = _columns(path, header, need_label)
     if len(rows) == 1:

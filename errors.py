@@ -71,4 +71,5 @@ def exit_interrupted(prog, err, argv, tag=''):
 
 
 class DataWarning(UserWarning):
-    """Data that loads but looks wrong (duplicate ids, repeated rows, empty stories); the message is one line with the file and the counts."""
+    """Data that loads but looks wrong (duplicate ids, repeated rows, empty stories); the message is one
+    line with the file and the counts."""

@@ -451,7 +451,8 @@ def parse_args(argv=None):
     parser.add_argument('--prompt', action='append', default=None, metavar='TEXT',
                         help='text to continue; repeat for several (default: read stdin)')
     parser.add_argument('--gen_len', type=int, default=20, help='new tokens per prompt (default 20)')
-    parser.add_argument('--topk', type=int, default=10, help='sample among the k most likely tokens; 0 = all (default 10)')
+    parser.add_argument('--topk', type=int, default=10,
+                        help='sample among the k most likely tokens; 0 = all (default 10)')
     parser.add_argument('--topp', type=float, default=1.0, help='nucleus sampling mass in (0, 1]; 1 = off (default 1)')
     parser.add_argument('--temperature', type=float, default=1.0, help='> 0 (default 1)')
     parser.add_argument('--greedy', action='store_true', help='always take the most likely token')
@@ -612,7 +613,8 @@ def _run_prompts(args, encoder, model, logger, stdout):
 
 
 def _run_interactive(args, encoder, model, logger, stdin, stdout):
-    """Continue each line of stdin, streaming words as they come; log each. Returns 2 if any line was refused, else 0."""
+    """Continue each line of stdin, streaming words as they come; log each. Returns 2 if any line
+    was refused, else 0."""
     status = 0
     for text in _read_prompts(stdin, stdout):
         try:

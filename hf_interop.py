@@ -321,8 +321,8 @@ def _check_config_fits(config, transformer, cfg_path):
     LayerNorm epsilon differ from the model's, or it asks for a GPT-2 option we lack."""
     ours = _hf_model_settings(transformer)
     if config['arch'] != ours['arch']:
-        raise CheckpointError(f"{cfg_path}: model_type {HF_MODEL_TYPES[config['arch']]!r} is the {config['arch']} block "
-                              f"layout but the model has arch={ours['arch']!r}: expected --arch {config['arch']}")
+        raise CheckpointError(f"{cfg_path}: model_type {HF_MODEL_TYPES[config['arch']]!r} is the {config['arch']} "
+                              f"block layout but the model has arch={ours['arch']!r}: expected --arch {config['arch']}")
     causal = config['causal']
     if causal != ours['causal']:
         raise CheckpointError(f"{cfg_path}: causal is {causal} ({_attention(causal)} attention) but the model has "

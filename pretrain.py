@@ -126,7 +126,8 @@ def build_parser():
     p.add_argument('--objective', default='lm', choices=electra.OBJECTIVES,
                    help="lm: next-token LM (GPT-1's); mlm: BERT's masked LM, electra: ELECTRA's replaced-token "
                         "detection, both on bidirectional models (electra.py), with a mask token after the vocabulary")
-    p.add_argument('--mask_prob', type=float, default=0.15, help="mlm and electra: share of each window's tokens masked")
+    p.add_argument('--mask_prob', type=float, default=0.15,
+                   help="mlm and electra: share of each window's tokens masked")
     p.add_argument('--gen_size', type=float, default=0.25,
                    help="electra: the generator's width (and heads) as a fraction of the discriminator's")
     p.add_argument('--disc_weight', type=float, default=50.0,
@@ -724,8 +725,8 @@ def _run(args, dist, device, verbose):
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
     r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist, paths=paths, flags=flags,
-                    saved=state.n_updates if args.resume else None)
+                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist,
+                    paths=paths, flags=flags, saved=state.n_updates if args.resume else None)
     if dist.is_main:
         remove_earlier_run(args)
         write_json(paths['config'], settings)

@@ -28,8 +28,9 @@ ROC_N_STORIES = 1871  # in the Story Cloze validation file, split into train and
 @dataclasses.dataclass
 class SplitData:
     """One split ready for the model: X (n, n_seq, n_ctx, 2) int32, M (n, n_seq, n_ctx)
-    float32 (numpy arrays, or tasks.Padded views that lay out a batch when indexed), Y (n,) targets (int64 class or choice indices, float32 scores) or None when the
-    split has no labels; ids and groups as datasets.Split has them."""
+    float32 (numpy arrays, or tasks.Padded views that lay out a batch when indexed), Y (n,)
+    targets (int64 class or choice indices, float32 scores) or None when the split has no
+    labels; ids and groups as datasets.Split has them."""
     X: np.ndarray
     M: np.ndarray
     Y: Optional[np.ndarray]

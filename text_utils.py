@@ -102,10 +102,12 @@ def _load_encoder(path):
         raise DataError(f"BPE vocabulary file {path} is malformed: expected a JSON object of symbol -> id "
                         f"(line {err.lineno}: {err.msg})") from None
     if not isinstance(encoder, dict) or not encoder:
-        raise DataError(f"BPE vocabulary file {path} is malformed: expected a non-empty JSON object of symbol -> id, got {type(encoder).__name__}")
+        raise DataError(f"BPE vocabulary file {path} is malformed: expected a non-empty JSON object of symbol -> id, "
+                        f"got {type(encoder).__name__}")
     # Ids must cover 0..n-1 so that every id encode() returns indexes the embedding.
     if any(type(i) is not int for i in encoder.values()) or sorted(encoder.values()) != list(range(len(encoder))):
-        raise DataError(f"BPE vocabulary file {path} is malformed: expected the ids to be the integers 0..{len(encoder) - 1}, each once")
+        raise DataError(f"BPE vocabulary file {path} is malformed: expected the ids to be the integers "
+                        f"0..{len(encoder) - 1}, each once")
     return encoder
 
 
@@ -123,7 +125,8 @@ def _load_merges(path):
     for number, line in enumerate(lines[1:], start=2):
         pair = tuple(line.split())
         if len(pair) != 2:
-            raise DataError(f"BPE merges file {path} is malformed: line {number} is {line[:40]!r}, expected two symbols separated by a space")
+            raise DataError(f"BPE merges file {path} is malformed: line {number} is {line[:40]!r}, "
+                            "expected two symbols separated by a space")
         merges.append(pair)
     return merges
 
@@ -234,13 +237,14 @@ class TextEncoder:
     def encode(self, texts, verbose=True):
         """Take a list of str, return a list of lists of int ids, one list per text.
 
-        The ids are those of the original encoder; every id is below len(encoder). Shows a tqdm bar over the distinct texts when verbose. Raises TypeError
-        naming the position of any item that is not a str.
+        The ids are those of the original encoder; every id is below len(encoder). Shows a tqdm bar over the distinct
+        texts when verbose. Raises TypeError naming the position of any item that is not a str.
         """
         texts = list(texts)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
-                raise TypeError(f"TextEncoder.encode: texts[{index}] is {type(text).__name__} {text!r:.60}, expected str")
+                raise TypeError(f"TextEncoder.encode: texts[{index}] is {type(text).__name__} {text!r:.60}, "
+                                "expected str")
         # Equal texts encode equally, so each distinct one is tokenized once.
         distinct = list(dict.fromkeys(texts))
         cleaned = (text_standardize(_fix_text(text)) for text in distinct)
@@ -271,7 +275,8 @@ class TextEncoder:
             self.decoder = {v: k for k, v in self.encoder.items()}
         unknown = [i for i in ids if i not in self.decoder]
         if unknown:
-            raise InputError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of {len(self.decoder)} symbols")
+            raise InputError(f"TextEncoder.decode: id {unknown[0]} is not in the vocabulary of "
+                             f"{len(self.decoder)} symbols")
         return [self.decoder[i] for i in ids]
 
     def decode(self, ids):

@@ -109,19 +109,22 @@ def build_parser():
                                 formatter_class=DefaultsHelpFormatter)
     # the earlier port's flags, same names and defaults
     p.add_argument('--desc', type=str, default=None,
-                   help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ (default: the dataset)")
+                   help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ "
+                        "(default: the dataset)")
     p.add_argument('--dataset', type=str, default='rocstories', choices=DATASETS)
     p.add_argument('--log_dir', type=str, default='log/')
     p.add_argument('--save_dir', type=str, default='save/')
     p.add_argument('--data_dir', type=str, default='data/',
                    help="the dataset's folder as released (see the README's table of tasks)")
     p.add_argument('--submission_dir', type=str, default='submission/')
-    p.add_argument('--submit', action='store_true', help="keep the best-validation parameters and write the test predictions")
+    p.add_argument('--submit', action='store_true',
+                   help="keep the best-validation parameters and write the test predictions")
     p.add_argument('--analysis', action='store_true',
                    help="with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png")
     p.add_argument('--seed', type=int, default=42)
     p.add_argument('--n_iter', type=int, default=3, help="epochs")
-    p.add_argument('--n_batch', type=int, default=8, help="examples per forward/backward pass (per process under torchrun)")
+    p.add_argument('--n_batch', type=int, default=8,
+                   help="examples per forward/backward pass (per process under torchrun)")
     p.add_argument('--max_grad_norm', type=float, default=1)
     p.add_argument('--lr', type=float, default=6.25e-5)
     p.add_argument('--lr_warmup', type=float, default=0.002)
@@ -139,8 +142,10 @@ def build_parser():
     p.add_argument('--afn', type=str, default='gelu', choices=('gelu', 'relu', 'swish'))
     p.add_argument('--lr_schedule', type=str, default='warmup_linear',
                    choices=('warmup_linear', 'warmup_cosine', 'warmup_constant', 'none'))
-    p.add_argument('--encoder_path', type=str, default=None, help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
-    p.add_argument('--bpe_path', type=str, default=None, help="default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt")
+    p.add_argument('--encoder_path', type=str, default=None,
+                   help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
+    p.add_argument('--bpe_path', type=str, default=None,
+                   help="default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt")
     p.add_argument('--n_transfer', type=int, default=None,
                    help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
                         "-1: embeddings only)")
@@ -167,8 +172,8 @@ def build_parser():
                    help="block layout: GPT-1's (the paper's, OpenAI's checkpoint) or GPT-2's pre-LayerNorm one, to "
                         "finetune a gpt2 folder such as pretrain.py --arch gpt2 writes")
     p.add_argument('--truncate', action='store_true',
-                   help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did (ROCStories: "
-                        "instead of refusing an n_ctx that cannot hold the longest example)")
+                   help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did "
+                        "(ROCStories: instead of refusing an n_ctx that cannot hold the longest example)")
     p.add_argument('--no_truncate', action='store_true',
                    help="other tasks: refuse an example longer than --n_ctx instead of cutting it by the original's "
                         "rule (the default cuts only such examples, and logs how many)")
@@ -232,7 +237,8 @@ def validate_args(args):
     if args.desc is None:
         args.desc = args.dataset
     if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
-        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and checkpoint folder)")
+        raise InputError(f"--desc {args.desc!r}: expected a plain run name "
+                         "(it names the log file and checkpoint folder)")
     if args.dataset not in DATASETS:
         raise InputError(f"--dataset {args.dataset!r}: expected one of {', '.join(DATASETS)}")
     check_seed(args.seed)
@@ -965,7 +971,8 @@ def settings_summary(settings, paths):
     if g('checkpoint_format') != 'random':
         weights += f" from {g('model_dir')}, {g('n_transfer')} layers loaded"
     model = (f"{g('arch', 'gpt1')}, n_layer {g('n_layer')}, n_embd {g('n_embd')}, n_head {g('n_head')}, "
-             f"afn {g('afn')}, n_ctx {g('n_ctx')} (of {g('n_ctx_requested')} asked); {weights}; dropout embd {g('embd_pdrop')}, "
+             f"afn {g('afn')}, n_ctx {g('n_ctx')} (of {g('n_ctx_requested')} asked); {weights}; "
+             f"dropout embd {g('embd_pdrop')}, "
              f"attn {g('attn_pdrop')}, resid {g('resid_pdrop')}, clf {g('clf_pdrop')}")
     optimisation = (f"n_iter {g('n_iter')} epochs, updates of n_batch {g('n_batch')} x n_acc {g('n_acc')} x "
                     f"world_size {g('world_size')}; lr {g('lr')} {g('lr_schedule')} (warm-up {g('lr_warmup')}), "

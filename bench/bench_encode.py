@@ -75,10 +75,12 @@ def parse_args(argv=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--data_dir', default=os.path.join(os.path.dirname(root), 'shared', 'data'))
-    parser.add_argument('--repeat', type=int, default=5, help='fresh encoders per timing, the fastest counts (default 5)')
+    parser.add_argument('--repeat', type=int, default=5,
+                        help='fresh encoders per timing, the fastest counts (default 5)')
     parser.add_argument('--repeats', type=int, default=1,
                         help='whole comparisons to run; N > 1 prints the median, min and max speed-up (default 1)')
-    parser.add_argument('--n_texts', type=int, default=0, help='encode only the first N fields (0: all; for a smoke run)')
+    parser.add_argument('--n_texts', type=int, default=0,
+                        help='encode only the first N fields (0: all; for a smoke run)')
     args = parser.parse_args(argv)
     for flag in ('repeat', 'repeats'):
         if getattr(args, flag) < 1:
@@ -105,8 +107,10 @@ def main(argv=None):
     identical = all(r['identical'] for r in runs)
     print(f'texts: {len(texts)} ROCStories fields (val + test files), {runs[0]["n_tokens"]} tokens; '
           f'each timing the best of {args.repeat} fresh encoders; {args.repeats} run(s)')
-    print(f'speed-up, first calls    : median {first["median"]:.1f}x (min {first["min"]:.1f}x, max {first["max"]:.1f}x)')
-    print(f'speed-up, second calls   : median {second["median"]:.1f}x (min {second["min"]:.1f}x, max {second["max"]:.1f}x)')
+    print(f'speed-up, first calls    : median {first["median"]:.1f}x '
+          f'(min {first["min"]:.1f}x, max {first["max"]:.1f}x)')
+    print(f'speed-up, second calls   : median {second["median"]:.1f}x '
+          f'(min {second["min"]:.1f}x, max {second["max"]:.1f}x)')
     print(f'identical ids            : {identical}')
     bench_log('bench_encode', vars(args), n_texts=len(texts), runs=runs, identical=identical,
               **{f'speedup_first_{k}': v for k, v in first.items()},

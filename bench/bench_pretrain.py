@@ -6,8 +6,8 @@ transformers' OpenAIGPTLMHeadModel trained by a plain loop, on the same windows,
 Our side is pretrain.py's own update: its model (build_model: SDPA attention, fused
 tanh-GELU, the LM loss by loss.chunked_lm_loss, which never holds the whole logits),
 OpenAIAdam with the paper's settings (warm-up cosine, L2 0.01, clipping at 1), dropout
-0.1 with pretrain.py's default masks (--dropout_masks int), windows drawn by `sample_windows` from a token store (token_store.py) of the
-ROCStories stories encoded with GPT-1's BPE (40,478 tokens). The baseline is
+0.1 with pretrain.py's default masks (--dropout_masks int), windows drawn by `sample_windows` from a
+token store (token_store.py) of the ROCStories stories encoded with GPT-1's BPE (40,478 tokens). The baseline is
 `OpenAIGPTLMHeadModel` holding the same initial weights (copied through
 hf_interop.export_hf), dropout 0.1, trained by a plain loop: `model(input_ids=w,
 labels=w).loss`, backward, `clip_grad_norm_(1)`, `torch.optim.AdamW(lr 2.5e-4,

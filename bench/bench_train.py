@@ -218,8 +218,10 @@ def main(argv=None):
     eval_ratios = e_plain / e_shared
     logit_diff = max(d for _, _, d in evals)
     for k, clock in enumerate(('wall', 'CPU')):
-        print(f"evaluation of {n_eval} validation {'examples' if opts.shape == 'race' else 'stories'} ({clock} time): plain median "
-              f"{np.median(e_plain[:, k]):.1f} s, shared prefix median {np.median(e_shared[:, k]):.1f} s; speed-up {spread(eval_ratios[:, k])}")
+        print(f"evaluation of {n_eval} validation {'examples' if opts.shape == 'race' else 'stories'} "
+              f"({clock} time): plain median "
+              f"{np.median(e_plain[:, k]):.1f} s, shared prefix median {np.median(e_shared[:, k]):.1f} s; "
+              f"speed-up {spread(eval_ratios[:, k])}")
     print(f"max |logit difference| {logit_diff:.1e} ({'same logits' if logit_diff <= 1e-4 else 'MISMATCH'}, "
           f"tolerance 1e-4)")
     plain_tokens, shared_tokens = eval_tokens(model, data, n_eval, args.n_batch)

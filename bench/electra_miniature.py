@@ -96,7 +96,8 @@ def finetune(opts, model_dir, lm_coef, seed, desc, work):
     last epoch's validation accuracy (percent)."""
     flags = ['--data_dir', opts.rocstories_dir, '--encoder_path', opts.encoder_path, '--bpe_path', opts.bpe_path,
              '--n_layer', str(opts.n_layer), '--n_embd', str(opts.n_embd), '--n_head', str(opts.n_head),
-             '--n_ctx', str(opts.n_ctx), '--truncate', '--n_iter', str(opts.ft_epochs), '--lm_coef', str(lm_coef), '--seed', str(seed), '--desc', desc,
+             '--n_ctx', str(opts.n_ctx), '--truncate', '--n_iter', str(opts.ft_epochs), '--lm_coef', str(lm_coef),
+             '--seed', str(seed), '--desc', desc,
              '--log_dir', os.path.join(work, 'ft_log'), '--save_dir', os.path.join(work, 'ft_save'), '--device',
              opts.device, '--amp', opts.amp, '--overwrite']
     flags += ['--init', 'random'] if model_dir is None else ['--model_dir', model_dir]

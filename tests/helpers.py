@@ -1,6 +1,7 @@
 """Test utilities: write checkpoints in the exact format of OpenAI's TF release (the
 library's own writer, model_pytorch.write_tf_checkpoint, kept importable from here);
 read a parser's --help per flag."""
+import argparse
 import re
 
 from model_pytorch import tf_shapes, write_tf_checkpoint  # noqa: F401
@@ -19,3 +20,11 @@ def help_chunks(parser):
         else:
             current = None
     return chunks
+
+
+def flags_without_default(parser):
+    """(number of flags with a default, the --help texts of those whose text shows none)."""
+    chunks = help_chunks(parser)
+    flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
+    texts = [' '.join(chunks[a.option_strings[0]].split()) for a in flags if not a.required]
+    return len(flags), [text for text in texts if 'default' not in text]

@@ -281,7 +281,8 @@ def test_plot_log_draws_a_finetuning_log_beside_it(tmp_path):
     log = tmp_path / 'run.jsonl'
     _write_jsonl(log, {'desc': 'run', 'lr': 6.25e-5}, [{'warning': 'duplicate ids', 'time': 0}] + FINETUNE_ROWS)
     curves = analysis.log_curves(str(log))
-    assert curves == {'cost': {f: ([187.0, 374.0, 561.0], [r[f] for r in FINETUNE_ROWS]) for f in ('tr_cost', 'va_cost')},
+    assert curves == {'cost': {f: ([187.0, 374.0, 561.0], [r[f] for r in FINETUNE_ROWS])
+                               for f in ('tr_cost', 'va_cost')},
                       'metrics (%)': {f: ([187.0, 374.0, 561.0], [r[f] for r in FINETUNE_ROWS])
                                       for f in ('tr_acc', 'va_acc')}}
     png = analysis.plot_log(str(log))

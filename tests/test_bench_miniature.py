@@ -3,10 +3,12 @@ writes one JSONL file whose summary is the entries' mean and spread."""
 import json
 
 import numpy as np
+import pytest
 
 from bench import pretrain_miniature
 
 
+@pytest.mark.slow
 def test_quick_run_writes_every_finetune_and_a_consistent_summary(tmp_path):
     corpus = tmp_path / 'corpus'
     corpus.mkdir()

@@ -21,7 +21,8 @@ def tiny(tmp_path):
     args = pretrain.parse_args([
         '--data', str(text), '--n_layer', '2', '--n_embd', '32', '--n_head', '2', '--n_ctx', '16', '--n_batch', '4',
         '--valid_fraction', '0', '--cache_dir', str(tmp_path / 'cache'), '--save_dir', str(tmp_path),
-        '--device', 'cpu', '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH), '--lr', '3e-3', '--warmup_updates', '1'])
+        '--device', 'cpu', '--encoder_path', str(ENCODER_PATH), '--bpe_path', str(BPE_PATH), '--lr', '3e-3',
+        '--warmup_updates', '1'])
     store = pretrain.load_corpus(args, pretrain.build_tokenizer(args), verbose=False)
     return args, store
 

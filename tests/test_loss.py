@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from loss import IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunk_rows, chunked_lm_loss, lm_mask_from
+from loss import (IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunk_rows, chunked_lm_loss,
+                  lm_mask_from)
 
 CE = nn.CrossEntropyLoss(reduction='none')
 

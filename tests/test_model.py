@@ -56,6 +56,7 @@ def copy_hf_to_ours(hf, ours, n_vocab):
                 p.copy_(sd[hf_name])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('size', ['small', 'full'])
 def test_matches_transformers_openai_gpt(size):
     if size == 'small':
@@ -149,7 +150,8 @@ def test_bfloat16_forward_close_to_float32():
     torch.testing.assert_close(out.float(), ref, atol=0.1, rtol=0.05)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA; not yet run on a GPU (see README, "Not verified yet")')
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason='needs CUDA; not yet run on a GPU (see README, "Not verified yet")')
 def test_cuda_matches_cpu():
     vocab = N_VOCAB + N_SPECIAL + N_CTX
     model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
@@ -401,6 +403,7 @@ def test_loader_n_transfer_and_wrapped_models(tmp_path):
     assert mp.load_pretrained(model, path, n_transfer=2) == 'tf'
 
 
+@pytest.mark.slow
 def test_loader_at_the_full_real_shapes(tmp_path):
     shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
     assert sum(math.prod(s) for s in shapes) == 116_534_784
@@ -438,7 +441,8 @@ def test_wrong_size_and_corrupt_shards(tmp_path):
     model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
     path, _ = tiny_checkpoint(tmp_path)
     np.save(os.path.join(path, 'params_3.npy'), np.zeros(10, np.float32))
-    with pytest.raises(mp.CheckpointError, match=r"hold \d+ floats but params_shapes.json expects \d+.*params_3.npy: 10"):
+    with pytest.raises(mp.CheckpointError,
+                       match=r"hold \d+ floats but params_shapes.json expects \d+.*params_3.npy: 10"):
         load_openai_pretrained_model(model, path=path, n_embd=16, n_transfer=2)
     with open(os.path.join(path, 'params_3.npy'), 'wb') as f:
         f.write(b'not a numpy file')
@@ -466,7 +470,8 @@ def test_checkpoint_that_does_not_fit_the_model(tmp_path):
         load_openai_pretrained_model(wide, path=path, n_embd=16, n_transfer=2)
     wider_mlp = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
     wider_mlp.h[0].mlp.c_fc.w = torch.nn.Parameter(torch.zeros(16, 48))
-    with pytest.raises(mp.CheckpointError, match=r"h.0.mlp.c_fc.w has shape \(16, 64\).*parameter has shape \(16, 48\)"):
+    with pytest.raises(mp.CheckpointError,
+                       match=r"h.0.mlp.c_fc.w has shape \(16, 64\).*parameter has shape \(16, 48\)"):
         load_openai_pretrained_model(wider_mlp, path=path, n_embd=16, n_transfer=2)
     odd_vocab = TransformerModel(TINY, vocab=N_VOCAB + N_CTX - 1, n_ctx=N_CTX)
     with pytest.raises(mp.CheckpointError, match=r"embed.weight: the model has 61 rows"):
@@ -781,6 +786,7 @@ def test_gpt2_block_is_pre_layernorm_with_a_final_layernorm():
         torch.testing.assert_close(model(x), ln(h, model.ln_f), atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_gpt2_initialises_residual_projections_smaller_and_gpt1_is_unchanged():
     torch.manual_seed(0)
     gpt1 = TransformerModel(DEFAULT_CONFIG, vocab=40478 + 512, n_ctx=512)

@@ -40,6 +40,7 @@ def project_copy(work, name):
     return work / 'notebooks' / name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', NOTEBOOKS)
 def test_notebook_runs_top_to_bottom_in_small_mode(name, tmp_path, request):
     path = project_copy(tmp_path / 'project', name)

@@ -1,5 +1,4 @@
 """OpenAIAdam against the update rule of the TensorFlow release, re-derived in float64 numpy."""
-import copy
 import io
 import math
 import warnings

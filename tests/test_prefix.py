@@ -241,6 +241,7 @@ def _shared_lm(model, X, M):
     return SharedPrefixModel(model)(X, M)[1]
 
 
+@pytest.mark.slow
 def test_with_dropout_the_shared_lm_gradient_has_the_default_expectation():
     """The LM loss is a sum of per-sequence terms, and each sequence sees masks of the same
     distribution on both paths (shared masks only tie the choices together), so the expected

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
@@ -71,6 +73,7 @@ def project_copy(work):
     (work / 'my_text.txt').write_text((ROOT / 'README.md').read_text()[:20000])  # some English text
 
 
+@pytest.mark.slow
 def test_shell_blocks_run_as_written(tmp_path):
     work = tmp_path / 'project'
     project_copy(work)
@@ -104,6 +107,7 @@ def test_shell_blocks_run_as_written(tmp_path):
     assert "['negative' 'positive']" in out.stdout and (work / 'sentiment' / 'estimator.json').is_file()
 
 
+@pytest.mark.slow
 def test_python_api_examples_run_as_written(tmp_path):
     shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
     write_tf_checkpoint(tmp_path / 'model', shapes)
@@ -119,3 +123,13 @@ def test_python_api_examples_run_as_written(tmp_path):
         stdout += out.stdout
     assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in stdout
     assert 'karen was assigned a roommate her first year of college .' in stdout
+
+
+def test_ci_runs_the_set_up_block_as_written():
+    """.ci/run's commands (after its cd to the project root) are the README's set-up block,
+    install, lint and test, line for line: CI checks what a user is told to run."""
+    (setup,) = readme_blocks('Set up and test', 'bash')
+    ci = (ROOT / '.ci' / 'run').read_text().splitlines()
+    commands = [line for line in ci[ci.index('cd "$(dirname "$0")/.."') + 1:] if line.strip()]
+    assert commands == setup.strip().splitlines()
+    assert any('ruff check' in c for c in commands) and commands[-1] == '.venv/bin/python -m pytest -q'

@@ -29,6 +29,7 @@ def finished_run(tmp_path_factory, rocstories_dir, encoder_path, bpe_path, tiny_
     return work, argv
 
 
+@pytest.mark.slow
 def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
     """The probabilities of score() for a test story are the softmax of the classifier logits
     train.py computes for the same story from its own encoded arrays."""
@@ -44,6 +45,7 @@ def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
     assert run.config['n_ctx'] == data.n_ctx
 
 
+@pytest.mark.slow
 def test_cli_prints_each_ending_with_its_probability(finished_run):
     work, _ = finished_run
     story = "Karen was assigned a roommate her first year of college. Their first meeting went well."
@@ -57,6 +59,7 @@ def test_cli_prints_each_ending_with_its_probability(finished_run):
     assert abs(sum(probs) - 1) < 2e-3 and lines[int(np.argmax(probs))].startswith('*')
 
 
+@pytest.mark.slow
 def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
     work, _ = finished_run
     with pytest.raises(MissingFileError, match=r'config\.json does not exist: expected a run folder of train\.py'):
@@ -105,6 +108,7 @@ def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_r
         load_run(str(run_dir))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
                                              ('classification', ['classification', 2])])
 def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, task_type, head):
@@ -125,6 +129,7 @@ def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path,
     assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and task_type in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_dir, encoder_path, bpe_path,
                                                            tiny_shards):
     """A run finetuned from a bidirectional folder (pretrain.py --objective mlm or electra)
@@ -146,6 +151,7 @@ def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_d
         np.testing.assert_allclose(probs, torch.softmax(torch.from_numpy(logits[i]), -1).numpy(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_run_whose_parameters_hold_nan_is_one_line(finished_run, tmp_path):
     from test_checkpoint import poison
     work, _ = finished_run

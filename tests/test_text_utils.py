@@ -21,12 +21,15 @@ from text_utils import StreamDecoder, TextEncoder, find_bpe_files, text_standard
 HARD_CASES = [
     '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',
     "don't can't won't I'm y'all rock'n'roll o'clock", "He said \"hi\" -- twice.",
-    'Wait\u2014what\u2013now\u2015ok\u2026 right\u00b4s', 'So... wait.... what?!?!', '---~~~!!!""";;;???+++,,,)))(((\\\\///***[[[]]]}}}{{{|||___',
-    'The â€œquotedâ€\x9d text', 'cafÃ© naÃ¯ve', 'It\ufffd\ufffd\ufffds very quiet.', '&amp; &lt;b&gt; &eacute;', '<b>bold &amp; html</b>',
+    'Wait\u2014what\u2013now\u2015ok\u2026 right\u00b4s', 'So... wait.... what?!?!',
+    '---~~~!!!""";;;???+++,,,)))(((\\\\///***[[[]]]}}}{{{|||___',
+    'The â€œquotedâ€\x9d text', 'cafÃ© naÃ¯ve', 'It\ufffd\ufffd\ufffds very quiet.', '&amp; &lt;b&gt; &eacute;',
+    '<b>bold &amp; html</b>',
     'café naïve résumé Ångström façade', 'cafe\u0301', 'ﬁne ﬂower', 'ＬＯＵＤ　ＮＯＩＳＥＳ', 'İstanbul ǅ ß ẞ',
     'Привет, мир!', '你好，世界。', 'مرحبا بالعالم', 'שלום עולם', 'नमस्ते दुनिया', 'こんにちは、世界', '한국어 텍스트',
     'Mixed: hello Привет 你好 مرحبا 😀!', '😀😃🎉 emoji 👨‍👩‍👧 family', '🇺🇸 flag',
-    'x\ud800y lone surrogate', '\x00\x01\x02\x1b[31mred\x1b[0m\x7f', 'a\u200bb\u200dc\ufeffd', 'tab\tand\x0bvertical\x0cfeed',
+    'x\ud800y lone surrogate', '\x00\x01\x02\x1b[31mred\x1b[0m\x7f', 'a\u200bb\u200dc\ufeffd',
+    'tab\tand\x0bvertical\x0cfeed',
     'line\u2028sep\u2029para\x85next', 'nbsp\u00a0here\u3000ideo', 'a' * 300, 'supercalifragilisticexpialidocious' * 20,
     'ababababababababab', 'aaaaaaaaaaaaaaaaaaa', 'http://example.com/path?q=1&x=2 e-mail@example.org',
     'U.S.A. e.g. i.e. Mr. Dr. St. 3:30pm $5.00 50% #hashtag @user', ':) :-( <3 ;)', '1,000,000 3.14159 -42 1/2',
@@ -52,6 +55,7 @@ def roc_texts(rocstories_dir):
     return rocstories_fields(rocstories_dir)
 
 
+@pytest.mark.slow
 def test_rocstories_ids_match_plain_original(encoder, plain, roc_texts):
     assert len(roc_texts) == 11226
     assert encoder.encode(roc_texts, verbose=False) == plain.encode(roc_texts)
@@ -137,7 +141,8 @@ def test_any_unicode_encodes_inside_vocabulary(encoder, plain, text):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.sampled_from('ab \n\t\r\x0b\u00a0\u2028-~!";?+,)(\\/*[]}{|_\u2014\u2013\u2015\u2026\u00b4.\''), max_size=30))
+@given(st.text(alphabet=st.sampled_from('ab \n\t\r\x0b\u00a0\u2028-~!";?+,)(\\/*[]}{|_'
+                                        '\u2014\u2013\u2015\u2026\u00b4.\''), max_size=30))
 def test_standardize_matches_plain(text):
     assert text_standardize(text) == plain_standardize(text)
 
@@ -183,14 +188,15 @@ def test_bpe_matches_transformers_openai_gpt_bpe(encoder, roc_texts, encoder_pat
     # compared. Its BPE model (the Rust `tokenizers` BPE, '</w>' suffix, unknown -> '<unk>' id 0)
     # is still an independent implementation of the BPE step: compare it word by word.
     with _without_project_on_path():
-        transformers = pytest.importorskip('transformers')
+        pytest.importorskip('transformers')
         from transformers import OpenAIGPTTokenizer
     with open(encoder_path, encoding='utf-8') as f:
         vocab = json.load(f)
     with open(bpe_path, encoding='utf-8') as f:
         merges = [tuple(line.split()) for line in f.read().split('\n')[1:-1]]
     hf_bpe = OpenAIGPTTokenizer(vocab=vocab, merges=merges).backend_tokenizer.model
-    words = {token.text.lower() for doc in encoder.nlp.tokenizer.pipe(text_standardize(ftfy.fix_text(t)) for t in roc_texts + HARD_CASES)
+    words = {token.text.lower()
+             for doc in encoder.nlp.tokenizer.pipe(text_standardize(ftfy.fix_text(t)) for t in roc_texts + HARD_CASES)
              for token in doc}
     # Tokens holding whitespace take the original's space-joining quirk, which is not BPE.
     words = sorted(w for w in words if not any(c.isspace() for c in w))
@@ -214,7 +220,8 @@ def test_tiny_vocabulary_works(tmp_path):
 
 
 def test_missing_vocabulary_or_merges_file(tmp_path, encoder_path, bpe_path):
-    with pytest.raises(FileNotFoundError, match=r'BPE vocabulary file .*nothing.json not found: expected encoder_bpe_40000.json'):
+    with pytest.raises(FileNotFoundError,
+                       match=r'BPE vocabulary file .*nothing.json not found: expected encoder_bpe_40000.json'):
         TextEncoder(tmp_path / 'nothing.json', bpe_path)
     with pytest.raises(FileNotFoundError, match=r'BPE merges file .*nothing.bpe not found: expected vocab_40000.bpe'):
         TextEncoder(encoder_path, tmp_path / 'nothing.bpe')

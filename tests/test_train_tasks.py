@@ -50,6 +50,7 @@ GLUE_SIZES = {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5, 'dev_matched.tsv': 6
               'test_matched.tsv': 4, 'test_mismatched.tsv': 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name, metrics, printed', [
     ('sst2', ['acc'], ['SST-2 Valid Accuracy:']),
     ('mnli', ['acc'], ['MNLI Valid Accuracy:', 'MNLI Valid Mismatched Accuracy:']),
@@ -81,6 +82,7 @@ def test_glue_task_end_to_end(tmp_path, name, metrics, printed, encoder_path, bp
         assert line in proc.stdout
 
 
+@pytest.mark.slow
 def test_race_end_to_end_with_groups(tmp_path, encoder_path, bpe_path, shards):
     written = write_race(tmp_path / 'RACE', random.Random(1), n_files=[1, 2])
     proc = run_cli(tmp_path, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), '--bucket'], encoder_path,
@@ -94,6 +96,7 @@ def test_race_end_to_end_with_groups(tmp_path, encoder_path, bpe_path, shards):
     assert 'RACE Test Accuracy (high):' in proc.stdout and 'RACE Valid Accuracy:' in proc.stdout
 
 
+@pytest.mark.slow
 def test_race_with_share_prefix_equals_the_default_without_dropout(tmp_path, encoder_path, bpe_path, shards):
     """RACE's four answers share the article and question: with dropout off --share_prefix trains
     to the same log (to float rounding) and the same submission as the default step."""
@@ -135,6 +138,7 @@ def test_a_task_trains_and_evaluates_without_laying_out_a_whole_split(tmp_path, 
     assert train.predict(model, data.teX, data.teM, verbose=False, task_type='entailment').shape == (len(data.teX),)
 
 
+@pytest.mark.slow
 def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards):
     rng = random.Random(2)
     words = ['good', 'bad', 'fine', 'awful', 'great', 'poor']
@@ -153,6 +157,7 @@ def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards)
     assert [r[0] for r in rows] == [str(i) for i in range(5)] and {r[1] for r in rows} <= {'neg', 'pos'}
 
 
+@pytest.mark.slow
 def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocstories_dir, encoder_path, bpe_path):
     """task_data.load_task_data on ROCStories gives the arrays train.load_data gives."""
     args = train.parse_args(['--data_dir', str(rocstories_dir), '--encoder_path', str(encoder_path),
@@ -164,6 +169,7 @@ def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocs
         np.testing.assert_array_equal(getattr(data, name), getattr(original, name))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('argv, expected', [
     (['--dataset', 'custom'], '--dataset custom needs --task_type'),
     (['--dataset', 'custom', '--task_type', 'regression', '--train_file', 'a.csv'], 'needs --valid_file'),
@@ -179,6 +185,7 @@ def test_bad_dataset_flags_are_one_line(tmp_path, argv, expected):
     assert proc.returncode == 2 and expected in proc.stderr and 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow
 def test_missing_glue_folder_is_refused_before_any_work(tmp_path, encoder_path, bpe_path, shards):
     argv = ['--dataset', 'cola', '--data_dir', str(tmp_path / 'nowhere'), '--model_dir', str(shards),
             '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path)]
