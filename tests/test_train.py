@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
+import tasks
 import train
 from checkpoint import read_checkpoint
 from errors import CheckpointError, DataError, InputError
@@ -852,6 +854,28 @@ def test_overwrite_with_bad_data_or_model_leaves_the_earlier_run_whole(tmp_path,
               verbose=False)
     again = sha256_files(tmp_path / 'run')
     assert set(again) == set(earlier) and all(again[f] != earlier[f] for f in again)
+
+
+def test_data_digest_hashes_a_split_in_batches_without_laying_it_out_whole(monkeypatch):
+    """The digest --resume compares is sha256 over each split's laid-out X, M and Y, taken a
+    batch at a time: a tasks.Padded split (held as token lists) is never laid out whole."""
+    rng = np.random.default_rng(0)
+    seqs = [[list(rng.integers(0, 50, rng.integers(1, 9)))] for _ in range(10)]
+    X, M = tasks.Padded(seqs, 8, 60, 0), tasks.Padded(seqs, 8, 60, 1)
+    Y = rng.integers(0, 2, 10)
+    whole_X, whole_M = tasks.pad_sequences(seqs, 8, 60)
+    expected = hashlib.sha256(b''.join([b'train', whole_X.tobytes(), b'train', whole_M.tobytes(), b'train',
+                                        Y.tobytes()])).hexdigest()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('the whole split was laid out')
+    monkeypatch.setattr(tasks.Padded, '__array__', refuse)
+    monkeypatch.setattr(train, 'DIGEST_ROWS', 3)
+    data = types.SimpleNamespace(task=types.SimpleNamespace(valid_splits=('valid',)),
+                                 splits={'train': types.SimpleNamespace(X=X, M=M, Y=Y)})
+    assert train.data_digest(data) == expected
+    Y[4] = 1 - Y[4]
+    assert train.data_digest(data) != expected
 
 
 def test_resume_refuses_a_training_file_whose_content_changed(tmp_path, encoder_path, bpe_path):
