@@ -226,6 +226,9 @@ class GPT1Estimator(BaseEstimator):
             args.encoder_path = args.encoder_path or found[0]
             args.bpe_path = args.bpe_path or found[1]
         _as_parameter(name, train.check_optimizer_flags, args)
+        if isinstance(args.lm_coef, bool) or not isinstance(args.lm_coef, numbers.Real):
+            raise InputError(f"{name}(lm_coef={args.lm_coef!r}): expected a number >= 0")
+        args.lm_coef = _as_parameter(name, train.resolve_lm_coef, args)
         _as_parameter(name, resolve_device, args.device, args.amp)
         return args
 
