@@ -1,4 +1,4 @@
-"""Small helpers of the training script: dataset encoding, batching, JSONL logging, softmax."""
+"""Small helpers: dataset encoding, batching, JSONL logging, softmax, reading a JSON file."""
 import json
 import os
 import sys
@@ -6,6 +6,29 @@ import time
 
 import numpy as np
 from tqdm import tqdm
+
+from errors import DataError, MissingFileError
+
+_JSON_TYPES = {dict: 'an object', list: 'an array'}
+
+
+def read_json(path, expected, kind=dict, error=DataError):
+    """The JSON value in `path`, checked to be of type `kind` (dict or list).
+
+    `expected` names what the file should be ('the config.json train.py writes') and ends
+    every message. A missing file raises MissingFileError; unreadable bytes, invalid JSON
+    or another type raise `error` (a GPT1Error subclass), one line naming the path."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            value = json.load(f)
+    except FileNotFoundError:
+        raise MissingFileError(f"{path} is missing: expected {expected}") from None
+    except (OSError, ValueError) as err:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise error(f"{path} is not readable JSON ({err}): expected {expected}") from None
+    if not isinstance(value, kind):
+        raise error(f"{path} holds a JSON {type(value).__name__}, not {_JSON_TYPES.get(kind, kind.__name__)}: "
+                    f"expected {expected}")
+    return value
 
 
 def encode_dataset(*splits, encoder, verbose=True, split_names=None, field_names=None):

@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from utils import ResultLogger, encode_dataset, flatten, iter_data, make_path, np_softmax
+from errors import CheckpointError, DataError, MissingFileError
+from utils import ResultLogger, encode_dataset, flatten, iter_data, make_path, np_softmax, read_json
 
 
 def test_iter_data_single_array_yields_arrays():
@@ -161,3 +162,22 @@ def test_encode_dataset_labels_each_field_s_bar(capsys):
     assert 'encoding split 1 field 2' in capsys.readouterr().err
     encode_dataset(train, encoder=_LengthEncoder(), verbose=False, split_names=('train',))
     assert capsys.readouterr().err == ''
+
+
+def test_read_json_returns_the_value_and_names_the_path_in_every_refusal(tmp_path):
+    good = tmp_path / 'good.json'
+    good.write_text('{"a": [1, 2]}')
+    assert read_json(good, 'a config') == {'a': [1, 2]}
+    (tmp_path / 'list.json').write_text('[1]')
+    assert read_json(tmp_path / 'list.json', 'shapes', kind=list) == [1]
+    with pytest.raises(MissingFileError, match=r'absent\.json is missing: expected a config$'):
+        read_json(tmp_path / 'absent.json', 'a config')
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"a": ')
+    with pytest.raises(DataError, match=r'bad\.json is not readable JSON .*: expected a config$'):
+        read_json(bad, 'a config')
+    bad.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(CheckpointError, match=r'bad\.json is not readable JSON'):
+        read_json(bad, 'a config', error=CheckpointError)
+    with pytest.raises(DataError, match=r'good\.json holds a JSON dict, not an array: expected shapes$'):
+        read_json(good, 'shapes', kind=list)
