@@ -21,6 +21,19 @@ class InputError(GPT1Error):
     """A flag, or a file or folder a flag names, that cannot work."""
 
 
+class ConfigError(InputError):
+    """A config field whose value cannot work. The message names the field (`n_head=5: expected
+    ...`); a script reports it as its flag instead (`--n_head 5: expected ...`, `as_flag`)."""
+
+    def __init__(self, field, value, expected):
+        self.field, self.value, self.expected = field, value, expected
+        super().__init__(f"{field}={value!r}: expected {expected}")
+
+    def as_flag(self, flag=None):
+        """The message with the field written as its command-line flag (`flag`, else --{field})."""
+        return f"{flag or '--' + self.field} {self.value}: expected {self.expected}"
+
+
 class DataError(GPT1Error):
     """A data file (a dataset split, a vocabulary, merges) that is missing, malformed or inconsistent."""
 
@@ -44,8 +57,11 @@ def one_line(err):
 
 
 def exit_with_error(prog, err, tag=''):
-    """Print `prog: error: <message>` as one line on stderr and exit with status 2."""
-    print(f"{prog}: error: {tag}{one_line(err)}", file=sys.stderr, flush=True)
+    """Print `prog: error: <message>` as one line on stderr and exit with status 2; a
+    ConfigError names its flag rather than its field."""
+    message = err.as_flag() if isinstance(err, ConfigError) else one_line(err)
+    print(f"{prog}: error: {tag}{message}", file=sys.stderr, flush=True)
+
     sys.exit(EXIT_BAD_INPUT)
 
 
