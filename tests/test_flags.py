@@ -158,3 +158,66 @@ def test_check_number_refuses_what_is_not_a_number_in_range(value):
     with pytest.raises(ConfigError, match="p="):
         flags.check_number('p', value, lambda v: v == v, "a number")
     flags.check_number('p', 0.5, lambda v: v == v, "a number")
+
+
+# ------------------------------------------------------------------ the scripts' flags, derived from the configs
+#
+# The configs' flags must be the flags train.py and pretrain.py declare today, so that the scripts can
+# derive theirs from the configs without moving a flag: same names, defaults (value and type), types,
+# switches and choices, and the same values parsed from the same command lines.
+
+def flag_spec(action):
+    """What a user sees of a flag. A str flag with no type (pretrain.py declares some so) parses as one
+    with type str; the choices are compared as a set (their order only lists them in --help)."""
+    kind = type(action).__name__
+    return dict(flags=action.option_strings, dest=action.dest, kind=kind, default=action.default,
+                default_type=type(action.default), type=action.type or (str if kind == '_StoreAction' else None),
+                choices=None if action.choices is None else set(action.choices), nargs=action.nargs,
+                required=action.required)
+
+
+def script_flags(parser, names):
+    return {name: flag_spec(actions(parser)[name]) for name in names}
+
+
+def assert_same_flags(derived, script, cls, argvs, script_argv=()):
+    """derived (the config's flags) declares flags as the script's parser does and parses each of `argvs`
+    as it does (the script's parser given script_argv too: its required flags)."""
+    names = [name for name in actions(derived)]
+    assert set(names) <= set(actions(script)), "a derived flag the script does not declare"
+    assert script_flags(derived, names) == script_flags(script, names)
+    for argv in argvs:
+        got = derived.parse_args(argv)
+        want = script.parse_args(argv + list(script_argv))
+        assert {n: getattr(got, n) for n in names} == {n: getattr(want, n) for n in names}, argv
+        assert config_from_args(cls, got) == config_from_args(cls, want)
+
+
+def train_parser():
+    import train
+    return train.build_parser()
+
+
+def pretrain_parser():
+    import pretrain
+    return pretrain.build_parser()
+
+
+PRETRAIN_ADAM = dict(defaults={'lr': 2.5e-4, 'lr_schedule': 'warmup_cosine'}, skip=('lr_warmup',))
+ADAM_ARGVS = [[], ['--lr', '1e-3', '--lr_schedule', 'none', '--b1', '0.8', '--b2', '0.99', '--e', '1e-6',
+                   '--l2', '0', '--vector_l2', '--max_grad_norm', '-1']]
+
+
+def test_adam_flags_are_trains():
+    from opt import AdamConfig
+    derived = add_flags(argparse.ArgumentParser(), AdamConfig)
+    assert list(actions(derived)) == ['lr', 'lr_schedule', 'lr_warmup', 'b1', 'b2', 'e', 'l2', 'vector_l2',
+                                      'max_grad_norm']
+    assert_same_flags(derived, train_parser(), AdamConfig, ADAM_ARGVS + [['--lr_warmup', '0.1']])
+
+
+def test_adam_flags_are_pretrains_with_its_defaults():
+    from opt import AdamConfig
+    derived = add_flags(argparse.ArgumentParser(), AdamConfig, **PRETRAIN_ADAM)
+    assert 'lr_warmup' not in actions(derived) and 'lr_warmup' not in actions(pretrain_parser())  # --warmup_updates
+    assert_same_flags(derived, pretrain_parser(), AdamConfig, ADAM_ARGVS, script_argv=['--data', 'x'])
