@@ -221,3 +221,14 @@ def test_adam_flags_are_pretrains_with_its_defaults():
     derived = add_flags(argparse.ArgumentParser(), AdamConfig, **PRETRAIN_ADAM)
     assert 'lr_warmup' not in actions(derived) and 'lr_warmup' not in actions(pretrain_parser())  # --warmup_updates
     assert_same_flags(derived, pretrain_parser(), AdamConfig, ADAM_ARGVS, script_argv=['--data', 'x'])
+
+
+def test_electra_flags_are_pretrains():
+    from electra import ElectraConfig
+    derived = add_flags(argparse.ArgumentParser(), ElectraConfig)
+    assert list(actions(derived)) == ['objective', 'mask_prob', 'gen_size', 'disc_weight']
+    script = pretrain_parser()
+    assert {n: a.help for n, a in actions(derived).items()} == {n: actions(script)[n].help for n in actions(derived)}
+    assert_same_flags(derived, script, ElectraConfig,
+                      [[], ['--objective', 'electra', '--mask_prob', '0.2', '--gen_size', '0.5', '--disc_weight', '1']],
+                      script_argv=['--data', 'x'])
