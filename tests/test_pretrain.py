@@ -576,7 +576,8 @@ def test_a_wider_generator_is_logged_as_a_warning(tmp_path):
     (['--mask_prob', '0'], '--mask_prob 0.0: expected a fraction in (0, 1)'),
     (['--mask_prob', '1.5'], '--mask_prob 1.5: expected a fraction in (0, 1)'),
     (['--gen_size', '0'], '--gen_size 0.0: expected a positive fraction'),
-    (['--gen_size', '0.9'], '--gen_size 0.9: the generator would be 29 wide with 2 heads'),
+    (['--gen_size', '0.9'], '--gen_size 0.9: expected a fraction giving a generator width its heads divide (the '
+                             'generator would be 29 wide with 2 heads)'),
     (['--disc_weight', '-1'], '--disc_weight -1.0: expected a finite weight >= 0'),
 ])
 def test_bad_objective_flags_are_one_line_errors(tmp_path, capsys, extra, expected):
