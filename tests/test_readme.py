@@ -1,11 +1,23 @@
-"""The README's examples run as written: its shell blocks from a project folder laid out as
-the README says (after the two set-up commands), and its Python API examples."""
+"""The README and every page under docs/ run as written.
+
+Each page's ```bash and ```python blocks run in page order, in a fresh copy of a user's project
+laid out as the README says (sources in the root, the virtual environment active, OpenAI's files
+in model/, ROCStories in data/). Other fences (console, text, csv) are shown, never run. What a page
+can say to the tests, and nothing else:
+
+- `<!-- tests: tiny -->` on the line before a block: a full-size run does not fit a test, so each
+  script command of the block gets TINY_FLAGS and its Python gets TINY_PY. A page in
+  FULL_SIZE_PAGES instead has the release's full shapes in model/ and runs as written.
+- a block whose first line is `# not run by the tests: REASON` is not run (rare: MAX_NOT_RUN).
+- the README's "Set up and test" block is what .ci/run runs, compared line for line, not run here.
+"""
 import json
 import random
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -13,35 +25,70 @@ from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIE
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
-# A test cannot train the full-size model for 3 epochs: these flags are appended to each
-# command (a 1-layer, 16-wide model, 36 training stories, one epoch, two updates). They change
-# only sizes and lengths of training: the data splits, generation lengths and every other flag
-# are the README's own.
+PAGES = ['README.md'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'docs').glob('*.md'))
+DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'python-api', 'faithfulness', 'benchmarks')
+FULL_SIZE_PAGES = {'docs/python-api.md', 'docs/generation.md'}
+MAX_NOT_RUN = 3
+NOT_RUN = '# not run by the tests:'
+TINY = '<!-- tests: tiny -->'
+
+# A 1-layer, 16-wide model, 36 training stories, one epoch; windows of 80 tokens, so that a
+# pre-trained folder holds ROCStories' 77 positions. Only sizes and lengths of training change:
+# data, generation lengths and every other flag are the page's own.
 TINY_MODEL = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
 TINY_FLAGS = {'train.py': TINY_MODEL + ['--n_iter', '1', '--n_valid', '1835'],
-              # windows of 80 tokens: a pre-trained folder then holds ROCStories' 77 positions, and
-              # generate.py's --gen_len 200 runs past them
               'pretrain.py': TINY_MODEL + ['--n_ctx', '80', '--n_batch', '4', '--max_updates', '2',
                                            '--eval_every', '2'],
               'generate.py': TINY_MODEL}
+TINY_PY = {'Classifier(': 'Classifier(n_embd=16, n_layer=1, n_head=2, '}
+
+# what each page's blocks print, all together
+EXPECTED_STDOUT = {
+    'README.md': [r'ROCStories Test Accuracy', r'SST-2 Valid Accuracy'],
+    'docs/finetuning.md': [r'ROCStories Test Accuracy', r'SST-2 Valid Accuracy', r'\[0\.\d+ 0\.\d+\]'],
+    'docs/your-data.md': [re.escape("['negative' 'positive']")],
+    'docs/pretraining.md': [],
+    'docs/generation.md': [r"^\['.*', '.*'\]$"],
+    'docs/python-api.md': [re.escape('torch.Size([152, 40558]) torch.Size([1, 2])'),
+                           re.escape('karen was assigned a roommate her first year of college .'),
+                           r'^1497 374 1871$', r'^torch\.Size\(\[4, 64\]\)'],
+}
+HISTORY = re.compile(r'\bissues? #?\d+|\bbefore the (\w+ )?change|\bas before\b|\bearlier sessions?\b|\bused to\b|'
+                     r'\bno longer\b|\bnow\b', re.I)
 
 
-def readme_blocks(section, lang='python'):
-    """The ```lang blocks of README section `section` ('' for the whole README)."""
-    text = (ROOT / 'README.md').read_text()
-    body = text.split(f'## {section}\n', 1)[1].split('\n## ', 1)[0] if section else text
-    return re.findall(rf'```{lang}\n(.*?)```', body, flags=re.S)
+class Block(NamedTuple):
+    lang: str
+    code: str
+    tiny: bool
 
 
-def shell_commands():
-    """Every command of the README's bash blocks after the set-up block (which CI itself runs)."""
-    blocks = readme_blocks('', 'bash')
-    assert 'pip install -r requirements-dev.txt' in blocks[0] and 'pytest' in blocks[0]
-    return [line for block in blocks[1:] for line in block.splitlines() if line.strip() and
-            not line.lstrip().startswith('#')]
+def page_text(page):
+    return (ROOT / page).read_text()
 
 
-def tiny(command):
+def blocks(page):
+    """The fenced blocks of `page`, in order."""
+    pattern = rf'^({re.escape(TINY)}\n)?```(\w*)\n(.*?)^```'
+    return [Block(lang, code, bool(tiny)) for tiny, lang, code in re.findall(pattern, page_text(page), re.M | re.S)]
+
+
+def setup_block():
+    section = page_text('README.md').split('## Set up and test\n', 1)[1].split('\n## ', 1)[0]
+    return re.findall(r'```bash\n(.*?)```', section, flags=re.S)[0]
+
+
+def runnable(page):
+    """The blocks of `page` the tests run: bash and python, less the set-up block and those marked not run."""
+    return [b for b in blocks(page) if b.lang in ('bash', 'python') and not b.code.startswith(NOT_RUN)
+            and b.code != setup_block()]
+
+
+def commands(block):
+    return [line for line in block.code.splitlines() if line.strip() and not line.lstrip().startswith('#')]
+
+
+def tiny_command(command):
     """`command` with TINY_FLAGS for its script appended before any redirection or comment."""
     command = command.split('  #')[0].rstrip()
     head, redirect = (command.split(' < ', 1) + [''])[:2]
@@ -51,85 +98,146 @@ def tiny(command):
     return head + (f' < {redirect}' if redirect else '')
 
 
-def project_copy(work):
-    """`work` laid out as a user's project after set-up: the sources, .venv, the weights in
-    model/ (a tiny checkpoint with the real vocabulary's rows) and ROCStories in data/."""
-    work.mkdir()
-    for source in ROOT.glob('*.py'):
-        (work / source.name).symlink_to(source)
-    (work / '.venv').symlink_to(Path(sys.executable).parent.parent)  # the venv running the tests
-    write_tf_checkpoint(work / 'model', tf_shapes(1, 16, 40478))
-    for f in (ENCODER_PATH, BPE_PATH):
-        (work / 'model' / f.name).symlink_to(f)
-    (work / 'data').mkdir()
-    for f in ROCSTORIES_DIR.glob('cloze_test_*.csv'):
-        (work / 'data' / f.name).symlink_to(f)
-    # the other tasks' examples: a tiny GLUE SST-2 folder, and the README's own CSV
-    write_glue(work / 'glue' / 'SST-2', GLUE['sst2'], {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5},
-               random.Random(0))
-    (csv,) = readme_blocks("The paper's other tasks and your own data", 'csv')
-    for name in ('my_train.csv', 'my_valid.csv'):
-        (work / name).write_text(csv)
-    (work / 'my_text.txt').write_text((ROOT / 'README.md').read_text()[:20000])  # some English text
+def tiny_python(code):
+    for old, new in TINY_PY.items():
+        code = code.replace(old, new)
+    return code
 
 
-@pytest.mark.slow
-def test_shell_blocks_run_as_written(tmp_path):
-    work = tmp_path / 'project'
-    project_copy(work)
-    commands = shell_commands()
-    assert any(c.startswith('.venv/bin/python train.py') for c in commands)
-    assert all(c.startswith('.venv/bin/') for c in commands), 'every command runs from the venv, as set up'
-    for command in commands:
-        out = subprocess.run(['bash', '-c', tiny(command)], cwd=work, capture_output=True, text=True, timeout=300,
-                             env={'PATH': '/usr/bin:/bin', 'HOME': str(tmp_path)})
-        assert out.returncode == 0, f'README command failed: {tiny(command)}\n{out.stderr[-3000:]}'
-        if 'train.py' in command and '--analysis' in command:
-            assert ('SST-2 Valid Accuracy' if '--dataset sst2' in command else 'ROCStories Test Accuracy') in out.stdout
-        if '--dataset custom' in command:
-            assert (work / 'submission' / 'custom.tsv').read_text().count('\n') == 1 + 4
-        if 'score.py' in command:
-            assert sum(line.startswith('*') for line in out.stdout.splitlines()) == 1
-    log = [json.loads(line) for line in (work / 'log' / 'rocstories.jsonl').read_text().splitlines()]
-    assert log[0]['n_ctx'] == 77 and log[0]['n_ctx_requested'] == 512
-    # the Python example of a finetuned run, from the same folder
-    (code,) = readme_blocks('Finetuning on ROCStories (the main job)')[0:1]
-    out = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
-                         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert re.search(r'\[0\.\d+ 0\.\d+\]', out.stdout)
-    # the estimator example, on the tiny checkpoint (its sizes given, as TINY_FLAGS does for the scripts)
-    (code,) = readme_blocks("The paper's other tasks and your own data")
-    code = code.replace('Classifier(', "Classifier(n_embd=16, n_layer=1, n_head=2, ")
-    out = subprocess.run([sys.executable, '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
-                         env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "['negative' 'positive']" in out.stdout and (work / 'sentiment' / 'estimator.json').is_file()
-
-
-@pytest.mark.slow
-def test_python_api_examples_run_as_written(tmp_path):
-    shapes = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
-    write_tf_checkpoint(tmp_path / 'model', shapes)
-    for f in (ENCODER_PATH, BPE_PATH):  # where a user keeps them, beside the shards
-        (tmp_path / 'model' / f.name).symlink_to(f)
-    blocks = readme_blocks('Python API')
-    assert blocks, 'the README has no python example under "Python API"'
-    stdout = ''
-    for code in blocks:
-        out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True,
-                             env={'PYTHONPATH': str(ROOT), 'PATH': '/usr/bin:/bin'})
-        assert out.returncode == 0, f'README block failed:\n{code}\n{out.stderr}'
-        stdout += out.stdout
-    assert 'torch.Size([152, 40558]) torch.Size([1, 2])' in stdout
-    assert 'karen was assigned a roommate her first year of college .' in stdout
+# ---------------------------------------------------------------- quick checks of the pages' form
 
 
 def test_ci_runs_the_set_up_block_as_written():
     """.ci/run's commands (after its cd to the project root) are the README's set-up block,
     install, lint and test, line for line: CI checks what a user is told to run."""
-    (setup,) = readme_blocks('Set up and test', 'bash')
     ci = (ROOT / '.ci' / 'run').read_text().splitlines()
-    commands = [line for line in ci[ci.index('cd "$(dirname "$0")/.."') + 1:] if line.strip()]
-    assert commands == setup.strip().splitlines()
-    assert any('ruff check' in c for c in commands) and commands[-1] == '.venv/bin/python -m pytest -q'
+    ci_commands = [line for line in ci[ci.index('cd "$(dirname "$0")/.."') + 1:] if line.strip()]
+    assert ci_commands == setup_block().strip().splitlines()
+    assert any('ruff check' in c for c in ci_commands) and ci_commands[-1] == '.venv/bin/python -m pytest -q'
+
+
+def test_readme_is_a_doorway_to_the_docs():
+    readme = page_text('README.md')
+    assert len(readme.splitlines()) <= 250
+    assert sorted(PAGES[1:]) == sorted(f'docs/{name}.md' for name in DOC_PAGES)
+    for name in DOC_PAGES:
+        assert f'](docs/{name}.md)' in readme, f'the README does not link docs/{name}.md'
+    assert '```bash\npython train.py --dataset rocstories --submit --analysis\n```' in readme
+    assert 'python -m pytest -q -m "not slow"' in readme and re.search(r'suite\s+takes\s+about\s+\d+\s+minutes', readme)
+    assert re.search(r'subset.*takes\s+about\s+\d+\s+minutes', readme, re.S)
+
+
+@pytest.mark.parametrize('page', PAGES)
+def test_links_resolve(page):
+    for target in re.findall(r'\]\(([^)#]+)(?:#[^)]*)?\)', page_text(page)):
+        if not re.match(r'[a-z]+:', target):
+            assert ((ROOT / page).parent / target).exists(), f'{page} links to {target}, which does not exist'
+
+
+@pytest.mark.parametrize('page', PAGES)
+def test_pages_state_what_is(page):
+    """No history in the docs: what the library is, never how it came to be."""
+    for n, line in enumerate(page_text(page).splitlines(), 1):
+        assert not HISTORY.search(line), f'{page}:{n} tells history: {line}'
+
+
+@pytest.mark.parametrize('page', PAGES)
+def test_blocks_are_well_formed(page):
+    """What the tests will run parses, and each marker does something."""
+    for block in runnable(page):
+        assert not (block.tiny and page in FULL_SIZE_PAGES), f'{page} runs on full-size weights: no tiny blocks'
+        if block.lang == 'python':
+            compile(block.code, page, 'exec')
+            assert not block.tiny or tiny_python(block.code) != block.code, f'{page}: tiny marks nothing:\n{block.code}'
+            continue
+        for command in commands(block):
+            # the environment is active: python and torchrun are the venv's
+            assert command.split()[0] in ('python', 'torchrun'), f'{page}: {command}'
+        assert not block.tiny or any(tiny_command(c) != c.split('  #')[0].rstrip() for c in commands(block))
+
+
+def test_few_blocks_are_left_unrun():
+    not_run = [b for page in PAGES for b in blocks(page) if b.code.startswith(NOT_RUN)]
+    assert len(not_run) <= MAX_NOT_RUN
+    assert all(b.lang == 'bash' for b in not_run)
+
+
+# ---------------------------------------------------------------- the blocks, run
+
+
+@pytest.fixture(scope='session')
+def model_dirs(tmp_path_factory):
+    """{'tiny': a 1-layer 16-wide checkpoint, 'full': the release's shapes}, each in the release's
+    format with the real BPE files beside it."""
+    dirs = {}
+    shapes = {'tiny': tf_shapes(1, 16, 40478), 'full': [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]}
+    for size in ('tiny', 'full'):
+        folder = tmp_path_factory.mktemp(size) / 'model'
+        write_tf_checkpoint(folder, shapes[size])
+        for f in (ENCODER_PATH, BPE_PATH):
+            (folder / f.name).symlink_to(f)
+        dirs[size] = folder
+    return dirs
+
+
+def project_copy(work, model_dir):
+    """`work` laid out as a user's project after set-up: the sources, .venv, the weights in model/,
+    ROCStories in data/, and the files the pages' examples name: a tiny GLUE SST-2 under glue/,
+    your-data.md's CSV as my_train.csv and my_valid.csv, some English text as my_text.txt."""
+    work.mkdir()
+    for source in ROOT.glob('*.py'):
+        (work / source.name).symlink_to(source)
+    (work / '.venv').symlink_to(Path(sys.executable).parent.parent)  # the venv running the tests
+    (work / 'model').mkdir()
+    for f in model_dir.iterdir():
+        (work / 'model' / f.name).symlink_to(f)
+    (work / 'data').mkdir()
+    for f in ROCSTORIES_DIR.glob('cloze_test_*.csv'):
+        (work / 'data' / f.name).symlink_to(f)
+    write_glue(work / 'glue' / 'SST-2', GLUE['sst2'], {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5},
+               random.Random(0))
+    (csv,) = [b.code for b in blocks('docs/your-data.md') if b.lang == 'csv']
+    for name in ('my_train.csv', 'my_valid.csv'):
+        (work / name).write_text(csv)
+    (work / 'my_text.txt').write_text(page_text('docs/finetuning.md')[:20000])
+
+
+def check_command(command, out, work):
+    """What a command's own output and files must show."""
+    if 'train.py' in command and '--analysis' in command:
+        assert ('SST-2 Valid Accuracy' if '--dataset sst2' in command else 'ROCStories Test Accuracy') in out.stdout
+    if '--dataset custom' in command:
+        assert (work / 'submission' / 'custom.tsv').read_text().count('\n') == 1 + 4
+    if 'score.py' in command:
+        assert sum(line.startswith('*') for line in out.stdout.splitlines()) == 1
+    if command.startswith('python train.py --dataset rocstories --submit'):  # the main job, run as `rocstories`
+        settings = json.loads((work / 'log' / 'rocstories.jsonl').read_text().splitlines()[0])
+        assert settings['n_ctx'] == 77 and settings['n_ctx_requested'] == 512
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('page', [p for p in PAGES if runnable(p)])
+def test_page_blocks_run_as_written(page, model_dirs, tmp_path):
+    work = tmp_path / 'project'
+    project_copy(work, model_dirs['full' if page in FULL_SIZE_PAGES else 'tiny'])
+    venv_bin = work / '.venv' / 'bin'
+    env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv')}
+    stdout = ''
+    for block in runnable(page):
+        if block.lang == 'python':
+            code = tiny_python(block.code) if block.tiny else block.code
+            out = subprocess.run(['python', '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
+                                 env=env)
+            assert out.returncode == 0, f'{page}: python block failed:\n{code}\n{out.stderr[-3000:]}'
+            stdout += out.stdout
+            continue
+        for command in commands(block):
+            run = tiny_command(command) if block.tiny else command
+            out = subprocess.run(['bash', '-c', run], cwd=work, capture_output=True, text=True, timeout=300, env=env)
+            assert out.returncode == 0, f'{page}: command failed: {run}\n{out.stderr[-3000:]}'
+            check_command(command, out, work)
+            stdout += out.stdout
+    for pattern in EXPECTED_STDOUT.get(page, []):
+        assert re.search(pattern, stdout, re.M), f'{page}: no {pattern!r} in what its blocks printed'
+    if page == 'docs/your-data.md':
+        assert (work / 'sentiment' / 'estimator.json').is_file()
