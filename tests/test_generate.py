@@ -240,7 +240,7 @@ def test_tiny_temperatures_choose_the_most_likely_token(temperature):
 
 
 def test_temperature_one_samples_from_the_plain_softmax():
-    # The shift by the max that makes tiny temperatures work leaves temperature 1 exactly as before.
+    # The shift by the max that makes tiny temperatures work leaves temperature 1 plain softmax sampling, bit for bit.
     logits = torch.randn(4, 50, generator=torch.Generator().manual_seed(1)) * 3
     draws = [sample_next(logits, generator=torch.Generator().manual_seed(s)).tolist() for s in range(20)]
     plain = [torch.multinomial(torch.softmax(logits, -1), 1, generator=torch.Generator().manual_seed(s)).squeeze(-1)
@@ -281,7 +281,7 @@ def test_callback_streams_every_step():
 def test_bad_arguments_raise_one_line_errors(prompt, kw, match):
     m = build()
     kw = {'gen_len': 3, **kw}
-    with pytest.raises(InputError, match=match) as err:  # a ValueError, as before
+    with pytest.raises(InputError, match=match) as err:  # InputError is a ValueError
         generate(m, prompt, n_special=N_SPECIAL, **kw)
     assert '\n' not in str(err.value)
     with pytest.raises(InputError, match=match):  # checked when called, before the first step
