@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from checkpoint import save_params
 from errors import CheckpointError, InputError
 from hf_interop import export_hf
-from model_pytorch import Conv1D, TransformerModel, load_pretrained
+from model_pytorch import Conv1D, TransformerModel
+from weights import load_pretrained
 
 Results = namedtuple('Results', ['loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_labels',
                                  'disc_predictions'])

@@ -11,9 +11,7 @@ A `gpt2` save (model_type 'gpt2') loads into a model built with arch='gpt2': the
 layer names, `wte`/`wpe` for the two embeddings and the final `ln_f`; a model with
 arch='gpt2' exports to one.
 
-This module imports model_pytorch; model_pytorch never imports it at import time (its
-`load_pretrained` and the names moved here reach it on first use), so either module
-may be imported first.
+weights.load_pretrained chooses between this loader and the TF release's.
 """
 import json
 import math
@@ -24,7 +22,8 @@ import torch
 
 from checkpoint import default_file_mode
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import ACT_FNS, check_layout, count_nonfinite, transformer_of
+from model_pytorch import ACT_FNS, transformer_of
+from tf_checkpoint import check_layout, count_nonfinite
 
 
 HF_CONFIG = 'config.json'
