@@ -1,21 +1,15 @@
-"""OpenAI's finetuned transformer LM (GPT-1) in PyTorch.
+"""OpenAI's finetuned transformer LM (GPT-1) in PyTorch: its config, its modules and heads, and the
+loader of OpenAI's released weights.
 
-Modules and parameters carry the TensorFlow release's variable names
-(`h.3.attn.c_attn.w` is `model/h3/attn/c_attn/w:0`), and the numerics follow it:
-post-LayerNorm blocks, epsilon inside the square root, tanh GELU, one embedding
-matrix `embed` for tokens, special tokens and positions.
+Parameters carry the TF release's variable names (`h.3.attn.c_attn.w` is `model/h3/attn/c_attn/w:0`)
+and the numerics follow it: post-LayerNorm blocks, epsilon inside the square root, tanh GELU, one
+embedding matrix `embed` for tokens, special tokens and positions. `arch='gpt2'` selects GPT-2's
+blocks instead (LayerNorm at each sub-block's input, a final `ln_f`, residual projections
+initialised with std 0.02/sqrt(2 n_layer)); `causal=False` makes attention bidirectional, for
+encoders pre-trained with a masked LM or ELECTRA (electra.py).
 
-`arch='gpt2'` in the config selects GPT-2's block layout instead: LayerNorm at the
-input of each sub-block, a final LayerNorm `ln_f` after the last block (GPT-2's TF
-name), and the residual output projections initialised with std 0.02/sqrt(2 n_layer).
-Everything else (embeddings, attention, GELU, the LM head) is shared.
-
-`causal=False` in the config makes every block's attention bidirectional (each position
-sees every other), for encoders pre-trained with a masked LM or ELECTRA (electra.py).
-GPT-1's causal attention is the default and unchanged.
-
-Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]`
-position ids already offset into `embed` (row `n_vocab + n_special + p`).
+Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]` position ids already
+offset into `embed` (row `n_vocab + n_special + p`).
 """
 import argparse
 import dataclasses
@@ -36,7 +30,6 @@ AFNS = ('gelu', 'relu', 'swish')
 ARCHS = ('gpt1', 'gpt2')
 ATTN_IMPLS = ('sdpa', 'explicit')
 DROPOUT_MASKS = ('bernoulli', 'int')
-PDROPS = ('embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop')
 
 
 def _is_int(value):
@@ -55,16 +48,12 @@ class ModelConfig:
     resid_pdrop: float = field(default=0.1, metadata={'help': 'dropout probability on each sub-block output'})
     clf_pdrop: float = field(default=0.1, metadata={'help': 'dropout probability before the task head'})
     afn: str = field(default='gelu', metadata={'help': 'activation of the MLP', 'choices': AFNS})
-    arch: str = field(default='gpt1', metadata={
-        'help': "block layout: GPT-1's post-LayerNorm or GPT-2's pre-LayerNorm with a final ln_f",
-        'choices': ARCHS})
+    arch: str = field(default='gpt1', metadata={'help': "GPT-1's post-LN blocks or GPT-2's pre-LN", 'choices': ARCHS})
     causal: bool = field(default=True, metadata={'help': 'causal attention (False: bidirectional, for encoders)'})
-    attn_impl: str = field(default='sdpa', metadata={
-        'help': "attention: 'sdpa' (F.scaled_dot_product_attention) or 'explicit' (TF's masking step by step)",
-        'choices': ATTN_IMPLS})
-    dropout_masks: str = field(default='bernoulli', metadata={
-        'help': "how CPU dropout masks are drawn: torch's bernoulli_, or 31-bit random integers (int_dropout)",
-        'choices': DROPOUT_MASKS})
+    attn_impl: str = field(default='sdpa', metadata={'help': "F.scaled_dot_product_attention or TF's steps",
+                                                     'choices': ATTN_IMPLS})
+    dropout_masks: str = field(default='bernoulli', metadata={'help': "CPU dropout masks from torch's bernoulli_ or "
+                                                              "31-bit random integers", 'choices': DROPOUT_MASKS})
 
     def __post_init__(self):
         self.check()
@@ -73,26 +62,23 @@ class ModelConfig:
         """Raise ConfigError for the first field the model cannot be built with."""
         for name, what in (('n_layer', 'the number of blocks'), ('n_embd', 'the width of the hidden states'),
                            ('n_head', 'the number of attention heads')):
-            value = getattr(self, name)
-            if not _is_int(value) or value < 1:
-                raise ConfigError(name, value, f"a positive integer, {what}")
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise ConfigError(name, getattr(self, name), f"a positive integer, {what}")
         if self.n_embd % self.n_head:
             raise ConfigError('n_head', self.n_head, f"a divisor of n_embd {self.n_embd}")
-        for name in PDROPS:
+        for name in ('embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop'):
             p = getattr(self, name)
             if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p < 1:
                 raise ConfigError(name, p, 'a dropout probability in [0, 1)')
-        for name in ('afn', 'arch', 'attn_impl', 'dropout_masks'):
-            choices = CONFIG_FIELDS[name].metadata['choices']
-            if getattr(self, name) not in choices:
-                raise ConfigError(name, getattr(self, name), f"one of {', '.join(choices)}")
+        for name, f in CONFIG_FIELDS.items():
+            if 'choices' in f.metadata and getattr(self, name) not in f.metadata['choices']:
+                raise ConfigError(name, getattr(self, name), f"one of {', '.join(f.metadata['choices'])}")
         if not isinstance(self.causal, bool):
             raise ConfigError('causal', self.causal, "True (GPT-1's causal attention) or False (bidirectional)")
 
     def check_sizes(self, vocab, n_ctx):
-        """Raise ConfigError unless n_ctx is a positive integer and vocab an integer with room
-        for a token row besides the n_ctx position rows. n_ctx may exceed the 512 positions of
-        OpenAI's checkpoint here; the loaders refuse that."""
+        """Raise ConfigError unless n_ctx is a positive integer (more than the checkpoint's 512 is the
+        loaders' error) and vocab an integer with a token row besides the n_ctx position rows."""
         if not _is_int(n_ctx) or n_ctx < 1:
             raise ConfigError('n_ctx', n_ctx, 'a positive integer, the number of positions')
         if not _is_int(vocab) or vocab <= n_ctx:
@@ -133,10 +119,9 @@ class dotdict(dict):
     """A dict whose keys are also attributes (`cfg.n_embd`); a missing key is an AttributeError."""
 
     def __getattr__(self, name):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(f"no config field {name!r}") from None
+        if name not in self:
+            raise AttributeError(f"no config field {name!r}")
+        return self[name]
 
     __setattr__ = dict.__setitem__
     __delattr__ = dict.__delitem__
@@ -172,10 +157,9 @@ def dropout(x, p, training, int_masks):
 
 
 def int_dropout(x, p, training=True):
-    """Dropout whose mask is drawn from 31-bit random integers (an int32 tensor's random_)
-    instead of bernoulli_, which on the CPU runs on one thread at about 2.5x the cost:
-    the same distribution (each entry kept with probability 1 - p, to 2^-31, and scaled
-    by 1 / (1 - p)), another random stream. x any shape -> the same shape."""
+    """Dropout with a mask drawn from 31-bit random integers (an int32 tensor's random_), not bernoulli_,
+    which on the CPU runs on one thread at about 2.5x the cost: the same distribution (each entry
+    kept with probability 1 - p, to 2^-31, scaled by 1 / (1 - p)). x any shape -> the same shape."""
     if not training or p == 0:
         return x
     draws = torch.empty(x.shape, dtype=torch.int32, device=x.device).random_()  # uniform on [0, 2^31)
@@ -219,41 +203,32 @@ class LayerNorm(nn.Module):
 
 
 class LayerOutput(NamedTuple):
-    """What an attention layer or a block returns: y (B, T, C), and present, its (k, v) each
-    (B, n_head, T_past + T, C // n_head) for the next call's key/value cache."""
+    """An attention layer's or a block's y (B, T, C), and present: its (k, v) for a key/value cache."""
     y: torch.Tensor
     present: tuple
 
 
 class KeyMask(NamedTuple):
-    """Which keys each query sees: allowed, (T, S) or (B, 1, T, S) bool or None (every key, or
-    the plain causal triangle when is_causal); is_causal, whether sdpa's is_causal stands for it."""
+    """The keys each query sees: allowed (T, S) or (B, 1, T, S) bool, or None (all keys, or the causal
+    triangle when is_causal); is_causal: sdpa's is_causal stands for the mask."""
     allowed: Optional[torch.Tensor]
     is_causal: bool
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention, causal (GPT-1's) or bidirectional (`causal=False`), with
-    an optional key/value cache (causal only).
-
-    TF's computation is `attend_explicit`: w = q k^T / sqrt(d), masked as w * b + -1e9 * (1 - b),
-    softmax, dropout, @ v. `impl='sdpa'` (the default) computes the same with
-    F.scaled_dot_product_attention (fused kernels on GPU): masked scores become exactly zero after
-    the softmax either way. Training on the CPU with integer dropout masks takes `attend_int_dropout`.
-    """
+    """Multi-head self-attention, causal (GPT-1's) or bidirectional (`causal=False`), with an optional
+    key/value cache (causal only). `attend_explicit` is TF's computation; `attend_sdpa` (impl 'sdpa',
+    the default) the same by F.scaled_dot_product_attention (fused kernels on GPU), to float tolerance."""
 
     def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa', proj_std=0.02, causal=True):
         super().__init__()
         ModelConfig(n_embd=nx, n_head=n_head, attn_pdrop=attn_pdrop, resid_pdrop=resid_pdrop, attn_impl=impl,
                     causal=causal)  # checks the arguments
-        self.n_head = n_head
+        self.n_head, self.attn_pdrop, self.impl, self.causal = n_head, attn_pdrop, impl, causal
         self.c_attn = Conv1D(nx, nx * 3)
         self.c_proj = Conv1D(nx, nx, std=proj_std)
-        self.attn_pdrop = attn_pdrop
         self.attn_dropout = Dropout(attn_pdrop)
         self.resid_dropout = Dropout(resid_pdrop)
-        self.impl = impl
-        self.causal = causal
 
     def forward(self, x, layer_past=None, key_mask=None):
         """x (B, T, C); layer_past (k, v) each (B, n_head, T_past, C // n_head) or None;
@@ -262,15 +237,10 @@ class Attention(nn.Module):
         if layer_past is not None and not self.causal:
             raise InputError("a key/value cache was given to bidirectional attention (causal=False): each position "
                              "sees the later ones, so a cache of earlier positions cannot stand for them")
-        q, k, v = self.c_attn(x).split(x.size(-1), dim=2)
-        q, k, v = self.split_heads(q), self.split_heads(k), self.split_heads(v)
+        q, k, v = map(self.split_heads, self.c_attn(x).split(x.size(-1), dim=2))
         if layer_past is not None:
-            k = torch.cat((layer_past[0], k), dim=2)
-            v = torch.cat((layer_past[1], v), dim=2)
-        if self.causal:
-            mask = causal_mask(q.size(2), k.size(2), key_mask, x.device)
-        else:
-            mask = KeyMask(bidirectional_mask(q.size(2), key_mask, x.device), False)
+            k, v = torch.cat((layer_past[0], k), dim=2), torch.cat((layer_past[1], v), dim=2)
+        mask = (causal_mask if self.causal else bidirectional_mask)(q.size(2), k.size(2), key_mask, x.device)
         y = self.attend(q, k, v, mask).transpose(1, 2).reshape(x.shape)
         return LayerOutput(self.resid_dropout(self.c_proj(y)), (k, v))
 
@@ -331,12 +301,12 @@ def causal_mask(T, S, key_mask, device):
     return KeyMask(allowed, False)
 
 
-def bidirectional_mask(T, key_mask, device):
-    """allowed (B, 1, T, T) bool, or None when every key may be attended to."""
+def bidirectional_mask(T, S, key_mask, device):
+    """The KeyMask of T queries each seeing all S = T keys that key_mask (B, S) bool allows (None: all)."""
     if key_mask is None:
-        return None
+        return KeyMask(None, False)
     # a padded query still sees itself, so no row is fully masked (no NaN)
-    return key_mask[:, None, None, :] | torch.eye(T, dtype=torch.bool, device=device)
+    return KeyMask(key_mask[:, None, None, :] | torch.eye(T, dtype=torch.bool, device=device), False)
 
 
 class MLP(nn.Module):
@@ -380,31 +350,22 @@ class Block(nn.Module):
 
 
 class CachedOutput(NamedTuple):
-    """A forward's output with use_cache: out (hidden states or logits), and presents, one (k, v)
-    per block to pass back as `past`."""
+    """A forward's output with use_cache: out, and presents (one (k, v) per block) to pass as `past`."""
     out: torch.Tensor
     presents: list
 
 
 class TransformerModel(nn.Module):
-    """The transformer: embeddings and `n_layer` blocks (and GPT-2's final `ln_f` when
-    cfg.arch is 'gpt2'); causal attention unless cfg.causal is False (bidirectional).
-
-    cfg: a ModelConfig (or a dict of its fields, such as DEFAULT_CONFIG, or an argparse
-    Namespace carrying them), kept as `self.config`.
-    vocab = n_vocab + n_special + n_ctx rows in `embed` (40478 + 0 + 512 by default).
-    forward(x): x (B, T, 2) or (B, n_choices, T, 2) long -> hidden states
-    (B * n_choices, T, n_embd); T may be anything up to the model's n_ctx.
-    """
+    """The embeddings and `n_layer` blocks (and GPT-2's final `ln_f` with arch 'gpt2'). cfg: a ModelConfig,
+    a dict of its fields (DEFAULT_CONFIG) or a Namespace carrying them, kept as `self.config`.
+    vocab = n_vocab + n_special + n_ctx rows in `embed` (40478 + 0 + 512 by default)."""
 
     def __init__(self, cfg=DEFAULT_CONFIG, vocab=40990, n_ctx=512):
         super().__init__()
-        cfg = ModelConfig.from_any(cfg).check_sizes(vocab, n_ctx)
-        self.config = cfg
-        self.vocab, self.n_ctx, self.n_embd = vocab, n_ctx, cfg.n_embd
+        self.config = cfg = ModelConfig.from_any(cfg).check_sizes(vocab, n_ctx)
+        self.vocab, self.n_ctx, self.n_embd, self.embd_pdrop = vocab, n_ctx, cfg.n_embd, cfg.embd_pdrop
         self.embed = nn.Embedding(vocab, cfg.n_embd)
         nn.init.normal_(self.embed.weight, std=0.02)
-        self.embd_pdrop = cfg.embd_pdrop
         self.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.arch, self.causal = cfg.arch, cfg.causal
         if self.arch == 'gpt2':
@@ -412,15 +373,14 @@ class TransformerModel(nn.Module):
         self.set_dropout_masks(cfg.dropout_masks)
 
     def forward(self, x, past=None, use_cache=False, key_mask=None, embedded=None):
-        """x (..., T, 2) long; past: list of per-layer (k, v) from an earlier call
-        or None; key_mask (B, T_past + T) bool or None (False marks padding keys);
-        embedded: embed_input(x) reshaped to (B', T, n_embd) when the caller drew it, so that
-        several calls share one embedding dropout mask (prefix.py), else None.
-        Returns h (B', T, n_embd), or CachedOutput(h, presents) with use_cache."""
+        """x (B, T, 2) or (B, n_choices, T, 2) long, T up to n_ctx; past: per-layer (k, v) from an
+        earlier call, or None; key_mask (B, T_past + T) bool (False at padding keys) or None;
+        embedded: embed_input(x) as (B', T, n_embd) when the caller drew it, so that several calls
+        share one embedding dropout mask (prefix.py). Returns h (B', T, n_embd) with
+        B' = B * n_choices, or CachedOutput(h, presents) with use_cache."""
         if x.dim() < 3 or x.size(-1) != 2:
-            raise InputError(
-                f"input of shape {tuple(x.shape)}: expected (batch, n_ctx, 2) or "
-                f"(batch, n_choices, n_ctx, 2) with a trailing (token id, position id) axis")
+            raise InputError(f"input of shape {tuple(x.shape)}: expected (batch, n_ctx, 2) or (batch, n_choices, "
+                             f"n_ctx, 2) with a trailing (token id, position id) axis")
         if x.size(-2) > self.n_ctx:
             raise InputError(f"input has {x.size(-2)} positions, more than the model's n_ctx={self.n_ctx}")
         x = x.reshape(-1, x.size(-2), 2)
@@ -435,11 +395,9 @@ class TransformerModel(nn.Module):
         return CachedOutput(h, presents) if use_cache else h
 
     def embed_input(self, x):
-        """x (..., T, 2) -> summed embeddings (..., T, n_embd).
-
-        TF drops entries of the embedding matrix itself, so a row that occurs
-        twice in a batch gets the same mask; dropping only the rows in use
-        draws the same distribution without touching all 40k rows."""
+        """x (..., T, 2) -> summed embeddings (..., T, n_embd). TF drops entries of the embedding matrix
+        itself, so a row that occurs twice in a batch gets the same mask; dropping only the rows in
+        use draws the same distribution without touching all 40k rows."""
         if self.training and self.embd_pdrop > 0:
             rows, inverse = torch.unique(x, return_inverse=True)
             used = dropout(self.embed(rows), self.embd_pdrop, True, self.int_masks)
@@ -451,10 +409,8 @@ class TransformerModel(nn.Module):
         return e.sum(dim=-2)
 
     def set_dropout_masks(self, kind):
-        """Draw every dropout mask of this transformer on the CPU with torch's bernoulli_
-        ('bernoulli', the default: train.py's finetuning runs keep their numbers) or from
-        31-bit random integers ('int': int_dropout, pretrain.py's default; attention then
-        runs attend_int_dropout while training). Returns self."""
+        """Draw every dropout mask on the CPU with torch's bernoulli_ ('bernoulli', the default) or
+        from 31-bit random integers ('int': int_dropout, pretrain.py's default). Returns self."""
         self.config = dataclasses.replace(self.config, dropout_masks=kind)
         self.int_masks = kind == 'int'
         for m in self.modules():
@@ -471,11 +427,8 @@ class TransformerModel(nn.Module):
 
 
 class LMHead(nn.Module):
-    """Language model head, tied to the transformer's embedding matrix.
-
-    forward(h): h (B, T, n_embd) -> logits (B * (T - 1), vocab) for positions
-    0..T-2 when trunc_and_reshape (the earlier port's layout), else (B, T, vocab).
-    """
+    """Language model head, tied to the transformer's embedding matrix. forward(h): h (B, T, n_embd) ->
+    logits (B * (T - 1), vocab) for positions 0..T-2 when trunc_and_reshape, else (B, T, vocab)."""
 
     def __init__(self, model, cfg=DEFAULT_CONFIG, trunc_and_reshape=True):
         super().__init__()
@@ -492,22 +445,16 @@ class LMHead(nn.Module):
 
 
 def _clf_states(h, x, clf_token):
-    """Hidden state at each sequence's first `clf_token`.
-
-    h (N, T, n_embd), x (..., T, 2) with N = prod(x.shape[:-2]) -> (N, n_embd)."""
-    tokens = x[..., 0].reshape(-1, x.size(-2))
-    is_clf = tokens == clf_token
+    """Hidden state at each sequence's first `clf_token`: h (N, T, n_embd), x (..., T, 2) -> (N, n_embd)."""
+    is_clf = x[..., 0].reshape(-1, x.size(-2)) == clf_token
     if not bool(is_clf.any(dim=1).all()):
         raise InputError(f"a sequence has no classify token (id {clf_token}): every sequence must contain it")
-    idx = is_clf.int().argmax(dim=1)
-    return h[torch.arange(h.size(0), device=h.device), idx]
+    return h[torch.arange(h.size(0), device=h.device), is_clf.int().argmax(dim=1)]
 
 
 class MultipleChoiceHead(nn.Module):
-    """Scores each choice: forward(h, x) with x (B, n_choices, T, 2) -> logits (B, n_choices).
-
-    One dropout mask per example is shared by all its choices, as TF's
-    noise_shape [batch, 1, n_embd]."""
+    """Scores each choice: forward(h, x) with x (B, n_choices, T, 2) -> logits (B, n_choices). One
+    dropout mask per example is shared by all its choices, as TF's noise_shape [batch, 1, n_embd]."""
 
     def __init__(self, clf_token, cfg=DEFAULT_CONFIG):
         super().__init__()
@@ -541,19 +488,13 @@ class ClfHead(nn.Module):
         return self.clf(self.dropout(_clf_states(h, x, self.clf_token)))
 
 
-class SimilarityHead(nn.Module):
-    """Scores a sentence pair given in both orders, as the paper does: the two
-    orderings' states are added before the linear layer.
-
-    forward(h, x) with x (B, 2, T, 2) -> logits (B,) with one output (a graded score,
-    STS-B), else (B, n_class) (paraphrase classes, MRPC and QQP)."""
+class SimilarityHead(ClfHead):
+    """Scores a sentence pair given in both orders, as the paper does: the two orderings' states are
+    added before the linear layer. forward(h, x) with x (B, 2, T, 2) -> logits (B,) with one output
+    (a graded score, STS-B), else (B, n_class) (paraphrase classes, MRPC and QQP)."""
 
     def __init__(self, clf_token, cfg=DEFAULT_CONFIG, n_class=1):
-        super().__init__()
-        cfg = ModelConfig.from_any(cfg)
-        self.clf_token = clf_token
-        self.dropout = nn.Dropout(cfg.clf_pdrop)
-        self.clf = Conv1D(cfg.n_embd, n_class)
+        super().__init__(clf_token, cfg, n_class)
 
     def forward(self, h, x):
         if x.dim() != 4 or x.size(1) != 2:
@@ -571,27 +512,17 @@ def make_task_head(clf_token, cfg, task_head_type):
     """The task head `task_head_type` names (one of TASK_HEAD_TYPES) for a model of config `cfg`."""
     if task_head_type == 'multiple_choice':
         return MultipleChoiceHead(clf_token, cfg)
-    if task_head_type == 'similarity':
-        return SimilarityHead(clf_token, cfg)
-    if task_head_type == 'inference':
-        return ClfHead(clf_token, cfg, 3)  # entailment, neutral, contradiction
-    if isinstance(task_head_type, (tuple, list)) and len(task_head_type) == 2 \
-            and task_head_type[0] in ('classification', 'similarity') and _is_int(task_head_type[1]) \
-            and task_head_type[1] > 0:
-        head = ClfHead if task_head_type[0] == 'classification' else SimilarityHead
-        return head(clf_token, cfg, task_head_type[1])
+    if task_head_type in ('similarity', 'inference'):  # inference: entailment, neutral, contradiction
+        task_head_type = ('similarity', 1) if task_head_type == 'similarity' else ('classification', 3)
+    if isinstance(task_head_type, (tuple, list)) and len(task_head_type) == 2 and _is_int(task_head_type[1]) \
+            and task_head_type[1] > 0 and task_head_type[0] in ('classification', 'similarity'):
+        return (ClfHead if task_head_type[0] == 'classification' else SimilarityHead)(clf_token, cfg, task_head_type[1])
     raise InputError(f"task_head_type={task_head_type!r} is not one of {', '.join(TASK_HEAD_TYPES)}")
 
 
-LM_HEAD_KEY, EMBED_KEY = 'lm_head.decoder.weight', 'transformer.embed.weight'
-
-
 def _same_matrix(a, b):
-    """Whether two state-dict entries hold the same values (shared storage, or equal)."""
-    if a is b or (a.device == b.device and a.dtype == b.dtype and a.shape == b.shape
-                  and a.stride() == b.stride() and a.data_ptr() == b.data_ptr()):
-        return True
-    return a.shape == b.shape and torch.equal(a, b.to(a.device, a.dtype))
+    """Whether two state-dict entries hold the same values."""
+    return a is b or (a.shape == b.shape and torch.equal(a, b.to(a.device, a.dtype)))
 
 
 def _retie_lm_head(model, incompatible_keys):
@@ -600,12 +531,9 @@ def _retie_lm_head(model, incompatible_keys):
 
 
 class _TiedLMHeadModel(nn.Module):
-    """A model whose `lm_head.decoder.weight` is `transformer.embed.weight` itself.
-
-    Its load_state_dict (strict or not, also inside a wrapper such as DDP) takes a state
-    dict with or without the tied key 'lm_head.decoder.weight': train.py saves
-    parameters without it. When present it must hold the embedding's values, else
-    CheckpointError. The two stay one Parameter after loading; state_dict() still lists both."""
+    """A model whose `lm_head.decoder.weight` is `transformer.embed.weight` itself. Its load_state_dict
+    (also inside DDP) takes a state dict with or without the tied key (train.py saves none); one
+    that holds other values than the embedding's is a CheckpointError. state_dict() lists both."""
 
     def __init__(self):
         super().__init__()
@@ -613,12 +541,11 @@ class _TiedLMHeadModel(nn.Module):
 
     @property
     def config(self):
-        """The transformer's ModelConfig."""
         return self.transformer.config
 
     def _load_from_state_dict(self, state_dict, prefix, *args):
         # runs before the submodules load, on the dict they are then given
-        head, embed = prefix + LM_HEAD_KEY, prefix + EMBED_KEY
+        head, embed = prefix + 'lm_head.decoder.weight', prefix + 'transformer.embed.weight'
         if isinstance(state_dict.get(embed), torch.Tensor):
             if head not in state_dict:
                 state_dict[head] = state_dict[embed]
@@ -629,10 +556,8 @@ class _TiedLMHeadModel(nn.Module):
 
 
 class LMModel(_TiedLMHeadModel):
-    """Transformer with the LM head: forward(x) -> logits (B, T, vocab).
-
-    With return_probs, returns probabilities instead, with the position rows and
-    the n_special rows before them masked out, so sampling never picks them."""
+    """Transformer with the LM head: forward(x) -> logits (B, T, vocab); with return_probs,
+    probabilities with the position rows and the n_special rows before them masked out."""
 
     def __init__(self, cfg=DEFAULT_CONFIG, vocab=40990, n_ctx=512, return_probs=False, n_special=0):
         super().__init__()
@@ -667,9 +592,8 @@ class LMModel(_TiedLMHeadModel):
         return CachedOutput(logits, presents) if use_cache else logits
 
     def lm_loss(self, h, lm_targets, reduction):
-        """loss.chunked_lm_loss of h (B, T, n_embd) against lm_targets (B, T), reusing the one
-        buffer this model keeps for its chunks' logits, so that training on the CPU allocates
-        them once rather than at every step."""
+        """loss.chunked_lm_loss of h (B, T, n_embd) against lm_targets (B, T) through the chunk buffer
+        this model keeps, so that training on the CPU allocates the chunks' logits once."""
         return chunked_lm_loss(h, self.lm_head.decoder.weight, lm_targets, reduction, buffer=self.lm_loss_buffer)
 
 
@@ -680,15 +604,11 @@ class DoubleHeadOutput(NamedTuple):
 
 
 class DoubleHeadModel(_TiedLMHeadModel):
-    """Transformer with the LM head and a task head.
-
-    forward(x, lm_mask=None, key_mask=None) -> DoubleHeadOutput(lm_logits, task_logits). lm_logits
-    is (B * n_choices * (T - 1), vocab) for positions 0..T-2; with lm_mask
-    (x.shape[:-1] bool, True where a next-token prediction is needed) it is
-    (lm_mask.sum(), vocab), the rows in lm_mask's row-major order, which skips
-    the vocabulary projection at padding. key_mask (B * n_choices, T) bool, False at
-    padding, goes to the transformer: a bidirectional model needs it to ignore padding;
-    causal attention never reads the padding after a sequence."""
+    """Transformer with the LM head and a task head: forward(x, lm_mask=None, key_mask=None) ->
+    DoubleHeadOutput(lm_logits, task_logits). lm_logits is (B * n_choices * (T - 1), vocab) for
+    positions 0..T-2; with lm_mask (x.shape[:-1] bool, True where a next-token prediction is
+    needed), (lm_mask.sum(), vocab) in row-major order, skipping the projection at padding.
+    key_mask (B * n_choices, T) bool, False at padding: a bidirectional model needs it."""
 
     def __init__(self, cfg, clf_token, task_head_type, vocab=40990, n_ctx=512):
         super().__init__()
@@ -721,22 +641,9 @@ def transformer_of(model):
 
 def load_openai_pretrained_model(model, n_ctx=-1, n_special=-1, n_transfer=None, n_embd=None, path='./model/',
                                  path_names=None):
-    """Load OpenAI's released weights (the TF release's `model/` folder) into `model`.
-
-    model: a TransformerModel, or a model with a `.transformer` (DoubleHeadModel, LMModel).
-    n_ctx: position rows to keep (-1: the model's n_ctx); at most 512.
-    n_special: new rows between the tokens and the positions (-1: what the model's
-    vocabulary leaves room for); they keep their random N(0, 0.02) initialisation.
-    n_transfer: layers to load (None: all the model's layers, 12 for the default model;
-    -1: only the embeddings). A checkpoint with fewer layers is an error unless
-    n_transfer asks for no more than it has.
-    n_embd: accepted for compatibility with the earlier port; the width is the model's,
-    and a different value is an InputError. path_names: ignored; the earlier port read
-    TF variable names from a file, here they follow from the layer count.
-    Every array is checked (shape, and finite values) before the model is touched; a
-    mismatch or a NaN/inf raises CheckpointError naming the file and the variable
-    (tf_checkpoint.load_tf_checkpoint). Returns the TransformerModel it loaded into.
-    """
+    """Load OpenAI's released weights (the TF release's `model/` folder at `path`) into `model`, a
+    TransformerModel or a model with a `.transformer`, as tf_checkpoint.load_tf_checkpoint says;
+    path_names is ignored (the TF names follow from the layer count). Returns the TransformerModel."""
     transformer = transformer_of(model)
     load_tf_checkpoint(transformer, path, n_ctx=n_ctx, n_special=n_special, n_transfer=n_transfer, n_embd=n_embd)
     return transformer

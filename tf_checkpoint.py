@@ -259,9 +259,15 @@ def _check_tf_plan(plan, shards):
 
 
 def load_tf_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=None, n_embd=None):
-    """Copy the TF release's checkpoint in folder `path` into `transformer` (a TransformerModel),
-    with the arguments of model_pytorch.load_openai_pretrained_model, which documents them. Every
-    array is checked (shape, and finite values) before the model is touched."""
+    """Copy the TF release's checkpoint in folder `path` into `transformer` (a TransformerModel;
+    model_pytorch.load_openai_pretrained_model takes any model holding one).
+
+    n_ctx: position rows to keep (-1: the model's n_ctx), at most 512. n_special: rows between
+    tokens and positions (-1: what the vocabulary leaves), kept at their N(0, 0.02) initialisation.
+    n_transfer: layers to load (None: all the model's; -1: the embeddings only); more than the
+    checkpoint holds is an error. n_embd: the earlier port's argument, an InputError unless the
+    model's width. Every array is checked (shape, finite values) before the model is touched; a
+    mismatch or a NaN/inf raises CheckpointError naming the file and the variable."""
     _check_gpt1(transformer, path)
     shards = _Shards(path)
     shapes = shards.shapes
