@@ -22,7 +22,7 @@ import torch
 
 from checkpoint import default_file_mode
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import ACT_FNS, transformer_of
+from model_pytorch import transformer_of
 from tf_checkpoint import check_layout, count_nonfinite
 
 
@@ -242,11 +242,10 @@ class _HFTensors:
 
 
 def _hf_model_settings(transformer):
-    """The sizes and settings of our transformer, in the HF config's field names."""
-    block = transformer.h[0]  # a model has at least one block
-    afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
-    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn,
-                arch=transformer.arch, causal=transformer.causal)
+    """The sizes and settings of our transformer (its ModelConfig), in the HF config's field names."""
+    cfg = transformer.config
+    return dict(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, afn=cfg.afn, arch=cfg.arch,
+                causal=cfg.causal)
 
 
 def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
@@ -456,9 +455,6 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         raise InputError(f"embed.weight has {transformer.vocab} rows but n_vocab {n_vocab} + n_special {n_special} "
                          f"+ n_ctx {transformer.n_ctx} = {n_vocab + n_special + transformer.n_ctx}")
     ours = _hf_model_settings(transformer)
-    if ours['afn'] is None:
-        raise InputError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
-    block = transformer.h[0]
     if ours['arch'] == 'gpt2':
         afn = {'architectures': ['GPT2LMHeadModel'], 'n_inner': None, 'scale_attn_weights': True,
                'activation_function': next(k for k, v in HF_GPT2_AFNS.items() if v == ours['afn'])}
@@ -472,9 +468,9 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         'n_embd': ours['n_embd'],
         'n_layer': ours['n_layer'],
         'n_head': ours['n_head'],
-        'embd_pdrop': float(transformer.embd_pdrop),
-        'attn_pdrop': float(block.attn.attn_pdrop),
-        'resid_pdrop': float(block.attn.resid_dropout.p),
+        'embd_pdrop': float(transformer.config.embd_pdrop),
+        'attn_pdrop': float(transformer.config.attn_pdrop),
+        'resid_pdrop': float(transformer.config.resid_pdrop),
         'layer_norm_epsilon': 1e-5,
         'initializer_range': 0.02,
         'tie_word_embeddings': True,
