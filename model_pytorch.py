@@ -128,11 +128,8 @@ class dotdict(dict):
 
 
 # The earlier port's config: `args = DEFAULT_CONFIG; model = TransformerModel(args)`.
-DEFAULT_CONFIG = dotdict(
-    n_embd=768, n_head=12, n_layer=12,
-    embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1, clf_pdrop=0.1,
-    afn='gelu',
-)
+DEFAULT_CONFIG = dotdict(n_embd=768, n_head=12, n_layer=12, embd_pdrop=0.1, attn_pdrop=0.1, resid_pdrop=0.1,
+                         clf_pdrop=0.1, afn='gelu')
 
 
 # ---------------------------------------------------------------- activations and dropout
@@ -218,7 +215,8 @@ class KeyMask(NamedTuple):
 class Attention(nn.Module):
     """Multi-head self-attention, causal (GPT-1's) or bidirectional (`causal=False`), with an optional
     key/value cache (causal only). `attend_explicit` is TF's computation; `attend_sdpa` (impl 'sdpa',
-    the default) the same by F.scaled_dot_product_attention (fused kernels on GPU), to float tolerance."""
+    the default) the same by F.scaled_dot_product_attention (fused kernels on GPU), to float tolerance;
+    `attend_int_dropout` SDPA's CPU computation with integer dropout masks (ModelConfig.dropout_masks)."""
 
     def __init__(self, nx, n_head, attn_pdrop, resid_pdrop, impl='sdpa', proj_std=0.02, causal=True):
         super().__init__()
@@ -253,7 +251,7 @@ class Attention(nn.Module):
         """softmax(q k^T / sqrt(d), masked by `mask`, a KeyMask), dropped out while training, @ v:
         q (B, H, T, d), k and v (B, H, S, d) -> (B, H, T, d), by the path `impl` names."""
         if self.training and self.attn_pdrop > 0 and self.attn_dropout.int_masks and q.device.type == 'cpu':
-            return self.attend_int_dropout(q, k, v, mask)
+            return self.attend_int_dropout(q, k, v, mask)  # the CPU speed path
         if self.impl == 'sdpa':
             return self.attend_sdpa(q, k, v, mask)
         return self.attend_explicit(q, k, v, mask)
