@@ -45,7 +45,8 @@ from checkpoint import save_params
 from errors import CheckpointError, ConfigError, InputError
 from flags import Config, check_number
 from hf_interop import export_hf
-from model_pytorch import Conv1D, TransformerModel, load_pretrained
+from model_pytorch import Conv1D, TransformerModel
+from weights import load_pretrained
 
 Results = namedtuple('Results', ['loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_labels',
                                  'disc_predictions'])

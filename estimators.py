@@ -46,8 +46,10 @@ from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import N_CTX_MAX, check_config, check_params_shapes, find_checkpoint_format
+from model_pytorch import ModelConfig
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
+from tf_checkpoint import N_CTX_MAX
+from weights import check_params_shapes, find_checkpoint_format
 
 SAVE_FORMAT = 'gpt1-estimator'
 SAVE_VERSION = 1
@@ -217,7 +219,7 @@ class GPT1Estimator(BaseEstimator):
             raise InputError(f"{name}(truncate={args.truncate!r}): expected one of {', '.join(tasks.TRUNCATE_MODES)}")
         if args.init not in INITS:
             raise InputError(f"{name}(init={args.init!r}): expected one of {', '.join(INITS)}")
-        _as_parameter(name, check_config, args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
+        _as_parameter(name, lambda: ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx))
         if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
             raise InputError(f"{name}(n_transfer={args.n_transfer!r}): expected -1 (embeddings only) up to n_layer "
                              f"{args.n_layer}, or None for all")

@@ -10,8 +10,9 @@ gives the same tokens as it would alone.
 Notebook use::
 
     import torch
-    from model_pytorch import DEFAULT_CONFIG, LMModel, load_pretrained
+    from model_pytorch import DEFAULT_CONFIG, LMModel
     from text_utils import load_tokenizer
+    from weights import load_pretrained
     from generate import generate
 
     enc = load_tokenizer('model/')   # the folder's tokenizer: GPT-1's BPE (TextEncoder) here
@@ -58,10 +59,11 @@ import torch.nn.functional as F
 
 from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
-from model_pytorch import (CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, checkpoint_sizes, dotdict, load_pretrained,
-                           resolve_hf_folder)
+from hf_interop import resolve_hf_folder
+from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from text_utils import Tokenizer, load_tokenizer
 from utils import ResultLogger
+from weights import CHECKPOINT_FORMATS, checkpoint_sizes, load_pretrained
 
 PROG = 'generate.py'
 
@@ -337,7 +339,7 @@ def _model_folder(model_dir):
 
 def model_sizes(args):
     """n_ctx, n_embd, n_head, n_layer and arch (the block layout) of the checkpoint in
-    args.model_dir (model_pytorch.checkpoint_sizes: a Hugging Face folder's config.json checked
+    args.model_dir (weights.checkpoint_sizes: a Hugging Face folder's config.json checked
     against its weights' shapes, the TF shards' params_shapes.json); n_head, which the TF shards
     do not record, is the flag's, else the release's 12. --n_ctx may ask for fewer positions than
     the checkpoint holds; any other size flag must agree with it. Raises InputError for a flag

@@ -11,9 +11,7 @@ A `gpt2` save (model_type 'gpt2') loads into a model built with arch='gpt2': the
 layer names, `wte`/`wpe` for the two embeddings and the final `ln_f`; a model with
 arch='gpt2' exports to one.
 
-This module imports model_pytorch; model_pytorch never imports it at import time (its
-`load_pretrained` and the names moved here reach it on first use), so either module
-may be imported first.
+weights.load_pretrained chooses between this loader and the TF release's.
 """
 import json
 import math
@@ -24,7 +22,8 @@ import torch
 
 from checkpoint import default_file_mode
 from errors import CheckpointError, InputError, MissingFileError
-from model_pytorch import ACT_FNS, check_layout, count_nonfinite, transformer_of
+from model_pytorch import transformer_of
+from tf_checkpoint import check_layout, count_nonfinite
 
 
 HF_CONFIG = 'config.json'
@@ -243,11 +242,10 @@ class _HFTensors:
 
 
 def _hf_model_settings(transformer):
-    """The sizes and settings of our transformer, in the HF config's field names."""
-    block = transformer.h[0]  # a model has at least one block
-    afn = next((name for name, fn in ACT_FNS.items() if fn is block.mlp.act), None)
-    return dict(n_embd=transformer.n_embd, n_layer=len(transformer.h), n_head=block.attn.n_head, afn=afn,
-                arch=transformer.arch, causal=transformer.causal)
+    """The sizes and settings of our transformer (its ModelConfig), in the HF config's field names."""
+    cfg = transformer.config
+    return dict(n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_head=cfg.n_head, afn=cfg.afn, arch=cfg.arch,
+                causal=cfg.causal)
 
 
 def load_hf_pretrained_model(model, path, n_ctx=-1, n_special=-1, n_transfer=None):
@@ -457,9 +455,6 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         raise InputError(f"embed.weight has {transformer.vocab} rows but n_vocab {n_vocab} + n_special {n_special} "
                          f"+ n_ctx {transformer.n_ctx} = {n_vocab + n_special + transformer.n_ctx}")
     ours = _hf_model_settings(transformer)
-    if ours['afn'] is None:
-        raise InputError("the model's activation is none of " + ', '.join(sorted(ACT_FNS)))
-    block = transformer.h[0]
     if ours['arch'] == 'gpt2':
         afn = {'architectures': ['GPT2LMHeadModel'], 'n_inner': None, 'scale_attn_weights': True,
                'activation_function': next(k for k, v in HF_GPT2_AFNS.items() if v == ours['afn'])}
@@ -473,9 +468,9 @@ def hf_config(model, n_vocab=40478, n_special=-1):
         'n_embd': ours['n_embd'],
         'n_layer': ours['n_layer'],
         'n_head': ours['n_head'],
-        'embd_pdrop': float(transformer.embd_pdrop),
-        'attn_pdrop': float(block.attn.attn_pdrop),
-        'resid_pdrop': float(block.attn.resid_dropout.p),
+        'embd_pdrop': float(transformer.config.embd_pdrop),
+        'attn_pdrop': float(transformer.config.attn_pdrop),
+        'resid_pdrop': float(transformer.config.resid_pdrop),
         'layer_norm_epsilon': 1e-5,
         'initializer_range': 0.02,
         'tie_word_embeddings': True,

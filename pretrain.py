@@ -91,16 +91,17 @@ from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
 from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
-from errors import CheckpointError, DataError, InputError, Interrupted, MissingFileError, NonFiniteLossError
+from errors import (CheckpointError, ConfigError, DataError, InputError, Interrupted, MissingFileError,
+                    NonFiniteLossError)
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
-from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, check_config, find_checkpoint_format,
-                           load_pretrained)
+from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, ModelConfig, TransformerModel
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
 from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES, CharTokenizer, TextEncoder, find_bpe_files
 from token_store import NotUTF8Error, build_token_store, find_inputs
 from train import (DefaultsHelpFormatter, _check_writable, _previous_entries, autocast, format_settings, make_scaler,
                    open_log)
+from weights import find_checkpoint_format, load_pretrained
 
 PROG = 'pretrain.py'
 MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
@@ -192,7 +193,7 @@ def parse_args(argv=None):
     try:
         validate_args(args)
     except InputError as err:
-        parser.error(str(err))
+        parser.error(err.as_flag() if isinstance(err, ConfigError) else str(err))
     return args
 
 
@@ -215,7 +216,7 @@ def validate_args(args):
         raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
     if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
         raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
-    check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
+    ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx)
     electra.check_objective_flags(args)
     _check_optimizer_flags(args)
     if args.tokenizer == 'bpe' and (args.encoder_path is None or args.bpe_path is None):

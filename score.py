@@ -26,7 +26,8 @@ import torch
 from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
 from hf_interop import export_hf
-from model_pytorch import DoubleHeadModel, check_params_shapes, dotdict
+from model_pytorch import DoubleHeadModel, dotdict
+from weights import check_params_shapes
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
 MODEL_FIELDS = ('n_embd', 'n_head', 'n_layer', 'afn', 'embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop')

@@ -27,7 +27,7 @@ import numpy as np
 from checkpoint import atomic_write
 from datasets import LABELS, TASK_TYPES
 from errors import DataError, DataWarning, InputError
-from model_pytorch import N_CTX_MAX
+from tf_checkpoint import N_CTX_MAX
 
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')
 N_FIELDS = {'classification': 1, 'entailment': 2, 'similarity': 2, 'regression': 2, 'multiple_choice': 2}

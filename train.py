@@ -50,16 +50,17 @@ from distributed import (DEBUG_FAIL_VAR, TORCHRUN_VARS, CollectiveFailure, DistI
                          broadcast_params, broadcast_tree, check_seed, cleanup_distributed, env_rank,
                          is_collective_failure, rank_seed, resolve_device, setup_distributed, torchrun_env,
                          unwrap_model, wrap_model)
-from errors import (CheckpointError, DataWarning, GPT1Error, InputError, Interrupted, MissingFileError,
+from errors import (CheckpointError, ConfigError, DataWarning, GPT1Error, InputError, Interrupted, MissingFileError,
                     NonFiniteLossError, exit_interrupted, exit_with_error)
 from loss import MultipleChoiceLossCompute, lm_mask_from
-from model_pytorch import (CHECKPOINT_FORMATS, N_CTX_MAX, DoubleHeadModel, MultipleChoiceHead, check_config,
-                           checkpoint_causal, find_checkpoint_format, load_pretrained)
+from model_pytorch import DoubleHeadModel, ModelConfig, MultipleChoiceHead
 from opt import OpenAIAdam, check_hyperparameters
 from prefix import SharedPrefixModel, grouped_clf_logits, shared_prefix_model
 from task_data import Encoded, SplitData, check_data_files, load_task_data
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
+from tf_checkpoint import N_CTX_MAX
 from utils import ResultLogger, encode_dataset, iter_data
+from weights import CHECKPOINT_FORMATS, checkpoint_causal, find_checkpoint_format, load_pretrained
 
 DATASETS = tuple(tasks.TASKS) + ('custom',)
 ROC_FILES = (VAL_FILE, TEST_FILE)
@@ -230,7 +231,7 @@ def parse_args(argv=None):
     try:
         validate_args(args)
     except InputError as err:
-        parser.error(str(err))
+        parser.error(err.as_flag() if isinstance(err, ConfigError) else str(err))
     return args
 
 
@@ -267,7 +268,7 @@ def validate_args(args):
             encoder_path, bpe_path = (os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
         args.encoder_path = args.encoder_path or encoder_path
         args.bpe_path = args.bpe_path or bpe_path
-    check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)  # the model's flags, before any data is read
+    ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx)  # the model's flags, before any data is read
     check_optimizer_flags(args)
     if args.resume and args.overwrite:
         raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")

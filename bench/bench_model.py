@@ -36,6 +36,7 @@ import json, math, os, resource, sys, time
 import numpy as np, torch
 sys.path.insert(0, {root!r})
 import model_pytorch as mp
+import tf_checkpoint
 path, how = sys.argv[1], sys.argv[2]
 model = mp.TransformerModel(mp.DEFAULT_CONFIG, vocab=40478 + {n_special} + {n_ctx}, n_ctx={n_ctx})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -51,8 +52,8 @@ elif how == 'naive':
     params = dict(model.named_parameters())
     with torch.no_grad():
         params['embed.weight'].copy_(torch.from_numpy(arrays[1]))
-        for name, a in zip(mp.tf_variable_names(12)[1:], arrays[2:]):
-            params[mp.tf_to_torch_name(name)].copy_(torch.from_numpy(np.ascontiguousarray(a.reshape(params[mp.tf_to_torch_name(name)].shape))))
+        for name, a in zip(tf_checkpoint.tf_variable_names(12)[1:], arrays[2:]):
+            params[tf_checkpoint.tf_to_torch_name(name)].copy_(torch.from_numpy(np.ascontiguousarray(a.reshape(params[tf_checkpoint.tf_to_torch_name(name)].shape))))
 elapsed = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps(dict(added=peak - base, seconds=elapsed)))

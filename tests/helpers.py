@@ -1,10 +1,10 @@
 """Test utilities: write checkpoints in the exact format of OpenAI's TF release (the
-library's own writer, model_pytorch.write_tf_checkpoint, kept importable from here);
+library's own writer, tf_checkpoint.write_tf_checkpoint, importable from here too);
 read a parser's --help per flag."""
 import argparse
 import re
 
-from model_pytorch import tf_shapes, write_tf_checkpoint  # noqa: F401
+from tf_checkpoint import tf_shapes, write_tf_checkpoint  # noqa: F401
 
 
 def help_chunks(parser):

@@ -473,7 +473,7 @@ def test_stream_print_writes_whole_words(encoder_path, bpe_path):
 
 def test_cli_reads_a_hugging_face_folder_alone(shards, tmp_path, capsys):
     """A Hugging Face openai-gpt folder (config.json, model.safetensors, vocab.json, merges.txt) is enough."""
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     from text_utils import TextEncoder
     enc = TextEncoder(str(ENCODER_PATH), str(BPE_PATH))
     model, _ = gen.build_model(str(shards), len(enc.encoder), 512, 16, 2, 2)
@@ -512,7 +512,7 @@ def test_cli_sizes_come_from_the_checkpoint_and_flags_may_not_contradict_them(sh
             r'--n_embd 32: the checkpoint in .* has width 16: expected 16 or no --n_embd')
     from text_utils import TextEncoder
     model, _ = gen.build_model(str(shards), len(TextEncoder(str(ENCODER_PATH), str(BPE_PATH)).encoder), 64, 16, 2, 2)
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     hf = export_hf(model, str(tmp_path / 'hf'))
     hf_base = base[:1] + [hf] + base[2:]
     refused(hf_base + ['--n_head', '4'], capsys, r'--n_head 4: the checkpoint in .*hf has 2 attention heads')
@@ -524,7 +524,7 @@ def test_cli_sizes_come_from_the_checkpoint_and_flags_may_not_contradict_them(sh
 def test_cli_refuses_a_config_whose_sizes_the_weights_contradict(shards, tmp_path, capsys):
     """config.json claiming 2**31 positions is refused from the weights' shapes, before a model
     of that size is built (it would need hundreds of gigabytes)."""
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     from text_utils import TextEncoder
     model, _ = gen.build_model(str(shards), len(TextEncoder(str(ENCODER_PATH), str(BPE_PATH)).encoder), 64, 16, 2, 2)
     hf = export_hf(model, str(tmp_path / 'hf'))
@@ -555,7 +555,7 @@ def test_char_encoder_round_trips_and_refuses_unknown_characters(tmp_path):
 def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
     """A Hugging Face folder with char_vocab.json (pretrain.py --tokenizer char): the sizes come from
     config.json, prompts are encoded and continuations decoded one character per token."""
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     from text_utils import CharTokenizer
     tok = CharTokenizer('abcdefgh \n')
     cfg = dotdict(DEFAULT_CONFIG)
@@ -577,7 +577,7 @@ def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
 
 
 def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsys):
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     from text_utils import CharTokenizer
     tok = CharTokenizer('abcdefgh \n')
     cfg = dotdict(DEFAULT_CONFIG)
@@ -649,7 +649,7 @@ def test_sampling_past_the_context_is_reproducible_and_matches_without_the_cache
 def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
     """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of
     fewer positions."""
-    from model_pytorch import export_hf
+    from hf_interop import export_hf
     from text_utils import CharTokenizer
     tok = CharTokenizer('The cat sat.\n')
     cfg = dotdict(DEFAULT_CONFIG)

@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-import model_pytorch as mp
-from errors import InputError, MissingFileError
-from model_pytorch import (DEFAULT_CONFIG, CheckpointError, DoubleHeadModel, LMModel, TransformerModel, dotdict,
-                           export_hf, find_checkpoint_format, load_hf_pretrained_model, load_pretrained)
+import hf_interop
+import weights
+from errors import CheckpointError, InputError, MissingFileError
+from hf_interop import export_hf, load_hf_pretrained_model
+from model_pytorch import DEFAULT_CONFIG, DoubleHeadModel, LMModel, TransformerModel, dotdict
+from weights import find_checkpoint_format, load_pretrained
 from tests.helpers import tf_shapes, write_tf_checkpoint
 
 transformers = pytest.importorskip('transformers')
@@ -160,7 +162,7 @@ def test_tf_shards_and_hf_folder_of_the_same_weights_give_identical_models(tmp_p
     tensors = {'transformer.positions_embed.weight': arrays[0], 'transformer.tokens_embed.weight': arrays[1]}
     layer_arrays = iter(arrays[2:])
     for i in range(N_LAYER):
-        for _, hf_name in mp._HF_LAYER_MAP:
+        for _, hf_name in hf_interop._HF_LAYER_MAP:
             a = next(layer_arrays)
             tensors[f'transformer.h.{i}.{hf_name}'] = a[0] if a.ndim == 3 else a
     os.makedirs(tmp_path / 'hf')
@@ -191,7 +193,7 @@ def test_hub_cache_folder_resolves_to_its_snapshot(hf_folder, tmp_path):
         load_pretrained(model, cache, n_transfer=N_LAYER)
     os.makedirs(cache / 'refs')
     (cache / 'refs' / 'main').write_text('def456')
-    assert mp.resolve_hf_folder(cache) == str(cache / 'snapshots' / 'def456')
+    assert hf_interop.resolve_hf_folder(cache) == str(cache / 'snapshots' / 'def456')
     assert load_pretrained(model, cache / 'snapshots' / 'abc123', n_transfer=N_LAYER) == 'hf'
 
 
@@ -217,7 +219,7 @@ def test_paths_a_folder_names_may_not_leave_it(hf_folder, tmp_path):
     os.makedirs(cache / 'refs')
     (cache / 'refs' / 'main').write_text('../../somewhere')
     with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere', a path outside"):
-        mp.resolve_hf_folder(cache)
+        hf_interop.resolve_hf_folder(cache)
     with pytest.raises(CheckpointError, match=r"refs/main names '\.\./\.\./somewhere'"):
         load_pretrained(model, cache, n_transfer=N_LAYER)
 
@@ -225,10 +227,10 @@ def test_paths_a_folder_names_may_not_leave_it(hf_folder, tmp_path):
 def test_checkpoint_sizes_are_read_from_the_weights_shapes(hf_folder, tmp_path):
     """checkpoint_sizes reads a folder's sizes without building anything: config.json must
     agree with the weights' shapes and stay within sane bounds; TF shards give theirs."""
-    assert mp.checkpoint_sizes(hf_folder) == dict(n_ctx=N_POS, n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD,
+    assert weights.checkpoint_sizes(hf_folder) == dict(n_ctx=N_POS, n_embd=N_EMBD, n_layer=N_LAYER, n_head=N_HEAD,
                                                   arch='gpt1', causal=True)
     write_tf_checkpoint(str(tmp_path / 'tf'), tf_shapes(3, 8, 50, n_pos=20))
-    assert mp.checkpoint_sizes(tmp_path / 'tf') == dict(n_ctx=20, n_embd=8, n_layer=3, n_head=None, arch='gpt1',
+    assert weights.checkpoint_sizes(tmp_path / 'tf') == dict(n_ctx=20, n_embd=8, n_layer=3, n_head=None, arch='gpt1',
                                                         causal=True)
     folder = copy_folder(hf_folder, tmp_path / 'hf')
     original = (folder / 'config.json').read_text()
@@ -239,7 +241,7 @@ def test_checkpoint_sizes_are_read_from_the_weights_shapes(hf_folder, tmp_path):
         (folder / 'config.json').write_text(original)
         edit_config(folder, **changes)
         with pytest.raises(CheckpointError, match=match):
-            mp.checkpoint_sizes(folder)
+            weights.checkpoint_sizes(folder)
 
 
 # ------------------------------------------------------------- export
@@ -591,7 +593,7 @@ def test_a_bidirectional_model_round_trips_and_a_mismatch_is_refused_both_ways(h
     ours = LMModel(bidirectional, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
     folder = export_hf(ours, tmp_path / 'bi', n_vocab=n_vocab, n_special=0)
     assert json.loads((tmp_path / 'bi' / 'config.json').read_text())['causal'] is False
-    assert mp.checkpoint_causal(folder) is False and mp.checkpoint_causal(str(hf_folder)) is True
+    assert weights.checkpoint_causal(folder) is False and weights.checkpoint_causal(str(hf_folder)) is True
     back = LMModel(bidirectional, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
     load_pretrained(back, folder, n_special=0)
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), back.state_dict().values()))

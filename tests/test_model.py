@@ -1,4 +1,6 @@
+import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -9,9 +11,11 @@ import pytest
 import torch
 
 import model_pytorch as mp
-from errors import InputError, MissingFileError
+import tf_checkpoint
+import weights
+from errors import ConfigError, InputError, MissingFileError
 from loss import chunked_lm_loss
-from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMModel, TransformerModel, dotdict,
+from model_pytorch import (DEFAULT_CONFIG, DoubleHeadModel, LMModel, ModelConfig, TransformerModel, dotdict,
                            load_openai_pretrained_model)
 from tests.conftest import PARAMS_SHAPES_PATH
 from tests.helpers import tf_shapes, write_tf_checkpoint
@@ -220,7 +224,7 @@ def test_attention_with_int_dropout_equals_a_numpy_derivation_from_the_same_draw
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 4, 6, 4, generator=g) for _ in range(3))
     torch.manual_seed(7)
-    y = attn._attend_int_dropout(q, k, v, None, True)
+    y = attn.attend_int_dropout(q, k, v, mp.KeyMask(None, True))
     torch.manual_seed(7)
     draws = torch.empty(2, 4, 6, 6, dtype=torch.int32).random_().numpy().astype(np.int64)
     qn, kn, vn = (t.double().numpy() for t in (q, k, v))
@@ -249,7 +253,7 @@ def test_int_dropout_masks_replace_every_bernoulli_draw_and_change_nothing_in_ev
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         model(x)
     assert any('bernoulli' in e.key for e in prof.key_averages())
-    with pytest.raises(InputError, match=r"--dropout_masks 'philox': expected one of bernoulli, int"):
+    with pytest.raises(InputError, match=r"^dropout_masks='philox': expected one of bernoulli, int"):
         model.transformer.set_dropout_masks('philox')
 
 
@@ -358,11 +362,11 @@ def tiny_checkpoint(tmp_path, n_layer=2, n_embd=16, n_vocab=N_VOCAB, seed=0):
 
 
 def test_tf_variable_names_follow_from_the_layer_count():
-    names = mp.tf_variable_names(12)
+    names = tf_checkpoint.tf_variable_names(12)
     assert len(names) == 1 + 12 * 12
     assert names[:3] == ['model/we:0', 'model/h0/attn/c_attn/w:0', 'model/h0/attn/c_attn/b:0']
     assert names[-1] == 'model/h11/ln_2/b:0'
-    assert mp.tf_to_torch_name('model/h3/mlp/c_proj/w:0') == 'h.3.mlp.c_proj.w'
+    assert tf_checkpoint.tf_to_torch_name('model/h3/mlp/c_proj/w:0') == 'h.3.mlp.c_proj.w'
 
 
 @pytest.mark.parametrize('n_ctx,n_special', [(N_CTX, N_SPECIAL), (5, 0)])
@@ -376,8 +380,8 @@ def test_loader_puts_every_value_where_it_belongs(tmp_path, n_ctx, n_special):
     np.testing.assert_array_equal(emb[N_VOCAB + n_special:], arrays[0][:n_ctx])  # positions cropped
     torch.testing.assert_close(model.embed.weight[N_VOCAB:N_VOCAB + n_special], special_before)
     params = dict(model.named_parameters())
-    for i, (tf_name, array) in enumerate(zip(mp.tf_variable_names(2)[1:], arrays[2:])):
-        got = params[mp.tf_to_torch_name(tf_name)].detach().numpy()
+    for i, (tf_name, array) in enumerate(zip(tf_checkpoint.tf_variable_names(2)[1:], arrays[2:])):
+        got = params[tf_checkpoint.tf_to_torch_name(tf_name)].detach().numpy()
         np.testing.assert_array_equal(got, array.reshape(got.shape), err_msg=tf_name)
         if array.ndim == 3:
             np.testing.assert_array_equal(got, array[0])
@@ -400,7 +404,7 @@ def test_loader_n_transfer_and_wrapped_models(tmp_path):
     np.testing.assert_array_equal(model.transformer.embed.weight[:N_VOCAB].detach().numpy(), arrays[1])
     torch.testing.assert_close(model.transformer.h[0].ln_1.g, before)
     assert model.lm_head.decoder.weight is model.transformer.embed.weight  # tying survives loading
-    assert mp.load_pretrained(model, path, n_transfer=2) == 'tf'
+    assert weights.load_pretrained(model, path, n_transfer=2) == 'tf'
 
 
 @pytest.mark.slow
@@ -509,12 +513,12 @@ def test_tf_loader_takes_depth_and_width_from_the_model(tmp_path):
     model = LMModel(TINY, vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX)
     load_openai_pretrained_model(model, n_special=N_SPECIAL, path=path)  # no n_transfer, no n_embd
     params = dict(model.transformer.named_parameters())
-    for tf_name, array in zip(mp.tf_variable_names(2)[1:], arrays[2:]):
-        got = params[mp.tf_to_torch_name(tf_name)].detach().numpy()
+    for tf_name, array in zip(tf_checkpoint.tf_variable_names(2)[1:], arrays[2:]):
+        got = params[tf_checkpoint.tf_to_torch_name(tf_name)].detach().numpy()
         np.testing.assert_array_equal(got, array.reshape(got.shape), err_msg=tf_name)
     torch.manual_seed(0)  # the same random special rows
     other = LMModel(TINY, vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX)
-    assert mp.load_pretrained(other, path, n_special=N_SPECIAL) == 'tf'
+    assert weights.load_pretrained(other, path, n_special=N_SPECIAL) == 'tf'
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
     load_openai_pretrained_model(other, n_special=N_SPECIAL, path=path, n_embd=16)  # the right width is accepted
     with pytest.raises(InputError, match=r"^n_embd=32: the model's width is 16"):
@@ -601,21 +605,61 @@ def test_tf_loader_checks_only_the_position_rows_it_keeps(tmp_path):
         load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
 
 
+# ------------------------------------------------------------- ModelConfig
+
+def test_model_config_round_trips_through_json_and_defaults_to_gpt1():
+    cfg = ModelConfig(n_embd=16, n_head=4, n_layer=2, arch='gpt2', causal=False, attn_impl='explicit')
+    assert ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert ModelConfig.from_any(DEFAULT_CONFIG) == ModelConfig()
+    assert (ModelConfig().n_embd, ModelConfig().arch, ModelConfig().causal) == (768, 'gpt1', True)
+
+
+def test_model_config_from_dict_refuses_unknown_keys_and_from_any_reads_a_namespace_fields_only():
+    with pytest.raises(ConfigError, match=r"^n_hed=4: expected a field of ModelConfig .*unknown: n_hed"):
+        ModelConfig.from_any(dotdict(DEFAULT_CONFIG, n_hed=4))
+    args = argparse.Namespace(n_embd=16, n_head=2, n_layer=1, lr=6.25e-5, dataset='rocstories')
+    assert ModelConfig.from_any(args) == ModelConfig(n_embd=16, n_head=2, n_layer=1)
+    cfg = ModelConfig(n_embd=16, n_head=2)
+    assert ModelConfig.from_any(cfg) is cfg
+    with pytest.raises(TypeError, match='expected a ModelConfig'):
+        ModelConfig.from_any([('n_embd', 16)])
+
+
+def test_model_config_field_metadata_gives_help_and_choices():
+    for f in dataclasses.fields(ModelConfig):
+        assert f.metadata['help'], f.name
+    assert {f.name: f.metadata.get('choices') for f in dataclasses.fields(ModelConfig) if 'choices' in f.metadata} == \
+        {'afn': ('gelu', 'relu', 'swish'), 'arch': ('gpt1', 'gpt2'), 'attn_impl': ('sdpa', 'explicit'),
+         'dropout_masks': ('bernoulli', 'int')}
+    assert set(mp.ACT_FNS) == set(mp.AFNS)
+
+
+def test_models_keep_their_config_and_dotdict_refuses_a_missing_key():
+    model = DoubleHeadModel(TINY, N_VOCAB, 'multiple_choice', vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX)
+    assert model.config == ModelConfig.from_any(TINY) and model.config is model.transformer.config
+    model.transformer.set_attention('explicit').set_dropout_masks('int')
+    assert (model.config.attn_impl, model.config.dropout_masks) == ('explicit', 'int')
+    with pytest.raises(AttributeError, match="n_hed"):
+        TINY.n_hed
+    with pytest.raises(ConfigError, match=r"^vocab=12: expected an integer above n_ctx=12"):
+        ModelConfig().check_sizes(N_CTX, N_CTX)
+
+
 # ------------------------------------------------------------- the error family
 
 @pytest.mark.parametrize('field, value, message', [
-    ('n_layer', -1, '--n_layer -1: expected a positive integer, the number of blocks'),
-    ('n_layer', 0, '--n_layer 0: expected a positive integer, the number of blocks'),
-    ('n_embd', 0, '--n_embd 0: expected a positive integer, the width of the hidden states'),
-    ('n_head', 0, '--n_head 0: expected a positive integer, the number of attention heads'),
-    ('n_head', 5, '--n_head 5: n_embd 768 is not divisible by it'),
-    ('embd_pdrop', 1.5, '--embd_pdrop 1.5: expected a dropout probability in [0, 1)'),
-    ('attn_pdrop', -0.1, '--attn_pdrop -0.1: expected a dropout probability in [0, 1)'),
-    ('resid_pdrop', 1.0, '--resid_pdrop 1.0: expected a dropout probability in [0, 1)'),
-    ('clf_pdrop', 1.5, '--clf_pdrop 1.5: expected a dropout probability in [0, 1)'),
-    ('afn', 'elu', "--afn elu: afn='elu' is not one of gelu, relu, swish"),
-    ('attn_impl', 'flash', "--attn_impl flash: attention impl='flash' is not one of sdpa, explicit"),
-    ('arch', 'gpt3', "--arch gpt3: arch='gpt3' is not one of gpt1, gpt2"),
+    ('n_layer', -1, 'n_layer=-1: expected a positive integer, the number of blocks'),
+    ('n_layer', 0, 'n_layer=0: expected a positive integer, the number of blocks'),
+    ('n_embd', 0, 'n_embd=0: expected a positive integer, the width of the hidden states'),
+    ('n_head', 0, 'n_head=0: expected a positive integer, the number of attention heads'),
+    ('n_head', 5, 'n_head=5: expected a divisor of n_embd 768'),
+    ('embd_pdrop', 1.5, 'embd_pdrop=1.5: expected a dropout probability in [0, 1)'),
+    ('attn_pdrop', -0.1, 'attn_pdrop=-0.1: expected a dropout probability in [0, 1)'),
+    ('resid_pdrop', 1.0, 'resid_pdrop=1.0: expected a dropout probability in [0, 1)'),
+    ('clf_pdrop', 1.5, 'clf_pdrop=1.5: expected a dropout probability in [0, 1)'),
+    ('afn', 'elu', "afn='elu': expected one of gelu, relu, swish"),
+    ('attn_impl', 'flash', "attn_impl='flash': expected one of sdpa, explicit"),
+    ('arch', 'gpt3', "arch='gpt3': expected one of gpt1, gpt2"),
 ])
 def test_bad_configuration_is_refused_at_construction(field, value, message):
     cfg = dotdict(DEFAULT_CONFIG, **{field: value})
@@ -625,7 +669,7 @@ def test_bad_configuration_is_refused_at_construction(field, value, message):
 
 
 @pytest.mark.parametrize('kw, message', [
-    (dict(n_ctx=0), '--n_ctx 0: expected a positive integer, the number of positions'),
+    (dict(n_ctx=0), 'n_ctx=0: expected a positive integer, the number of positions'),
     (dict(vocab=0), 'vocab=0: expected an integer above n_ctx=12'),
     (dict(vocab=N_CTX), f'vocab={N_CTX}: expected an integer above n_ctx={N_CTX}'),
     (dict(n_special=-2), 'n_special=-2: expected 0 up to vocab - n_ctx - 1'),
@@ -641,14 +685,14 @@ def test_bad_clf_token_and_direct_module_arguments():
     with pytest.raises(InputError, match=r"^clf_token=62: expected a token id in 0\.\.52"):
         DoubleHeadModel(TINY, N_VOCAB + N_SPECIAL + N_CTX - 3, 'multiple_choice', vocab=N_VOCAB + N_SPECIAL + N_CTX,
                         n_ctx=N_CTX)
-    with pytest.raises(InputError, match=r"^--n_head 0: expected a positive integer"):
+    with pytest.raises(InputError, match=r"^n_head=0: expected a positive integer"):
         mp.Attention(16, 0, 0.1, 0.1)
-    with pytest.raises(InputError, match=r"^--n_head 5: n_embd 16 is not divisible by it"):
+    with pytest.raises(InputError, match=r"^n_head=5: expected a divisor of n_embd 16"):
         mp.Attention(16, 5, 0.1, 0.1)
-    with pytest.raises(InputError, match=r"^--clf_pdrop 1: expected a dropout probability"):
+    with pytest.raises(InputError, match=r"^clf_pdrop=1: expected a dropout probability"):
         mp.MultipleChoiceHead(7, dotdict(TINY, clf_pdrop=1))
     model = TransformerModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
-    with pytest.raises(InputError, match=r"^--attn_impl flash"):
+    with pytest.raises(InputError, match=r"^attn_impl='flash'"):
         model.set_attention('flash')
     with pytest.raises(InputError, match=r"more than the model's n_ctx=12"):
         model(torch.zeros(1, N_CTX + 1, 2, dtype=torch.long))
@@ -661,7 +705,7 @@ def test_loader_errors_belong_to_the_family(tmp_path):
     with pytest.raises(MissingFileError, match='params_shapes.json is missing'):
         load_openai_pretrained_model(model, path=str(tmp_path))
     with pytest.raises(MissingFileError, match='holds no checkpoint'):
-        mp.load_pretrained(model, str(tmp_path))
+        weights.load_pretrained(model, str(tmp_path))
     path, _ = tiny_checkpoint(tmp_path)
     with pytest.raises(InputError, match=r"n_transfer=3: expected -1"):
         load_openai_pretrained_model(model, path=path, n_transfer=3)
@@ -744,7 +788,7 @@ def test_loaders_draw_no_progress_bar(tmp_path, capfd):
     model = LMModel(TINY, vocab=N_VOCAB + N_CTX, n_ctx=N_CTX)
     capfd.readouterr()
     load_openai_pretrained_model(model, path=path, n_transfer=2, n_embd=16)
-    list(mp.iter_checkpoint_arrays(path))
+    list(tf_checkpoint.iter_checkpoint_arrays(path))
     assert capfd.readouterr() == ('', '')
 
 
@@ -893,13 +937,13 @@ def test_tf_loader_refuses_a_bidirectional_model(tmp_path):
 
 
 def test_the_public_tf_writer_lays_out_the_release_format(tmp_path):
-    """mp.tf_shapes is the real params_shapes.json at the release's sizes, and
+    """tf_checkpoint.tf_shapes is the real params_shapes.json at the release's sizes, and
     write_tf_checkpoint's shards are the arrays' flat concatenation cut in 10, read back
     by the loader."""
     real = [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]
-    assert mp.tf_shapes(12, 768, 40478) == real
-    shapes = mp.tf_shapes(2, 8, 30, n_pos=12)
-    arrays = mp.write_tf_checkpoint(tmp_path / 'ckpt', shapes, seed=3)
+    assert tf_checkpoint.tf_shapes(12, 768, 40478) == real
+    shapes = tf_checkpoint.tf_shapes(2, 8, 30, n_pos=12)
+    arrays = tf_checkpoint.write_tf_checkpoint(tmp_path / 'ckpt', shapes, seed=3)
     assert sorted(os.listdir(tmp_path / 'ckpt')) == sorted(['params_shapes.json'] +
                                                           [f'params_{i}.npy' for i in range(10)])
     assert json.loads((tmp_path / 'ckpt' / 'params_shapes.json').read_text()) == [list(s) for s in shapes]

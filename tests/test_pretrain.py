@@ -433,7 +433,7 @@ def test_an_interrupted_save_leaves_the_earlier_folder_whole(tmp_path, monkeypat
     (['--valid_fraction', '1'], '--valid_fraction 1.0: expected a fraction in [0, 1)'),
     (['--n_ctx', '1'], '--n_ctx 1: expected at least 2 tokens'),
     (['--warmup_updates', '0'], '--warmup_updates 0: expected a positive integer'),
-    (['--n_head', '5'], '--n_head 5: n_embd 32 is not divisible by it'),
+    (['--n_head', '5'], '--n_head 5: expected a divisor of n_embd 32'),
     (['--b1', '2'], '--b1 2.0:'),
     (['--resume', '--overwrite'], '--resume continues the earlier run and --overwrite deletes it'),
 ])

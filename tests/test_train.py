@@ -240,7 +240,7 @@ def test_non_positive_values_are_refused(capsys, flag, value):
 
 
 @pytest.mark.parametrize('argv,expected', [
-    (['--n_head', '5'], r'--n_head 5: n_embd 768 is not divisible by it'),
+    (['--n_head', '5'], r'--n_head 5: expected a divisor of n_embd 768'),
     (['--n_head', '0'], r'--n_head 0: expected a positive integer'),
     (['--n_layer', '-1'], r'--n_layer -1: expected a positive integer'),
     (['--embd_pdrop', '1.5'], r'--embd_pdrop 1.5: expected a dropout probability in \[0, 1\)'),
