@@ -155,7 +155,7 @@ def test_bfloat16_forward_close_to_float32():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason='needs CUDA; not yet run on a GPU (see README, "Not verified yet")')
+                    reason='needs CUDA; not yet run on a GPU (see docs/faithfulness.md, "Not verified")')
 def test_cuda_matches_cpu():
     vocab = N_VOCAB + N_SPECIAL + N_CTX
     model = LMModel(TINY, vocab=vocab, n_ctx=N_CTX).eval()
