@@ -11,7 +11,6 @@ encoders pre-trained with a masked LM or ELECTRA (electra.py).
 Inputs are `(..., n_ctx, 2)` integer tensors: `[..., 0]` token ids, `[..., 1]` position ids already
 offset into `embed` (row `n_vocab + n_special + p`).
 """
-import argparse
 import dataclasses
 import math
 import numbers
@@ -23,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from errors import CheckpointError, ConfigError, InputError
+from flags import Config
 from loss import ChunkBuffer, chunked_lm_loss
 from tf_checkpoint import load_tf_checkpoint
 
@@ -37,7 +37,7 @@ def _is_int(value):
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Config):
     """The transformer's sizes and settings; GPT-1's by default. Checked when built (ConfigError
     naming the field); `to_dict`/`from_dict` round-trip it through JSON."""
     n_embd: int = field(default=768, metadata={'help': 'width of the hidden states'})
@@ -54,9 +54,6 @@ class ModelConfig:
                                                      'choices': ATTN_IMPLS})
     dropout_masks: str = field(default='bernoulli', metadata={'help': "CPU dropout masks from torch's bernoulli_ or "
                                                               "31-bit random integers", 'choices': DROPOUT_MASKS})
-
-    def __post_init__(self):
-        self.check()
 
     def check(self):
         """Raise ConfigError for the first field the model cannot be built with."""
@@ -85,31 +82,6 @@ class ModelConfig:
             raise ConfigError('vocab', vocab, f"an integer above n_ctx={n_ctx}: embed has n_vocab + n_special + "
                                               f"n_ctx rows (tokens, special tokens, then one row per position)")
         return self
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        """The config of a dict of fields (missing ones take their defaults); ConfigError naming
-        any key that is not a field."""
-        unknown = sorted(set(d) - set(CONFIG_FIELDS))
-        if unknown:
-            raise ConfigError(unknown[0], d[unknown[0]], f"a field of ModelConfig ({', '.join(CONFIG_FIELDS)}); "
-                                                         f"unknown: {', '.join(unknown)}")
-        return cls(**d)
-
-    @classmethod
-    def from_any(cls, cfg):
-        """A ModelConfig from what callers pass: itself, a dict (DEFAULT_CONFIG and copies of it), or
-        an argparse Namespace, of which only the fields are read (it carries every other flag)."""
-        if isinstance(cfg, cls):
-            return cfg
-        if isinstance(cfg, dict):
-            return cls.from_dict(cfg)
-        if isinstance(cfg, argparse.Namespace):
-            return cls(**{k: v for k, v in vars(cfg).items() if k in CONFIG_FIELDS})
-        raise TypeError(f"expected a ModelConfig, a dict or an argparse.Namespace, got {type(cfg).__name__}")
 
 
 CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(ModelConfig)}

@@ -64,7 +64,7 @@ def test_the_project_import_graph_has_no_cycle():
 
 def test_the_model_reaches_no_checkpoint_format_but_the_tf_release():
     graph = import_graph()
-    assert set(graph['model_pytorch']) <= {'errors', 'loss', 'tf_checkpoint'}, graph['model_pytorch']
+    assert set(graph['model_pytorch']) <= {'errors', 'flags', 'loss', 'tf_checkpoint'}, graph['model_pytorch']
     assert 'model_pytorch' not in graph['tf_checkpoint']
 
 

@@ -615,7 +615,7 @@ def test_model_config_round_trips_through_json_and_defaults_to_gpt1():
 
 
 def test_model_config_from_dict_refuses_unknown_keys_and_from_any_reads_a_namespace_fields_only():
-    with pytest.raises(ConfigError, match=r"^n_hed=4: expected a field of ModelConfig .*unknown: n_hed"):
+    with pytest.raises(ConfigError, match=r"^n_hed=4: expected a field of ModelConfig \(n_embd, n_head, "):
         ModelConfig.from_any(dotdict(DEFAULT_CONFIG, n_hed=4))
     args = argparse.Namespace(n_embd=16, n_head=2, n_layer=1, lr=6.25e-5, dataset='rocstories')
     assert ModelConfig.from_any(args) == ModelConfig(n_embd=16, n_head=2, n_layer=1)
