@@ -1,5 +1,5 @@
-"""A task's data as train.py's loop takes it: read by datasets.py, BPE-encoded once (and
-cached on disk) by tasks.encode_fields, laid out with the special tokens by
+"""A task's data as train.py's loop takes it: read by readers.py (datasets.py for ROCStories),
+BPE-encoded once (and cached on disk) by tasks.encode_fields, laid out with the special tokens by
 tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
 
     data = load_task_data(args)          # args: train.py's flags (an argparse Namespace)
@@ -18,7 +18,7 @@ from typing import Optional
 import numpy as np
 
 import tasks
-from datasets import get_reader, read_custom, read_rocstories
+from readers import get_reader, read_custom, read_rocstories
 from errors import DataError, DataWarning, InputError
 from text_utils import TextEncoder
 
@@ -89,8 +89,8 @@ def read_task(args, verbose=True):
 
 
 def custom_task_of(task_type, train):
-    """The Task of the user's data: the classes are the training labels, sorted (datasets.class_names)."""
-    from datasets import class_names
+    """The Task of the user's data: the classes are the training labels, sorted (readers.class_names)."""
+    from readers import class_names
     if task_type == 'multiple_choice':
         return tasks.custom_task(task_type, n_choices=len(train.texts[1][0]))
     if task_type == 'regression':

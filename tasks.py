@@ -25,7 +25,7 @@ import zipfile
 import numpy as np
 
 from checkpoint import atomic_write
-from datasets import LABELS, TASK_TYPES
+from readers import LABELS, TASK_TYPES
 from errors import DataError, DataWarning, InputError
 from tf_checkpoint import N_CTX_MAX
 

@@ -397,3 +397,12 @@ def test_a_field_over_the_csv_module_limit_is_read_whole(real_dir, real_lines):
     (trX1, _, _, _), (vaX1, _, _, _), _ = _load(real_dir)
     assert sum(story.startswith(long_sentence) for story in trX1 + vaX1) == 1
     assert csv.field_size_limit() == 131072
+
+
+def test_an_abandoned_csv_reader_leaves_the_csv_module_limit_as_it_was(tmp_path):
+    path = tmp_path / 'long.csv'
+    path.write_text('text,label\n' + ''.join(f'"{"word " * 40000}",{i}\n' for i in range(3)))
+    rows = datasets.csv_fields(str(path), 'custom')
+    next(rows), next(rows)
+    assert csv.field_size_limit() == 131072  # the generator, not closed, holds no global setting
+    assert len(list(rows)) == 2

@@ -5,7 +5,9 @@ import warnings
 
 import pytest
 
-import datasets
+import readers
+import datasets as datasets_module
+from datasets import rocstories, rocstories_test_labels
 from errors import DataError, DataWarning, InputError, MissingFileError
 
 # Each GLUE task's layout as released (facts of the releases, written here independently of
@@ -108,7 +110,7 @@ def test_glue_reader_reads_the_release_layout(tmp_path, task):
     spec = GLUE[task]
     sizes = {name: 3 + i for i, name in enumerate(spec['files'])}
     written = write_glue(tmp_path / 'glue' / spec['folder'], spec, sizes, random.Random(task))
-    reader = datasets.READERS[task]
+    reader = readers.READERS[task]
     for data_dir in (tmp_path / 'glue', tmp_path / 'glue' / spec['folder']):  # GLUE's root or the task's folder
         splits = reader(str(data_dir))
         assert sorted(splits) == sorted(written)
@@ -121,16 +123,16 @@ def test_glue_reader_reads_the_release_layout(tmp_path, task):
 
 def test_label_lists_match_the_releases():
     for task, spec in GLUE.items():
-        assert datasets.LABELS[task] == spec['classes'], task
-    assert datasets.LABELS['snli'] == ['entailment', 'neutral', 'contradiction']
-    assert datasets.LABELS['scitail'] == ['entails', 'neutral']
+        assert readers.LABELS[task] == spec['classes'], task
+    assert readers.LABELS['snli'] == ['entailment', 'neutral', 'contradiction']
+    assert readers.LABELS['scitail'] == ['entails', 'neutral']
 
 
 @pytest.mark.parametrize('folder', ['sst2', 'sst-2', 'SST2'])
 def test_glue_folder_name_variants(tmp_path, folder):
     spec = GLUE['sst2']
     written = write_glue(tmp_path / folder, spec, {'train.tsv': 2, 'dev.tsv': 2, 'test.tsv': 2}, random.Random(0))
-    splits = datasets.read_sst2(str(tmp_path))
+    splits = readers.read_sst2(str(tmp_path))
     check_split(splits['train'], spec, written['train'])
 
 
@@ -164,7 +166,7 @@ def test_snli_drops_and_counts_examples_without_gold_label(tmp_path, fmt):
     written = write_snli(tmp_path / 'snli_1.0', sizes, random.Random(1), fmt)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        splits = datasets.read_snli(str(tmp_path))
+        splits = readers.read_snli(str(tmp_path))
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     for split, rows in written.items():
         kept = [row for row in rows if row['gold_label'] != '-']
@@ -196,7 +198,7 @@ def test_annotator_label_columns_may_vary_per_row(tmp_path):
         assert {len(row) for row in rows} == {11, 15}
         write_lines(tmp_path / 'SNLI' / f'{stem}.tsv', ['\t'.join(header)] + ['\t'.join(row) for row in rows])
         written[split] = rows
-    splits = datasets.read_snli(str(tmp_path))
+    splits = readers.read_snli(str(tmp_path))
     for split, rows in written.items():
         assert splits[split].texts == ([row[7] for row in rows], [row[8] for row in rows])
         assert splits[split].labels == [row[-1] for row in rows]
@@ -208,13 +210,13 @@ def test_annotator_label_columns_may_vary_per_row(tmp_path):
         rows = [['neutral', '( a )', '( b )', '(A)', '(B)', 'A.', 'B.', '0.jpg#0', f'{stem}-0', 'neutral'],
                 ['entailment', '( a )', '( b )', '(A)', '(B)', 'C.', 'D.', '1.jpg#0', f'{stem}-1'] + ['entailment'] * 5]
         write_lines(tmp_path / 'snli_1.0' / f'snli_1.0_{stem}.txt', ['\t'.join(header)] + ['\t'.join(r) for r in rows])
-    splits = datasets.read_snli(str(tmp_path / 'snli_1.0'))
+    splits = readers.read_snli(str(tmp_path / 'snli_1.0'))
     assert splits['valid'].texts == (['A.', 'C.'], ['B.', 'D.']) and splits['valid'].labels == ['neutral', 'entailment']
     assert splits['test'].ids == ['test-0', 'test-1']
     # Too few fields for the columns before the labels is still an error.
     write_lines(tmp_path / 'snli_1.0' / 'snli_1.0_dev.txt', ['\t'.join(header), 'neutral\tA.\tB.'])
     with pytest.raises(DataError) as err:
-        datasets.read_snli(str(tmp_path / 'snli_1.0'))
+        readers.read_snli(str(tmp_path / 'snli_1.0'))
     assert 'snli_1.0_dev.txt: line 2 has 3 tab-separated fields, expected 14' in one_line(err)
 
 
@@ -228,7 +230,7 @@ def test_scitail_reads_the_headerless_tsv_release(tmp_path, where):
         write_lines(tmp_path / where / f'scitail_1.0_{stem}.tsv', ['\t'.join(row) for row in rows])
         written[split] = rows
     for data_dir in (tmp_path, tmp_path / where):
-        splits = datasets.read_scitail(str(data_dir))
+        splits = readers.read_scitail(str(data_dir))
         for split, rows in written.items():
             assert splits[split].texts == ([r[0] for r in rows], [r[1] for r in rows])
             assert splits[split].labels == [r[2] for r in rows]
@@ -251,15 +253,15 @@ def one_line(err):
 
 def test_missing_folder_and_file_name_the_layout(tmp_path):
     with pytest.raises(MissingFileError) as err:
-        datasets.read_sst2(str(tmp_path / 'nowhere'))
+        readers.read_sst2(str(tmp_path / 'nowhere'))
     assert 'nowhere' in one_line(err) and 'train.tsv, dev.tsv, test.tsv' in str(err.value)
     folder = sst2_folder(tmp_path)
     (folder / 'dev.tsv').unlink()
     with pytest.raises(MissingFileError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     assert 'dev.tsv' in one_line(err) and str(folder) in str(err.value) and "GLUE's SST-2 folder" in str(err.value)
     with pytest.raises(MissingFileError) as err:
-        datasets.read_mnli(str(tmp_path))
+        readers.read_mnli(str(tmp_path))
     assert 'train.tsv' in one_line(err) and 'dev_mismatched.tsv' in str(err.value)
 
 
@@ -267,7 +269,7 @@ def test_missing_column_lists_the_columns_found(tmp_path):
     folder = sst2_folder(tmp_path)
     write_lines(folder / 'dev.tsv', ['text\tlabel', 'good\t1'])
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     message = one_line(err)
     assert 'dev.tsv' in message and "'sentence'" in message and 'columns found: text, label' in message
 
@@ -276,7 +278,7 @@ def test_label_outside_the_classes(tmp_path):
     folder = sst2_folder(tmp_path)
     write_lines(folder / 'train.tsv', ['sentence\tlabel', 'good\t1', 'bad\tpositive'])
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     message = one_line(err)
     assert 'train.tsv' in message and 'line 3' in message and "'positive'" in message and 'one of 0, 1' in message
 
@@ -289,7 +291,7 @@ def test_stsb_score_must_be_a_number_from_0_to_5(tmp_path, score):
     header = spec['files']['dev.tsv']
     write_lines(folder / 'dev.tsv', ['\t'.join(header), '\t'.join(['0'] * (len(header) - 1) + [score])])
     with pytest.raises(DataError) as err:
-        datasets.read_stsb(str(tmp_path))
+        readers.read_stsb(str(tmp_path))
     message = one_line(err)
     assert 'dev.tsv' in message and 'line 2' in message and repr(score) in message and 'from 0 to 5' in message
 
@@ -298,7 +300,7 @@ def test_empty_split(tmp_path):
     folder = sst2_folder(tmp_path)
     write_lines(folder / 'test.tsv', ['index\tsentence'])
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     assert 'test.tsv' in one_line(err) and 'no examples' in str(err.value)
 
 
@@ -308,7 +310,7 @@ def test_all_examples_without_gold_label_is_an_empty_split(tmp_path):
                                                               'pairID': 'x'})])
     with pytest.raises(DataError) as err, warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        datasets.read_snli(str(tmp_path))
+        readers.read_snli(str(tmp_path))
     assert 'snli_1.0_dev.jsonl' in one_line(err) and '1 left out without a label' in str(err.value)
 
 
@@ -316,7 +318,7 @@ def test_not_utf8_names_file_and_line(tmp_path):
     folder = sst2_folder(tmp_path)
     (folder / 'train.tsv').write_bytes('sentence\tlabel\ngood\t1\ncaf\u00e9\t0\n'.encode('latin-1'))
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     message = one_line(err)
     assert 'train.tsv' in message and 'not UTF-8' in message and 'line 3' in message and '0xe9' in message
 
@@ -325,21 +327,21 @@ def test_utf16_is_refused(tmp_path):
     folder = sst2_folder(tmp_path)
     write_lines(folder / 'dev.tsv', ['sentence\tlabel', 'good\t1'], encoding='utf-16-le')
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     assert 'dev.tsv' in one_line(err) and 'UTF-16' in str(err.value) and 'line 1' in str(err.value)
 
 
 def test_byte_order_mark_is_dropped(tmp_path):
     folder = sst2_folder(tmp_path)
     (folder / 'dev.tsv').write_bytes('\ufeffsentence\tlabel\ngood\t1\n'.encode('utf-8'))
-    assert datasets.read_sst2(str(tmp_path))['valid'].texts == (['good'],)
+    assert readers.read_sst2(str(tmp_path))['valid'].texts == (['good'],)
 
 
 def test_wrong_field_count(tmp_path):
     folder = sst2_folder(tmp_path)
     write_lines(folder / 'train.tsv', ['sentence\tlabel', 'good\t1', 'a tab\there\t0'])
     with pytest.raises(DataError) as err:
-        datasets.read_sst2(str(tmp_path))
+        readers.read_sst2(str(tmp_path))
     message = one_line(err)
     assert 'train.tsv' in message and 'line 3 has 3 tab-separated fields, expected 2 (sentence, label)' in message
 
@@ -350,18 +352,18 @@ def test_bad_json_line(tmp_path):
         f.write('{"sentence1": "a",\n')
     with pytest.raises(DataError) as err, warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        datasets.read_snli(str(tmp_path))
+        readers.read_snli(str(tmp_path))
     assert 'snli_1.0_test.jsonl' in one_line(err) and 'line 3 is not JSON' in str(err.value)
 
 
 def test_progress_bar_only_when_verbose_and_large(tmp_path, capsys, monkeypatch):
     sst2_folder(tmp_path, {'train.tsv': 50, 'dev.tsv': 2, 'test.tsv': 2})
-    datasets.read_sst2(str(tmp_path), verbose=True)
+    readers.read_sst2(str(tmp_path), verbose=True)
     assert 'train.tsv' not in capsys.readouterr().err  # small files: no bar
-    monkeypatch.setattr(datasets, 'LARGE_FILE', 100)
-    datasets.read_sst2(str(tmp_path))
+    monkeypatch.setattr(datasets_module, 'LARGE_FILE', 100)
+    readers.read_sst2(str(tmp_path))
     assert 'train.tsv' not in capsys.readouterr().err  # not verbose: no bar
-    datasets.read_sst2(str(tmp_path), verbose=True)
+    readers.read_sst2(str(tmp_path), verbose=True)
     assert 'train.tsv' in capsys.readouterr().err
 
 
@@ -394,7 +396,7 @@ def write_race(root, rng, n_files=None):
 @pytest.mark.parametrize('holder', ['', 'RACE'])
 def test_race_reads_articles_questions_and_groups(tmp_path, holder):
     written = write_race(tmp_path / 'RACE', random.Random(7))
-    splits = datasets.read_race(str(tmp_path / holder))
+    splits = readers.read_race(str(tmp_path / holder))
     assert sorted(splits) == ['test', 'train', 'valid']
     for split, files in written.items():
         expected = [(f"{a['article']} {question}", options, 'ABCD'.index(answer), f'{group}/{name}#{q}', group)
@@ -403,7 +405,7 @@ def test_race_reads_articles_questions_and_groups(tmp_path, holder):
         got = splits[split]
         assert list(zip(got.texts[0], got.texts[1], got.labels, got.ids, got.groups)) == expected
         assert {'high', 'middle'} == set(got.groups)
-    assert datasets.LABELS['race'] == ['A', 'B', 'C', 'D']
+    assert readers.LABELS['race'] == ['A', 'B', 'C', 'D']
 
 
 def test_race_bad_inputs(tmp_path):
@@ -413,47 +415,47 @@ def test_race_bad_inputs(tmp_path):
     article['options'][0] = article['options'][0][:3]
     (root / 'dev' / 'middle' / '2.txt').write_text(json.dumps(article))
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     message = one_line(err)
     assert '2.txt' in message and 'question 1' in message and 'expected a list of 4 answers' in message
     article['options'][0].append('fourth')
     article['answers'][-1] = 'E'
     (root / 'dev' / 'middle' / '2.txt').write_text(json.dumps(article))
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert "answer 'E'" in one_line(err) and 'one of A, B, C, D' in str(err.value)
     (root / 'dev' / 'middle' / '2.txt').write_bytes(b'{"article": "caf\xe9"}')
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert 'not UTF-8' in one_line(err) and 'line 1' in str(err.value)
     (root / 'dev' / 'middle' / '2.txt').write_text('{"article": "a",\n "questions": [}')
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert '2.txt' in one_line(err) and 'line 2 is not JSON' in str(err.value)
     (root / 'dev' / 'middle' / '2.txt').write_text('{"article": "a"}')
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert 'no field questions, options, answers' in one_line(err) and 'found: article' in str(err.value)
     for name in ('1.txt', '2.txt'):
         (root / 'dev' / 'middle' / name).unlink()
     for name in ('1.txt', '2.txt'):
         (root / 'dev' / 'high' / name).unlink()
     with pytest.raises(DataError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert 'dev' in one_line(err) and 'no questions' in str(err.value)
     (root / 'test' / 'middle').rename(root / 'test' / 'Middle school')
     with pytest.raises(MissingFileError) as err:
-        datasets.read_race(str(tmp_path))
+        readers.read_race(str(tmp_path))
     assert 'middle' in one_line(err) and 'train/, dev/ and test/' in str(err.value)
 
 
 # ROCStories through the same interface.
 
 def test_rocstories_splits_are_those_of_rocstories(rocstories_dir):
-    (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3) = datasets.rocstories(str(rocstories_dir))
-    splits = datasets.READERS['rocstories'](str(rocstories_dir))
+    (trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3) = rocstories(str(rocstories_dir))
+    splits = readers.READERS['rocstories'](str(rocstories_dir))
     for split, (x1, x2, x3, y) in (('train', (trX1, trX2, trX3, trY)), ('valid', (vaX1, vaX2, vaX3, vaY)),
-                                   ('test', (teX1, teX2, teX3, datasets.rocstories_test_labels(str(rocstories_dir))))):
+                                   ('test', (teX1, teX2, teX3, rocstories_test_labels(str(rocstories_dir))))):
         assert splits[split].texts == (list(x1), [[a, b] for a, b in zip(x2, x3)])
         assert splits[split].labels == [int(v) for v in y]
     assert splits['test'].ids == [str(i) for i in range(len(teX1))]
@@ -464,15 +466,15 @@ def test_rocstories_splits_are_those_of_rocstories(rocstories_dir):
 
 def test_unknown_dataset_and_task_type_list_the_valid_names():
     with pytest.raises(InputError) as err:
-        datasets.get_reader('glue')
+        readers.get_reader('glue')
     message = one_line(err)
-    assert "'glue'" in message and all(name in message for name in list(datasets.READERS) + ['custom'])
-    assert datasets.get_reader('custom') is datasets.read_custom
-    assert all(datasets.get_reader(name) is reader for name, reader in datasets.READERS.items())
-    assert sorted(datasets.READERS) == sorted(datasets.LABELS)
+    assert "'glue'" in message and all(name in message for name in list(readers.READERS) + ['custom'])
+    assert readers.get_reader('custom') is readers.read_custom
+    assert all(readers.get_reader(name) is reader for name, reader in readers.READERS.items())
+    assert sorted(readers.READERS) == sorted(readers.LABELS)
     with pytest.raises(InputError) as err:
-        datasets.read_custom('ranking', 'train.csv')
-    assert "'ranking'" in one_line(err) and ', '.join(datasets.TASK_TYPES) in str(err.value)
+        readers.read_custom('ranking', 'train.csv')
+    assert "'ranking'" in one_line(err) and ', '.join(readers.TASK_TYPES) in str(err.value)
 
 
 # The user's own files.
@@ -497,7 +499,7 @@ def test_custom_classification_csv_with_string_labels(tmp_path):
              ('fine', 'pos', 'd')]
     valid = [('ok', 'neutral', 'e'), ('awful', 'neg', 'f')]
     test = [('what', 'x1'), ('why', 'x2'), ('how', 'x3')]
-    splits = datasets.read_custom(
+    splits = readers.read_custom(
         'classification', write_csv(tmp_path / 'train.csv', ['review', 'stars', 'key'], train),
         write_csv(tmp_path / 'valid.csv', ['key', 'review', 'stars'], [(k, t, y) for t, y, k in valid]),
         write_csv(tmp_path / 'test.csv', ['review', 'key'], test),
@@ -507,37 +509,37 @@ def test_custom_classification_csv_with_string_labels(tmp_path):
     assert splits['valid'].texts == ([t for t, _, _ in valid],) and splits['valid'].labels == ['neutral', 'neg']
     assert splits['test'].texts == ([t for t, _ in test],) and splits['test'].labels is None
     assert splits['test'].ids == ['x1', 'x2', 'x3']
-    assert datasets.class_names(splits['train'].labels) == ['neg', 'neutral', 'pos']
+    assert readers.class_names(splits['train'].labels) == ['neg', 'neutral', 'pos']
     # A validation label the training file does not have.
     write_csv(tmp_path / 'valid.csv', ['review', 'stars'], [('ok', 'neutral'), ('so so', 'mixed')])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'), str(tmp_path / 'valid.csv'),
+        readers.read_custom('classification', str(tmp_path / 'train.csv'), str(tmp_path / 'valid.csv'),
                              text_columns=['review'], label_column='stars')
     message = one_line(err)
     assert 'valid.csv' in message and 'line 3' in message and "'mixed'" in message
     assert 'one of neg, neutral, pos' in message
     # Classes given (from a checkpoint): a training label outside them.
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'), text_columns=['review'],
+        readers.read_custom('classification', str(tmp_path / 'train.csv'), text_columns=['review'],
                              label_column='stars', classes=['neg', 'pos'])
     assert 'train.csv' in one_line(err) and "'neutral'" in str(err.value)
 
 
 def test_class_names_sort_integers_as_numbers():
-    assert datasets.class_names(['10', '2', '1', '2']) == ['1', '2', '10']
-    assert datasets.class_names(['b', 'a', '10', 'b']) == ['10', 'a', 'b']
-    assert datasets.class_names(['-1', '1', '0']) == ['-1', '0', '1']
-    assert datasets.class_names(['--1', '1', '0']) == ['--1', '0', '1']
+    assert readers.class_names(['10', '2', '1', '2']) == ['1', '2', '10']
+    assert readers.class_names(['b', 'a', '10', 'b']) == ['10', 'a', 'b']
+    assert readers.class_names(['-1', '1', '0']) == ['-1', '0', '1']
+    assert readers.class_names(['--1', '1', '0']) == ['--1', '0', '1']
 
 
 @pytest.mark.parametrize('task_type', ['entailment', 'similarity'])
 def test_custom_pairs_tsv_and_jsonl(tmp_path, task_type):
     rows = [('A "man" sleeps.', 'Someone rests.', 'yes'), ("It's 'late'.", 'It is early.', 'no'),
             ('One.', 'Two.', 'yes')]
-    first, second = datasets.CUSTOM_TEXT_COLUMNS[task_type]
+    first, second = readers.CUSTOM_TEXT_COLUMNS[task_type]
     write_lines(tmp_path / 'train.tsv', [f'{first}\t{second}\tlabel'] + ['\t'.join(row) for row in rows])
     write_jsonl(tmp_path / 'valid.jsonl', [{first: a, second: b, 'label': y, 'extra': 1} for a, b, y in rows[:2]])
-    splits = datasets.read_custom(task_type, str(tmp_path / 'train.tsv'), str(tmp_path / 'valid.jsonl'))
+    splits = readers.read_custom(task_type, str(tmp_path / 'train.tsv'), str(tmp_path / 'valid.jsonl'))
     for split, n in (('train', 3), ('valid', 2)):
         assert splits[split].texts == ([r[0] for r in rows[:n]], [r[1] for r in rows[:n]])
         assert splits[split].labels == [r[2] for r in rows[:n]]
@@ -547,34 +549,34 @@ def test_custom_pairs_tsv_and_jsonl(tmp_path, task_type):
 
 def test_custom_jsonl_integer_labels_are_class_names(tmp_path):
     rows = [{'text': 'a', 'label': 1}, {'text': 'b', 'label': 0}, {'text': 'c', 'label': 2}]
-    splits = datasets.read_custom('classification', write_jsonl(tmp_path / 'train.jsonl', rows))
+    splits = readers.read_custom('classification', write_jsonl(tmp_path / 'train.jsonl', rows))
     assert splits['train'].labels == ['1', '0', '2']
-    assert datasets.class_names(splits['train'].labels) == ['0', '1', '2']
+    assert readers.class_names(splits['train'].labels) == ['0', '1', '2']
     write_jsonl(tmp_path / 'train.jsonl', rows + [{'text': 'd', 'label': None}])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.jsonl'))
+        readers.read_custom('classification', str(tmp_path / 'train.jsonl'))
     assert 'line 4' in one_line(err) and 'label null' in str(err.value)
 
 
 def test_custom_regression_scores(tmp_path):
     rows = [('a', 'b', '4.5'), ('c', 'd', '0'), ('e', 'f', '-1.25')]
     train = write_csv(tmp_path / 'train.csv', ['sentence1', 'sentence2', 'label'], rows)
-    splits = datasets.read_custom('regression', train)
+    splits = readers.read_custom('regression', train)
     assert splits['train'].labels == [4.5, 0.0, -1.25]
     assert splits['train'].texts == (['a', 'c', 'e'], ['b', 'd', 'f'])
     write_csv(tmp_path / 'train.csv', ['sentence1', 'sentence2', 'label'], rows + [('g', 'h', 'high')])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('regression', str(tmp_path / 'train.csv'))
+        readers.read_custom('regression', str(tmp_path / 'train.csv'))
     assert 'line 5' in one_line(err) and "'high'" in str(err.value) and 'a finite number' in str(err.value)
 
 
 def test_custom_multiple_choice_list_column_and_answer_columns(tmp_path):
     rows = [('Story one.', ['end a', 'end "b"', 'end c'], 2), ('Story two.', ['x', 'y', 'z'], 0)]
-    as_jsonl = datasets.read_custom('multiple_choice', write_jsonl(
+    as_jsonl = readers.read_custom('multiple_choice', write_jsonl(
         tmp_path / 'train.jsonl', [{'context': c, 'choices': a, 'label': y} for c, a, y in rows]))
-    as_csv = datasets.read_custom('multiple_choice', write_csv(
+    as_csv = readers.read_custom('multiple_choice', write_csv(
         tmp_path / 'train.csv', ['context', 'choices', 'label'], [(c, json.dumps(a), y) for c, a, y in rows]))
-    as_columns = datasets.read_custom('multiple_choice', write_csv(
+    as_columns = readers.read_custom('multiple_choice', write_csv(
         tmp_path / 'columns.csv', ['story', 'e1', 'e2', 'e3', 'right'], [(c, *a, y) for c, a, y in rows]),
         text_columns=['story', 'e1', 'e2', 'e3'], label_column='right')
     for splits in (as_jsonl, as_csv, as_columns):
@@ -593,45 +595,45 @@ def test_custom_multiple_choice_bad_rows(tmp_path, bad, expected):
     write_jsonl(tmp_path / 'train.jsonl', [good, good])
     write_jsonl(tmp_path / 'valid.jsonl', [good, bad])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('multiple_choice', str(tmp_path / 'train.jsonl'), str(tmp_path / 'valid.jsonl'))
+        readers.read_custom('multiple_choice', str(tmp_path / 'train.jsonl'), str(tmp_path / 'valid.jsonl'))
     assert 'valid.jsonl: line 2' in one_line(err) and expected in str(err.value)
 
 
 def test_custom_bad_arguments_fail_before_reading(tmp_path):
     train = write_csv(tmp_path / 'train.csv', ['text', 'label'], [('a', 'x')])
     with pytest.raises(InputError) as err:
-        datasets.read_custom('classification', train, str(tmp_path / 'valid.xlsx'))
+        readers.read_custom('classification', train, str(tmp_path / 'valid.xlsx'))
     assert '--valid_file' in one_line(err) and 'valid.xlsx' in str(err.value) and '.csv, .tsv, .jsonl' in str(err.value)
     with pytest.raises(MissingFileError) as err:
-        datasets.read_custom('classification', train, test_file=str(tmp_path / 'test.csv'))
+        readers.read_custom('classification', train, test_file=str(tmp_path / 'test.csv'))
     assert '--test_file' in one_line(err) and 'test.csv' in str(err.value)
     with pytest.raises(InputError) as err:
-        datasets.read_custom('entailment', train, text_columns=['text'])
+        readers.read_custom('entailment', train, text_columns=['text'])
     assert '--text_columns text' in one_line(err) and 'takes 2 columns' in str(err.value)
     with pytest.raises(InputError) as err:
-        datasets.read_custom('multiple_choice', train, text_columns=['text'])
+        readers.read_custom('multiple_choice', train, text_columns=['text'])
     assert 'context column' in one_line(err)
     with pytest.raises(InputError) as err:
-        datasets.read_custom('classification', None, train)
+        readers.read_custom('classification', None, train)
     assert '--train_file is missing' in one_line(err)
 
 
 def test_custom_missing_column_empty_file_and_bad_csv(tmp_path):
     write_csv(tmp_path / 'train.csv', ['sentence', 'label'], [('a', 'x')])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+        readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert "no column 'text'" in one_line(err) and 'columns found: sentence, label' in str(err.value)
     write_csv(tmp_path / 'train.csv', ['text', 'label'], [])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+        readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'train.csv' in one_line(err) and 'no examples' in str(err.value)
     write_lines(tmp_path / 'train.csv', ['text,label', 'a,x', '"open quote,y'])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+        readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'train.csv' in one_line(err) and 'malformed CSV at line 3' in str(err.value)
     (tmp_path / 'train.csv').write_bytes(b'text,label\na,x\nb\xff,y\n')
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+        readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'not UTF-8' in one_line(err) and 'line 3' in str(err.value)
 
 
@@ -647,29 +649,29 @@ def test_mrpc_from_microsofts_files_and_glues_dev_ids(tmp_path):
     for name, rows in (('msr_paraphrase_train.txt', train), ('msr_paraphrase_test.txt', test)):
         write_lines(folder / name, ['\ufeff' + '\t'.join(header)] + ['\t'.join(row) for row in rows])
     write_lines(folder / 'mrpc_dev_ids.tsv', [f'{row[1]}\t{row[2]}' for row in dev])
-    splits = datasets.read_mrpc(str(tmp_path))
+    splits = readers.read_mrpc(str(tmp_path))
     for split, rows in (('train', [r for r in train if r not in dev]), ('valid', dev), ('test', test)):
         assert splits[split].texts == ([r[3] for r in rows], [r[4] for r in rows])
         assert splits[split].labels == [r[0] for r in rows]
         assert splits[split].ids == [str(i) for i in range(len(rows))]
     (folder / 'mrpc_dev_ids.tsv').unlink()
     with pytest.raises(MissingFileError) as err:
-        datasets.read_mrpc(str(tmp_path))
+        readers.read_mrpc(str(tmp_path))
     assert 'mrpc_dev_ids.tsv' in one_line(err) and 'train.tsv, dev.tsv, test.tsv' in str(err.value)
     write_lines(folder / 'mrpc_dev_ids.tsv', ['1\t2'])
     with pytest.raises(DataError) as err:
-        datasets.read_mrpc(str(folder))
+        readers.read_mrpc(str(folder))
     assert 'none of the pairs of' in one_line(err)
 
 
 def test_custom_csv_as_a_spreadsheet_saves_it(tmp_path):
     # A byte-order mark, CRLF line ends and a quoted field spanning lines.
     (tmp_path / 'train.csv').write_bytes('\ufefftext,label\r\n"two\r\nlines, ""quoted""",b\r\nplain,a\r\n'.encode())
-    splits = datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+    splits = readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert splits['train'].texts == (['two\r\nlines, "quoted"', 'plain'],) and splits['train'].labels == ['b', 'a']
     (tmp_path / 'train.csv').write_bytes(b'text,label\r\n"two\r\nlines",b\r\nplain\r\n')
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(tmp_path / 'train.csv'))
+        readers.read_custom('classification', str(tmp_path / 'train.csv'))
     assert 'line 4 has 1 comma-separated fields, expected 2 (text, label)' in one_line(err)
 
 
@@ -678,26 +680,26 @@ def test_custom_classification_needs_two_classes(tmp_path):
     for task_type in ('classification', 'entailment'):
         columns = ['text'] if task_type == 'classification' else ['text', 'text']
         with pytest.raises(DataError) as err:
-            datasets.read_custom(task_type, train, text_columns=columns)
+            readers.read_custom(task_type, train, text_columns=columns)
         message = one_line(err)
         assert 'train.csv' in message and "'pos'" in message and 'two' in message, message
     write_csv(tmp_path / 'train.csv', ['text', 'label'], [('good', 'pos'), ('bad', 'neg')])
-    assert datasets.read_custom('classification', train)['train'].labels == ['pos', 'neg']
+    assert readers.read_custom('classification', train)['train'].labels == ['pos', 'neg']
 
 
 def test_custom_id_column_must_exist(tmp_path):
     train = write_csv(tmp_path / 'train.csv', ['text', 'label'], [('good', 'pos'), ('bad', 'neg')])
     test = write_csv(tmp_path / 'test.csv', ['text', 'key'], [('what', 'x1')])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', train, test_file=test, id_column='ident')
+        readers.read_custom('classification', train, test_file=test, id_column='ident')
     message = one_line(err)
     assert 'train.csv' in message and "'ident'" in message, message
     write_csv(tmp_path / 'train.csv', ['text', 'label', 'ident'], [('good', 'pos', 'a'), ('bad', 'neg', 'b')])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', train, test_file=test, id_column='ident')
+        readers.read_custom('classification', train, test_file=test, id_column='ident')
     assert 'test.csv' in one_line(err) and "'ident'" in one_line(err)
     write_csv(tmp_path / 'test.csv', ['text', 'ident'], [('what', 'x1')])
-    assert datasets.read_custom('classification', train, test_file=test, id_column='ident')['test'].ids == ['x1']
+    assert readers.read_custom('classification', train, test_file=test, id_column='ident')['test'].ids == ['x1']
 
 
 @pytest.mark.parametrize('suffix', ['.csv', '.tsv'])
@@ -707,7 +709,7 @@ def test_custom_duplicate_column_names_are_refused(tmp_path, suffix):
     write_lines(path, [sep.join(['text', 'label', 'text']), sep.join(['good', 'pos', 'other']),
                        sep.join(['bad', 'neg', 'more'])])
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', str(path))
+        readers.read_custom('classification', str(path))
     message = one_line(err)
     assert path.name in message and "'text'" in message and 'twice' in message, message
 
@@ -719,7 +721,7 @@ def test_custom_ids_and_labels_with_tabs_or_line_breaks_are_refused(tmp_path, wh
     rows[1]['key' if where == 'id' else 'label'] = bad
     train = write_jsonl(tmp_path / 'train.jsonl', rows)
     with pytest.raises(DataError) as err:
-        datasets.read_custom('classification', train, id_column='key')
+        readers.read_custom('classification', train, id_column='key')
     message = one_line(err)
     assert 'train.jsonl' in message and 'line 2' in message and repr(bad) in message, message
     assert 'tab' in message and 'line break' in message, message
