@@ -72,7 +72,6 @@ own windows (seeded by seed, rank and update), DDP averages the gradients, the
 validation windows are shared out and the losses summed; only rank 0 writes.
 """
 import argparse
-import contextlib
 import dataclasses
 import math
 import os
@@ -88,19 +87,20 @@ from tqdm import tqdm
 
 import electra
 from analysis import plot_log
-from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
+from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint,
                         run_flags, save_checkpoint, write_json)
-from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
-from errors import CheckpointError, DataError, InputError, Interrupted, MissingFileError, NonFiniteLossError
+from distributed import rank_seed, resolve_device, unwrap_model, wrap_model
+from errors import CheckpointError, DataError, InputError, NonFiniteLossError
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
 from model_pytorch import (ARCHS, DROPOUT_MASKS, LMModel, TransformerModel, check_config, find_checkpoint_format,
                            load_pretrained)
 from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
-from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES, find_bpe_files
+from run_frame import (DefaultsHelpFormatter, GradientAccumulator, autocast, check_run_flags, check_writable, cli_main,
+                       closing_summary, earlier_run_files, eval_mode, format_settings, interrupted, is_due,
+                       make_scaler, nonfinite_stop, open_log, prepare_run_folder, previous_entries, remove_files,
+                       resolve_bpe_paths, run_job, sync_unless_last)
 from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store, find_inputs
-from train import (DefaultsHelpFormatter, _check_writable, _previous_entries, autocast, format_settings, make_scaler,
-                   open_log)
 
 PROG = 'pretrain.py'
 CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
@@ -199,32 +199,17 @@ def parse_args(argv=None):
 
 def validate_args(args):
     """Fill in derived defaults and check values; raises InputError naming the flag."""
-    if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
-        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
-    check_seed(args.seed)
-    for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
-    for flag in ('max_updates', 'eval_every'):
-        if getattr(args, flag) < 0:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected 0 (none) or a positive integer")
+    check_run_flags(args, positive=('n_batch', 'n_iter', 'n_acc', 'warmup_updates'),
+                    counts=('max_updates', 'eval_every'))
     if not 0 <= args.valid_fraction < 1:
         raise InputError(f"--valid_fraction {args.valid_fraction}: expected a fraction in [0, 1)")
     if args.n_ctx < 2:
         raise InputError(f"--n_ctx {args.n_ctx}: expected at least 2 tokens per window (one prediction)")
-    if args.resume and args.overwrite:
-        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
-    if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
-        raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
     check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
     electra.check_objective_flags(args)
     _check_optimizer_flags(args)
-    if args.tokenizer == 'bpe' and (args.encoder_path is None or args.bpe_path is None):
-        try:
-            found = find_bpe_files(args.model_dir)
-        except MissingFileError:  # check_inputs names what is missing
-            found = tuple(os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
-        args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
+    if args.tokenizer == 'bpe':
+        resolve_bpe_paths(args)
     if args.cache_dir is None:
         args.cache_dir = os.path.join(args.save_dir, 'tokens')
     if os.path.abspath(args.cache_dir) == os.path.abspath(run_paths(args)['dir']):
@@ -252,6 +237,7 @@ def check_inputs(args, writes=True):
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
     find_inputs(args.data)
     if args.tokenizer == 'bpe':
+        from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
         for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
             if not os.path.isfile(path):
                 raise InputError(f"{flag} {path}: no such file; expected GPT-1's BPE files "
@@ -266,9 +252,9 @@ def check_inputs(args, writes=True):
             raise InputError(f"--model_dir {args.model_dir}: no {CHAR_VOCAB}; --tokenizer char --init pretrained "
                              f"continues a character model this script wrote (or use --init random)")
     if writes:
-        _check_writable(args.log_dir, '--log_dir')
-        _check_writable(run_paths(args)['dir'], '--save_dir')
-        _check_writable(args.cache_dir, '--cache_dir')
+        check_writable(args.log_dir, '--log_dir')
+        check_writable(run_paths(args)['dir'], '--save_dir')
+        check_writable(args.cache_dir, '--cache_dir')
 
 
 # ------------------------------------------------------------------ tokenizer and corpus
@@ -419,10 +405,9 @@ def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=
     when given; raises NonFiniteLossError before a NaN or inf loss reaches the parameters."""
     model.train()
     total, sums = 0.0, {}
+    accumulator = GradientAccumulator(opt, len(windows), scaler)
     for k, ids in enumerate(windows):
-        last = k == len(windows) - 1
-        sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
-        with sync:
+        with sync_unless_last(model, k == len(windows) - 1):
             with autocast(device, amp):
                 loss, values = objective_loss(model, window_inputs(ids, n_vocab, device))
             for name, v in values.items():
@@ -430,15 +415,8 @@ def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=
             value = loss.item()
             if not math.isfinite(value):
                 raise NonFiniteLossError(f"the loss is {value}: training cannot go on (too high a learning rate?)")
-            scaled = loss / len(windows)
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
+            accumulator.backward(loss)
         total += value
-    if scaler is not None:
-        scaler.step(opt)
-        scaler.update()
-    else:
-        opt.step()
-    opt.zero_grad(set_to_none=True)
     if stats is not None:
         stats.update(sums)
     return total / len(windows)
@@ -470,17 +448,12 @@ def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='non
     starts = valid_starts(split, n_ctx, dist)
     sharded = dist is not None and dist.sharded
     sums = torch.zeros(2, dtype=torch.float64)  # loss, predictions
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(starts), n_batch):
-                x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
-                with autocast(device, amp):
-                    losses = lm_loss(model, x, reduction='none')
-                sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
-    finally:
-        model.train(was_training)
+    with eval_mode(model):
+        for i in range(0, len(starts), n_batch):
+            x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
+            with autocast(device, amp):
+                losses = lm_loss(model, x, reduction='none')
+            sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
     if sharded:
         reduced = sums.to(dist.device)
         tdist.all_reduce(reduced)
@@ -495,6 +468,7 @@ def tokenizer_files(tokenizer):
     """{file name: writer(path)} of the tokenizer files saved beside the model: the BPE
     files as a Hugging Face folder names them (vocab.json, merges.txt), or char_vocab.json."""
     if isinstance(tokenizer, BPETokenizer):
+        from text_utils import HF_BPE_FILES
         encoder_path, bpe_path = tokenizer.paths
         return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
                 HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
@@ -522,39 +496,20 @@ def run_paths(args):
                 model=os.path.join(run_dir, MODEL_FOLDER), generator=os.path.join(run_dir, GENERATOR))
 
 
+EARLIER_RUN = ('log', 'last', 'config', 'model', 'generator')  # run_paths' keys of what an earlier run leaves
+
+
 def prepare_run_files(args):
     """Before a run writes anything (holding the run's lock): remove what a killed run left
-    half-written, and refuse to start afresh over an earlier run of the same --desc unless
-    --overwrite. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
-    deletes them once the new run has read its corpus and built its model)."""
+    half-written (export_hf's temporary model folder too), then run_frame.refuse_earlier_run.
+    Returns the earlier run's files that --overwrite replaces (deleted once the new run has
+    read its corpus and built its model)."""
     paths = run_paths(args)
-    remove_stale_tmp([paths['log'], paths['last'], paths['config'], paths['generator']])
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
-        if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
+        if name.startswith(f'.{MODEL_FOLDER}.tmp-'):
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    earlier = earlier_run_files(args)
-    if not earlier or args.resume:
-        return []
-    if not args.overwrite:
-        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
-                         f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
-    return earlier
-
-
-def earlier_run_files(args):
-    """The log, checkpoint, config, model folder and generator an earlier run of --desc left."""
-    paths = run_paths(args)
-    return [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
-
-
-def remove_earlier_run(args):
-    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
-    can (flags, corpus, model), so that a bad input stops it with the earlier run whole.
-    Returns the deleted paths."""
-    earlier = earlier_run_files(args) if args.overwrite else []
-    for path in earlier:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    return earlier
+    return prepare_run_folder(args, paths, EARLIER_RUN,
+                              stale=[paths['log'], paths['last'], paths['config'], paths['generator']])
 
 
 def run_settings(args, store, n_vocab, t_total, world_size=1):
@@ -611,34 +566,35 @@ class PretrainRun:
     saved: int = None  # the update the last checkpoint holds (None: none yet)
 
 
-def _validate(r):
+def _validate(ctx):
     """(va_loss, va_ppl, {statistic: value}) on the validation split: the LM's loss and
     perplexity, or the mlm/electra objective's loss (no perplexity) and statistics."""
-    if r.store['valid'] is None:
+    if ctx.store['valid'] is None:
         return None, None, {}
-    if isinstance(r.model, LMModel):
-        return (*evaluate_lm(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
-                             r.args.amp, r.dist), {})
-    stats = evaluate_objective(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
-                               r.args.amp, r.dist, r.args.seed)
+    if isinstance(ctx.model, LMModel):
+        return (*evaluate_lm(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
+                             ctx.args.amp, ctx.dist), {})
+    stats = evaluate_objective(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
+                               ctx.args.amp, ctx.dist, ctx.args.seed)
     return stats.pop('loss'), None, stats
 
 
-def log_progress(r, state, losses, train_seconds, verbose, stats=()):
+def log_progress(ctx, state, losses, train_seconds, verbose, stats=()):
     """Validation loss and perplexity (when there is a validation split), one log entry,
     and the checkpoint (rank 0). stats: each update's statistics of the mlm or electra
     objective, logged as tr_{name} (their mean) beside va_{name}. Returns the entry."""
-    va_loss, va_ppl, va_stats = _validate(r)
-    tokens = len(losses) * r.args.n_batch * r.args.n_acc * r.dist.world_size * r.args.n_ctx
+    va_loss, va_ppl, va_stats = _validate(ctx)
+    tokens = len(losses) * ctx.args.n_batch * ctx.args.n_acc * ctx.dist.world_size * ctx.args.n_ctx
     entry = dict(n_updates=state.n_updates, tr_loss=float(np.mean(losses)), va_loss=va_loss, va_ppl=va_ppl,
-                 lr=scheduled_lr(r.args, state.n_updates, r.t_total), tokens_per_s=tokens / max(train_seconds, 1e-9))
+                 lr=scheduled_lr(ctx.args, state.n_updates, ctx.t_total),
+                 tokens_per_s=tokens / max(train_seconds, 1e-9))
     for name in sorted(set().union(*stats)) if stats else ():
         entry[f'tr_{name}'] = float(np.mean([s[name] for s in stats]))
         entry[f'va_{name}'] = va_stats.get(name)
-    if r.dist.is_main:
-        r.logger.log(**entry)
-        save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
-        r.saved = state.n_updates
+    if ctx.dist.is_main:
+        ctx.logger.log(**entry)
+        save_checkpoint(ctx.paths['dir'], ctx.model, ctx.opt, state, ctx.scaler, ctx.flags)
+        ctx.saved = state.n_updates
         if verbose:
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
@@ -650,40 +606,37 @@ def log_progress(r, state, losses, train_seconds, verbose, stats=()):
     return entry
 
 
-def train_loop(r, state, verbose=True):
+def train_loop(ctx, state, verbose=True):
     """Updates until t_total (--n_iter epochs' or --max_updates), logging and checkpointing every
     --eval_every updates and at the end. The dropout generator is seeded per update by
     (seed, rank, update) so that a resumed run equals the uninterrupted one. Returns the
     last log entry (None when no update was left to make)."""
-    bar = tqdm(total=r.t_total, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
+    bar = tqdm(total=ctx.t_total, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
                leave=False, file=sys.stderr)
     with bar:  # closed (cleared) before an error is printed
-        return _train_updates(r, state, bar, verbose)
+        return _train_updates(ctx, state, bar, verbose)
 
 
-def _train_updates(r, state, bar, verbose):
+def _train_updates(ctx, state, bar, verbose):
     """train_loop's updates, shown on `bar`. Returns the last log entry (None when none was made)."""
-    args, stop = r.args, r.t_total
-    per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
+    args, stop = ctx.args, ctx.t_total
+    per_update = args.n_batch * args.n_acc * ctx.dist.world_size * args.n_ctx
     losses, stats, seconds, entry = [], [], 0.0, None
     while state.n_updates < stop:
-        torch.manual_seed(rank_seed(args.seed, r.dist.rank, state.n_updates))
-        windows = sample_windows(r.store['train'], args, state.n_updates, r.dist.rank)
+        torch.manual_seed(rank_seed(args.seed, ctx.dist.rank, state.n_updates))
+        windows = sample_windows(ctx.store['train'], args, state.n_updates, ctx.dist.rank)
         t0 = time.perf_counter()
         stats.append({})
-        try:
-            losses.append(train_update(r.train_model, r.opt, windows, r.n_vocab, r.device, args.amp, r.scaler,
+        with nonfinite_stop(f"update {state.n_updates + 1}"):
+            losses.append(train_update(ctx.train_model, ctx.opt, windows, ctx.n_vocab, ctx.device, args.amp, ctx.scaler,
                                        stats=stats[-1]))
-        except NonFiniteLossError as err:
-            raise NonFiniteLossError(f"update {state.n_updates + 1}: {err}; the last checkpoint is left as it "
-                                     f"was") from None
         seconds += time.perf_counter() - t0
         state.n_updates += 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{v:.3f}" for k, v in stats[-1].items()},
                         tokens_s=f"{per_update * len(losses) / seconds:.0f}")
-        if (args.eval_every and state.n_updates % args.eval_every == 0) or state.n_updates == stop:
-            entry = log_progress(r, state, losses, seconds, verbose, [s for s in stats if s])
+        if is_due(state.n_updates, args.eval_every, stop):
+            entry = log_progress(ctx, state, losses, seconds, verbose, [s for s in stats if s])
             losses, stats, seconds = [], [], 0.0
     return entry
 
@@ -693,9 +646,9 @@ def run(args, verbose=True):
     t_total, log_path, model_dir, va_loss, va_ppl, world_size, rank).
 
     Rank 0 holds the run's lock from start to end; under torchrun every process trains
-    its share and only rank 0 logs and writes (distributed.run_job)."""
-    return run_job(args, lambda dist, device, main: _run(args, dist, device, verbose and main), check_inputs,
-                   RunLock(run_paths(args)['dir']), prepare_run_files)
+    its share and only rank 0 logs and writes (run_frame.run_job)."""
+    return run_job(args, lambda dist, device, main: pretrain_and_save(args, dist, device, verbose and main),
+                   check_inputs, RunLock(run_paths(args)['dir']), prepare_run_files)
 
 
 def _load_corpus_once(args, tokenizer, dist, verbose):
@@ -706,7 +659,10 @@ def _load_corpus_once(args, tokenizer, dist, verbose):
     return store if store is not None else load_corpus(args, tokenizer, False)
 
 
-def _run(args, dist, device, verbose):
+def pretrain_and_save(args, dist, device, verbose):
+    """run()'s body in each process: tokenizer, corpus, model, optimizer, the updates, and on
+    rank 0 the log, the checkpoints, the model folder and the closing summary."""
+    started = time.monotonic()
     tokenizer = build_tokenizer(args, verbose)
     store = _load_corpus_once(args, tokenizer, dist, verbose)
     n_vocab = tokenizer.vocab_size
@@ -724,44 +680,46 @@ def _run(args, dist, device, verbose):
     state = TrainState()
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
-    r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
+    ctx = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
                     n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist,
                     paths=paths, flags=flags, saved=state.n_updates if args.resume else None)
     if dist.is_main:
-        remove_earlier_run(args)
+        remove_files(earlier_run_files(paths, EARLIER_RUN) if args.overwrite else [])
         write_json(paths['config'], settings)
-        previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
-        r.logger = open_log(paths['log'], settings, previous)
+        previous = previous_entries(paths['log'], state.n_updates) if args.resume else []
+        ctx.logger = open_log(paths['log'], settings, previous)
         for message in [] if args.resume else run_warnings(args, store, t_total):
-            r.logger.log(warning=message)
+            ctx.logger.log(warning=message)
             if verbose:
                 print(f"warning: {message}", file=sys.stderr)
     try:
-        entry = train_loop(r, state, verbose)
+        entry = train_loop(ctx, state, verbose)
     except KeyboardInterrupt:
-        epoch = state.n_updates // max(r.t_total // r.args.n_iter, 1) + 1
-        raise interrupted(r, f"in epoch {epoch}, after update {state.n_updates}") from None
+        epoch = state.n_updates // max(ctx.t_total // ctx.args.n_iter, 1) + 1
+        raise _interrupted(ctx, f"in epoch {epoch}, after update {state.n_updates}") from None
     finally:
-        if r.logger is not None:
-            r.logger.close()
+        if ctx.logger is not None:
+            ctx.logger.close()
     try:
         if dist.is_main:
             electra.save_generator(model, paths['generator'])
             save_model_folder(model, paths['model'], tokenizer)
-            plot_log(paths['log'])  # {log_dir}/{desc}.png
+            plot = plot_log(paths['log'])
     except KeyboardInterrupt:
-        raise interrupted(r, "after training, while writing the model folder") from None
+        raise _interrupted(ctx, "after training, while writing the model folder") from None
+    if verbose:
+        written = [('model folder', paths['model'])] + ([('generator', paths['generator'])]
+                                                        if os.path.isfile(paths['generator']) else [])
+        written += [('log', paths['log']), ('plot', plot), ('checkpoint', paths['last'])]
+        print(closing_summary(f"{state.n_updates} updates", written, time.monotonic() - started), file=sys.stderr)
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
                 rank=dist.rank)
 
 
-def interrupted(r, where):
-    """The Interrupted of Ctrl-C `where` in the run `r`, naming the update its last checkpoint
-    holds (with no checkpoint yet the run starts again with --overwrite)."""
-    if r.saved is None:
-        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
-    return Interrupted(f"stopped by Ctrl-C {where}; {r.paths['last']} holds update {r.saved}", '--resume')
+def _interrupted(ctx, where):
+    """run_frame.interrupted of Ctrl-C `where` in the run `ctx`, naming the update its last checkpoint holds."""
+    return interrupted(where, ctx.paths['last'], None if ctx.saved is None else f"update {ctx.saved}")
 
 
 def main(argv=None):

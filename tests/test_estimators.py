@@ -277,7 +277,7 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
         Classifier.load(path)
     with open(os.path.join(path, estimators.SAVE_CONFIG), 'w') as f:
         f.write('{"format": "something else"')
-    with pytest.raises(CheckpointError, match='could not be read as JSON'):
+    with pytest.raises(CheckpointError, match='is not readable JSON'):
         Regressor.load(path)
 
 

@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import generate
+import finetune
+import task_data
+import text_utils
 import pretrain
 import train
 from errors import DataError, InputError
@@ -297,15 +300,15 @@ def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, monkeypatch, r
     assert (targs.encoder_path, targs.bpe_path) == (os.path.join(folder, 'vocab.json'),
                                                     os.path.join(folder, 'merges.txt'))
     train.check_inputs(targs, writes=False)
-    data_roc = train.make_roc_data(train.TextEncoder(targs.encoder_path, targs.bpe_path),
+    data_roc = task_data.make_roc_data(text_utils.TextEncoder(targs.encoder_path, targs.bpe_path),
                                    _tiny_roc_encoded(), targs.n_ctx, truncate=True)
-    model = train.build_model(targs, data_roc)
+    model = finetune.build_model(targs, data_roc)
     emb = model.transformer.embed.weight.detach()
     assert torch.equal(emb[:40478], saved['transformer.tokens_embed.weight'])
     assert torch.equal(emb[40478 + 3:], saved['transformer.positions_embed.weight'][:data_roc.n_ctx])
     assert torch.equal(model.transformer.h[0].attn.c_attn.w.detach(), saved['transformer.h.0.attn.c_attn.weight'])
     # and finetunes: a whole train.py run (one update on four tiny stories)
-    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
+    monkeypatch.setattr(task_data, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
                                                                               _tiny_roc_encoded()))
     out = train.run(train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
                                       '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch',
@@ -544,8 +547,8 @@ def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         train.main(flags + ['--lm_coef', '0.5'])  # given explicitly: refused
     assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
-    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (
-        train.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
+    monkeypatch.setattr(task_data, 'encode_rocstories', lambda a, verbose=True: (
+        text_utils.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
     finetune = train.parse_args(flags)  # not given: 0 for a bidirectional folder
     assert finetune.lm_coef == 0
     out = train.run(finetune, verbose=False)

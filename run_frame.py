@@ -1,0 +1,328 @@
+"""The frame every training script runs in: what train.py and pretrain.py share.
+
+- flags: `DefaultsHelpFormatter` (--help shows every default), `check_run_flags` (the
+  flags every run has), `resolve_bpe_paths` (the BPE files of --model_dir),
+  `check_writable` (a folder the run writes);
+- the run folder: `earlier_run_files`, `refuse_earlier_run`, `remove_files` (an earlier
+  run of the same name is refused, or with --overwrite deleted only once the new run has
+  checked all it can), `previous_entries` and `open_log` (the log, whole after a kill at
+  any point), `format_settings` (the settings line);
+- device and precision: `autocast`, `make_scaler`;
+- training: `GradientAccumulator` (the one optimizer step: micro-batch losses / n_acc
+  back-propagated, through the fp16 GradScaler when there is one, and the optimizer stepped
+  every n_acc), `sync_unless_last` (DDP averages the gradients at an update's last
+  micro-batch only), `nonfinite_stop`, `is_due` (evaluation and checkpoint cadence),
+  `eval_mode`;
+- the ends of a run: `interrupted` (the one line of Ctrl-C), `closing_summary` (the
+  elapsed time and every file the run wrote), `run_job` and `cli_main` (torchrun set-up,
+  the run's lock, the one-line error exit).
+
+The module imports torch and the light modules of the library only, so that a script's
+--help answers before any data or tokenizer library is loaded.
+"""
+import argparse
+import contextlib
+import copy
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+
+import torch
+
+from checkpoint import atomic_write, remove_stale_tmp
+from distributed import (CollectiveFailure, check_seed, cleanup_distributed, env_rank, is_collective_failure,
+                         setup_distributed, torchrun_env)
+from errors import (GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError, exit_interrupted,
+                    exit_with_error)
+from utils import ResultLogger
+
+AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+# ------------------------------------------------------------------ flags
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """--help shows every flag's default, except where its help already says what the default is."""
+
+    def _format_action(self, action):
+        if not action.help and action.option_strings and action.default is not argparse.SUPPRESS:
+            action = copy.copy(action)  # argparse prints no help line for a flag without help text
+            action.help = '(default: %(default)s)'
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help
+        if not action.option_strings or action.default is argparse.SUPPRESS or action.required or 'default' in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def check_run_flags(args, positive=('n_batch', 'n_iter', 'n_acc'), counts=('max_updates',)):
+    """The checks of the flags every run has: --desc a plain name, --seed, the `positive`
+    integers, the `counts` (0 or more), --dist_timeout, and not both --resume and
+    --overwrite. Raises InputError naming the flag."""
+    if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
+        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
+    check_seed(args.seed)
+    for flag in positive:
+        if getattr(args, flag) < 1:
+            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
+    for flag in counts:
+        if getattr(args, flag) < 0:
+            raise InputError(f"--{flag} {getattr(args, flag)}: expected 0 (none) or a positive integer")
+    if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
+        raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
+
+
+def check_writable(path, flag):
+    """Create the folder `path` and a file in it; InputError naming `flag` where this user cannot."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise InputError(f"{flag} {path}: cannot write there ({err.strerror or err}); expected a folder this user "
+                         f"can create files in") from None
+
+
+def resolve_bpe_paths(args):
+    """Fill in --encoder_path and --bpe_path where not given, from --model_dir: the release's
+    pair, else a Hugging Face folder's vocab.json and merges.txt, else the release's names
+    (check_inputs then names what is missing)."""
+    if args.encoder_path is not None and args.bpe_path is not None:
+        return args
+    from text_utils import RELEASE_BPE_FILES, find_bpe_files  # spacy and ftfy load after the flags are parsed
+    try:
+        found = find_bpe_files(args.model_dir)
+    except MissingFileError:
+        found = tuple(os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
+    args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
+    return args
+
+
+# ------------------------------------------------------------------ the run folder
+
+def earlier_run_files(paths, keys):
+    """The files (or folders) of `paths` under `keys` that an earlier run left."""
+    return [paths[k] for k in keys if os.path.exists(paths[k])]
+
+
+def refuse_earlier_run(args, earlier):
+    """Before a run writes anything (holding the run's lock): `earlier` (earlier_run_files)
+    refused unless --resume continues them or --overwrite replaces them. Returns the files
+    --overwrite replaces (remove_files deletes them once the new run has checked its inputs)."""
+    if not earlier or args.resume:
+        return []
+    if not args.overwrite:
+        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
+                         f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
+    return earlier
+
+
+def prepare_run_folder(args, paths, keys, stale=()):
+    """Remove the temporary files a killed run left beside `stale` (default: every path), then
+    refuse_earlier_run of the files under `keys`. Returns what --overwrite replaces."""
+    remove_stale_tmp(stale or paths.values())
+    return refuse_earlier_run(args, earlier_run_files(paths, keys))
+
+
+def remove_files(paths):
+    """Delete each of `paths` (a folder with what it holds). Returns them."""
+    for path in paths:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    return list(paths)
+
+
+def previous_entries(log_path, n_updates):
+    """The entries of an earlier log up to update `n_updates` (those of the checkpoint a
+    resumed run continues from), settings line excluded."""
+    if not os.path.isfile(log_path):
+        return []
+    with open(log_path, 'rb') as f:
+        lines = f.read().splitlines()[1:]
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line.decode('utf-8'))
+        except ValueError:  # a line cut short by a kill (its last character too: not UTF-8)
+            continue
+        if isinstance(entry, dict) and entry.get('n_updates', 0) <= n_updates:
+            entries.append(entry)
+    return entries
+
+
+def open_log(log_path, settings, previous=()):
+    """Write the settings line and `previous` entries atomically, then return a ResultLogger
+    that appends: a run killed at any point leaves a whole log."""
+    def write(tmp):
+        with ResultLogger(tmp, **settings) as log:
+            for entry in previous:
+                log.log(**entry)
+    atomic_write(log_path, write)
+    return ResultLogger(log_path, append=True)
+
+
+def format_settings(settings, width=100):
+    """The settings as 'key value' pairs wrapped into lines of at most `width` characters."""
+    lines, line = [], ''
+    for key in sorted(settings):
+        item = f"{key} {settings[key]}"
+        if line and len(line) + 3 + len(item) > width:
+            lines.append(line)
+            line = ''
+        line = f"{line}  |  {item}" if line else item
+    return '\n'.join(lines + [line])
+
+
+# ------------------------------------------------------------------ device and precision
+
+def autocast(device, amp='none'):
+    """The forward's mixed-precision context: none, or torch.autocast to --amp's dtype."""
+    if amp == 'none':
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=AMP_DTYPES[amp])
+
+
+def make_scaler(amp):
+    """fp16's GradScaler (CUDA), else None."""
+    return torch.amp.GradScaler('cuda') if amp == 'fp16' else None
+
+
+# ------------------------------------------------------------------ training
+
+class GradientAccumulator:
+    """The optimizer step of every training loop: `backward(loss)` back-propagates one
+    micro-batch's loss / n_acc (scaled by the fp16 GradScaler when there is one) and every
+    n_acc-th call steps the optimizer and zeroes the gradients; `step()` applies a pending
+    partial accumulation. opt None: only back-propagate."""
+
+    def __init__(self, opt=None, n_acc=1, scaler=None):
+        if int(n_acc) != n_acc or n_acc < 1:
+            raise ValueError(f"n_acc={n_acc!r}: expected a positive integer (batches per optimizer update)")
+        self.opt, self.n_acc, self.scaler = opt, int(n_acc), scaler
+        self.n_pending = 0  # micro-batches back-propagated since the last update
+
+    def backward(self, loss):
+        """Back-propagate one micro-batch's loss; update every n_acc calls."""
+        scaled = loss / self.n_acc if self.n_acc > 1 else loss
+        if self.scaler is not None:
+            scaled = self.scaler.scale(scaled)
+        scaled.backward()
+        self.n_pending += 1
+        if self.n_pending >= self.n_acc:
+            self.step()
+
+    def step(self):
+        """Apply the accumulated gradients (if any and if there is an optimizer). Returns whether it stepped."""
+        if self.n_pending == 0:
+            return False
+        self.n_pending = 0
+        if self.opt is None:
+            return False
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return True
+
+
+def sync_unless_last(model, last):
+    """DDP's no_sync() for an update's micro-batches before the last (their gradients stay
+    local; DDP averages the sum at the last one); a null context otherwise or without DDP."""
+    return contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
+
+
+@contextlib.contextmanager
+def nonfinite_stop(where):
+    """Re-raise a NonFiniteLossError raised inside as one line saying `where` the run stopped
+    (the loss is checked before its backward pass, so the last checkpoint stays as it was)."""
+    try:
+        yield
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{where}: {err}; the last checkpoint is left as it was") from None
+
+
+def is_due(n_updates, every, last=None):
+    """Whether update `n_updates` evaluates and checkpoints: every `every` updates (0: never)
+    and at the `last` update."""
+    return bool(every) and n_updates % every == 0 or n_updates == last
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Evaluate `model` without dropout and autograd, then put it back in the mode it was."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+# ------------------------------------------------------------------ the ends of a run
+
+def interrupted(where, path, holds=None):
+    """The Interrupted of Ctrl-C `where` in a run whose last checkpoint `path` holds `holds`
+    (e.g. 'epoch 2, update 40'; None: no checkpoint yet, so the run starts again with --overwrite)."""
+    if holds is None:
+        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
+    return Interrupted(f"stopped by Ctrl-C {where}; {path} holds {holds}", '--resume')
+
+
+def closing_summary(done, written, seconds):
+    """A run's last lines: `done` (what it did), how long it took, and each (what, path) of `written`."""
+    minutes, secs = divmod(seconds, 60)
+    took = f"{int(minutes)} min {secs:.0f} s" if minutes else f"{secs:.1f} s"
+    return '\n'.join([f"done: {done} in {took}; wrote"] + [f"  {what:<16} {path}" for what, path in written])
+
+
+def run_job(args, body, check=None, lock=None, prepare=None):
+    """The frame of a training script's run, alone or under torchrun: check(args, writes)
+    (writes: whether this process is rank 0, the one that writes), then on rank 0 hold
+    `lock` (a context manager such as checkpoint.RunLock, or None) and call prepare(args);
+    set up the process group, return body(dist, device, is_main), and leave the process
+    group. A failed collective operation becomes CollectiveFailure."""
+    env = torchrun_env()
+    main = env is None or env[0] == 0
+    if check is not None:
+        check(args, writes=main)
+    with lock if main and lock is not None else contextlib.nullcontext():
+        if main and prepare is not None:
+            prepare(args)
+        dist, device = setup_distributed(args, env)
+        failed = False
+        try:
+            return body(dist, device, main)
+        except Exception as err:
+            if dist.enabled and is_collective_failure(err):
+                failed = True
+                raise CollectiveFailure(dist.rank, args.dist_timeout, err) from err
+            raise
+        finally:
+            cleanup_distributed(dist, failed)
+
+
+def cli_main(prog, job, args, argv=()):
+    """A script's command line around job(args): a detected bad input (GPT1Error) prints one
+    line `prog: error: [rank R] ...` and exits with status 2; a failed collective operation
+    under torchrun prints its line and exits with status 1; Ctrl-C prints one line saying where
+    the run stopped and the command (`argv`, its flags) that continues it, exit status 130."""
+    rank = env_rank()
+    tag = f"[rank {rank}] " if rank else ""
+    try:
+        return job(args)
+    except GPT1Error as err:
+        exit_with_error(prog, err, tag)
+    except KeyboardInterrupt as err:
+        exit_interrupted(prog, err, argv, tag)
+    except CollectiveFailure as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        sys.exit(1)
