@@ -16,6 +16,7 @@ import math
 import os
 import random
 import sys
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -157,6 +158,10 @@ def build_parser():
                    help="stop after this many optimizer updates in all (0: no limit); the epoch in progress is "
                         "logged and checkpointed as if it ended there. The schedule still spans --n_iter epochs, "
                         "so these are the first updates of the full run (smoke tests and checks; not for --resume)")
+    p.add_argument('--eval_every', type=int, default=0,
+                   help="also evaluate (and log, and with --submit keep the best parameters) every this many updates, "
+                        "and once before the first update, so that a curve has its starting point (0: at each "
+                        "epoch's end only, and in the first epoch at updates 1000, 2000, 4000, ... as the original)")
     p.add_argument('--share_prefix', action='store_true',
                    help="train with each example's shared context ([_start_] story [_delimiter_], the first tokens "
                         "all its choices share) computed once and its keys and values reused by every choice: the "
@@ -521,14 +526,30 @@ def predictions(task_type, logits):
     return logits if task_type == 'regression' else np.argmax(logits, 1)
 
 
+class Evaluation(NamedTuple):
+    """evaluate's result: the head's outputs (n, ...) as float64, the mean task loss, and the
+    accuracy in percent (None for regression)."""
+    logits: np.ndarray
+    cost: float
+    accuracy: Optional[float]
+
+
+class ScoredSplit(NamedTuple):
+    """score_split's result: the head's outputs (n, ...) as float64, the mean task loss, and
+    the task's metrics under the log's names ({'acc': ...} or {'mcc': ...}, in percent)."""
+    logits: np.ndarray
+    cost: float
+    metrics: dict
+
+
 def evaluate(model, X, M, Y, n_batch=8, device='cpu', amp='none', verbose=True, dist=None,
              task_type='multiple_choice'):
-    """-> (logits, cost = mean task loss, accuracy in percent; None for regression).
+    """-> Evaluation(logits, cost = mean task loss, accuracy in percent; None for regression).
     With `dist` (torchrun), a collective call whose results every rank gets."""
     logits = _eval_logits(model, X, M, n_batch, device, amp, verbose, dist)
     Y = np.asarray(Y)
     acc = None if task_type == 'regression' else float(np.mean(predictions(task_type, logits) == Y) * 100.)
-    return logits, eval_cost(task_type, logits, Y), acc
+    return Evaluation(logits, eval_cost(task_type, logits, Y), acc)
 
 
 def log_name(metric):
@@ -550,10 +571,12 @@ def split_metrics(task, Y, preds, groups=None):
 
 
 def score_split(model, task, split, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, desc=None):
-    """A labelled SplitData scored: (logits, cost, split_metrics). Collective with `dist`; desc labels the bar."""
+    """A labelled SplitData scored: ScoredSplit(logits, cost, split_metrics' metrics). Collective
+    with `dist`; desc labels the bar."""
     logits = _eval_logits(model, split.X, split.M, n_batch, device, amp, verbose, dist, desc)
     preds = predictions(task.task_type, logits)
-    return logits, eval_cost(task.task_type, logits, split.Y), split_metrics(task, split.Y, preds, split.groups)
+    return ScoredSplit(logits, eval_cost(task.task_type, logits, split.Y),
+                       split_metrics(task, split.Y, preds, split.groups))
 
 
 def predict(model, X, M, n_batch=8, device='cpu', amp='none', verbose=True, dist=None, task_type='multiple_choice',

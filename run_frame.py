@@ -1,7 +1,8 @@
 """The frame every training script runs in: what train.py and pretrain.py share.
 
-- flags: `DefaultsHelpFormatter` (--help shows every default), `check_run_flags` (the
-  flags every run has), `resolve_bpe_paths` (the BPE files of --model_dir),
+- configs and flags: `RunConfig` (what every run is: name, folders, seed, length, batch,
+  device, precision, resume/overwrite), `DefaultsHelpFormatter` (--help shows every
+  default), `check_run_flags` (RunConfig's checks of the flags), `resolve_bpe_paths` (the BPE files of --model_dir),
   `check_writable` (a folder the run writes);
 - the run folder: `earlier_run_files`, `refuse_earlier_run`, `remove_files` (an earlier
   run of the same name is refused, or with --overwrite deleted only once the new run has
@@ -23,6 +24,7 @@ The module imports torch and the light modules of the library only, so that a sc
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -33,10 +35,10 @@ import tempfile
 import torch
 
 from checkpoint import atomic_write, remove_stale_tmp
-from distributed import (CollectiveFailure, check_seed, cleanup_distributed, env_rank, is_collective_failure,
+from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_collective_failure,
                          setup_distributed, torchrun_env)
-from errors import (GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError, exit_interrupted,
-                    exit_with_error)
+from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
+                    exit_interrupted, exit_with_error)
 from utils import ResultLogger
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -60,23 +62,85 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def check_run_flags(args, positive=('n_batch', 'n_iter', 'n_acc'), counts=('max_updates',)):
-    """The checks of the flags every run has: --desc a plain name, --seed, the `positive`
-    integers, the `counts` (0 or more), --dist_timeout, and not both --resume and
-    --overwrite. Raises InputError naming the flag."""
-    if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
-        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
-    check_seed(args.seed)
-    for flag in positive:
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
-    for flag in counts:
-        if getattr(args, flag) < 0:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected 0 (none) or a positive integer")
-    if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
-        raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
-    if args.resume and args.overwrite:
-        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
+AMPS = ('none', 'bf16', 'fp16')
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """What every training run is, whatever it trains: its name and folders, seed, length,
+    batch, evaluation cadence, device and precision, and what to do with an earlier run of
+    the same name. Defaults are train.py's; pretrain.py's flags give their own. Validated on
+    construction (`check`); `to_dict`/`from_dict` round-trip it through JSON."""
+    desc: str = 'run'  # the log {log_dir}/{desc}.jsonl and the folder {save_dir}/{desc}/
+    log_dir: str = 'log/'
+    save_dir: str = 'save/'
+    seed: int = 42
+    n_iter: int = 3  # epochs
+    n_batch: int = 8  # examples per micro-batch (per process under torchrun)
+    n_acc: int = 1  # micro-batches per update
+    max_updates: int = 0  # 0: no limit
+    eval_every: int = 0  # updates between evaluations; 0: the script's own cadence
+    device: str = 'auto'
+    amp: str = 'none'
+    resume: bool = False
+    overwrite: bool = False
+    dist_timeout: float = 600.0  # seconds a torchrun process waits for the others
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self):
+        """Raise errors.ConfigError naming the first field whose value cannot work."""
+        if not isinstance(self.desc, str) or not self.desc or os.sep in self.desc or self.desc in ('.', '..'):
+            raise ConfigError('desc', self.desc, "a plain run name (it names the log file and run folder)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
+            raise ConfigError('seed', self.seed, f"an integer from 0 to {2 ** 32 - 1}")
+        for name in ('n_iter', 'n_batch', 'n_acc'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name, value, "a positive integer")
+        for name in ('max_updates', 'eval_every'):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(name, value, "0 (none) or a positive integer")
+        if self.amp not in AMPS:
+            raise ConfigError('amp', self.amp, f"one of {', '.join(AMPS)}")
+        if not isinstance(self.dist_timeout, (int, float)) or not (math.isfinite(self.dist_timeout)
+                                                                   and self.dist_timeout > 0):
+            raise ConfigError('dist_timeout', self.dist_timeout, "a positive number of seconds")
+        if self.resume and self.overwrite:
+            raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
+
+    def to_dict(self):
+        """The fields as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """The config of a dict of its fields (missing ones take their defaults); ConfigError
+        naming a key that is no field."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(unknown[0], d[unknown[0]], f"a field of {cls.__name__} ({', '.join(sorted(names))})")
+        return cls(**d)
+
+    @classmethod
+    def from_any(cls, obj):
+        """The config of a RunConfig (itself), a dict of its fields, or an argparse Namespace
+        (its fields picked from the flags, which hold more)."""
+        if isinstance(obj, cls):
+            return obj
+        if isinstance(obj, argparse.Namespace):
+            given = vars(obj)
+            return cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given})
+        return cls.from_dict(obj)
+
+
+def check_run_flags(args):
+    """RunConfig's checks of the flags every run has (a ConfigError names the field, which the
+    script prints as its flag). Returns the RunConfig."""
+    return RunConfig.from_any(args)
 
 
 def check_writable(path, flag):

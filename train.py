@@ -34,13 +34,13 @@ from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, Train
                         resume_checkpoint, run_flags, save_checkpoint, write_json)
 from datasets import DATASETS, ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories_test_labels
 from distributed import _debug_fail, broadcast_params, rank_seed, resolve_device, wrap_model
-from errors import InputError
+from errors import ConfigError, InputError
 from finetune import build_parser, log_name, metric_name, split_prefix
 from model_pytorch import CHECKPOINT_FORMATS, N_CTX_MAX, check_config, find_checkpoint_format
 from prefix import SharedPrefixModel
 from run_frame import (check_run_flags, check_writable, cli_main, closing_summary, earlier_run_files, interrupted,
-                       make_scaler, open_log, prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths,
-                       run_job)
+                       is_due, make_scaler, open_log, prepare_run_folder, previous_entries, remove_files,
+                       resolve_bpe_paths, run_job)
 from task_data import ROC_N_STORIES, check_data_files, load_data
 
 ROC_FILES = (VAL_FILE, TEST_FILE)
@@ -58,7 +58,7 @@ def parse_args(argv=None):
     try:
         validate_args(args)
     except InputError as err:
-        parser.error(str(err))
+        parser.error(err.as_flag() if isinstance(err, ConfigError) else str(err))
     return args
 
 
@@ -269,10 +269,12 @@ def train_and_evaluate(args, dist, device, verbose):
     saved = dataclasses.replace(state) if args.resume else None  # what the last checkpoint holds
     try:
         def on_update(st):
-            if st.n_updates in LOG_UPDATES and st.n_epochs == 0:
+            if (st.n_updates in LOG_UPDATES and st.n_epochs == 0) or is_due(st.n_updates, args.eval_every):
                 finetune.log_epoch(model, data, args, st, logger, device, verbose, dist)
 
         _debug_fail(dist)
+        if args.eval_every and state.n_updates == 0:
+            finetune.log_epoch(model, data, args, state, logger, device, verbose, dist)
         while state.n_epochs < args.n_iter:
             if args.max_updates and state.n_updates >= args.max_updates:
                 break
@@ -292,7 +294,7 @@ def train_and_evaluate(args, dist, device, verbose):
         if logger is not None:
             logger.close()
     try:
-        result = predict_and_report(args, model, data, state, paths, device, verbose, dist)
+        result = predict_and_report(FinetuneRun(args, model, data, paths, device, dist, verbose), state)
     except KeyboardInterrupt:
         raise interrupted("after training, while predicting the test split", paths['last'], _holds(saved)) from None
     if verbose:
@@ -306,25 +308,39 @@ def _holds(saved):
     return None if saved is None else f"epoch {saved.n_epochs}, update {saved.n_updates}"
 
 
-def predict_and_report(args, model, data, state, paths, device, verbose, dist):
+@dataclasses.dataclass
+class FinetuneRun:
+    """What the end of a run works with: the flags, the model (the plain module, not DDP), the
+    data (task_data's), run_paths, device, torchrun info (DistInfo) and whether to print."""
+    args: object
+    model: torch.nn.Module
+    data: object
+    paths: dict
+    device: object
+    dist: object
+    verbose: bool
+
+
+def predict_and_report(ctx, state):
     """With --submit: the test predictions of the best parameters, written to the submission
     file of each test split, and with --analysis the task's metrics. Returns the run's result dict."""
+    args, data, paths, dist = ctx.args, ctx.data, ctx.paths, ctx.dist
     result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'],
                   best_va_acc=state.best_score if math.isfinite(state.best_score) else None,
                   world_size=dist.world_size, rank=dist.rank)
     if not args.submit:
         return result
     if dist.is_main:
-        load_params(model, paths['best'])
-    broadcast_params(model, dist)  # the other ranks need not see rank 0's files
+        load_params(ctx.model, paths['best'])
+    broadcast_params(ctx.model, dist)  # the other ranks need not see rank 0's files
     result['best_params'] = paths['best']
     task = data.task
     for split in task.test_splits:
         if split not in data.splits:
             continue
         test = data.splits[split]
-        preds = finetune.predict(model, test.X, test.M, args.n_batch * args.n_acc, device, args.amp, verbose, dist,
-                        task.task_type, desc=f'predicting {split}')
+        preds = finetune.predict(ctx.model, test.X, test.M, args.n_batch * args.n_acc, ctx.device, args.amp,
+                                 ctx.verbose, dist, task.task_type, desc=f'predicting {split}')
         if not dist.is_main:
             continue
         path = tasks.write_submission(task, preds, args.submission_dir, split, test.ids)

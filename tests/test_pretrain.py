@@ -15,11 +15,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-import generate
 import finetune
+import generate
+import pretrain
+import pretraining
 import task_data
 import text_utils
-import pretrain
 import train
 from errors import DataError, InputError
 from helpers import flags_without_default, help_chunks, tf_shapes, write_tf_checkpoint
@@ -220,7 +221,7 @@ def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints
                         (['--objective', 'electra'], True),
                         (['--objective', 'electra', '--dropout_masks', 'bernoulli'], False)]:
         model = pretrain.build_model(pretrain.parse_args(argv(tmp_path, 'x', data, *extra)), 40)
-        found = [m.int_masks for m in model.modules() if isinstance(m, pretrain.TransformerModel)]
+        found = [m.int_masks for m in model.modules() if isinstance(m, pretraining.TransformerModel)]
         assert found == [want] * (2 if 'electra' in extra else 1)
     extra = ['--n_iter', '1', '--max_updates', '2', '--eval_every', '1']
     real, calls = pretrain.train_update, []
@@ -652,7 +653,7 @@ def test_progress_lines_say_each_value_once_and_an_error_starts_a_clean_line(tmp
     def fails(*a, **k):
         calls.append(1)
         if len(calls) == 2:
-            raise pretrain.NonFiniteLossError('the loss is nan')
+            raise pretraining.NonFiniteLossError('the loss is nan')
         return real(*a, **k)
     monkeypatch.setattr(pretrain, 'train_update', fails)
     with pytest.raises(SystemExit):

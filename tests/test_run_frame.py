@@ -1,6 +1,7 @@
 """run_frame: what the training scripts share; the library's imports of scripts; --help without heavy imports."""
 import argparse
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 import run_frame
-from errors import InputError, NonFiniteLossError
+from errors import ConfigError, InputError, NonFiniteLossError
 from tests.conftest import ROOT
 
 SCRIPTS = ('train', 'pretrain', 'generate', 'score')
@@ -119,14 +120,28 @@ def _run_args(**kw):
     return argparse.Namespace(**dict(base, **kw))
 
 
-@pytest.mark.parametrize('change, match', [(dict(desc='a/b'), '--desc'), (dict(n_acc=0), '--n_acc 0'),
-                                           (dict(max_updates=-1), '--max_updates -1'),
-                                           (dict(dist_timeout=float('nan')), '--dist_timeout'),
+@pytest.mark.parametrize('change, match', [(dict(desc='a/b'), "^desc='a/b': expected a plain run name"),
+                                           (dict(n_acc=0), '^n_acc=0: expected a positive integer$'),
+                                           (dict(seed=2 ** 32), '^seed=4294967296: expected an integer from 0'),
+                                           (dict(max_updates=-1), r'^max_updates=-1: expected 0 \(none\)'),
+                                           (dict(dist_timeout=float('nan')), '^dist_timeout=nan: expected a positive'),
                                            (dict(resume=True, overwrite=True), 'pass one of them')])
-def test_check_run_flags(change, match):
-    run_frame.check_run_flags(_run_args())
+def test_check_run_flags_names_the_field(change, match):
+    assert run_frame.check_run_flags(_run_args()) == run_frame.RunConfig(desc='x', seed=1, n_batch=1, n_iter=1,
+                                                                         dist_timeout=1.0)
     with pytest.raises(InputError, match=match):
         run_frame.check_run_flags(_run_args(**change))
+
+
+def test_run_config_round_trips_and_refuses_unknown_keys():
+    config = run_frame.RunConfig(desc='mine', n_batch=4, amp='bf16', eval_every=10)
+    assert run_frame.RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert run_frame.RunConfig.from_any(config) is config
+    with pytest.raises(ConfigError, match=r"^n_bach=4: expected a field of RunConfig \(amp, desc,"):
+        run_frame.RunConfig.from_dict({'n_bach': 4})
+    with pytest.raises(ConfigError, match=r"^amp='fp8': expected one of none, bf16, fp16$") as err:
+        run_frame.RunConfig(amp='fp8')
+    assert err.value.as_flag() == '--amp fp8: expected one of none, bf16, fp16'
 
 
 def test_earlier_run_refused_then_removed_only_on_request(tmp_path):

@@ -901,6 +901,24 @@ def test_resume_refuses_a_training_file_whose_content_changed(tmp_path, encoder_
     train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, good, '--resume')), verbose=False)
 
 
+def test_eval_every_logs_a_starting_point_and_every_n_updates(tmp_path, encoder_path, bpe_path):
+    """--eval_every 1 on 16 examples in updates of 4: entries at updates 0 (before any), 1, 2, 3, 4
+    and at the epoch's end; without the flag, the epoch's end only."""
+    data = tmp_path / 'train.csv'
+    data.write_text('text,label\n' + ''.join(f'word {i} here,{"pos" if i % 2 else "neg"}\n' for i in range(16)))
+    log = tmp_path / 'run' / 'log' / 'x.jsonl'
+    counts = {}
+    for extra in ((), ('--eval_every', '1')):
+        train.run(train.parse_args(custom_argv(tmp_path, encoder_path, bpe_path, data, '--overwrite', *extra)),
+                  verbose=False)
+        entries = [json.loads(line) for line in log.read_text().splitlines()[1:]]
+        counts[extra] = [(e['n_epochs'], e['n_updates']) for e in entries if 'va_acc' in e]
+    assert counts[()] == [(1, 4)]
+    assert counts[('--eval_every', '1')] == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 4)]
+    with pytest.raises(SystemExit):
+        train.parse_args(['--eval_every', '-1'])
+
+
 # ------------------------------------------------------------------ Ctrl-C
 
 INTERRUPTER = '''
