@@ -25,12 +25,16 @@ Differences from electra-pytorch, on purpose:
 - padding (`pad_token_id`, None: no padding) is never masked nor scored, and disc_acc's
   unmasked half leaves padding out (the wrapper counts it);
 - `mask_token_id` has no default (the wrapper's 2 is an ordinary token here).
+
+`ElectraConfig` holds pretrain.py's objective (lm, mlm or electra) and its settings, named as
+their flags; `build_objective_model` builds the MaskedLM or Electra a run trains.
 """
 import copy
 import math
 import numbers
 import warnings
 from collections import namedtuple
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as tdist
@@ -38,7 +42,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from checkpoint import save_params
-from errors import CheckpointError, InputError
+from errors import CheckpointError, ConfigError, InputError
+from flags import Config, check_number
 from hf_interop import export_hf
 from model_pytorch import Conv1D, TransformerModel, load_pretrained
 
@@ -345,7 +350,42 @@ def wider_generator_warning(gen_width, disc_width):
 # vocabulary as it does for the LM objective's folder and OpenAI's checkpoint.
 
 MASK_ROWS = 1
-OBJECTIVE_DEFAULTS = dict(objective='lm', mask_prob=0.15, gen_size=0.25, disc_weight=50.0)  # of runs before them
+
+
+@dataclass
+class ElectraConfig(Config):
+    """pretrain.py's objective and its settings, named as their flags."""
+
+    objective: str = field(default='lm', metadata={
+        'choices': OBJECTIVES,
+        'help': "lm: next-token LM (GPT-1's); mlm: BERT's masked LM, electra: ELECTRA's replaced-token detection, "
+                "both on bidirectional models (electra.py), with a mask token after the vocabulary"})
+    mask_prob: float = field(default=0.15, metadata={'help': "mlm and electra: share of each window's tokens masked"})
+    gen_size: float = field(default=0.25, metadata={
+        'help': "electra: the generator's width (and heads) as a fraction of the discriminator's"})
+    disc_weight: float = field(default=50.0, metadata={
+        'help': "electra: loss = mlm loss + disc_weight * the discriminator's loss"})
+
+    def check(self):
+        if self.objective not in OBJECTIVES:
+            raise ConfigError('objective', self.objective, f"one of {', '.join(OBJECTIVES)}")
+        check_number('mask_prob', self.mask_prob, lambda v: 0 < v < 1, "a fraction in (0, 1) of each window's tokens")
+        check_number('gen_size', self.gen_size, lambda v: 0 < v < math.inf,
+                     "a positive fraction of the discriminator's width")
+        check_number('disc_weight', self.disc_weight, lambda v: 0 <= v < math.inf, "a finite weight >= 0")
+
+    def generator_size(self, n_embd, n_head):
+        """(n_embd, n_head) of the generator of a discriminator n_embd wide with n_head heads:
+        gen_size of both (at least one head), as the paper's ELECTRA-Small (256 wide, 4 heads ->
+        64, 1). Raises ConfigError naming gen_size when those heads do not divide that width."""
+        width, heads = max(1, round(n_embd * self.gen_size)), max(1, round(n_head * self.gen_size))
+        if width % heads:
+            raise ConfigError('gen_size', self.gen_size, f"a fraction giving a generator width its heads divide "
+                                                         f"(the generator would be {width} wide with {heads} heads)")
+        return width, heads
+
+
+OBJECTIVE_DEFAULTS = ElectraConfig().to_dict()  # what the runs from before these flags computed with
 
 
 def special_rows(objective):
@@ -353,31 +393,21 @@ def special_rows(objective):
     return 0 if objective == 'lm' else MASK_ROWS
 
 
-def generator_size(args):
-    """(n_embd, n_head) of the generator: --gen_size of the discriminator's width and heads
-    (at least one head), as the paper's ELECTRA-Small (256 wide, 4 heads -> 64, 1)."""
-    return max(1, round(args.n_embd * args.gen_size)), max(1, round(args.n_head * args.gen_size))
-
-
 def check_objective_flags(args):
-    """Raise InputError, naming the flag, for --mask_prob outside (0, 1), --gen_size not
-    positive or giving a generator whose width its heads do not divide, --disc_weight < 0."""
-    if not 0 < args.mask_prob < 1:
-        raise InputError(f"--mask_prob {args.mask_prob}: expected a fraction in (0, 1) of each window's tokens")
-    if not args.gen_size > 0 or not math.isfinite(args.gen_size):
-        raise InputError(f"--gen_size {args.gen_size}: expected a positive fraction of the discriminator's width")
-    n_embd, n_head = generator_size(args)
-    if n_embd % n_head:
-        raise InputError(f"--gen_size {args.gen_size}: the generator would be {n_embd} wide with {n_head} heads, "
-                         f"which do not divide it: expected a --gen_size giving a width its heads divide")
-    if not args.disc_weight >= 0 or not math.isfinite(args.disc_weight):
-        raise InputError(f"--disc_weight {args.disc_weight}: expected a finite weight >= 0")
+    """ElectraConfig's checks of pretrain.py's flags, the generator's size included; raises
+    InputError naming the flag."""
+    try:
+        ElectraConfig.from_args(args).generator_size(args.n_embd, args.n_head)
+    except ConfigError as err:
+        raise InputError(err.as_flag()) from None
 
 
 def objective_warnings(args):
     """The run's warnings about its objective: a generator wider than the discriminator."""
-    if args.objective == 'electra' and generator_size(args)[0] > args.n_embd:
-        return [f"--gen_size {args.gen_size}: {wider_generator_warning(generator_size(args)[0], args.n_embd)}"]
+    objective = ElectraConfig.from_args(args)
+    width = objective.generator_size(args.n_embd, args.n_head)[0]
+    if objective.objective == 'electra' and width > args.n_embd:
+        return [f"--gen_size {objective.gen_size}: {wider_generator_warning(width, args.n_embd)}"]
     return []
 
 
@@ -387,6 +417,7 @@ def build_objective_model(args, n_vocab):
     discriminator (mlm: the model) of the flags' size, the generator --gen_size of it, both
     --n_layer deep. With --init pretrained (unless resuming) the encoder starts from
     --model_dir (a bidirectional folder); the mask row and the generator start fresh."""
+    objective = ElectraConfig.from_args(args)
     cfg = copy.copy(args)
     cfg.causal = False
     vocab = n_vocab + MASK_ROWS + args.n_ctx
@@ -396,15 +427,15 @@ def build_objective_model(args, n_vocab):
             load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=MASK_ROWS, n_transfer=args.n_layer)
         except (CheckpointError, ValueError) as err:
             raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
-    settings = dict(mask_token_id=n_vocab, mask_prob=args.mask_prob)
-    if args.objective == 'mlm':
+    settings = dict(mask_token_id=n_vocab, mask_prob=objective.mask_prob)
+    if objective.objective == 'mlm':
         return MaskedLM(model, **settings)
     gen_cfg = copy.copy(cfg)
-    gen_cfg.n_embd, gen_cfg.n_head = generator_size(args)
+    gen_cfg.n_embd, gen_cfg.n_head = objective.generator_size(args.n_embd, args.n_head)
     generator = TransformerModel(gen_cfg, vocab=vocab, n_ctx=args.n_ctx).set_attention(args.attn_impl)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # a wider generator: pretrain.py logs objective_warnings instead
-        return Electra(generator, model, disc_weight=args.disc_weight, **settings)
+        return Electra(generator, model, disc_weight=objective.disc_weight, **settings)
 
 
 def stat_names(model):

@@ -31,11 +31,12 @@ from checkpoint import BEST_PARAMS, save_params
 from datasets import DATASETS
 from distributed import unwrap_model
 from errors import CheckpointError, InputError
+from flags import DefaultsHelpFormatter, add_flags
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import DoubleHeadModel, MultipleChoiceHead, checkpoint_causal, load_pretrained
-from opt import OpenAIAdam, check_hyperparameters
+from opt import AdamConfig, OpenAIAdam, check_hyperparameters
 from prefix import grouped_clf_logits, shared_prefix_model
-from run_frame import DefaultsHelpFormatter, autocast, eval_mode, nonfinite_stop, sync_unless_last
+from run_frame import RunConfig, autocast, eval_mode, nonfinite_stop, sync_unless_last
 from task_data import SplitData
 from utils import iter_data
 
@@ -61,13 +62,10 @@ def build_parser():
     p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories, the "
                                             "paper's other tasks or your own data.",
                                 formatter_class=DefaultsHelpFormatter)
-    # the earlier port's flags, same names and defaults
-    p.add_argument('--desc', type=str, default=None,
-                   help="run name: the log is {log_dir}/{desc}.jsonl, checkpoints {save_dir}/{desc}/ "
-                        "(default: the dataset)")
+    add_flags(p, RunConfig, defaults={'desc': None})
+    add_flags(p, AdamConfig)
+    # the finetuning's own flags; those of the earlier port keep its names and defaults
     p.add_argument('--dataset', type=str, default='rocstories', choices=DATASETS)
-    p.add_argument('--log_dir', type=str, default='log/')
-    p.add_argument('--save_dir', type=str, default='save/')
     p.add_argument('--data_dir', type=str, default='data/',
                    help="the dataset's folder as released (see the README's table of tasks)")
     p.add_argument('--submission_dir', type=str, default='submission/')
@@ -75,13 +73,6 @@ def build_parser():
                    help="keep the best-validation parameters and write the test predictions")
     p.add_argument('--analysis', action='store_true',
                    help="with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png")
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--n_iter', type=int, default=3, help="epochs")
-    p.add_argument('--n_batch', type=int, default=8,
-                   help="examples per forward/backward pass (per process under torchrun)")
-    p.add_argument('--max_grad_norm', type=float, default=1)
-    p.add_argument('--lr', type=float, default=6.25e-5)
-    p.add_argument('--lr_warmup', type=float, default=0.002)
     p.add_argument('--n_ctx', type=int, default=512)
     p.add_argument('--n_embd', type=int, default=768)
     p.add_argument('--n_head', type=int, default=12)
@@ -90,12 +81,8 @@ def build_parser():
     p.add_argument('--attn_pdrop', type=float, default=0.1)
     p.add_argument('--resid_pdrop', type=float, default=0.1)
     p.add_argument('--clf_pdrop', type=float, default=0.1)
-    p.add_argument('--l2', type=float, default=0.01)
-    p.add_argument('--vector_l2', action='store_true')
     p.add_argument('--opt', type=str, default='adam', choices=('adam',))
     p.add_argument('--afn', type=str, default='gelu', choices=('gelu', 'relu', 'swish'))
-    p.add_argument('--lr_schedule', type=str, default='warmup_linear',
-                   choices=('warmup_linear', 'warmup_cosine', 'warmup_constant', 'none'))
     p.add_argument('--encoder_path', type=str, default=None,
                    help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
     p.add_argument('--bpe_path', type=str, default=None,
@@ -104,9 +91,6 @@ def build_parser():
                    help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
                         "-1: embeddings only)")
     p.add_argument('--lm_coef', type=float, default=LM_COEF_DEFAULT)
-    p.add_argument('--b1', type=float, default=0.9)
-    p.add_argument('--b2', type=float, default=0.999)
-    p.add_argument('--e', type=float, default=1e-8)
     p.add_argument('--n_valid', type=int, default=374)
     # added
     p.add_argument('--model_dir', type=str, default='model/',
@@ -114,13 +98,6 @@ def build_parser():
                         "openai-gpt folder (config.json, model.safetensors), and the BPE files")
     p.add_argument('--init', type=str, default='pretrained', choices=('pretrained', 'random'),
                    help="'random' skips the pretrained weights (smoke runs); the BPE files are still needed")
-    p.add_argument('--n_acc', type=int, default=1,
-                   help="gradient accumulation: one optimizer update every n_acc batches (effective batch "
-                        "n_batch*n_acc, times the number of processes under torchrun)")
-    p.add_argument('--device', type=str, default='auto', help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
-    p.add_argument('--amp', type=str, default='none', choices=('none', 'bf16', 'fp16'),
-                   help="mixed precision (autocast): bf16 on CUDA or CPU (fast on CPUs with bfloat16 "
-                        "instructions: AVX512-BF16, AMX), fp16 on CUDA only (with a GradScaler)")
     p.add_argument('--attn_impl', type=str, default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--arch', type=str, default='gpt1', choices=('gpt1', 'gpt2'),
                    help="block layout: GPT-1's (the paper's, OpenAI's checkpoint) or GPT-2's pre-LayerNorm one, to "
@@ -148,20 +125,6 @@ def build_parser():
     p.add_argument('--label_column', type=str, default='label', help="--dataset custom")
     p.add_argument('--id_column', type=str, default=None,
                    help="--dataset custom: ids written in the submission file (default: row numbers from 0)")
-    p.add_argument('--resume', action='store_true',
-                   help="continue the run {desc} from {save_dir}/{desc}/last_checkpoint.pt (written after every "
-                        "epoch); every flag that changes the computation must be the same as the first time")
-    p.add_argument('--overwrite', action='store_true',
-                   help="start the run {desc} afresh, deleting the log, checkpoint and best parameters of an earlier "
-                        "run of the same name (without it, a name already used is refused)")
-    p.add_argument('--max_updates', type=int, default=0,
-                   help="stop after this many optimizer updates in all (0: no limit); the epoch in progress is "
-                        "logged and checkpointed as if it ended there. The schedule still spans --n_iter epochs, "
-                        "so these are the first updates of the full run (smoke tests and checks; not for --resume)")
-    p.add_argument('--eval_every', type=int, default=0,
-                   help="also evaluate (and log, and with --submit keep the best parameters) every this many updates, "
-                        "and once before the first update, so that a curve has its starting point (0: at each "
-                        "epoch's end only, and in the first epoch at updates 1000, 2000, 4000, ... as the original)")
     p.add_argument('--share_prefix', action='store_true',
                    help="train with each example's shared context ([_start_] story [_delimiter_], the first tokens "
                         "all its choices share) computed once and its keys and values reused by every choice: the "
@@ -173,9 +136,6 @@ def build_parser():
                         "time sorted by length, the updates shuffled): less padding for a task whose lengths "
                         "vary (RACE, MNLI). Changes the batches, so off by default (the original shuffles "
                         "freely)" % BUCKET_SPAN)
-    p.add_argument('--dist_timeout', type=float, default=600,
-                   help="under torchrun: seconds a process waits for the others in a collective operation before "
-                        "it stops with an error (a failed or stuck process then cannot hang the job)")
     return p
 
 

@@ -1,23 +1,21 @@
 """Sample text from OpenAI's GPT-1 with a key/value cache.
 
-The earlier PyTorch port's `generate.py` ran the whole sequence through the
-model again for every new token. Here the prompt is run once and each new token
-is then fed alone, attending to the cached keys and values of every layer, so a
-step costs one position instead of the whole sequence. Several prompts of
-different lengths are generated together: they are left-padded to the same
-length, padding keys are masked out and every row gets its own position ids
-(0, 1, ... from its first real token), so each row gives the same tokens as it
-would alone.
+The prompt is run once and each new token is then fed alone, attending to the
+cached keys and values of every layer, so a step costs one position instead of
+the whole sequence. Several prompts of different lengths are generated together:
+they are left-padded to the same length, padding keys are masked out and every
+row gets its own position ids (0, 1, ... from its first real token), so each row
+gives the same tokens as it would alone.
 
 Notebook use::
 
     import torch
     from model_pytorch import DEFAULT_CONFIG, LMModel, load_pretrained
-    from text_utils import TextEncoder
+    from text_utils import load_tokenizer
     from generate import generate
 
-    enc = TextEncoder('model/encoder_bpe_40000.json', 'model/vocab_40000.bpe')
-    model = LMModel(DEFAULT_CONFIG, vocab=len(enc.encoder) + 512, n_ctx=512)
+    enc = load_tokenizer('model/')   # the folder's tokenizer: GPT-1's BPE (TextEncoder) here
+    model = LMModel(DEFAULT_CONFIG, vocab=enc.vocab_size + 512, n_ctx=512)
     load_pretrained(model, 'model/')
     ids = generate(model, enc.encode(['the old house', 'she said'], verbose=False),
                    gen_len=20, top_k=10, seed=0)
@@ -25,7 +23,7 @@ Notebook use::
 
 Streaming, token by token, printing whole words only::
 
-    stream = enc.stream_decoder()
+    stream = enc.stream_decoder(continuation=True)
     for step in iter_generate(model, enc.encode(['the old house'], verbose=False)[0], 20, top_k=10):
         print(stream.push(step.tokens[0]), end='', flush=True)
     print(stream.flush())
@@ -42,10 +40,10 @@ from the last `n_ctx` tokens (a sliding window, as minGPT and nanoGPT sample).
 
 The size flags default to the checkpoint's own sizes (the TF shards' shapes, a
 Hugging Face folder's config.json checked against its weights' shapes); a flag
-that contradicts them is refused, but --n_ctx may ask for fewer positions. A
-folder holding `char_vocab.json` (pretrain.py --tokenizer char) is a character
-model: prompts are encoded and continuations decoded with that vocabulary, one
-character per token.
+that contradicts them is refused, but --n_ctx may ask for fewer positions.
+Prompts are encoded and continuations decoded with the tokenizer the model folder
+holds (text_utils.load_tokenizer): GPT-1's BPE, or a character vocabulary
+(`char_vocab.json`, from pretrain.py --tokenizer char), one character per token.
 """
 import argparse
 import numbers
@@ -53,6 +51,7 @@ import os
 import sys
 from collections import namedtuple
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -61,12 +60,13 @@ from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
 from model_pytorch import (CHECKPOINT_FORMATS, DEFAULT_CONFIG, LMModel, checkpoint_sizes, dotdict, load_pretrained,
                            resolve_hf_folder)
+from text_utils import Tokenizer, load_tokenizer
 from utils import ResultLogger
 
 PROG = 'generate.py'
 
 __all__ = ['generate', 'iter_generate', 'filter_logits', 'sample_next', 'check_sampling_args',
-           'GenerationStep', 'build_model', 'continuation_text', 'main']
+           'GenerationStep', 'build_model', 'main']
 
 GenerationStep = namedtuple('GenerationStep', ['step', 'tokens', 'logits'])
 GenerationStep.__doc__ = """One decoding step of `iter_generate`.
@@ -121,7 +121,7 @@ def _as_prompts(prompt_ids, n_rows):
         prompt_ids = prompt_ids.tolist()
     if isinstance(prompt_ids, (str, bytes)) or not hasattr(prompt_ids, '__len__'):
         raise TypeError(f"prompt_ids: expected a list of token ids or a list of such lists, "
-                        f"got {type(prompt_ids).__name__} (encode text with TextEncoder.encode first)")
+                        f"got {type(prompt_ids).__name__} (encode text with the tokenizer's encode first)")
     prompt_ids = list(prompt_ids)
     if not prompt_ids:
         raise InputError("empty prompt: expected at least one token id")
@@ -325,74 +325,6 @@ def generate(model, prompt_ids, gen_len, temperature=1.0, top_k=0, top_p=1.0, gr
 # ---------------------------------------------------------------- command line
 
 RELEASE_SIZES = dict(n_ctx=512, n_embd=768, n_head=12, n_layer=12)  # OpenAI's checkpoint
-CHAR_VOCAB = 'char_vocab.json'  # pretrain.py's character vocabulary, beside the model
-
-
-class CharTextEncoder:
-    """A character vocabulary (token_store.CharTokenizer) with TextEncoder's interface:
-    encode(texts) -> lists of ids, decode(ids) -> str, stream_decoder(), `encoder` (char -> id)."""
-
-    def __init__(self, path):
-        from token_store import CharTokenizer
-        self.tokenizer = CharTokenizer.load(path)
-        self.encoder = {c: i for i, c in enumerate(self.tokenizer.chars)}
-
-    def encode(self, texts, verbose=False):
-        return [self.tokenizer.encode(text).tolist() for text in texts]
-
-    def decode(self, ids):
-        return self.tokenizer.decode(ids)
-
-    def stream_decoder(self):
-        return _CharStream(self.tokenizer)
-
-
-class _CharStream:
-    """Every character is whole: push(id) returns it at once."""
-
-    def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
-
-    def push(self, token_id):
-        return self.tokenizer.decode([token_id])
-
-    def flush(self):
-        return ''
-
-
-def continuation_text(encoder, ids):
-    """The text of generated ids as printed and logged: TextEncoder.decode's, except that
-    newlines at either end are kept (decode strips them, so a continuation of newlines
-    would read as ''). A character vocabulary's text is exact already."""
-    if isinstance(encoder, CharTextEncoder):
-        return encoder.decode(ids)
-    from text_utils import END_OF_WORD
-    return ''.join(encoder.symbols(ids)).replace(END_OF_WORD, ' ').strip(' ')
-
-
-class _TextStream:
-    """continuation_text of GPT-1 BPE ids, one id at a time, a whole word per piece: push(id)
-    returns the text to print now, flush() the rest; the pieces join to continuation_text(ids)."""
-
-    def __init__(self, encoder):
-        self.encoder, self.ids, self.printed = encoder, [], 0
-
-    def push(self, token_id):
-        from text_utils import END_OF_WORD
-        self.ids.append(token_id)
-        if not self.encoder.symbols([token_id])[0].endswith(END_OF_WORD):
-            return ''
-        # spaces are held back: the text's last word may be the continuation's last
-        return self._take(continuation_text(self.encoder, self.ids).rstrip(' '))
-
-    def flush(self):
-        piece = self._take(continuation_text(self.encoder, self.ids))
-        self.ids, self.printed = [], 0
-        return piece
-
-    def _take(self, text):
-        piece, self.printed = text[self.printed:], len(text)
-        return piece
 
 
 def _model_folder(model_dir):
@@ -476,10 +408,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _stream_print(encoder, tokens, out):
+def _stream_print(tokenizer, tokens, out):
     """Print the continuation as it grows, whole words only, then a newline; the text printed is
-    continuation_text's. Returns the list of ids printed."""
-    stream = encoder.stream_decoder() if isinstance(encoder, CharTextEncoder) else _TextStream(encoder)
+    the tokenizer's continuation_text. Returns the list of ids printed."""
+    stream = tokenizer.stream_decoder(continuation=True)
     ids = []
     for t in tokens:
         ids.append(t)
@@ -508,7 +440,7 @@ def _read_prompts(stream, out):
         yield text
 
 
-def _report(err):
+def print_refusal(err):
     """Print a refusal as one line on stderr, as exit_with_error does, without exiting."""
     print(f"{PROG}: error: {one_line(err)}", file=sys.stderr, flush=True)
 
@@ -530,42 +462,34 @@ def _check_args(args):
                                f"Face openai-gpt folder; set --model_dir")
 
 
-def _bpe_paths(args):
-    """(encoder_path, bpe_path): the flags, else the BPE files of the model folder (find_bpe_files;
-    for a hub cache folder, those of its snapshot)."""
-    from text_utils import find_bpe_files
-    if args.encoder_path and args.bpe_path:
-        return args.encoder_path, args.bpe_path
+def load_tokenizer_for(args):
+    """The tokenizer the model folder holds (text_utils.load_tokenizer: its char_vocab.json, else its
+    BPE files, which --encoder_path and --bpe_path replace; for a hub cache folder, its snapshot's)."""
     try:
-        found = find_bpe_files(_model_folder(args.model_dir))
+        return load_tokenizer(_model_folder(args.model_dir), args.encoder_path, args.bpe_path)
     except MissingFileError as err:
         raise MissingFileError(f"{err}; or set --encoder_path and --bpe_path") from None
-    return args.encoder_path or found[0], args.bpe_path or found[1]
 
 
-def load_encoder(args):
-    """The model folder's character vocabulary (CharTextEncoder) when it holds char_vocab.json,
-    else GPT-1's BPE (TextEncoder) of --encoder_path/--bpe_path or the folder's BPE files."""
-    char_vocab = os.path.join(_model_folder(args.model_dir), CHAR_VOCAB)
-    if os.path.isfile(char_vocab):
-        return CharTextEncoder(char_vocab)
-    from text_utils import TextEncoder
-    return TextEncoder(*_bpe_paths(args))
+class Generator(NamedTuple):
+    """What the command line generates with: the tokenizer, the model (eval mode), the
+    checkpoint format it was read from ('tf' or 'hf') and the open log."""
+    tokenizer: Tokenizer
+    model: torch.nn.Module
+    checkpoint_format: str
+    logger: ResultLogger
 
 
-def _load(args):
-    """Check the flags, then load the tokenizer, the weights and open the log.
-    Returns (TextEncoder or CharTextEncoder, model, checkpoint format, ResultLogger)."""
+def load_generator(args):
+    """Check the flags, then load the tokenizer and the weights and open the log: a Generator."""
     _check_args(args)
-    encoder = load_encoder(args)
-    n_vocab = len(encoder.encoder)
-    check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, n_vocab)
+    tokenizer = load_tokenizer_for(args)
+    check_sampling_args(args.gen_len, args.temperature, args.topk, args.topp, tokenizer.vocab_size)
     vars(args).update(model_sizes(args))
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model, fmt = build_model(args.model_dir, n_vocab, args.n_ctx, args.n_embd, args.n_head, args.n_layer, device,
-                             args.arch)
+    model, fmt = build_model(args.model_dir, tokenizer.vocab_size, args.n_ctx, args.n_embd, args.n_head,
+                             args.n_layer, args.device, args.arch)
     logger = ResultLogger(args.log_path, append=True, **vars(args), checkpoint_format=fmt)
-    return encoder, model, fmt, logger
+    return Generator(tokenizer, model, fmt, logger)
 
 
 def main(argv=None, stdin=None, stdout=None):
@@ -580,39 +504,40 @@ def main(argv=None, stdin=None, stdout=None):
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     try:
-        encoder, model, fmt, logger = _load(args)
+        gen = load_generator(args)
     except (ValueError, TypeError, OSError) as err:
         exit_with_error(PROG, err)
-    print(f"{PROG}: loaded the {CHECKPOINT_FORMATS[fmt]} from {args.model_dir}", file=sys.stderr)
-    with logger:
+    print(f"{PROG}: loaded the {CHECKPOINT_FORMATS[gen.checkpoint_format]} from {args.model_dir}", file=sys.stderr)
+    with gen.logger:
         if args.prompt is not None:
-            return _run_prompts(args, encoder, model, logger, stdout)
-        return _run_interactive(args, encoder, model, logger, stdin, stdout)
+            return _run_prompts(args, gen, stdout)
+        return _run_interactive(args, gen, stdin, stdout)
 
 
-def _settings(args):
+def sampling_settings(args):
+    """The keyword arguments of generate / iter_generate that the sampling flags set."""
     return dict(temperature=args.temperature, top_k=args.topk, top_p=args.topp, greedy=args.greedy, seed=args.seed)
 
 
-def _run_prompts(args, encoder, model, logger, stdout):
+def _run_prompts(args, gen, stdout):
     """Continue every --prompt in one batch, print and log them. Returns 0; exits 2 on a refused prompt."""
     try:
-        prompt_ids = encoder.encode(args.prompt, verbose=False)
+        prompt_ids = gen.tokenizer.encode(args.prompt, verbose=False)
         for text, ids in zip(args.prompt, prompt_ids):
             if not ids:
                 raise InputError(f"empty prompt: {text!r} encodes to no tokens")
-        new = generate(model, prompt_ids, args.gen_len, **_settings(args))
+        new = generate(gen.model, prompt_ids, args.gen_len, **sampling_settings(args))
     except ValueError as err:
         exit_with_error(PROG, err)
     for text, ids in zip(args.prompt, new):
-        continuation = continuation_text(encoder, ids)
+        continuation = gen.tokenizer.continuation_text(ids)
         stdout.write(f"{text}\n=> {continuation}\n")
-        logger.log(prompt=text, ids=ids, continuation=continuation)
+        gen.logger.log(prompt=text, ids=ids, continuation=continuation)
     stdout.flush()
     return 0
 
 
-def _run_interactive(args, encoder, model, logger, stdin, stdout):
+def _run_interactive(args, gen, stdin, stdout):
     """Continue each line of stdin, streaming words as they come; log each. Returns 2 if any line
     was refused, else 0."""
     status = 0
@@ -620,17 +545,17 @@ def _run_interactive(args, encoder, model, logger, stdin, stdout):
         try:
             if not text.strip():
                 raise InputError("empty prompt: type some text to continue ('q' quits)")
-            ids = encoder.encode([text], verbose=False)[0]
+            ids = gen.tokenizer.encode([text], verbose=False)[0]
             if not ids:
                 raise InputError(f"empty prompt: {text!r} encodes to no tokens")
-            steps = iter_generate(model, ids, args.gen_len, **_settings(args))
+            steps = iter_generate(gen.model, ids, args.gen_len, **sampling_settings(args))
         except ValueError as err:
-            _report(err)
+            print_refusal(err)
             status = EXIT_BAD_INPUT
             continue
         stdout.write('=> ')
-        new = _stream_print(encoder, (s.tokens[0] for s in steps), stdout)
-        logger.log(prompt=text, ids=new, continuation=continuation_text(encoder, new))
+        new = _stream_print(gen.tokenizer, (s.tokens[0] for s in steps), stdout)
+        gen.logger.log(prompt=text, ids=new, continuation=gen.tokenizer.continuation_text(new))
     return status
 
 

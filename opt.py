@@ -13,20 +13,25 @@ the reference for the names. Where the two differ this module follows TensorFlow
 * the decay term is inside the bias-corrected, scheduled step ``lr_t`` and uses the
   parameter's value before the step (the earlier port applied ``lr * schedule * l2 * p``
   after the Adam update, from the updated value, without the bias correction).
+
+`AdamConfig` holds the optimizer's settings under their flags' names and builds it:
+``AdamConfig(lr=6.25e-5).build(model.parameters(), t_total)``.
 """
 import math
 import numbers
 import warnings
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch.optim import Optimizer
 
-from errors import InputError
+from errors import ConfigError, InputError
+from flags import Config
 
-__all__ = ['OpenAIAdam', 'SCHEDULES', 'warmup_cosine', 'warmup_constant', 'warmup_linear',
+__all__ = ['AdamConfig', 'OpenAIAdam', 'SCHEDULES', 'warmup_cosine', 'warmup_constant', 'warmup_linear',
            'constant']
 
 
@@ -79,44 +84,83 @@ SCHEDULES = {
 }
 
 
-def _invalid(name, value, expected):
-    """InputError for setting `name`; its `setting` attribute names it for callers (train.py
-    maps it to a flag)."""
-    err = InputError(f"OpenAIAdam: invalid {name} {value!r}: expected {expected}")
-    err.setting = name
-    return err
+def _real_in(value, ok):
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and ok(float(value))
 
 
-def _real(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _invalid(name, value, "a real number")
-    return float(value)
-
-
-def _check_range(h, name, ok, expected):
-    """Raise InputError naming `name`, its value in `h` and `expected` unless ok(value)."""
-    if not ok(_real(name, h[name])):
-        raise _invalid(name, h[name], expected)
+def _first_problem(h):
+    """(name, expected) for the first setting in OpenAIAdam's dict of settings `h` that cannot
+    work, else None."""
+    if not _real_in(h['lr'], lambda v: 0.0 < v < math.inf):
+        return 'lr', "a finite number > 0"
+    if not isinstance(h['schedule'], str) or h['schedule'] not in SCHEDULES:
+        return 'schedule', f"one of {', '.join(map(repr, SCHEDULES))}"
+    # x / warmup: 0 would divide by zero on the first step; 'none' never reads it
+    if h['schedule'] != 'none' and not _real_in(h['warmup'], lambda v: 0.0 < v <= 1.0):
+        return 'warmup', f"a fraction of t_total in (0, 1] for schedule {h['schedule']!r}"
+    if not _real_in(h['t_total'], lambda v: 1.0 <= v < math.inf):
+        return 't_total', "a finite number of steps >= 1"
+    for name in ('b1', 'b2'):
+        if not _real_in(h[name], lambda v: 0.0 <= v < 1.0):
+            return name, "a number in [0, 1)"
+    for name in ('e', 'l2'):
+        if not _real_in(h[name], lambda v: 0.0 <= v < math.inf):
+            return name, "a finite number >= 0"
+    if not isinstance(h['vector_l2'], (bool, np.bool_)):
+        return 'vector_l2', "a bool"
+    # an infinite bound would scale every gradient by inf * 0 = NaN
+    if not _real_in(h['max_grad_norm'], math.isfinite):
+        return 'max_grad_norm', "a finite number (<= 0 turns clipping off)"
+    return None
 
 
 def check_hyperparameters(h):
-    """Raise a one-line InputError naming the first bad setting in the dict ``h``, its value
-    and the range it must lie in."""
-    _check_range(h, 'lr', lambda v: 0.0 < v < math.inf, "a finite number > 0")
-    if not isinstance(h['schedule'], str) or h['schedule'] not in SCHEDULES:
-        raise _invalid('schedule', h['schedule'], f"one of {', '.join(map(repr, SCHEDULES))}")
-    if h['schedule'] != 'none':  # x / warmup: 0 would divide by zero on the first step
-        _check_range(h, 'warmup', lambda v: 0.0 < v <= 1.0,
-                     f"a fraction of t_total in (0, 1] for schedule {h['schedule']!r}")
-    _check_range(h, 't_total', lambda v: 1.0 <= v < math.inf, "a finite number of steps >= 1")
-    for name in ('b1', 'b2'):
-        _check_range(h, name, lambda v: 0.0 <= v < 1.0, "a number in [0, 1)")
-    _check_range(h, 'e', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
-    _check_range(h, 'l2', lambda v: 0.0 <= v < math.inf, "a finite number >= 0")
-    if not isinstance(h['vector_l2'], (bool, np.bool_)):
-        raise _invalid('vector_l2', h['vector_l2'], "a bool")
-    # an infinite bound would scale every gradient by inf * 0 = NaN
-    _check_range(h, 'max_grad_norm', math.isfinite, "a finite number (<= 0 turns clipping off)")
+    """Raise a one-line InputError naming the first bad setting in OpenAIAdam's dict of settings
+    ``h``, its value and the range it must lie in; its `setting` attribute names the setting."""
+    problem = _first_problem(h)
+    if problem is not None:
+        name, expected = problem
+        err = InputError(f"OpenAIAdam: invalid {name} {h[name]!r}: expected {expected}")
+        err.setting = name
+        raise err
+
+
+@dataclass
+class AdamConfig(Config):
+    """OpenAIAdam's settings, named as their flags (the paper's finetuning values by default);
+    `build(params, t_total)` makes the optimizer. OpenAIAdam's own arguments are `schedule` for
+    lr_schedule and `warmup` for lr_warmup."""
+
+    lr: float = field(default=6.25e-5, metadata={'help': "peak learning rate"})
+    lr_schedule: str = field(default='warmup_linear', metadata={
+        'choices': tuple(SCHEDULES), 'help': "learning-rate schedule over the run's updates"})
+    lr_warmup: float = field(default=0.002, metadata={
+        'help': "share of the run's updates spent warming the learning rate up, in (0, 1]"})
+    b1: float = field(default=0.9, metadata={'help': "Adam's decay rate of the gradients' mean"})
+    b2: float = field(default=0.999, metadata={'help': "Adam's decay rate of the squared gradients' mean"})
+    e: float = field(default=1e-8, metadata={'help': "Adam's epsilon"})
+    l2: float = field(default=0.01, metadata={'help': "decoupled weight decay of the matrices"})
+    vector_l2: bool = field(default=False, metadata={'help': "decay the biases and gains too"})
+    # 1, not 1.0: the value the runs' files record for this flag's default
+    max_grad_norm: float = field(default=1, metadata={
+        'help': "clip the gradients to this global norm (<= 0: no clipping)"})
+
+    def optimizer_kwargs(self, t_total):
+        """OpenAIAdam's keyword arguments for a run of `t_total` updates."""
+        return dict(lr=self.lr, schedule=self.lr_schedule, warmup=self.lr_warmup, t_total=t_total, b1=self.b1,
+                    b2=self.b2, e=self.e, l2=self.l2, vector_l2=self.vector_l2, max_grad_norm=self.max_grad_norm)
+
+    def check(self):
+        settings = self.optimizer_kwargs(t_total=1)
+        problem = _first_problem(settings)
+        if problem is not None:
+            name, expected = problem
+            field_name = {'schedule': 'lr_schedule', 'warmup': 'lr_warmup'}.get(name, name)
+            raise ConfigError(field_name, settings[name], expected)
+
+    def build(self, params, t_total):
+        """OpenAIAdam over `params` (parameters or groups) for `t_total` updates."""
+        return OpenAIAdam(params, **self.optimizer_kwargs(t_total))
 
 
 def _norms(grads, dtype):

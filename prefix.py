@@ -31,7 +31,7 @@ from errors import InputError
 from model_pytorch import MultipleChoiceHead, _clf_states
 
 
-class Split(NamedTuple):
+class PrefixSplit(NamedTuple):
     """A batch cut into prefixes and remainders; P (B,) shared positions per example.
     xp (B, Pm, 2): choice 0's first Pm = max(P) positions; kp (B, Pm) bool: True at an
     example's own P shared positions. xr (B, C, R, 2): each choice's positions from its
@@ -56,7 +56,7 @@ def shared_prefix_lengths(X, M, clf_token):
 
 
 def split_choices(X, M, P):
-    """X (B, C, T, 2), M (B, C, T), P (B,) from shared_prefix_lengths -> Split."""
+    """X (B, C, T, 2), M (B, C, T), P (B,) from shared_prefix_lengths -> PrefixSplit."""
     B, C, T = M.shape
     Pm = int(P.max())
     steps = torch.arange(1, T + 1, device=M.device)
@@ -67,11 +67,11 @@ def split_choices(X, M, P):
     xr = X.gather(2, idx[..., None].expand(B, C, R, 2))
     mr = M.gather(2, idx) * (pos < T)
     kp = torch.arange(Pm, device=M.device) < P[:, None]
-    return Split(P, X[:, 0, :Pm], kp, xr, mr)
+    return PrefixSplit(P, X[:, 0, :Pm], kp, xr, mr)
 
 
 def run_split(transformer, s):
-    """The transformer over a Split: hidden states (hp (B, Pm, n_embd) or None when no
+    """The transformer over a PrefixSplit: hidden states (hp (B, Pm, n_embd) or None when no
     example shares a position, hr (B * C, R, n_embd)). The embeddings of both calls come
     from one embed_input call, so a row gets one embedding dropout mask per batch, as in
     one plain forward."""
@@ -129,10 +129,10 @@ def token_batches(lengths, budget):
 
 
 def _prefix_cache(transformer, s, budget):
-    """Every layer's keys and values of the prefixes of Split `s`, computed in order of
+    """Every layer's keys and values of the prefixes of PrefixSplit `s`, computed in order of
     prefix length, at most `budget` tokens a pass: a list of (k, v), each
     (B, n_head, Pm, head_dim), zero past its pass's longest prefix (the positions past an
-    example's own prefix are masked by the Split's kp)."""
+    example's own prefix are masked by the PrefixSplit's kp)."""
     cache = None
     for idx in token_batches(s.P, budget):
         n = int(s.P[idx].max())

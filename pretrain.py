@@ -91,12 +91,13 @@ from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume
                         write_json)
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
+from flags import DefaultsHelpFormatter, add_flags
 from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, check_config, find_checkpoint_format
-from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
-from pretraining import (CHAR_VOCAB, build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
+from opt import AdamConfig, OpenAIAdam, check_hyperparameters
+from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
                          make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
                          train_update, updates_per_epoch, warmup_fraction)
-from run_frame import (DefaultsHelpFormatter, check_run_flags, check_writable, cli_main, closing_summary,
+from run_frame import (RunConfig, check_run_flags, check_writable, cli_main, closing_summary,
                        earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
                        prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job)
 from token_store import find_inputs
@@ -118,32 +119,17 @@ def build_parser():
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, metavar='PATH',
                    help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
+    # what every run has, and the optimizer's settings: the defaults are the paper's pre-training
+    add_flags(p, RunConfig, defaults={'desc': 'pretrain', 'n_iter': 100, 'n_batch': 64, 'eval_every': 1000})
+    add_flags(p, AdamConfig, defaults={'lr': 2.5e-4, 'lr_schedule': 'warmup_cosine'}, skip=('lr_warmup',))
+    add_flags(p, electra.ElectraConfig)
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
     p.add_argument('--arch', default='gpt1', choices=ARCHS,
                    help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
-    p.add_argument('--objective', default='lm', choices=electra.OBJECTIVES,
-                   help="lm: next-token LM (GPT-1's); mlm: BERT's masked LM, electra: ELECTRA's replaced-token "
-                        "detection, both on bidirectional models (electra.py), with a mask token after the vocabulary")
-    p.add_argument('--mask_prob', type=float, default=0.15,
-                   help="mlm and electra: share of each window's tokens masked")
-    p.add_argument('--gen_size', type=float, default=0.25,
-                   help="electra: the generator's width (and heads) as a fraction of the discriminator's")
-    p.add_argument('--disc_weight', type=float, default=50.0,
-                   help="electra: loss = mlm loss + disc_weight * the discriminator's loss")
     p.add_argument('--valid_fraction', type=float, default=0.01,
                    help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
-    p.add_argument('--eval_every', type=int, default=1000,
-                   help="updates between validations and checkpoints (0: only at the end)")
     p.add_argument('--strict', action='store_true', help="refuse a file that is not UTF-8 instead of skipping it")
     p.add_argument('--cache_dir', default=None, help="where the encoded corpus is kept (default {save_dir}/tokens)")
-    # train.py's flags, same names and meaning; the defaults are the paper's pre-training
-    p.add_argument('--desc', default='pretrain', help="run name: log {log_dir}/{desc}.jsonl, files {save_dir}/{desc}/")
-    p.add_argument('--log_dir', default='log/')
-    p.add_argument('--save_dir', default='save/')
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--n_iter', type=int, default=100, help="epochs (an epoch: updates consuming the training tokens)")
-    p.add_argument('--n_batch', type=int, default=64, help="windows per micro-batch (per process under torchrun)")
-    p.add_argument('--n_acc', type=int, default=1, help="micro-batches per update (gradient accumulation)")
     p.add_argument('--n_ctx', type=int, default=512, help="tokens per window")
     p.add_argument('--n_embd', type=int, default=768)
     p.add_argument('--n_head', type=int, default=12)
@@ -152,18 +138,7 @@ def build_parser():
     p.add_argument('--attn_pdrop', type=float, default=0.1)
     p.add_argument('--resid_pdrop', type=float, default=0.1)
     p.add_argument('--afn', default='gelu', choices=('gelu', 'relu', 'swish'))
-    p.add_argument('--lr', type=float, default=2.5e-4)
-    p.add_argument('--lr_schedule', default='warmup_cosine', choices=tuple(SCHEDULES))
     p.add_argument('--warmup_updates', type=int, default=2000, help="updates of linear warm-up")
-    p.add_argument('--b1', type=float, default=0.9)
-    p.add_argument('--b2', type=float, default=0.999)
-    p.add_argument('--e', type=float, default=1e-8)
-    p.add_argument('--l2', type=float, default=0.01)
-    p.add_argument('--vector_l2', action='store_true')
-    p.add_argument('--max_grad_norm', type=float, default=1)
-    p.add_argument('--max_updates', type=int, default=0,
-                   help="stop after this many updates in all (0: no limit); the learning-rate schedule then ends "
-                        "there (t_total = the fewer of --n_iter epochs' updates and this); must match on --resume")
     p.add_argument('--init', default='random', choices=('random', 'pretrained'),
                    help="random: from scratch; pretrained: continue from --model_dir")
     p.add_argument('--model_dir', default='model/',
@@ -171,16 +146,10 @@ def build_parser():
                         "this script wrote (with --tokenizer char, its char_vocab.json is the vocabulary)")
     p.add_argument('--encoder_path', default=None, help="BPE vocabulary (default: the one in --model_dir)")
     p.add_argument('--bpe_path', default=None, help="BPE merges (default: the ones in --model_dir)")
-    p.add_argument('--resume', action='store_true', help="continue the run {desc} from its last checkpoint")
-    p.add_argument('--overwrite', action='store_true', help="start the run {desc} afresh, deleting its files")
-    p.add_argument('--device', default='auto', help="auto, cpu, cuda or cuda:N")
-    p.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'),
-                   help="as train.py's: bf16 autocast on CUDA or CPU, fp16 on CUDA only")
     p.add_argument('--attn_impl', default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--dropout_masks', default='int', choices=DROPOUT_MASKS,
                    help="int: on the CPU, dropout masks from 31-bit random integers (about 9%% faster at "
                         "full size than bernoulli, torch's own, which train.py keeps); the same distribution")
-    p.add_argument('--dist_timeout', type=float, default=600, help="under torchrun: seconds to wait for the others")
     return p
 
 
@@ -234,9 +203,9 @@ def _check_optimizer_flags(args):
 def check_inputs(args, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
+    from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
     find_inputs(args.data)
     if args.tokenizer == 'bpe':
-        from text_utils import HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
         for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
             if not os.path.isfile(path):
                 raise InputError(f"{flag} {path}: no such file; expected GPT-1's BPE files "

@@ -7,8 +7,6 @@ windows of an update (`sample_windows`), one update (`train_update`), validation
 is pretrain.py's flags. The module keeps no state.
 """
 import math
-import os
-import shutil
 from typing import NamedTuple
 
 import numpy as np
@@ -24,21 +22,20 @@ from loss import IGNORE_INDEX
 from model_pytorch import LMModel, TransformerModel, load_pretrained
 from opt import SCHEDULES, OpenAIAdam
 from run_frame import GradientAccumulator, autocast, eval_mode, sync_unless_last
-from token_store import BPETokenizer, CharTokenizer, NotUTF8Error, build_token_store
-
-CHAR_VOCAB = 'char_vocab.json'  # the character vocabulary, beside the model
+from token_store import NotUTF8Error, build_token_store
 
 
 # ------------------------------------------------------------------ tokenizer and corpus
 
 def build_tokenizer(args, verbose=False):
-    """The tokenizer of the run: BPETokenizer of --encoder_path/--bpe_path; for char, the
-    vocabulary saved in --model_dir (--init pretrained) or the characters of the corpus
-    plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
+    """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
+    for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
+    corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
+    from text_utils import CharTokenizer, TextEncoder  # spacy and ftfy load once a run starts, not for --help
     if args.tokenizer == 'bpe':
-        return BPETokenizer(args.encoder_path, args.bpe_path)
+        return TextEncoder(args.encoder_path, args.bpe_path)
     if args.init == 'pretrained':
-        return CharTokenizer.load(os.path.join(args.model_dir, CHAR_VOCAB))
+        return CharTokenizer.load(args.model_dir)
     try:
         return CharTokenizer.fit(args.data, verbose=verbose, strict=args.strict, extra='\n')
     except DataError as err:
@@ -49,9 +46,7 @@ def build_tokenizer(args, verbose=False):
 
 def separator_id(tokenizer):
     """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode)."""
-    if isinstance(tokenizer, BPETokenizer):
-        return tokenizer.newline_id
-    return int(tokenizer.encode('\n')[0])
+    return tokenizer.newline_id
 
 
 def load_corpus(args, tokenizer, verbose=True):
@@ -242,23 +237,12 @@ def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='non
 
 # ------------------------------------------------------------------ output
 
-def tokenizer_files(tokenizer):
-    """{file name: writer(path)} of the tokenizer files saved beside the model: the BPE
-    files as a Hugging Face folder names them (vocab.json, merges.txt), or char_vocab.json."""
-    if isinstance(tokenizer, BPETokenizer):
-        from text_utils import HF_BPE_FILES
-        encoder_path, bpe_path = tokenizer.paths
-        return {HF_BPE_FILES[0]: lambda p: shutil.copyfile(encoder_path, p),
-                HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
-    return {CHAR_VOCAB: tokenizer.save}
-
-
 def save_model_folder(model, folder, tokenizer):
     """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
     as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
-    model.safetensors, plus tokenizer_files), all in one atomic folder write. Returns the folder."""
+    model.safetensors, plus the tokenizer's files), all in one atomic folder write. Returns the folder."""
     model = unwrap_model(model)
     if not isinstance(model, LMModel):  # mlm, electra: the encoder, without the mask token's row
-        return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer_files(tokenizer))
+        return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer.files())
     return export_hf(model, folder, n_vocab=tokenizer.vocab_size, n_special=0,
-                     extra_files=tokenizer_files(tokenizer))
+                     extra_files=tokenizer.files())

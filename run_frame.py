@@ -1,9 +1,9 @@
 """The frame every training script runs in: what train.py and pretrain.py share.
 
 - configs and flags: `RunConfig` (what every run is: name, folders, seed, length, batch,
-  device, precision, resume/overwrite), `DefaultsHelpFormatter` (--help shows every
-  default), `check_run_flags` (RunConfig's checks of the flags), `resolve_bpe_paths` (the BPE files of --model_dir),
-  `check_writable` (a folder the run writes);
+  device, precision, resume/overwrite), `check_run_flags` (RunConfig's checks of the
+  flags), `resolve_bpe_paths` (the BPE files of --model_dir), `check_writable` (a folder
+  the run writes);
 - the run folder: `earlier_run_files`, `refuse_earlier_run`, `remove_files` (an earlier
   run of the same name is refused, or with --overwrite deleted only once the new run has
   checked all it can), `previous_entries` and `open_log` (the log, whole after a kill at
@@ -21,10 +21,9 @@
 The module imports torch and the light modules of the library only, so that a script's
 --help answers before any data or tokenizer library is loaded.
 """
-import argparse
 import contextlib
-import copy
 import dataclasses
+from dataclasses import field
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_co
                          setup_distributed, torchrun_env)
 from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
                     exit_interrupted, exit_with_error)
+from flags import Config
 from utils import ResultLogger
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -46,48 +46,49 @@ AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 # ------------------------------------------------------------------ flags
 
-class DefaultsHelpFormatter(argparse.HelpFormatter):
-    """--help shows every flag's default, except where its help already says what the default is."""
-
-    def _format_action(self, action):
-        if not action.help and action.option_strings and action.default is not argparse.SUPPRESS:
-            action = copy.copy(action)  # argparse prints no help line for a flag without help text
-            action.help = '(default: %(default)s)'
-        return super()._format_action(action)
-
-    def _get_help_string(self, action):
-        text = action.help
-        if not action.option_strings or action.default is argparse.SUPPRESS or action.required or 'default' in text:
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 AMPS = ('none', 'bf16', 'fp16')
 
 
 @dataclasses.dataclass
-class RunConfig:
+class RunConfig(Config):
     """What every training run is, whatever it trains: its name and folders, seed, length,
     batch, evaluation cadence, device and precision, and what to do with an earlier run of
     the same name. Defaults are train.py's; pretrain.py's flags give their own. Validated on
-    construction (`check`); `to_dict`/`from_dict` round-trip it through JSON."""
-    desc: str = 'run'  # the log {log_dir}/{desc}.jsonl and the folder {save_dir}/{desc}/
-    log_dir: str = 'log/'
-    save_dir: str = 'save/'
-    seed: int = 42
-    n_iter: int = 3  # epochs
-    n_batch: int = 8  # examples per micro-batch (per process under torchrun)
-    n_acc: int = 1  # micro-batches per update
-    max_updates: int = 0  # 0: no limit
-    eval_every: int = 0  # updates between evaluations; 0: the script's own cadence
-    device: str = 'auto'
-    amp: str = 'none'
-    resume: bool = False
-    overwrite: bool = False
-    dist_timeout: float = 600.0  # seconds a torchrun process waits for the others
-
-    def __post_init__(self):
-        self.check()
+    construction (`check`); flags.Config's `to_dict`/`from_dict` round-trip it through JSON."""
+    desc: str = field(default='run', metadata={
+        'help': "run name: the log is {log_dir}/{desc}.jsonl, the run's files {save_dir}/{desc}/ (train.py: the "
+                "dataset's name when not given)"})
+    log_dir: str = field(default='log/', metadata={'help': "folder of the runs' logs"})
+    save_dir: str = field(default='save/', metadata={'help': "folder of the runs' folders"})
+    seed: int = field(default=42, metadata={'help': "seed of the run's random draws, 0 to 2^32 - 1"})
+    n_iter: int = field(default=3, metadata={'help': "epochs"})
+    n_batch: int = field(default=8, metadata={
+        'help': "examples (pretrain.py: windows) per forward/backward pass, per process under torchrun"})
+    n_acc: int = field(default=1, metadata={
+        'help': "gradient accumulation: one optimizer update every n_acc batches (effective batch n_batch*n_acc, "
+                "times the number of processes under torchrun)"})
+    max_updates: int = field(default=0, metadata={
+        'help': "stop after this many optimizer updates in all (0: no limit). train.py: the epoch in progress is "
+                "logged and checkpointed as if it ended there, the schedule still spans --n_iter epochs (smoke "
+                "tests, not for --resume); pretrain.py: the schedule ends there, and it must match on --resume"})
+    eval_every: int = field(default=0, metadata={
+        'help': "updates between evaluations (logged; train.py: besides each epoch's end, and one before the "
+                "first update; pretrain.py: with a checkpoint each); 0: train.py at each epoch's end only (and "
+                "in the first epoch at updates 1000, 2000, 4000, ... as the original), pretrain.py at the end"})
+    device: str = field(default='auto', metadata={'help': "auto (cuda if available, else cpu), cpu, cuda, cuda:N"})
+    amp: str = field(default='none', metadata={
+        'choices': AMPS, 'help': "mixed precision (autocast): bf16 on CUDA or CPU (fast on CPUs with bfloat16 "
+                                 "instructions: AVX512-BF16, AMX), fp16 on CUDA only (with a GradScaler)"})
+    resume: bool = field(default=False, metadata={
+        'help': "continue the run {desc} from {save_dir}/{desc}/last_checkpoint.pt; every flag that changes the "
+                "computation must be the same as the first time"})
+    overwrite: bool = field(default=False, metadata={
+        'help': "start the run {desc} afresh, deleting the files of an earlier run of the same name (without it, "
+                "a name already used is refused)"})
+    # 600, not 600.0: the value the runs' files record for this flag's default
+    dist_timeout: float = field(default=600, metadata={
+        'help': "under torchrun: seconds a process waits for the others in a collective operation before it "
+                "stops with an error (a failed or stuck process then cannot hang the job)"})
 
     def check(self):
         """Raise errors.ConfigError naming the first field whose value cannot work."""
@@ -110,31 +111,6 @@ class RunConfig:
             raise ConfigError('dist_timeout', self.dist_timeout, "a positive number of seconds")
         if self.resume and self.overwrite:
             raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
-
-    def to_dict(self):
-        """The fields as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d):
-        """The config of a dict of its fields (missing ones take their defaults); ConfigError
-        naming a key that is no field."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(unknown[0], d[unknown[0]], f"a field of {cls.__name__} ({', '.join(sorted(names))})")
-        return cls(**d)
-
-    @classmethod
-    def from_any(cls, obj):
-        """The config of a RunConfig (itself), a dict of its fields, or an argparse Namespace
-        (its fields picked from the flags, which hold more)."""
-        if isinstance(obj, cls):
-            return obj
-        if isinstance(obj, argparse.Namespace):
-            given = vars(obj)
-            return cls(**{f.name: given[f.name] for f in dataclasses.fields(cls) if f.name in given})
-        return cls.from_dict(obj)
 
 
 def check_run_flags(args):

@@ -1,10 +1,11 @@
 """A corpus encoded once into flat uint16 memory maps: what pre-training reads windows from.
 
-    store = build_token_store(['books/'], CharTokenizer.fit(['books/']), 'cache/', valid_fraction=0.01)
+    store = build_token_store(['books/'], text_utils.CharTokenizer.fit(['books/']), 'cache/', valid_fraction=0.01)
     train, valid = store['train'], store['valid']            # TokenSplit: .tokens (memmap), .offsets
     x = train.windows(train.sample_starts(rng, 64, 513), 513)  # (64, 513) int64
 
-Inputs are text files (each one document), folders of them (walked in sorted order:
+The tokenizer is any text_utils.Tokenizer: the store reads its encode_chunk, vocab_size
+and fingerprint. Inputs are text files (each one document), folders of them (walked in sorted order:
 *.txt, *.jsonl) and JSONL files (each line an object whose `text` field is one
 document). Documents go to the validation split by a hash of their position, a
 `valid_fraction` of them; with a single document, its last `valid_fraction` of tokens
@@ -163,113 +164,6 @@ def file_digest(path):
     return h.hexdigest()
 
 
-def _file_chars(path):
-    """The set of characters in the documents of `path`."""
-    seen = set()
-    for doc in iter_documents(path):
-        for chunk in doc:
-            seen.update(chunk)
-    return seen
-
-
-# ------------------------------------------------------------------ tokenizers
-
-class CharTokenizer:
-    """Each distinct character of the training text is one id, in code point order.
-
-    encode(text) -> uint16 ids; decode(ids) -> str. `fit(paths)` reads the corpus once
-    to collect its characters; `save(path)` / `load(path)` keep the vocabulary as JSON."""
-
-    def __init__(self, chars):
-        chars = sorted(set(chars))
-        if not chars:
-            raise DataError("the corpus has no characters: expected some text")
-        if len(chars) > MAX_U16 + 1:
-            raise DataError(f"the corpus has {len(chars)} distinct characters: a character vocabulary holds at "
-                            f"most {MAX_U16 + 1} (ids are stored as uint16)")
-        self.chars = chars
-        self._points = np.array([ord(c) for c in chars], dtype=np.uint32)
-
-    @classmethod
-    def fit(cls, paths, verbose=False, strict=False, extra=''):
-        """The characters of every input under `paths` plus those of `extra`. A file that is
-        not UTF-8 is left out (as build_token_store leaves it out), or with `strict` refused
-        with NotUTF8Error."""
-        seen = set(extra)
-        for path in tqdm(find_inputs(paths), desc='characters', disable=not verbose, leave=False):
-            try:
-                seen |= _file_chars(path)
-            except NotUTF8Error:
-                if strict:
-                    raise
-        return cls(seen)
-
-    @property
-    def vocab_size(self):
-        return len(self.chars)
-
-    def fingerprint(self):
-        return 'char:' + hashlib.sha256(''.join(self.chars).encode('utf-8', 'surrogatepass')).hexdigest()
-
-    def encode(self, text):
-        points = np.frombuffer(text.encode('utf-32-le', 'surrogatepass'), dtype=np.uint32)
-        ids = np.searchsorted(self._points, points)
-        bad = (ids >= len(self._points)) | (self._points[np.minimum(ids, len(self._points) - 1)] != points)
-        if bad.any():
-            c = chr(int(points[np.argmax(bad)]))
-            raise InputError(f"character {c!r} (U+{ord(c):04X}) is not in the character vocabulary of "
-                             f"{self.vocab_size} symbols: expected text made of the training corpus' characters")
-        return ids.astype(np.uint16)
-
-    def decode(self, ids):
-        return ''.join(self.chars[int(i)] for i in ids)
-
-    def save(self, path):
-        from checkpoint import write_json
-        write_json(path, {'kind': 'char', 'chars': ''.join(self.chars)})
-
-    @classmethod
-    def load(cls, path):
-        try:
-            with open(path, encoding='utf-8') as f:
-                saved = json.load(f)
-            return cls(saved['chars'])
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise DataError(f"{path}: not a character vocabulary ({err}); expected the JSON CharTokenizer.save "
-                            f"writes") from None
-
-
-class BPETokenizer:
-    """GPT-1's BPE (text_utils.TextEncoder) in the token store's interface.
-
-    The store encodes a document in chunks cut after a newline; the original's
-    standardization strips a chunk's trailing newline, so the newline symbol that the
-    whole text would have there is added back: a document's ids equal the ids of its
-    whole text, plus one newline symbol at its end when it ends with a newline."""
-
-    def __init__(self, encoder_path, bpe_path):
-        from text_utils import TextEncoder
-        self.paths = (encoder_path, bpe_path)
-        self.text_encoder = TextEncoder(encoder_path, bpe_path)
-        self.newline_id = self.text_encoder.encoder.get('\n</w>')
-
-    @property
-    def vocab_size(self):
-        return len(self.text_encoder.encoder)
-
-    def fingerprint(self):
-        return 'bpe:' + ':'.join(file_digest(p) for p in self.paths)
-
-    def encode(self, text):
-        ids = self.text_encoder.encode([text], verbose=False)[0]
-        if text.rstrip(' \t').endswith('\n') and text.strip() and self.newline_id is not None:
-            ids.append(self.newline_id)
-        return np.asarray(ids, dtype=np.uint16)
-
-    def decode(self, ids):
-        return self.text_encoder.decode(ids)
-
-
 # ------------------------------------------------------------------ the store
 
 class TokenSplit:
@@ -360,7 +254,7 @@ def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction, st
             for chunk in doc:
                 has_text = has_text or bool(chunk.strip())
                 try:
-                    ids = tokenizer.encode(chunk)
+                    ids = tokenizer.encode_chunk(chunk)
                 except InputError as err:  # a character outside a given vocabulary: say where
                     raise InputError(f"{path}: {err}") from None
                 w.write(ids)
@@ -640,8 +534,10 @@ def _split_damage(folder, name, n_tokens, vocab_size):
 
 
 def _max_id(path, n_tokens):
-    """The largest id of a split's file of n_tokens uint16 ids (-1 when empty), read in blocks."""
-    if not n_tokens:
-        return -1
-    tokens = np.memmap(path, dtype=np.uint16, mode='r')
-    return max(int(tokens[i:i + (1 << 24)].max()) for i in range(0, n_tokens, 1 << 24))
+    """The largest id of a split's file of n_tokens uint16 ids (-1 when empty), read in blocks
+    of 8 MB (not mapped: the pages of a mapping would count towards the process's memory)."""
+    top = -1
+    with open(path, 'rb') as f:
+        for _ in range(0, n_tokens, 1 << 22):
+            top = max(top, int(np.fromfile(f, dtype=np.uint16, count=1 << 22).max()))
+    return top

@@ -8,8 +8,8 @@ import torch
 import torch.nn as nn
 
 import electra
-from electra import DiscHead, Electra, EmbedProj, MaskedLM
-from errors import InputError
+from electra import DiscHead, Electra, ElectraConfig, EmbedProj, MaskedLM
+from errors import ConfigError, InputError
 from model_pytorch import DEFAULT_CONFIG, TransformerModel, dotdict
 
 ref_module = pytest.importorskip('electra_pytorch.electra_pytorch')
@@ -289,3 +289,54 @@ def test_other_models_need_their_heads_and_a_wider_generator_warns():
     assert math.isfinite(Electra(Plain(), Plain(), mask_token_id=MASK, tie_embeddings=False, num_tokens=N_TOKENS,
                                  gen_head=nn.Linear(1, N_TOKENS), disc_head=lambda h: h[..., 0])(
         batch(False)).loss.item())
+
+
+# ------------------------------------------------------------------ ElectraConfig
+
+def test_config_defaults_are_the_papers_and_round_trip_through_json():
+    import json
+    assert ElectraConfig().to_dict() == dict(objective='lm', mask_prob=0.15, gen_size=0.25, disc_weight=50.0)
+    cfg = ElectraConfig(objective='electra', mask_prob=0.2, gen_size=0.5, disc_weight=10.0)
+    assert ElectraConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert ElectraConfig.from_dict({'objective': 'mlm'}) == ElectraConfig(objective='mlm')
+    with pytest.raises(ConfigError, match=r"^gen_weight=1: expected a field of ElectraConfig \(objective, mask_prob"):
+        ElectraConfig.from_dict({'gen_weight': 1})
+
+
+@pytest.mark.parametrize('name, value, expected', [
+    ('objective', 'clm', "one of lm, mlm, electra"),
+    ('mask_prob', 0.0, "a fraction in (0, 1) of each window's tokens"), ('mask_prob', 1.0, "a fraction in (0, 1)"),
+    ('mask_prob', 'x', "a fraction in (0, 1)"),
+    ('gen_size', 0.0, "a positive fraction of the discriminator's width"), ('gen_size', float('inf'), "positive"),
+    ('disc_weight', -1.0, "a finite weight >= 0"), ('disc_weight', float('nan'), "a finite weight >= 0"),
+    ('disc_weight', True, "a finite weight >= 0"),
+])
+def test_a_bad_field_is_a_config_error_naming_it(name, value, expected):
+    with pytest.raises(ConfigError) as info:
+        ElectraConfig(**{name: value})
+    assert info.value.field == name and info.value.value is value and expected in info.value.expected
+
+
+def test_the_generator_is_gen_size_of_the_discriminator():
+    assert ElectraConfig(gen_size=0.25).generator_size(256, 4) == (64, 1)  # ELECTRA-Small's
+    assert ElectraConfig(gen_size=0.01).generator_size(32, 4) == (1, 1)  # at least one head
+    assert ElectraConfig(gen_size=2.0).generator_size(32, 4) == (64, 8)
+    with pytest.raises(ConfigError) as info:
+        ElectraConfig(gen_size=0.9).generator_size(32, 2)
+    assert info.value.as_flag() == ("--gen_size 0.9: expected a fraction giving a generator width its heads divide "
+                                    "(the generator would be 29 wide with 2 heads)")
+
+
+def test_the_objective_model_follows_the_config():
+    import argparse
+    args = argparse.Namespace(**dict(DEFAULT_CONFIG, n_embd=32, n_head=4, n_layer=1, n_ctx=8,
+                                     attn_impl='explicit', init='random', resume=False, objective='electra',
+                                     mask_prob=0.3, gen_size=0.5, disc_weight=7.0))
+    model = electra.build_objective_model(args, n_vocab=20)
+    assert isinstance(model, Electra) and (model.mask_prob, model.disc_weight, model.mask_token_id) == (0.3, 7.0, 20)
+    assert (model.generator.n_embd, model.discriminator.n_embd) == (16, 32)
+    args.objective = 'mlm'
+    assert isinstance(electra.build_objective_model(args, n_vocab=20), MaskedLM)
+    assert electra.objective_warnings(args) == []
+    args.objective, args.gen_size = 'electra', 2.0
+    assert electra.objective_warnings(args)[0].startswith('--gen_size 2.0: the generator (64 wide) is wider')

@@ -538,15 +538,15 @@ def test_cli_refuses_a_config_whose_sizes_the_weights_contradict(shards, tmp_pat
         (tmp_path / 'hf' / 'config.json').write_text(json.dumps(dict(config, **{field: value})))
         refused(argv, capsys, match)
 def test_char_encoder_round_trips_and_refuses_unknown_characters(tmp_path):
-    from token_store import CharTokenizer
+    from text_utils import CharTokenizer, load_tokenizer
     text = 'a mat, the cat.\nünï ☃'
     tok = CharTokenizer(text)
-    tok.save(str(tmp_path / 'v.json'))
-    enc = gen.CharTextEncoder(str(tmp_path / 'v.json'))
+    tok.save(str(tmp_path))
+    enc = load_tokenizer(str(tmp_path))
     ids = enc.encode([text, 'cat'])
     assert ids[1] == [tok.chars.index(c) for c in 'cat'] and enc.decode(ids[0]) == text
-    assert len(enc.encoder) == len(set(text))
-    stream = enc.stream_decoder()
+    assert enc.vocab_size == len(set(text))
+    stream = enc.stream_decoder(continuation=True)
     assert ''.join(stream.push(i) for i in ids[0]) + stream.flush() == text
     with pytest.raises(InputError, match=r"character 'z' .* not in the character vocabulary"):
         enc.encode(['zebra'])
@@ -556,15 +556,15 @@ def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
     """A Hugging Face folder with char_vocab.json (pretrain.py --tokenizer char): the sizes come from
     config.json, prompts are encoded and continuations decoded one character per token."""
     from model_pytorch import export_hf
-    from token_store import CharTokenizer
+    from text_utils import CharTokenizer
     tok = CharTokenizer('abcdefgh \n')
     cfg = dotdict(DEFAULT_CONFIG)
     cfg.update(n_embd=24, n_head=3, n_layer=2)
     torch.manual_seed(0)
     model = LMModel(cfg, vocab=tok.vocab_size + 20, n_ctx=20).eval()
     folder = tmp_path / 'char_model'
-    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
-    expected = tok.decode(generate(model, tok.encode('bad cab').tolist(), 9, greedy=True))
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files=tok.files())
+    expected = tok.decode(generate(model, tok.encode(['bad cab'])[0], 9, greedy=True))
     log = tmp_path / 'g.jsonl'
     assert gen.main(['--model_dir', str(folder), '--prompt', 'bad cab', '--gen_len', '9', '--greedy',
                      '--log_path', str(log)]) == 0
@@ -578,7 +578,7 @@ def test_cli_char_model_folder_needs_no_size_flags(tmp_path, capsys):
 
 def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsys):
     from model_pytorch import export_hf
-    from token_store import CharTokenizer
+    from text_utils import CharTokenizer
     tok = CharTokenizer('abcdefgh \n')
     cfg = dotdict(DEFAULT_CONFIG)
     cfg.update(n_embd=24, n_head=3, n_layer=2, causal=False)
@@ -587,7 +587,7 @@ def test_a_bidirectional_model_is_refused_by_the_api_and_the_cli(tmp_path, capsy
         with pytest.raises(InputError, match=r"bidirectional attention \(causal=False\): .* needs a causal"):
             generate(model, [1, 2], 3, use_cache=use_cache)
     folder = tmp_path / 'encoder'
-    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files=tok.files())
     with pytest.raises(SystemExit) as exc:
         gen.main(['--model_dir', str(folder), '--prompt', 'bad', '--log_path', str(tmp_path / 'g.jsonl')])
     assert exc.value.code == 2
@@ -650,14 +650,14 @@ def test_readme_char_example_runs_past_the_context(tmp_path, capsys):
     """README's `generate.py --model_dir save/mine/model --prompt "The " --gen_len 200` on a model of
     fewer positions."""
     from model_pytorch import export_hf
-    from token_store import CharTokenizer
+    from text_utils import CharTokenizer
     tok = CharTokenizer('The cat sat.\n')
     cfg = dotdict(DEFAULT_CONFIG)
     cfg.update(n_embd=24, n_head=3, n_layer=2)
     torch.manual_seed(0)
     model = LMModel(cfg, vocab=tok.vocab_size + 16, n_ctx=16).eval()
     folder = tmp_path / 'mine' / 'model'
-    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files={gen.CHAR_VOCAB: tok.save})
+    export_hf(model, folder, n_vocab=tok.vocab_size, n_special=0, extra_files=tok.files())
     assert gen.main(['--model_dir', str(folder), '--prompt', 'The ', '--gen_len', '200',
                      '--log_path', str(tmp_path / 'g.jsonl')]) == 0
     out = capsys.readouterr().out
@@ -680,7 +680,7 @@ def test_newlines_at_either_end_of_a_continuation_are_printed_and_logged(shards,
     from text_utils import TextEncoder
     enc = TextEncoder(str(encoder_path), str(bpe_path))
     ids = _newline_ids(enc, words)
-    assert gen.continuation_text(enc, ids) == text
+    assert enc.continuation_text(ids) == text
     out = Writes()
     gen._stream_print(enc, iter(ids), out)
     assert out.getvalue() == text + '\n'

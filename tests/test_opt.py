@@ -1,4 +1,4 @@
-"""OpenAIAdam against the update rule of the TensorFlow release, re-derived in float64 numpy."""
+"""OpenAIAdam against the update rule of the TensorFlow release, re-derived in float64 numpy; AdamConfig."""
 import io
 import math
 import warnings
@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from opt import SCHEDULES, OpenAIAdam, warmup_constant, warmup_cosine, warmup_linear
+from errors import ConfigError
+from opt import SCHEDULES, AdamConfig, OpenAIAdam, warmup_constant, warmup_cosine, warmup_linear
 
 SHAPES = [(4, 3), (5,), (2, 3, 2), (1, 6)]  # matrices, a vector, a 3-D tensor
 
@@ -492,3 +493,64 @@ def test_warmup_is_not_read_by_the_none_schedule():
     want, _, _ = run_torch(p0, grad_seq, warmup=0.5, **kw)
     assert_histories_close(got, want, rtol=0)
     assert not np.array_equal(got[0][0][0], p0[0])  # 'none' moves the parameters from the first step
+
+
+# ---------------------------------------------------------------- AdamConfig
+
+def test_config_builds_the_optimizer_the_flags_describe():
+    cfg = AdamConfig(lr=0.05, lr_schedule='warmup_cosine', lr_warmup=0.25, b1=0.8, b2=0.99, e=1e-6, l2=0.3,
+                     vector_l2=True, max_grad_norm=1.0)
+    p0, grad_seq = make_problem(seed=12, n_steps=8)
+    kw = dict(lr=0.05, schedule='warmup_cosine', warmup=0.25, t_total=8, b1=0.8, b2=0.99, e=1e-6, l2=0.3,
+              vector_l2=True, max_grad_norm=1.0)
+    params = [torch.nn.Parameter(torch.tensor(x)) for x in p0]
+    opt = cfg.build(params, t_total=8)
+    assert isinstance(opt, OpenAIAdam) and opt.defaults == kw
+    for grads in grad_seq:
+        for p, g in zip(params, grads):
+            p.grad = torch.tensor(g)
+        opt.step()
+    want, _, _ = run_torch(p0, grad_seq, **kw)
+    for p, w in zip(params, want[-1][0]):
+        np.testing.assert_array_equal(p.detach().numpy(), w)
+
+
+def test_config_defaults_are_the_papers_finetuning():
+    opt = AdamConfig().build([torch.nn.Parameter(torch.zeros(2))], t_total=10)
+    assert opt.defaults == dict(lr=6.25e-5, schedule='warmup_linear', warmup=0.002, t_total=10, b1=0.9, b2=0.999,
+                                e=1e-8, l2=0.01, vector_l2=False, max_grad_norm=1)
+
+
+@pytest.mark.parametrize('name, value, expected', [
+    ('lr', 0, 'a finite number > 0'), ('lr', NAN, 'a finite number > 0'), ('lr', 'fast', 'a finite number > 0'),
+    ('lr', True, 'a finite number > 0'),
+    ('lr_schedule', 'cosine', "one of 'warmup_cosine', 'warmup_constant', 'warmup_linear', 'none'"),
+    ('lr_warmup', 0, "a fraction of t_total in (0, 1] for schedule 'warmup_linear'"), ('lr_warmup', 1.5, '(0, 1]'),
+    ('b1', 1.0, '[0, 1)'), ('b2', -0.5, '[0, 1)'), ('e', -1e-8, 'a finite number >= 0'),
+    ('l2', INF, 'a finite number >= 0'), ('vector_l2', 'yes', 'a bool'),
+    ('max_grad_norm', NAN, 'a finite number (<= 0 turns clipping off)'),
+])
+def test_a_bad_field_is_a_config_error_naming_it(name, value, expected):
+    with pytest.raises(ConfigError) as info:
+        AdamConfig(**{name: value})
+    err = info.value
+    assert err.field == name and err.value is value and expected in err.expected
+    assert str(err) == f"{name}={value!r}: expected {err.expected}"
+    cfg = AdamConfig()
+    setattr(cfg, name, value)  # a field changed after construction is checked again on request
+    with pytest.raises(ConfigError, match=f"^{name}="):
+        cfg.check()
+
+
+def test_the_none_schedule_does_not_read_the_warmup():
+    assert AdamConfig(lr_schedule='none', lr_warmup=0).lr_warmup == 0
+
+
+def test_config_json_round_trip():
+    import json
+    cfg = AdamConfig(lr=2.5e-4, lr_schedule='warmup_cosine', vector_l2=True)
+    assert AdamConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    assert list(cfg.to_dict()) == ['lr', 'lr_schedule', 'lr_warmup', 'b1', 'b2', 'e', 'l2', 'vector_l2',
+                                   'max_grad_norm']
+    with pytest.raises(ConfigError, match=r"^schedule='none': expected a field of AdamConfig \(lr, lr_schedule"):
+        AdamConfig.from_dict({'schedule': 'none'})  # OpenAIAdam's name, not the config's

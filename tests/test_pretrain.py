@@ -26,7 +26,8 @@ from errors import DataError, InputError
 from helpers import flags_without_default, help_chunks, tf_shapes, write_tf_checkpoint
 from opt import warmup_cosine
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
-from token_store import CharTokenizer, open_token_store
+from text_utils import CharTokenizer
+from token_store import open_token_store
 
 TINY = ['--n_layer', '1', '--n_embd', '32', '--n_head', '2', '--n_ctx', '32', '--n_batch', '8']
 WORDS = 'the cat sat on a mat and then it ran to the house where a dog was sleeping near an old tree'.split()
@@ -73,7 +74,7 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     assert settings['tokenizer'] == 'char' and settings['lr_schedule'] == 'warmup_cosine'
     assert [e['n_updates'] for e in entries] == [25, 40]
     assert {'n_updates', 'tr_loss', 'va_loss', 'va_ppl', 'lr', 'tokens_per_s'} <= set(entries[0])
-    vocab = CharTokenizer.load(os.path.join(result['model_dir'], pretrain.CHAR_VOCAB))
+    vocab = CharTokenizer.load(result['model_dir'])
     text = ''.join(p.read_text() for p in sorted(data.iterdir()))
     assert vocab.chars == sorted(set(text))  # the corpus' characters
     # the untrained model's loss on the same validation split, as the baseline
@@ -126,7 +127,7 @@ def test_gpt2_layout_trains_and_generate_reads_its_folder(tmp_path, capsys):
     tok = pretrain.build_tokenizer(args)
     model = pretrain.build_model(args, tok.vocab_size)
     assert model.transformer.arch == 'gpt2'
-    expected = tok.decode(generate.generate(model, tok.encode('the dog').tolist(), 12, greedy=True))
+    expected = tok.decode(generate.generate(model, tok.encode(['the dog'])[0], 12, greedy=True))
     assert generate.main(['--model_dir', result['model_dir'], '--prompt', 'the dog', '--gen_len', '12', '--greedy',
                           '--log_path', str(tmp_path / 'g.jsonl')]) == 0
     assert capsys.readouterr().out == f"the dog\n=> {expected}\n"
@@ -332,7 +333,7 @@ def test_continuing_from_our_own_folder_and_from_openai_shards(tmp_path):
                          verbose=False)
     args = pretrain.parse_args(argv(tmp_path, 'b', data, '--init', 'pretrained', '--model_dir', first['model_dir']))
     tok = pretrain.build_tokenizer(args)
-    assert tok.chars == CharTokenizer.load(os.path.join(first['model_dir'], pretrain.CHAR_VOCAB)).chars
+    assert tok.chars == CharTokenizer.load(first['model_dir']).chars
     model = pretrain.build_model(args, tok.vocab_size)
     saved = load_file(os.path.join(first['model_dir'], 'model.safetensors'))
     assert torch.equal(model.transformer.h[0].mlp.c_fc.w.detach(), saved['transformer.h.0.mlp.c_fc.weight'])
@@ -580,7 +581,8 @@ def test_a_wider_generator_is_logged_as_a_warning(tmp_path):
     (['--mask_prob', '0'], '--mask_prob 0.0: expected a fraction in (0, 1)'),
     (['--mask_prob', '1.5'], '--mask_prob 1.5: expected a fraction in (0, 1)'),
     (['--gen_size', '0'], '--gen_size 0.0: expected a positive fraction'),
-    (['--gen_size', '0.9'], '--gen_size 0.9: the generator would be 29 wide with 2 heads'),
+    (['--gen_size', '0.9'], '--gen_size 0.9: expected a fraction giving a generator width its heads divide (the '
+                             'generator would be 29 wide with 2 heads)'),
     (['--disc_weight', '-1'], '--disc_weight -1.0: expected a finite weight >= 0'),
 ])
 def test_bad_objective_flags_are_one_line_errors(tmp_path, capsys, extra, expected):

@@ -1,4 +1,5 @@
-"""text_utils.TextEncoder gives the original GPT-1 token ids, checked against independent references."""
+"""text_utils: TextEncoder gives the original GPT-1 token ids, checked against independent references;
+TextEncoder and CharTokenizer implement the Tokenizer interface alike."""
 import ast
 import contextlib
 import json
@@ -16,7 +17,8 @@ from hypothesis import strategies as st
 from bench.bench_encode import rocstories_fields
 from bench.plain_encoder import PlainEncoder, plain_standardize
 from errors import DataError, InputError, MissingFileError
-from text_utils import StreamDecoder, TextEncoder, find_bpe_files, text_standardize
+from text_utils import (CHAR_VOCAB, CharTokenizer, StreamDecoder, TextEncoder, Tokenizer, find_bpe_files,
+                        load_tokenizer, text_standardize)
 
 HARD_CASES = [
     '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',
@@ -500,3 +502,107 @@ def test_verbose_false_writes_nothing(encoder_path, bpe_path, capfd):
     assert capfd.readouterr() == ('', '')
     enc.encode(['a few words', 'other words'])
     assert capfd.readouterr().err != ''  # the default still shows the bar
+
+
+# ---------------------------------------------------------------- the Tokenizer interface
+
+# The fingerprints token stores keep: a store built by an earlier version opens only while these stay.
+RELEASE_BPE_FINGERPRINT = ('bpe:fdf49b19e7de236852091da09b84a7a3cd5e7b0e79916376cf45f6b8127b8078:'
+                           '0ea9b51ae695073cd871e0358f7016311d671a7ff3963e367d5236522f294725')
+CHAR_FINGERPRINTS = {'abc \n': 'char:059c394ebbdb2722be6510f4e140ee34eba3764e4b812d8d194e49d5ec49872d',
+                     'The cat sat.\nünïcödé ☃': 'char:67cb065f9a71d3e11c69b4a90a4739634e4086ba1773a5cba26e31e4ea660cb5'}
+CHAR_TEXT = 'The cat sat.\nünïcödé ☃'
+
+
+def test_both_tokenizers_implement_the_interface(encoder):
+    char = CharTokenizer(CHAR_TEXT)
+    for tok in (encoder, char):
+        assert isinstance(tok, Tokenizer)
+    assert (encoder.vocab_size, encoder.newline_id, encoder.special_tokens) == (40478, 40477, {'<unk>': 0})
+    assert char.vocab_size == len(set(CHAR_TEXT)) and char.special_tokens == {}
+    assert char.newline_id == char.chars.index('\n') and CharTokenizer('ab').newline_id is None
+    with pytest.raises(TypeError, match='abstract'):
+        Tokenizer()
+
+
+def test_fingerprints_are_those_stores_were_built_with(encoder):
+    assert encoder.fingerprint() == RELEASE_BPE_FINGERPRINT
+    for text, fingerprint in CHAR_FINGERPRINTS.items():
+        assert CharTokenizer(text).fingerprint() == fingerprint
+    assert CharTokenizer('abc').fingerprint() != CharTokenizer('abcd').fingerprint()
+
+
+def test_special_tokens_added_to_the_bpe_vocabulary(encoder_path, bpe_path):
+    enc = TextEncoder(encoder_path, bpe_path)
+    for name in ('_start_', '_delimiter_', '_classify_'):
+        enc.encoder[name] = len(enc.encoder)
+    assert enc.special_tokens == {'<unk>': 0, '_start_': 40478, '_delimiter_': 40479, '_classify_': 40480}
+    assert enc.vocab_size == 40481 and enc.fingerprint() == RELEASE_BPE_FINGERPRINT
+
+
+def test_char_encode_and_decode_round_trip():
+    tok = CharTokenizer(CHAR_TEXT)
+    ids = tok.encode([CHAR_TEXT, 'cat', ''])
+    assert ids[1] == [tok.chars.index(c) for c in 'cat'] and ids[2] == [] and tok.decode(ids[0]) == CHAR_TEXT
+    assert tok.encode_chunk(CHAR_TEXT).dtype == 'uint16' and tok.encode_chunk(CHAR_TEXT).tolist() == ids[0]
+    with pytest.raises(InputError, match=r"character 'z' \(U\+007A\) is not in the character vocabulary of 17 symbols"):
+        tok.encode(['zebra'])
+    with pytest.raises(TypeError, match='expected a list of str'):
+        tok.encode('cat')
+
+
+@pytest.mark.parametrize('kind', ['bpe', 'char'])
+def test_save_and_load_beside_a_model_round_trip(kind, encoder, tmp_path):
+    tok = encoder if kind == 'bpe' else CharTokenizer(CHAR_TEXT)
+    written = tok.save(str(tmp_path / 'model'))
+    names = {'bpe': ['vocab.json', 'merges.txt'], 'char': [CHAR_VOCAB]}[kind]
+    assert written == [str(tmp_path / 'model' / name) for name in names]
+    back = load_tokenizer(str(tmp_path / 'model'))
+    assert type(back) is type(tok) and back.fingerprint() == tok.fingerprint()
+    texts = ['The cat sat.\n', 'ünï ☃']
+    assert back.encode(texts, verbose=False) == tok.encode(texts, verbose=False)
+
+
+def test_load_tokenizer_prefers_a_character_vocabulary_and_names_what_is_missing(tmp_path, encoder_path, bpe_path):
+    folder = tmp_path / 'model'
+    with pytest.raises(MissingFileError, match='holds neither .*encoder_bpe_40000.json .* nor .*vocab.json'):
+        load_tokenizer(str(folder))
+    given = load_tokenizer(str(folder), str(encoder_path), str(bpe_path))  # the files named instead of the folder's
+    assert given.paths == (str(encoder_path), str(bpe_path))
+    CharTokenizer('ab\n').save(str(folder))
+    assert isinstance(load_tokenizer(str(folder), str(encoder_path), str(bpe_path)), CharTokenizer)
+
+
+def test_a_bad_character_vocabulary_is_refused(tmp_path):
+    with pytest.raises(MissingFileError, match=f'{CHAR_VOCAB} is missing'):
+        CharTokenizer.load(str(tmp_path))
+    (tmp_path / CHAR_VOCAB).write_text('{"kind": "char"}')
+    with pytest.raises(DataError, match="holds no string 'chars'"):
+        CharTokenizer.load(str(tmp_path))
+    (tmp_path / CHAR_VOCAB).write_text('[1, 2]')
+    with pytest.raises(DataError, match='holds a JSON list'):
+        CharTokenizer.load(str(tmp_path))
+
+
+def test_bpe_chunks_add_back_the_newline_the_standardization_strips(encoder):
+    nl = encoder.newline_id
+    assert encoder.encode_chunk('Hello there.\nA second line\n').tolist() == [3570, 655, 239, nl, 246, 1420, 1584, nl]
+    assert encoder.encode_chunk('x \n ').tolist() == [272, nl]  # spaces after the line break
+    assert encoder.encode_chunk('  \n').tolist() == []  # no text: nothing to end
+    assert encoder.encode_chunk('no line break').tolist() == encoder.encode(['no line break'])[0]
+
+
+def test_continuation_stream_joins_to_the_continuation_text(encoder):
+    rng = random.Random(1)
+    ws = [encoder.encoder[s] for s in ('\n</w>', '.</w>', 'a', 'b</w>')]
+    for n in range(300):
+        ids = [rng.choice(ws) if rng.random() < 0.5 else rng.randrange(len(encoder.encoder)) for _ in range(n % 30)]
+        pieces, rest = stream(encoder.stream_decoder(continuation=True), ids)
+        assert ''.join(pieces) + rest == encoder.continuation_text(ids)
+        assert all(not piece.endswith(' ') for piece in pieces)
+    newlines = [encoder.newline_id] * 2
+    assert encoder.continuation_text(newlines) == '\n \n' and encoder.decode(newlines) == ''
+    char = CharTokenizer(' ab\n')
+    ids = char.encode([' a\nb \n'])[0]
+    assert stream(char.stream_decoder(continuation=True), ids) == (list(' a\nb \n'), '')
+    assert char.continuation_text(ids) == char.decode(ids) == ' a\nb \n'

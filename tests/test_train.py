@@ -483,6 +483,7 @@ PINNED_SETTINGS = frozenset((
 PINNED_ROCSTORIES_RUN = {
     'AuthenticAMD AVX512': 'e617cb882b28000a41f7b94cdda111bb4ded38a58bc3201451b38a3d7fb91fff',  # EPYC, avx512_bf16
     'GenuineIntel AVX512': '04e1516c83a317d708c57f95360926def0067b9a5fefddb22f520d18f73b1af8',  # Xeon, avx512_vnni
+    'AuthenticAMD AVX2': 'ca8ecd15caed2376579ad0d47426780b4e0ffc817e5fbbd85a1561bd385215dd',  # EPYC, no avx512
 }
 
 
