@@ -198,12 +198,6 @@ def unwrap_model(model):
     return getattr(model, 'module', model)
 
 
-def check_seed(seed):
-    """InputError unless --seed is one NumPy and torch both accept: 0 to 2**32 - 1."""
-    if not 0 <= seed < 2 ** 32:
-        raise InputError(f"--seed {seed}: expected an integer from 0 to {2 ** 32 - 1}")
-
-
 def rank_seed(seed, rank, epoch):
     """Seed of the torch RNG (dropout) of a process other than rank 0 in an epoch: distinct per
     rank, so that the ranks do not drop the same units, and reproducible on --resume."""
