@@ -296,6 +296,7 @@ KILLER = textwrap.dedent('''
     """Run train.main and SIGKILL this process at a chosen point of the second epoch's checkpoint."""
     import os, signal, sys
     import torch
+    import finetune
     import train
     mode, argv = sys.argv[1], sys.argv[2:]
     epoch = [0]
