@@ -45,7 +45,7 @@ import tasks
 from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
-from errors import CheckpointError, InputError, MissingFileError
+from errors import CheckpointError, ConfigError, InputError, MissingFileError
 from model_pytorch import N_CTX_MAX, check_config, check_params_shapes, find_checkpoint_format
 from run_frame import make_scaler
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
@@ -136,7 +136,7 @@ def _as_parameter(name, check, *args, **kwargs):
     try:
         return check(*args, **kwargs)
     except InputError as err:
-        message = str(err)
+        message = err.as_flag() if isinstance(err, ConfigError) else str(err)
         raise InputError(f"{name} parameter {message[2:] if message.startswith('--') else message}") from None
 
 

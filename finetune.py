@@ -34,7 +34,7 @@ from errors import CheckpointError, InputError
 from flags import DefaultsHelpFormatter, add_flags
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import DoubleHeadModel, MultipleChoiceHead, checkpoint_causal, load_pretrained
-from opt import AdamConfig, OpenAIAdam, check_hyperparameters
+from opt import AdamConfig, OpenAIAdam
 from prefix import grouped_clf_logits, shared_prefix_model
 from run_frame import RunConfig, autocast, eval_mode, nonfinite_stop, sync_unless_last
 from task_data import SplitData
@@ -179,18 +179,10 @@ def check_dataset_flags(args):
                          f"multiple_choice task (only its choices share a context)")
 
 
-OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'warmup': 'lr_warmup', 'b1': 'b1', 'b2': 'b2', 'e': 'e',
-             'l2': 'l2', 'vector_l2': 'vector_l2', 'max_grad_norm': 'max_grad_norm'}
-
-
 def check_optimizer_flags(args):
-    """OpenAIAdam's checks of its settings, run on the flags before any work; the InputError
-    names the flag."""
-    try:
-        check_hyperparameters(dict({name: getattr(args, flag) for name, flag in OPT_FLAGS.items()}, t_total=1))
-    except InputError as err:
-        flag = OPT_FLAGS[err.setting]
-        raise InputError(f"--{flag} {getattr(args, flag)}: {err}") from None
+    """opt.AdamConfig's checks of the optimizer's flags, before any work (a ConfigError names the
+    field, which the script prints as its flag). Returns the AdamConfig."""
+    return AdamConfig.from_args(args)
 
 
 def set_seed(seed):

@@ -93,7 +93,7 @@ from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
 from flags import DefaultsHelpFormatter, add_flags
 from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, check_config, find_checkpoint_format
-from opt import AdamConfig, OpenAIAdam, check_hyperparameters
+from opt import AdamConfig, OpenAIAdam
 from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
                          make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
                          train_update, updates_per_epoch, warmup_fraction)
@@ -175,7 +175,7 @@ def validate_args(args):
         raise InputError(f"--n_ctx {args.n_ctx}: expected at least 2 tokens per window (one prediction)")
     check_config(args, vocab=args.n_ctx + 1, n_ctx=args.n_ctx)
     electra.check_objective_flags(args)
-    _check_optimizer_flags(args)
+    AdamConfig.from_args(args)  # the optimizer's flags (--warmup_updates is checked as updates above)
     if args.tokenizer == 'bpe':
         resolve_bpe_paths(args)
     if args.cache_dir is None:
@@ -185,19 +185,6 @@ def validate_args(args):
                          f"(--cache_dir {args.cache_dir}); expected another --desc or --cache_dir")
     resolve_device(args.device, args.amp)
     return args
-
-
-_OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'b1': 'b1', 'b2': 'b2', 'e': 'e', 'l2': 'l2',
-              'vector_l2': 'vector_l2', 'max_grad_norm': 'max_grad_norm'}
-
-
-def _check_optimizer_flags(args):
-    """OpenAIAdam's checks of its settings on the flags (the warm-up is checked as updates)."""
-    try:
-        check_hyperparameters(dict({k: getattr(args, f) for k, f in _OPT_FLAGS.items()}, warmup=1.0, t_total=1))
-    except InputError as err:
-        flag = _OPT_FLAGS[err.setting]
-        raise InputError(f"--{flag} {getattr(args, flag)}: {err}") from None
 
 
 def check_inputs(args, writes=True):
