@@ -39,7 +39,7 @@ TIED_KEY = 'lm_head.decoder.weight'  # the same tensor as transformer.embed.weig
 # reported, on which device, how long to wait. Every other flag must match on --resume.
 FREE_FLAGS = ('desc', 'log_dir', 'save_dir', 'data_dir', 'submission_dir', 'submit', 'analysis', 'device',
               'resume', 'overwrite', 'dist_timeout', 'max_updates', 'model_dir', 'encoder_path', 'bpe_path',
-              'init', 'amp', 'attn_impl', 'cache_dir')
+              'init', 'amp', 'attn_impl', 'cache_dir', 'eval_every')
 
 # What a resumed run compares besides the flags, as its messages name it.
 RESUME_KEYS = {'data_sha256': 'the data (sha256 of the encoded training and validation splits)'}

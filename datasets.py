@@ -12,7 +12,6 @@ import os
 import warnings
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 from tqdm import tqdm
 
 from errors import DataError, DataWarning, InputError, MissingFileError
@@ -268,6 +267,7 @@ def rocstories(data_dir, n_train=1497, n_valid=374):
         raise error(f"rocstories: n_train={n_train} and n_valid={n_valid} must be positive and sum to at most "
                     f"the {len(stories)} stories of {os.path.join(data_dir, VAL_FILE)}")
     # One call over the parallel lists, as the original did, so every story keeps its endings and label.
+    from sklearn.model_selection import train_test_split  # scikit-learn loads only for this split
     trX1, vaX1, trX2, vaX2, trX3, vaX3, trY, vaY = train_test_split(
         stories, endings1, endings2, labels, train_size=n_train, test_size=n_valid, random_state=SEED)
     if n_train + n_valid < len(stories):

@@ -5,7 +5,6 @@ Under `torchrun` (WORLD_SIZE, RANK, LOCAL_RANK set) `setup_distributed` joins th
 process group (NCCL on CUDA, gloo on the CPU); `wrap_model` puts the model in
 DistributedDataParallel, and the broadcast helpers let rank 0 alone read files.
 """
-import contextlib
 import dataclasses
 import functools
 import gc
@@ -21,7 +20,7 @@ import torch.distributed as tdist
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from errors import GPT1Error, InputError, exit_interrupted, exit_with_error
+from errors import InputError
 
 TORCHRUN_VARS = ('WORLD_SIZE', 'RANK', 'LOCAL_RANK')
 
@@ -199,12 +198,6 @@ def unwrap_model(model):
     return getattr(model, 'module', model)
 
 
-def check_seed(seed):
-    """InputError unless --seed is one NumPy and torch both accept: 0 to 2**32 - 1."""
-    if not 0 <= seed < 2 ** 32:
-        raise InputError(f"--seed {seed}: expected an integer from 0 to {2 ** 32 - 1}")
-
-
 def rank_seed(seed, rank, epoch):
     """Seed of the torch RNG (dropout) of a process other than rank 0 in an epoch: distinct per
     rank, so that the ranks do not drop the same units, and reproducible on --resume."""
@@ -274,47 +267,3 @@ def _debug_fail(dist):
     if mode == 'exit':
         os._exit(0)
     time.sleep(24 * 3600)
-
-
-def run_job(args, body, check=None, lock=None, prepare=None):
-    """The frame of a training script's run, alone or under torchrun: check(args, writes)
-    (writes: whether this process is rank 0, the one that writes), then on rank 0 hold
-    `lock` (a context manager such as checkpoint.RunLock, or None) and call prepare(args);
-    set up the process group, return body(dist, device, is_main), and leave the process
-    group. A failed collective operation becomes CollectiveFailure."""
-    env = torchrun_env()
-    main = env is None or env[0] == 0
-    if check is not None:
-        check(args, writes=main)
-    with lock if main and lock is not None else contextlib.nullcontext():
-        if main and prepare is not None:
-            prepare(args)
-        dist, device = setup_distributed(args, env)
-        failed = False
-        try:
-            return body(dist, device, main)
-        except Exception as err:
-            if dist.enabled and is_collective_failure(err):
-                failed = True
-                raise CollectiveFailure(dist.rank, args.dist_timeout, err) from err
-            raise
-        finally:
-            cleanup_distributed(dist, failed)
-
-
-def cli_main(prog, job, args, argv=()):
-    """A script's command line around job(args): a detected bad input (GPT1Error) prints one
-    line `prog: error: [rank R] ...` and exits with status 2; a failed collective operation
-    under torchrun prints its line and exits with status 1; Ctrl-C prints one line saying where
-    the run stopped and the command (`argv`, its flags) that continues it, exit status 130."""
-    rank = env_rank()
-    tag = f"[rank {rank}] " if rank else ""
-    try:
-        return job(args)
-    except GPT1Error as err:
-        exit_with_error(prog, err, tag)
-    except KeyboardInterrupt as err:
-        exit_interrupted(prog, err, argv, tag)
-    except CollectiveFailure as err:
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        sys.exit(1)

@@ -12,7 +12,7 @@ Regressor           X: (a, b) pairs, both orders (STS-B); y: numbers; squared er
 MultipleChoice      X: (context, [answer, ...]) with the same number of answers in every
                     example; y: the index of the right answer (ROCStories, RACE)
 
-They run train.py's own steps (task_data.build_task_data, train.build_model,
+They run train.py's own steps (task_data.build_task_data, and finetune.py's build_model,
 make_optimizer, make_loss_compute, train_epoch, _eval_logits) on one training split,
 write no files (save() aside) and keep the caller's random state: fit seeds a forked RNG
 with `seed`, so a seeded fit is reproducible and equals train.py's run on the same data.
@@ -39,16 +39,18 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.validation import check_is_fitted
 
+import finetune
 import task_data
 import tasks
-import train
 from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
-from errors import CheckpointError, InputError, MissingFileError
+from errors import CheckpointError, ConfigError, InputError, MissingFileError
 from model_pytorch import ModelConfig
+from run_frame import make_scaler
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from tf_checkpoint import N_CTX_MAX
+from utils import read_json
 from weights import check_params_shapes, find_checkpoint_format
 
 SAVE_FORMAT = 'gpt1-estimator'
@@ -135,6 +137,8 @@ def _as_parameter(name, check, *args, **kwargs):
     estimator's parameter of that name."""
     try:
         return check(*args, **kwargs)
+    except ConfigError as err:  # names the field, which is the parameter
+        raise InputError(f"{name} parameter {err}") from None
     except InputError as err:
         message = str(err)
         raise InputError(f"{name} parameter {message[2:] if message.startswith('--') else message}") from None
@@ -205,7 +209,7 @@ class GPT1Estimator(BaseEstimator):
         """train.py's flags (an argparse Namespace, its defaults) with this estimator's
         hyperparameters, checked; InputError naming the first one that cannot work. With
         find_files, encoder_path and bpe_path (None) are found in model_dir."""
-        args = train.build_parser().parse_args([])
+        args = finetune.build_parser().parse_args([])
         vars(args).update(self.get_params())
         name = type(self).__name__
         for key in ('n_iter', 'n_batch', 'n_acc'):
@@ -227,10 +231,10 @@ class GPT1Estimator(BaseEstimator):
             found = find_bpe_files(args.model_dir)
             args.encoder_path = args.encoder_path or found[0]
             args.bpe_path = args.bpe_path or found[1]
-        _as_parameter(name, train.check_optimizer_flags, args)
+        _as_parameter(name, finetune.check_optimizer_flags, args)
         if isinstance(args.lm_coef, bool) or not isinstance(args.lm_coef, numbers.Real):
             raise InputError(f"{name}(lm_coef={args.lm_coef!r}): expected a number >= 0")
-        args.lm_coef = _as_parameter(name, train.resolve_lm_coef, args)
+        args.lm_coef = _as_parameter(name, finetune.resolve_lm_coef, args)
         _as_parameter(name, resolve_device, args.device, args.amp)
         return args
 
@@ -277,16 +281,16 @@ class GPT1Estimator(BaseEstimator):
         splits = {'train': Split(fields, labels)}
         encoded = task_data.encode_task(task, splits, encoder, args.cache_dir, args.verbose)
         data = task_data.build_task_data(task, splits, encoder, encoded, args.n_ctx, args.truncate)
-        train.check_global_batch(len(labels), args)
+        finetune.check_global_batch(len(labels), args)
         device = resolve_device(args.device, args.amp)
         with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
             torch.manual_seed(args.seed)  # as train.py's set_seed, on a fork: the caller's RNG is left alone
-            model = train.build_model(args, data, device)
-            opt = train.make_optimizer(args, model, train.n_updates_total(len(labels), args))
-            loss_compute = train.make_loss_compute(args, opt, train.make_scaler(args.amp), task.task_type)
+            model = finetune.build_model(args, data, device)
+            opt = finetune.make_optimizer(args, model, finetune.n_updates_total(len(labels), args))
+            loss_compute = finetune.make_loss_compute(args, opt, make_scaler(args.amp), task.task_type)
             state = TrainState()
             while state.n_epochs < args.n_iter:
-                train.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, state, device,
+                finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, state, device,
                                   verbose=args.verbose)
                 state.n_epochs += 1
         self.model_ = model.eval()
@@ -312,7 +316,7 @@ class GPT1Estimator(BaseEstimator):
         """The task head's outputs on X, float64: (n, n_class) or (n, n_choices) logits, or (n,) scores."""
         Xa, Ma = self._inputs(X)
         device = next(self.model_.parameters()).device
-        return train._eval_logits(self.model_, Xa, Ma, self.n_batch * self.n_acc, device, self.amp, self.verbose)
+        return finetune._eval_logits(self.model_, Xa, Ma, self.n_batch * self.n_acc, device, self.amp, self.verbose)
 
     def predict(self, X):
         """Predictions for X (see the subclass)."""
@@ -393,7 +397,7 @@ class GPT1Estimator(BaseEstimator):
         check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, args.n_embd, args.n_layer)
         args.init = 'random'  # the saved weights replace the initial ones
         args.causal = fitted.get('causal', True)  # a bidirectional model_dir (pretrain.py --objective electra)
-        model = train.build_model(args, data, resolve_device(est.device, est.amp))
+        model = finetune.build_model(args, data, resolve_device(est.device, est.amp))
         load_params(model, os.path.join(path, SAVE_PARAMS))
         est.model_ = model.eval()
         est.task_, est.text_encoder_, est.n_ctx_, est.bpe_files_ = task, encoder, fitted['n_ctx'], bpe_files
@@ -431,14 +435,9 @@ def _read_config(path):
     if missing:
         raise CheckpointError(f"{path} is not an estimator save ({', '.join(missing)} missing): expected a folder "
                               f"written by save()")
-    try:
-        with open(config_path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (OSError, ValueError) as err:
-        raise CheckpointError(f"{config_path} could not be read as JSON ({err}): expected the file save() "
-                              f"wrote") from None
+    config = read_json(config_path, "the file save() wrote", error=CheckpointError)
     keys = {'format', 'version', 'estimator', 'params', 'fitted'}
-    if not isinstance(config, dict) or not keys <= set(config) or config['format'] != SAVE_FORMAT:
+    if not keys <= set(config) or config['format'] != SAVE_FORMAT:
         raise CheckpointError(f"{config_path} is not an estimator save's config: expected {SAVE_FORMAT!r} with "
                               f"{', '.join(sorted(keys))}")
     if config['version'] != SAVE_VERSION:

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from errors import NonFiniteLossError
+from run_frame import GradientAccumulator
 
 IGNORE_INDEX = -100
 
@@ -205,15 +206,15 @@ class _LossCompute:
         (0 or lm_logits=None: classifier loss alone). opt: the optimizer that
         `__call__` steps (None: only back-propagate). n_acc: calls per optimizer
         update (gradient accumulation). scaler: a `torch.amp.GradScaler` for fp16."""
-        if int(n_acc) != n_acc or n_acc < 1:
-            raise ValueError(f"n_acc={n_acc!r}: expected a positive integer (batches per optimizer update)")
         self.lm_criterion = lm_criterion
         self.clf_criterion = clf_criterion
         self.lm_coef = lm_coef
-        self.opt = opt
-        self.n_acc = int(n_acc)
-        self.scaler = scaler
-        self.n_pending = 0  # micro-batches back-propagated since the last update
+        self.accumulator = GradientAccumulator(opt, n_acc, scaler)
+
+    @property
+    def n_pending(self):
+        """Micro-batches back-propagated since the last update."""
+        return self.accumulator.n_pending
 
     # ---------------------------------------------------------------- pure
     def _seq_shape(self, X):
@@ -290,28 +291,11 @@ class _LossCompute:
 
     def backward(self, train_loss):
         """Back-propagate one micro-batch's objective; update every n_acc calls."""
-        scaled = train_loss / self.n_acc if self.n_acc > 1 else train_loss
-        if self.scaler is not None:
-            scaled = self.scaler.scale(scaled)
-        scaled.backward()
-        self.n_pending += 1
-        if self.n_pending >= self.n_acc:
-            self.step()
+        self.accumulator.backward(train_loss)
 
     def step(self):
         """Apply the accumulated gradients (if any and if there is an optimizer)."""
-        if self.n_pending == 0:
-            return False
-        self.n_pending = 0
-        if self.opt is None:
-            return False
-        if self.scaler is not None:
-            self.scaler.step(self.opt)
-            self.scaler.update()
-        else:
-            self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        return True
+        return self.accumulator.step()
 
 
 class MultipleChoiceLossCompute(_LossCompute):

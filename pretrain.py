@@ -52,10 +52,11 @@ every evaluation. The output folder holds the encoder (the discriminator) withou
 row, config.json's `causal` false: `train.py --model_dir` finetunes it with `--lm_coef 0`;
 the generator is saved beside it (generator.safetensors); last_checkpoint.pt holds both.
 
-Each step is a function a notebook can call: `parse_args`/`validate_args`,
-`check_inputs`, `build_tokenizer`, `load_corpus`, `build_model`, `make_optimizer`,
-`sample_windows`, `train_update`, `evaluate_lm` (`evaluate_objective` for mlm and
-electra), `save_model_folder`, and `run(args)` for the whole job. The module keeps no state.
+This script holds the run (`parse_args`/`validate_args`, `check_inputs`, the loop, and
+`run(args)` for the whole job); its steps are pretraining.py's (`build_tokenizer`,
+`load_corpus`, `build_model`, `make_optimizer`, `sample_windows`, `train_update`,
+`evaluate_lm`, `evaluate_objective`, `save_model_folder`), which a notebook calls from
+there. The module keeps no state.
 
 A run `desc` writes `{log_dir}/{desc}.jsonl` (the settings line, then entries with
 n_updates, tr_loss, va_loss, va_ppl, lr, tokens_per_s at every `--eval_every` updates
@@ -72,36 +73,35 @@ own windows (seeded by seed, rank and update), DDP averages the gradients, the
 validation windows are shared out and the losses summed; only rank 0 writes.
 """
 import argparse
-import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import sys
 import time
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 import torch.distributed as tdist
-import torch.nn.functional as F
 from tqdm import tqdm
 
 import electra
 from analysis import plot_log
-from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, remove_stale_tmp, resume_checkpoint,
-                        run_flags, save_checkpoint, write_json)
-from distributed import check_seed, cli_main, rank_seed, resolve_device, run_job, unwrap_model, wrap_model
-from errors import (CheckpointError, ConfigError, DataError, InputError, Interrupted, MissingFileError,
-                    NonFiniteLossError)
-from hf_interop import export_hf
-from loss import IGNORE_INDEX
-from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, ModelConfig, TransformerModel
-from opt import SCHEDULES, OpenAIAdam, check_hyperparameters
-from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES, CharTokenizer, TextEncoder, find_bpe_files
-from token_store import NotUTF8Error, build_token_store, find_inputs
-from train import (DefaultsHelpFormatter, _check_writable, _previous_entries, autocast, format_settings, make_scaler,
-                   open_log)
-from weights import find_checkpoint_format, load_pretrained
+from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint, run_flags, save_checkpoint,
+                        write_json)
+from distributed import rank_seed, resolve_device, wrap_model
+from errors import ConfigError, InputError
+from flags import DefaultsHelpFormatter, add_flags
+from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, ModelConfig
+from opt import AdamConfig, OpenAIAdam
+from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
+                         make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
+                         train_update, updates_per_epoch, warmup_fraction)
+from run_frame import (RunConfig, check_run_flags, check_writable, cli_main, closing_summary,
+                       earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
+                       prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job)
+from token_store import find_inputs
+from weights import find_checkpoint_format
 
 PROG = 'pretrain.py'
 MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
@@ -120,32 +120,17 @@ def build_parser():
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument('--data', nargs='+', required=True, metavar='PATH',
                    help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
+    # what every run has, and the optimizer's settings: the defaults are the paper's pre-training
+    add_flags(p, RunConfig, defaults={'desc': 'pretrain', 'n_iter': 100, 'n_batch': 64, 'eval_every': 1000})
+    add_flags(p, AdamConfig, defaults={'lr': 2.5e-4, 'lr_schedule': 'warmup_cosine'}, skip=('lr_warmup',))
+    add_flags(p, electra.ElectraConfig)
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
     p.add_argument('--arch', default='gpt1', choices=ARCHS,
                    help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
-    p.add_argument('--objective', default='lm', choices=electra.OBJECTIVES,
-                   help="lm: next-token LM (GPT-1's); mlm: BERT's masked LM, electra: ELECTRA's replaced-token "
-                        "detection, both on bidirectional models (electra.py), with a mask token after the vocabulary")
-    p.add_argument('--mask_prob', type=float, default=0.15,
-                   help="mlm and electra: share of each window's tokens masked")
-    p.add_argument('--gen_size', type=float, default=0.25,
-                   help="electra: the generator's width (and heads) as a fraction of the discriminator's")
-    p.add_argument('--disc_weight', type=float, default=50.0,
-                   help="electra: loss = mlm loss + disc_weight * the discriminator's loss")
     p.add_argument('--valid_fraction', type=float, default=0.01,
                    help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
-    p.add_argument('--eval_every', type=int, default=1000,
-                   help="updates between validations and checkpoints (0: only at the end)")
     p.add_argument('--strict', action='store_true', help="refuse a file that is not UTF-8 instead of skipping it")
     p.add_argument('--cache_dir', default=None, help="where the encoded corpus is kept (default {save_dir}/tokens)")
-    # train.py's flags, same names and meaning; the defaults are the paper's pre-training
-    p.add_argument('--desc', default='pretrain', help="run name: log {log_dir}/{desc}.jsonl, files {save_dir}/{desc}/")
-    p.add_argument('--log_dir', default='log/')
-    p.add_argument('--save_dir', default='save/')
-    p.add_argument('--seed', type=int, default=42)
-    p.add_argument('--n_iter', type=int, default=100, help="epochs (an epoch: updates consuming the training tokens)")
-    p.add_argument('--n_batch', type=int, default=64, help="windows per micro-batch (per process under torchrun)")
-    p.add_argument('--n_acc', type=int, default=1, help="micro-batches per update (gradient accumulation)")
     p.add_argument('--n_ctx', type=int, default=512, help="tokens per window")
     p.add_argument('--n_embd', type=int, default=768)
     p.add_argument('--n_head', type=int, default=12)
@@ -154,18 +139,7 @@ def build_parser():
     p.add_argument('--attn_pdrop', type=float, default=0.1)
     p.add_argument('--resid_pdrop', type=float, default=0.1)
     p.add_argument('--afn', default='gelu', choices=('gelu', 'relu', 'swish'))
-    p.add_argument('--lr', type=float, default=2.5e-4)
-    p.add_argument('--lr_schedule', default='warmup_cosine', choices=tuple(SCHEDULES))
     p.add_argument('--warmup_updates', type=int, default=2000, help="updates of linear warm-up")
-    p.add_argument('--b1', type=float, default=0.9)
-    p.add_argument('--b2', type=float, default=0.999)
-    p.add_argument('--e', type=float, default=1e-8)
-    p.add_argument('--l2', type=float, default=0.01)
-    p.add_argument('--vector_l2', action='store_true')
-    p.add_argument('--max_grad_norm', type=float, default=1)
-    p.add_argument('--max_updates', type=int, default=0,
-                   help="stop after this many updates in all (0: no limit); the learning-rate schedule then ends "
-                        "there (t_total = the fewer of --n_iter epochs' updates and this); must match on --resume")
     p.add_argument('--init', default='random', choices=('random', 'pretrained'),
                    help="random: from scratch; pretrained: continue from --model_dir")
     p.add_argument('--model_dir', default='model/',
@@ -173,16 +147,10 @@ def build_parser():
                         "this script wrote (with --tokenizer char, its char_vocab.json is the vocabulary)")
     p.add_argument('--encoder_path', default=None, help="BPE vocabulary (default: the one in --model_dir)")
     p.add_argument('--bpe_path', default=None, help="BPE merges (default: the ones in --model_dir)")
-    p.add_argument('--resume', action='store_true', help="continue the run {desc} from its last checkpoint")
-    p.add_argument('--overwrite', action='store_true', help="start the run {desc} afresh, deleting its files")
-    p.add_argument('--device', default='auto', help="auto, cpu, cuda or cuda:N")
-    p.add_argument('--amp', default='none', choices=('none', 'bf16', 'fp16'),
-                   help="as train.py's: bf16 autocast on CUDA or CPU, fp16 on CUDA only")
     p.add_argument('--attn_impl', default='sdpa', choices=('sdpa', 'explicit'))
     p.add_argument('--dropout_masks', default='int', choices=DROPOUT_MASKS,
                    help="int: on the CPU, dropout masks from 31-bit random integers (about 9%% faster at "
                         "full size than bernoulli, torch's own, which train.py keeps); the same distribution")
-    p.add_argument('--dist_timeout', type=float, default=600, help="under torchrun: seconds to wait for the others")
     return p
 
 
@@ -199,32 +167,18 @@ def parse_args(argv=None):
 
 def validate_args(args):
     """Fill in derived defaults and check values; raises InputError naming the flag."""
-    if not args.desc or os.sep in args.desc or args.desc in ('.', '..'):
-        raise InputError(f"--desc {args.desc!r}: expected a plain run name (it names the log file and run folder)")
-    check_seed(args.seed)
-    for flag in ('n_batch', 'n_iter', 'n_acc', 'warmup_updates'):
-        if getattr(args, flag) < 1:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected a positive integer")
-    for flag in ('max_updates', 'eval_every'):
-        if getattr(args, flag) < 0:
-            raise InputError(f"--{flag} {getattr(args, flag)}: expected 0 (none) or a positive integer")
+    check_run_flags(args)
+    if args.warmup_updates < 1:
+        raise InputError(f"--warmup_updates {args.warmup_updates}: expected a positive integer")
     if not 0 <= args.valid_fraction < 1:
         raise InputError(f"--valid_fraction {args.valid_fraction}: expected a fraction in [0, 1)")
     if args.n_ctx < 2:
         raise InputError(f"--n_ctx {args.n_ctx}: expected at least 2 tokens per window (one prediction)")
-    if args.resume and args.overwrite:
-        raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
-    if not args.dist_timeout > 0 or not math.isfinite(args.dist_timeout):
-        raise InputError(f"--dist_timeout {args.dist_timeout}: expected a positive number of seconds")
     ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx)
     electra.check_objective_flags(args)
-    _check_optimizer_flags(args)
-    if args.tokenizer == 'bpe' and (args.encoder_path is None or args.bpe_path is None):
-        try:
-            found = find_bpe_files(args.model_dir)
-        except MissingFileError:  # check_inputs names what is missing
-            found = tuple(os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
-        args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
+    AdamConfig.from_args(args)  # the optimizer's flags (--warmup_updates is checked as updates above)
+    if args.tokenizer == 'bpe':
+        resolve_bpe_paths(args)
     if args.cache_dir is None:
         args.cache_dir = os.path.join(args.save_dir, 'tokens')
     if os.path.abspath(args.cache_dir) == os.path.abspath(run_paths(args)['dir']):
@@ -234,22 +188,10 @@ def validate_args(args):
     return args
 
 
-_OPT_FLAGS = {'lr': 'lr', 'schedule': 'lr_schedule', 'b1': 'b1', 'b2': 'b2', 'e': 'e', 'l2': 'l2',
-              'vector_l2': 'vector_l2', 'max_grad_norm': 'max_grad_norm'}
-
-
-def _check_optimizer_flags(args):
-    """OpenAIAdam's checks of its settings on the flags (the warm-up is checked as updates)."""
-    try:
-        check_hyperparameters(dict({k: getattr(args, f) for k, f in _OPT_FLAGS.items()}, warmup=1.0, t_total=1))
-    except InputError as err:
-        flag = _OPT_FLAGS[err.setting]
-        raise InputError(f"--{flag} {getattr(args, flag)}: {err}") from None
-
-
 def check_inputs(args, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
+    from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
     find_inputs(args.data)
     if args.tokenizer == 'bpe':
         for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
@@ -266,238 +208,9 @@ def check_inputs(args, writes=True):
             raise InputError(f"--model_dir {args.model_dir}: no {CHAR_VOCAB}; --tokenizer char --init pretrained "
                              f"continues a character model this script wrote (or use --init random)")
     if writes:
-        _check_writable(args.log_dir, '--log_dir')
-        _check_writable(run_paths(args)['dir'], '--save_dir')
-        _check_writable(args.cache_dir, '--cache_dir')
-
-
-# ------------------------------------------------------------------ tokenizer and corpus
-
-def build_tokenizer(args, verbose=False):
-    """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
-    for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
-    corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
-    if args.tokenizer == 'bpe':
-        return TextEncoder(args.encoder_path, args.bpe_path)
-    if args.init == 'pretrained':
-        return CharTokenizer.load(args.model_dir)
-    try:
-        return CharTokenizer.fit(args.data, verbose=verbose, strict=args.strict, extra='\n')
-    except DataError as err:
-        if isinstance(err, NotUTF8Error):  # names its file already
-            raise
-        raise DataError(f"--data {' '.join(args.data)}: {err}") from None
-
-
-def separator_id(tokenizer):
-    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode)."""
-    return tokenizer.newline_id
-
-
-def load_corpus(args, tokenizer, verbose=True):
-    """Encode (or reuse) the corpus of --data. Returns the token store dict ('train',
-    'valid' or None, 'meta'); a validation split the --valid_fraction draw leaves shorter than
-    one window is topped up to one where the corpus has the text (token_store._top_up_valid).
-    Raises DataError when a split is shorter than one window, saying how many tokens there
-    are and how many are needed."""
-    store = build_token_store(args.data, tokenizer, args.cache_dir, valid_fraction=args.valid_fraction,
-                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict,
-                              min_valid_tokens=args.n_ctx)
-    meta, need = store['meta'], args.n_ctx
-    total = meta['n_train_tokens'] + meta['n_valid_tokens']
-    if total < need:
-        raise DataError(f"--data {' '.join(args.data)}: the corpus is {total} tokens, fewer than one window of "
-                        f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
-    if meta['n_train_tokens'] < need:
-        raise DataError(f"--data {' '.join(args.data)}: the training split is {meta['n_train_tokens']} tokens, "
-                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
-                        f"--valid_fraction, more text or a smaller --n_ctx)")
-    if args.valid_fraction > 0 and meta['n_valid_tokens'] < need:
-        raise DataError(f"--data {' '.join(args.data)}: the validation split is {meta['n_valid_tokens']} tokens, "
-                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
-                        f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
-    return store
-
-
-# ------------------------------------------------------------------ model and optimizer
-
-def build_model(args, n_vocab, device='cpu'):
-    """LMModel of the flags' size with n_vocab token rows and n_ctx position rows (no
-    special rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which
-    loads the checkpoint instead) every layer of --model_dir. With --objective mlm or
-    electra, electra.build_objective_model's MaskedLM or Electra instead. Every transformer
-    in it draws its dropout masks as --dropout_masks says."""
-    if getattr(args, 'objective', 'lm') != 'lm':
-        model = electra.build_objective_model(args, n_vocab)
-    else:
-        model = LMModel(args, vocab=n_vocab + args.n_ctx, n_ctx=args.n_ctx)
-        model.transformer.set_attention(args.attn_impl)
-        if args.init == 'pretrained' and not args.resume:
-            try:
-                load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=0, n_transfer=args.n_layer)
-            except (CheckpointError, ValueError) as err:
-                raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
-    for m in model.modules():
-        if isinstance(m, TransformerModel):
-            m.set_dropout_masks(args.dropout_masks)
-    return model.to(device)
-
-
-def updates_per_epoch(n_train_tokens, args, world_size=1):
-    """Updates that consume as many tokens as the training split holds (at least one)."""
-    return max(1, -(-n_train_tokens // (args.n_ctx * args.n_batch * args.n_acc * world_size)))
-
-
-def n_updates_total(n_train_tokens, args, world_size=1):
-    """The schedule's length, t_total: --n_iter epochs of updates, or --max_updates when fewer (the
-    schedule ends at the run's last update, as nanoGPT's max_iters does)."""
-    epochs = updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
-    return min(epochs, args.max_updates) if args.max_updates else epochs
-
-
-def warmup_fraction(args, t_total):
-    """--warmup_updates as OpenAIAdam's warm-up, a fraction of t_total (at most 1)."""
-    return min(1.0, args.warmup_updates / t_total)
-
-
-def make_optimizer(args, model, t_total):
-    return OpenAIAdam(model.parameters(), lr=args.lr, schedule=args.lr_schedule, warmup=warmup_fraction(args, t_total),
-                      t_total=t_total, b1=args.b1, b2=args.b2, e=args.e, l2=args.l2, vector_l2=args.vector_l2,
-                      max_grad_norm=args.max_grad_norm)
-
-
-def scheduled_lr(args, n_updates, t_total):
-    """The schedule's learning rate at update n_updates (1-based), without Adam's bias correction."""
-    x = min((n_updates - 1) / t_total, 1.0)
-    return args.lr * SCHEDULES[args.lr_schedule](x, warmup_fraction(args, t_total))
-
-
-# ------------------------------------------------------------------ steps
-
-def window_inputs(ids, n_vocab, device='cpu'):
-    """ids (B, T) token ids -> (B, T, 2) long tensor on `device`: the tokens and their
-    position rows n_vocab + t."""
-    x = torch.as_tensor(np.asarray(ids), dtype=torch.long)
-    positions = n_vocab + torch.arange(x.size(1)).expand_as(x)
-    return torch.stack((x, positions), dim=-1).to(device)
-
-
-def sample_windows(split, args, n_updates, rank=0):
-    """The windows of the update after `n_updates` for process `rank`: (n_acc, n_batch,
-    n_ctx) int64, at uniformly drawn places of `split` (a TokenSplit). The generator is
-    seeded by (seed, rank, n_updates), so a resumed run draws what the uninterrupted one did."""
-    rng = np.random.default_rng([args.seed, rank, n_updates])
-    starts = split.sample_starts(rng, args.n_acc * args.n_batch, args.n_ctx)
-    return split.windows(starts, args.n_ctx).reshape(args.n_acc, args.n_batch, args.n_ctx)
-
-
-def lm_loss(model, x, reduction='mean'):
-    """x (B, T, 2) -> next-token cross entropy of the tokens at positions 1..T-1 over every
-    row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
-    0 at each window's last position, which predicts nothing). The model computes it in
-    chunks (LMModel's lm_targets), never holding the (B, T, vocab) logits."""
-    targets = F.pad(x[:, 1:, 0], (0, 1), value=IGNORE_INDEX)
-    loss = model(x, lm_targets=targets, reduction=reduction)
-    return loss.reshape(-1) if reduction == 'none' else loss
-
-
-def objective_loss(model, x):
-    """(loss, {statistic: float}) of the run's objective on x (B, T, 2): lm_loss and no
-    statistics for an LMModel, else electra.objective_loss (MaskedLM, Electra)."""
-    if isinstance(unwrap_model(model), LMModel):
-        return lm_loss(model, x), {}
-    return electra.objective_loss(model, x)
-
-
-def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=None, stats=None):
-    """One optimizer update over `windows` (n_acc, n_batch, n_ctx): each micro-batch's loss
-    / n_acc back-propagated (under DDP the gradients are averaged at the last one only),
-    then one step. n_vocab: the rows before the position rows. Returns the mean loss
-    (float), and puts the mean of each of the objective's statistics into the dict `stats`
-    when given; raises NonFiniteLossError before a NaN or inf loss reaches the parameters."""
-    model.train()
-    total, sums = 0.0, {}
-    for k, ids in enumerate(windows):
-        last = k == len(windows) - 1
-        sync = contextlib.nullcontext() if last or not hasattr(model, 'no_sync') else model.no_sync()
-        with sync:
-            with autocast(device, amp):
-                loss, values = objective_loss(model, window_inputs(ids, n_vocab, device))
-            for name, v in values.items():
-                sums[name] = sums.get(name, 0.0) + v / len(windows)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise NonFiniteLossError(f"the loss is {value}: training cannot go on (too high a learning rate?)")
-            scaled = loss / len(windows)
-            (scaler.scale(scaled) if scaler is not None else scaled).backward()
-        total += value
-    if scaler is not None:
-        scaler.step(opt)
-        scaler.update()
-    else:
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    if stats is not None:
-        stats.update(sums)
-    return total / len(windows)
-
-
-def valid_starts(split, n_ctx, dist=None):
-    """Starts of the non-overlapping windows of n_ctx tokens that tile `split` from its
-    start (a tail shorter than a window left out); under torchrun, this rank's share."""
-    starts = np.arange(0, len(split) - n_ctx + 1, n_ctx)
-    return starts[dist.rank::dist.world_size] if dist is not None and dist.sharded else starts
-
-
-def evaluate_objective(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None, seed=0):
-    """electra.evaluate_objective of a MaskedLM or Electra on the windows that tile `split`
-    (as evaluate_lm's), masked alike at every evaluation (seeded by `seed`). Returns
-    {'loss': ..., statistic: ...}."""
-    starts = valid_starts(split, n_ctx, dist)
-    batches = (window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
-               for i in range(0, len(starts), n_batch))
-    return electra.evaluate_objective(model, batches, lambda: autocast(device, amp), device, dist, seed)
-
-
-def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None):
-    """-> (loss, perplexity) on `split` (a TokenSplit): the mean next-token cross entropy
-    over the non-overlapping windows of n_ctx tokens that tile it from its start (a tail
-    shorter than a window is left out), and exp of it. `model` is the plain LMModel. Under
-    torchrun (`dist`) a collective call: rank r scores every W-th window, the sums are
-    all-reduced and every rank gets the same result."""
-    starts = valid_starts(split, n_ctx, dist)
-    sharded = dist is not None and dist.sharded
-    sums = torch.zeros(2, dtype=torch.float64)  # loss, predictions
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, len(starts), n_batch):
-                x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
-                with autocast(device, amp):
-                    losses = lm_loss(model, x, reduction='none')
-                sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
-    finally:
-        model.train(was_training)
-    if sharded:
-        reduced = sums.to(dist.device)
-        tdist.all_reduce(reduced)
-        sums = reduced.cpu()
-    loss = float(sums[0] / sums[1])
-    return loss, math.exp(loss) if loss < 700 else math.inf
-
-
-# ------------------------------------------------------------------ output
-
-def save_model_folder(model, folder, tokenizer):
-    """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
-    as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
-    model.safetensors, plus the tokenizer's files), all in one atomic folder write. Returns the folder."""
-    model = unwrap_model(model)
-    if not isinstance(model, LMModel):  # mlm, electra: the encoder, without the mask token's row
-        return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer.files())
-    return export_hf(model, folder, n_vocab=tokenizer.vocab_size, n_special=0,
-                     extra_files=tokenizer.files())
+        check_writable(args.log_dir, '--log_dir')
+        check_writable(run_paths(args)['dir'], '--save_dir')
+        check_writable(args.cache_dir, '--cache_dir')
 
 
 # ------------------------------------------------------------------ the run
@@ -510,39 +223,20 @@ def run_paths(args):
                 model=os.path.join(run_dir, MODEL_FOLDER), generator=os.path.join(run_dir, GENERATOR))
 
 
+EARLIER_RUN = ('log', 'last', 'config', 'model', 'generator')  # run_paths' keys of what an earlier run leaves
+
+
 def prepare_run_files(args):
     """Before a run writes anything (holding the run's lock): remove what a killed run left
-    half-written, and refuse to start afresh over an earlier run of the same --desc unless
-    --overwrite. Returns the earlier run's files that --overwrite replaces (remove_earlier_run
-    deletes them once the new run has read its corpus and built its model)."""
+    half-written (export_hf's temporary model folder too), then run_frame.refuse_earlier_run.
+    Returns the earlier run's files that --overwrite replaces (deleted once the new run has
+    read its corpus and built its model)."""
     paths = run_paths(args)
-    remove_stale_tmp([paths['log'], paths['last'], paths['config'], paths['generator']])
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
-        if name.startswith(f'.{MODEL_FOLDER}.tmp-'):  # export_hf's folder of a killed run
+        if name.startswith(f'.{MODEL_FOLDER}.tmp-'):
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    earlier = earlier_run_files(args)
-    if not earlier or args.resume:
-        return []
-    if not args.overwrite:
-        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
-                         f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
-    return earlier
-
-
-def earlier_run_files(args):
-    """The log, checkpoint, config, model folder and generator an earlier run of --desc left."""
-    paths = run_paths(args)
-    return [paths[k] for k in ('log', 'last', 'config', 'model', 'generator') if os.path.exists(paths[k])]
-
-
-def remove_earlier_run(args):
-    """With --overwrite, delete earlier_run_files: called once the new run has checked all it
-    can (flags, corpus, model), so that a bad input stops it with the earlier run whole.
-    Returns the deleted paths."""
-    earlier = earlier_run_files(args) if args.overwrite else []
-    for path in earlier:
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    return earlier
+    return prepare_run_folder(args, paths, EARLIER_RUN,
+                              stale=[paths['log'], paths['last'], paths['config'], paths['generator']])
 
 
 def run_settings(args, store, n_vocab, t_total, world_size=1):
@@ -599,34 +293,44 @@ class PretrainRun:
     saved: int = None  # the update the last checkpoint holds (None: none yet)
 
 
-def _validate(r):
-    """(va_loss, va_ppl, {statistic: value}) on the validation split: the LM's loss and
-    perplexity, or the mlm/electra objective's loss (no perplexity) and statistics."""
-    if r.store['valid'] is None:
-        return None, None, {}
-    if isinstance(r.model, LMModel):
-        return (*evaluate_lm(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
-                             r.args.amp, r.dist), {})
-    stats = evaluate_objective(r.model, r.store['valid'], r.args.n_ctx, r.n_vocab, r.args.n_batch, r.device,
-                               r.args.amp, r.dist, r.args.seed)
-    return stats.pop('loss'), None, stats
+class Validation(NamedTuple):
+    """_validate's result: the validation loss, the perplexity (None for mlm and electra, and
+    both None without a validation split), and the objective's statistics."""
+    loss: Optional[float]
+    perplexity: Optional[float]
+    stats: dict
 
 
-def log_progress(r, state, losses, train_seconds, verbose, stats=()):
+def _validate(ctx):
+    """Validation on the validation split: the LM's loss and perplexity, or the mlm/electra
+    objective's loss (no perplexity) and statistics."""
+    if ctx.store['valid'] is None:
+        return Validation(None, None, {})
+    if isinstance(ctx.model, LMModel):
+        score = evaluate_lm(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
+                            ctx.args.amp, ctx.dist)
+        return Validation(score.loss, score.perplexity, {})
+    stats = evaluate_objective(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
+                               ctx.args.amp, ctx.dist, ctx.args.seed)
+    return Validation(stats.pop('loss'), None, stats)
+
+
+def log_progress(ctx, state, losses, train_seconds, verbose, stats=()):
     """Validation loss and perplexity (when there is a validation split), one log entry,
     and the checkpoint (rank 0). stats: each update's statistics of the mlm or electra
     objective, logged as tr_{name} (their mean) beside va_{name}. Returns the entry."""
-    va_loss, va_ppl, va_stats = _validate(r)
-    tokens = len(losses) * r.args.n_batch * r.args.n_acc * r.dist.world_size * r.args.n_ctx
+    va_loss, va_ppl, va_stats = _validate(ctx)
+    tokens = len(losses) * ctx.args.n_batch * ctx.args.n_acc * ctx.dist.world_size * ctx.args.n_ctx
     entry = dict(n_updates=state.n_updates, tr_loss=float(np.mean(losses)), va_loss=va_loss, va_ppl=va_ppl,
-                 lr=scheduled_lr(r.args, state.n_updates, r.t_total), tokens_per_s=tokens / max(train_seconds, 1e-9))
+                 lr=scheduled_lr(ctx.args, state.n_updates, ctx.t_total),
+                 tokens_per_s=tokens / max(train_seconds, 1e-9))
     for name in sorted(set().union(*stats)) if stats else ():
         entry[f'tr_{name}'] = float(np.mean([s[name] for s in stats]))
         entry[f'va_{name}'] = va_stats.get(name)
-    if r.dist.is_main:
-        r.logger.log(**entry)
-        save_checkpoint(r.paths['dir'], r.model, r.opt, state, r.scaler, r.flags)
-        r.saved = state.n_updates
+    if ctx.dist.is_main:
+        ctx.logger.log(**entry)
+        save_checkpoint(ctx.paths['dir'], ctx.model, ctx.opt, state, ctx.scaler, ctx.flags)
+        ctx.saved = state.n_updates
         if verbose:
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
@@ -638,40 +342,37 @@ def log_progress(r, state, losses, train_seconds, verbose, stats=()):
     return entry
 
 
-def train_loop(r, state, verbose=True):
+def train_loop(ctx, state, verbose=True):
     """Updates until t_total (--n_iter epochs' or --max_updates), logging and checkpointing every
     --eval_every updates and at the end. The dropout generator is seeded per update by
     (seed, rank, update) so that a resumed run equals the uninterrupted one. Returns the
     last log entry (None when no update was left to make)."""
-    bar = tqdm(total=r.t_total, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
+    bar = tqdm(total=ctx.t_total, initial=state.n_updates, desc='pretraining', unit='update', disable=not verbose,
                leave=False, file=sys.stderr)
     with bar:  # closed (cleared) before an error is printed
-        return _train_updates(r, state, bar, verbose)
+        return _train_updates(ctx, state, bar, verbose)
 
 
-def _train_updates(r, state, bar, verbose):
+def _train_updates(ctx, state, bar, verbose):
     """train_loop's updates, shown on `bar`. Returns the last log entry (None when none was made)."""
-    args, stop = r.args, r.t_total
-    per_update = args.n_batch * args.n_acc * r.dist.world_size * args.n_ctx
+    args, stop = ctx.args, ctx.t_total
+    per_update = args.n_batch * args.n_acc * ctx.dist.world_size * args.n_ctx
     losses, stats, seconds, entry = [], [], 0.0, None
     while state.n_updates < stop:
-        torch.manual_seed(rank_seed(args.seed, r.dist.rank, state.n_updates))
-        windows = sample_windows(r.store['train'], args, state.n_updates, r.dist.rank)
+        torch.manual_seed(rank_seed(args.seed, ctx.dist.rank, state.n_updates))
+        windows = sample_windows(ctx.store['train'], args, state.n_updates, ctx.dist.rank)
         t0 = time.perf_counter()
         stats.append({})
-        try:
-            losses.append(train_update(r.train_model, r.opt, windows, r.n_vocab, r.device, args.amp, r.scaler,
+        with nonfinite_stop(f"update {state.n_updates + 1}"):
+            losses.append(train_update(ctx.train_model, ctx.opt, windows, ctx.n_vocab, ctx.device, args.amp, ctx.scaler,
                                        stats=stats[-1]))
-        except NonFiniteLossError as err:
-            raise NonFiniteLossError(f"update {state.n_updates + 1}: {err}; the last checkpoint is left as it "
-                                     f"was") from None
         seconds += time.perf_counter() - t0
         state.n_updates += 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{v:.3f}" for k, v in stats[-1].items()},
                         tokens_s=f"{per_update * len(losses) / seconds:.0f}")
-        if (args.eval_every and state.n_updates % args.eval_every == 0) or state.n_updates == stop:
-            entry = log_progress(r, state, losses, seconds, verbose, [s for s in stats if s])
+        if is_due(state.n_updates, args.eval_every, stop):
+            entry = log_progress(ctx, state, losses, seconds, verbose, [s for s in stats if s])
             losses, stats, seconds = [], [], 0.0
     return entry
 
@@ -681,9 +382,9 @@ def run(args, verbose=True):
     t_total, log_path, model_dir, va_loss, va_ppl, world_size, rank).
 
     Rank 0 holds the run's lock from start to end; under torchrun every process trains
-    its share and only rank 0 logs and writes (distributed.run_job)."""
-    return run_job(args, lambda dist, device, main: _run(args, dist, device, verbose and main), check_inputs,
-                   RunLock(run_paths(args)['dir']), prepare_run_files)
+    its share and only rank 0 logs and writes (run_frame.run_job)."""
+    return run_job(args, lambda dist, device, main: pretrain_and_save(args, dist, device, verbose and main),
+                   check_inputs, RunLock(run_paths(args)['dir']), prepare_run_files)
 
 
 def _load_corpus_once(args, tokenizer, dist, verbose):
@@ -694,7 +395,10 @@ def _load_corpus_once(args, tokenizer, dist, verbose):
     return store if store is not None else load_corpus(args, tokenizer, False)
 
 
-def _run(args, dist, device, verbose):
+def pretrain_and_save(args, dist, device, verbose):
+    """run()'s body in each process: tokenizer, corpus, model, optimizer, the updates, and on
+    rank 0 the log, the checkpoints, the model folder and the closing summary."""
+    started = time.monotonic()
     tokenizer = build_tokenizer(args, verbose)
     store = _load_corpus_once(args, tokenizer, dist, verbose)
     n_vocab = tokenizer.vocab_size
@@ -712,44 +416,46 @@ def _run(args, dist, device, verbose):
     state = TrainState()
     if args.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
-    r = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
+    ctx = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
                     n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist,
                     paths=paths, flags=flags, saved=state.n_updates if args.resume else None)
     if dist.is_main:
-        remove_earlier_run(args)
+        remove_files(earlier_run_files(paths, EARLIER_RUN) if args.overwrite else [])
         write_json(paths['config'], settings)
-        previous = _previous_entries(paths['log'], state.n_updates) if args.resume else []
-        r.logger = open_log(paths['log'], settings, previous)
+        previous = previous_entries(paths['log'], state.n_updates) if args.resume else []
+        ctx.logger = open_log(paths['log'], settings, previous)
         for message in [] if args.resume else run_warnings(args, store, t_total):
-            r.logger.log(warning=message)
+            ctx.logger.log(warning=message)
             if verbose:
                 print(f"warning: {message}", file=sys.stderr)
     try:
-        entry = train_loop(r, state, verbose)
+        entry = train_loop(ctx, state, verbose)
     except KeyboardInterrupt:
-        epoch = state.n_updates // max(r.t_total // r.args.n_iter, 1) + 1
-        raise interrupted(r, f"in epoch {epoch}, after update {state.n_updates}") from None
+        epoch = state.n_updates // max(ctx.t_total // ctx.args.n_iter, 1) + 1
+        raise _interrupted(ctx, f"in epoch {epoch}, after update {state.n_updates}") from None
     finally:
-        if r.logger is not None:
-            r.logger.close()
+        if ctx.logger is not None:
+            ctx.logger.close()
     try:
         if dist.is_main:
             electra.save_generator(model, paths['generator'])
             save_model_folder(model, paths['model'], tokenizer)
-            plot_log(paths['log'])  # {log_dir}/{desc}.png
+            plot = plot_log(paths['log'])
     except KeyboardInterrupt:
-        raise interrupted(r, "after training, while writing the model folder") from None
+        raise _interrupted(ctx, "after training, while writing the model folder") from None
+    if verbose:
+        written = [('model folder', paths['model'])] + ([('generator', paths['generator'])]
+                                                        if os.path.isfile(paths['generator']) else [])
+        written += [('log', paths['log']), ('plot', plot), ('checkpoint', paths['last'])]
+        print(closing_summary(f"{state.n_updates} updates", written, time.monotonic() - started), file=sys.stderr)
     return dict(n_updates=state.n_updates, t_total=t_total, log_path=paths['log'], model_dir=paths['model'],
                 va_loss=entry and entry['va_loss'], va_ppl=entry and entry['va_ppl'], world_size=dist.world_size,
                 rank=dist.rank)
 
 
-def interrupted(r, where):
-    """The Interrupted of Ctrl-C `where` in the run `r`, naming the update its last checkpoint
-    holds (with no checkpoint yet the run starts again with --overwrite)."""
-    if r.saved is None:
-        return Interrupted(f"stopped by Ctrl-C {where}, before the first checkpoint", '--overwrite')
-    return Interrupted(f"stopped by Ctrl-C {where}; {r.paths['last']} holds update {r.saved}", '--resume')
+def _interrupted(ctx, where):
+    """run_frame.interrupted of Ctrl-C `where` in the run `ctx`, naming the update its last checkpoint holds."""
+    return interrupted(where, ctx.paths['last'], None if ctx.saved is None else f"update {ctx.saved}")
 
 
 def main(argv=None):

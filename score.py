@@ -17,7 +17,6 @@ story and endings go through the same pipeline as training: the run's BPE files,
 """
 import argparse
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -27,6 +26,7 @@ from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
 from hf_interop import export_hf
 from model_pytorch import DoubleHeadModel, dotdict
+from utils import read_json
 from weights import check_params_shapes
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
@@ -40,13 +40,9 @@ def read_run_config(run_dir):
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected a run folder of train.py ({{save_dir}}/{{desc}}/, "
                                f"which holds config.json and best_params.safetensors)")
-    try:
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"{path} is not JSON ({err}): expected the config.json train.py writes") from None
+    config = read_json(path, "the config.json train.py writes")
     missing = [k for k in MODEL_FIELDS + ('n_ctx', 'vocab', 'clf_token', 'max_len', 'encoder_path', 'bpe_path')
-               if not isinstance(config, dict) or k not in config]
+               if k not in config]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}: expected the config.json train.py writes")
     return config

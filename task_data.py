@@ -7,7 +7,8 @@ tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
                                          # laid out a batch at a time when indexed (tasks.Padded)
     data.trX, data.vaY, data.teM         # the ROCStories-era names of the three main splits
 
-Every task of tasks.TASKS (ROCStories included) and `--dataset custom` go through here.
+Every task of tasks.TASKS and `--dataset custom` go through here; `load_data` reads
+ROCStories by the original's own pipeline instead (`RocData`, the same arrays).
 """
 import dataclasses
 import os
@@ -18,9 +19,10 @@ from typing import Optional
 import numpy as np
 
 import tasks
-from readers import get_reader, read_custom, read_rocstories
+from datasets import rocstories
 from errors import DataError, DataWarning, InputError
-from text_utils import TextEncoder
+from readers import get_reader, read_custom, read_rocstories
+from utils import encode_dataset
 
 ROC_N_STORIES = 1871  # in the Story Cloze validation file, split into train and valid
 
@@ -132,6 +134,7 @@ def load_task_data(args, verbose=True):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         task, splits = read_task(args, verbose)
+        from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
         text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
         encoded = encode_task(task, splits, text_encoder, getattr(args, 'cache_dir', None), verbose)
     truncate = 'always' if args.truncate else 'never' if args.no_truncate else 'fit'
@@ -164,3 +167,134 @@ def check_data_files(args):
     elif not os.path.isdir(args.data_dir):
         raise InputError(f"--data_dir {args.data_dir}: no such folder; expected the {args.dataset} release as "
                          f"downloaded (see the README's table of tasks for its layout)")
+
+
+@dataclasses.dataclass
+class RocData(Encoded):
+    """Encoded ROCStories. X (n, 2, n_ctx, 2) int32: token and position ids; M (n, 2, n_ctx) float32 masks."""
+    trX: np.ndarray
+    trM: np.ndarray
+    trY: np.ndarray
+    vaX: np.ndarray
+    vaM: np.ndarray
+    vaY: np.ndarray
+    teX: np.ndarray
+    teM: np.ndarray
+    data_warnings: list = dataclasses.field(default_factory=list)  # the reader's one-line DataWarnings, logged
+    task = tasks.TASKS['rocstories']
+    n_truncated = None  # --truncate's cut is not counted here, as the original did not
+
+    @property
+    def splits(self):
+        """The arrays as task_data.TaskData holds them (the test answers are analysis.py's job)."""
+        return {'train': SplitData(self.trX, self.trM, self.trY), 'valid': SplitData(self.vaX, self.vaM, self.vaY),
+                'test': SplitData(self.teX, self.teM, None)}
+
+
+def transform_roc(X1, X2, X3, encoder, n_ctx, max_len, n_vocab, n_special):
+    """Token lists -> (X (n, 2, n_ctx, 2) int32, M (n, 2, n_ctx) float32):
+    `[_start_] story [_delimiter_] ending [_classify_]` for each of the two endings."""
+    n = len(X1)
+    xmb = np.zeros((n, 2, n_ctx, 2), dtype=np.int32)
+    mmb = np.zeros((n, 2, n_ctx), dtype=np.float32)
+    start, delimiter, clf_token = encoder['_start_'], encoder['_delimiter_'], encoder['_classify_']
+    for i, (x1, x2, x3) in enumerate(zip(X1, X2, X3)):
+        for j, x in enumerate((x2, x3)):
+            seq = [start] + x1[:max_len] + [delimiter] + x[:max_len] + [clf_token]
+            xmb[i, j, :len(seq), 0] = seq
+            mmb[i, j, :len(seq)] = 1
+    xmb[:, :, :, 1] = np.arange(n_vocab + n_special, n_vocab + n_special + n_ctx)
+    return xmb, mmb
+
+
+def _longest_example(splits, max_len=None):
+    """(length, split name, index) of the longest `[start] story [delim] ending [clf]`."""
+    best = (0, None, None)
+    for name, (X1, X2, X3) in splits.items():
+        for i, (x1, x2, x3) in enumerate(zip(X1, X2, X3)):
+            if max_len is not None:
+                x1, x2, x3 = x1[:max_len], x2[:max_len], x3[:max_len]
+            n = len(x1) + max(len(x2), len(x3)) + 3
+            if n > best[0]:
+                best = (n, name, i)
+    return best
+
+
+def encode_rocstories(args, verbose=True):
+    """Read ROCStories from args.data_dir and BPE-encode it (tqdm bar).
+    Returns (text_encoder, ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)))
+    with token-id lists, before the special tokens exist."""
+    from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
+    text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
+    if verbose:
+        print("Encoding dataset...", file=sys.stderr)
+    splits = rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
+    encoded = encode_dataset(*splits, encoder=text_encoder, verbose=verbose, split_names=('train', 'valid', 'test'),
+                             field_names=('story', 'ending 1', 'ending 2'))
+    return text_encoder, tuple(tuple(s) for s in encoded)
+
+
+def check_n_ctx(encoded, n_ctx):
+    """Raise InputError when the longest `[_start_] story [_delimiter_] ending [_classify_]`
+    does not fit in n_ctx positions (the original silently cut stories and endings to
+    n_ctx // 2 - 2 tokens; --truncate does that)."""
+    names = ('train', 'valid', 'test')
+    splits = {name: split[:3] for name, split in zip(names, encoded)}
+    longest, name, i = _longest_example(splits)
+    if longest > n_ctx:
+        raise InputError(
+            f"--n_ctx {n_ctx} cannot hold the longest example: {name} example {i} is {longest} tokens with its "
+            f"special tokens; expected --n_ctx >= {longest} (or --truncate to cut stories and endings to "
+            f"n_ctx // 2 - 2 = {n_ctx // 2 - 2} tokens each, as the original did)")
+
+
+def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
+    """Add the special tokens `_start_`, `_delimiter_`, `_classify_` to the encoder (once),
+    cut n_ctx to the longest example as the original did, and build the padded arrays.
+    With truncate, stories and endings are first cut to n_ctx // 2 - 2 tokens (the
+    original's max_len); without, an n_ctx that cannot hold the longest example is refused
+    and nothing is cut."""
+    ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)) = encoded
+    encoder = text_encoder.encoder
+    specials = ('_start_', '_delimiter_', '_classify_')
+    if specials[0] not in encoder:
+        for name in specials:
+            encoder[name] = len(encoder)
+    n_special = len(specials)
+    n_vocab = len(encoder) - n_special
+    clf_token = encoder['_classify_']
+    if truncate:
+        max_len = n_ctx // 2 - 2
+    else:
+        check_n_ctx(encoded, n_ctx)
+        max_len = n_ctx  # nothing is longer: no cut
+    splits = {'train': (trX1, trX2, trX3), 'valid': (vaX1, vaX2, vaX3), 'test': (teX1, teX2, teX3)}
+    longest, _, _ = _longest_example(splits, max_len)
+    n_ctx = min(longest, n_ctx)
+    trX, trM = transform_roc(trX1, trX2, trX3, encoder, n_ctx, max_len, n_vocab, n_special)
+    vaX, vaM = transform_roc(vaX1, vaX2, vaX3, encoder, n_ctx, max_len, n_vocab, n_special)
+    teX, teM = transform_roc(teX1, teX2, teX3, encoder, n_ctx, max_len, n_vocab, n_special)
+    return RocData(text_encoder, encoder, n_vocab, n_special, clf_token, n_ctx, max_len,
+                   trX, trM, np.asarray(trY, dtype=np.int64), vaX, vaM, np.asarray(vaY, dtype=np.int64), teX, teM)
+
+
+def load_data(args, verbose=True):
+    """Read and encode the dataset, add the special tokens, cut n_ctx to the longest example
+    as the original did, and build the padded arrays. Returns RocData for ROCStories (the
+    original's pipeline) and task_data.TaskData for every other task; both have `task`,
+    `splits` and the trX/vaY/... arrays, and data_warnings that hold the readers'
+    DataWarnings (printed when verbose; run() logs them)."""
+    if args.dataset != 'rocstories':
+        return load_task_data(args, verbose)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        text_encoder, encoded = encode_rocstories(args, verbose)
+    data = make_roc_data(text_encoder, encoded, args.n_ctx, args.truncate)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            data.data_warnings.append(str(w.message))
+            if verbose:
+                print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return data

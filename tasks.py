@@ -25,8 +25,8 @@ import zipfile
 import numpy as np
 
 from checkpoint import atomic_write
-from readers import LABELS, TASK_TYPES
 from errors import DataError, DataWarning, InputError
+from readers import LABELS, TASK_TYPES
 from tf_checkpoint import N_CTX_MAX
 
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')

@@ -33,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import electra  # noqa: E402
-import pretrain  # noqa: E402
+import pretraining  # noqa: E402
 from bench import bench_log  # noqa: E402
 from distributed import resolve_device  # noqa: E402
 from model_pytorch import DEFAULT_CONFIG, LMModel, TransformerModel, dotdict  # noqa: E402
@@ -97,8 +97,9 @@ def bench_shape(name, shape, opts, device):
     result = dict(ours_tokens_s=[], wrapper_tokens_s=[], ratio=[])
     for r in range(opts.repeats):
         ours.load_state_dict(state)
-        t_ours, _ = time_steps(ours.parameters(), lambda b: ours(pretrain.window_inputs(b, N_VOCAB + 1, device)).loss,
-                               batches, opts.warmup, device)
+        t_ours, _ = time_steps(ours.parameters(),
+                               lambda b: ours(pretraining.window_inputs(b, N_VOCAB + 1, device)).loss, batches,
+                               opts.warmup, device)
         ours.load_state_dict(state)
         t_wrapper, _ = time_steps(ours.parameters(), lambda b: wrapper(b).loss, batches, opts.warmup, device)
         result['ours_tokens_s'].append(tokens / t_ours)
@@ -106,9 +107,10 @@ def bench_shape(name, shape, opts, device):
         result['ratio'].append(t_wrapper / t_ours)
         print(f"{name} repeat {r + 1}: ours {tokens / t_ours:.0f} tokens/s, electra-pytorch "
               f"{tokens / t_wrapper:.0f} tokens/s, ratio {t_wrapper / t_ours:.2f}x")
-    t_lm, _ = time_steps(lm.parameters(), lambda b: pretrain.lm_loss(lm, pretrain.window_inputs(b, N_VOCAB, device)),
-                         batches, opts.warmup, device)
-    t_mlm, _ = time_steps(mlm.parameters(), lambda b: mlm(pretrain.window_inputs(b, N_VOCAB + 1, device)).loss,
+    t_lm, _ = time_steps(lm.parameters(),
+                         lambda b: pretraining.lm_loss(lm, pretraining.window_inputs(b, N_VOCAB, device)), batches,
+                         opts.warmup, device)
+    t_mlm, _ = time_steps(mlm.parameters(), lambda b: mlm(pretraining.window_inputs(b, N_VOCAB + 1, device)).loss,
                           batches, opts.warmup, device)
     result.update(lm_tokens_s=tokens / t_lm, mlm_tokens_s=tokens / t_mlm,
                   ratio_median=float(np.median(result['ratio'])))

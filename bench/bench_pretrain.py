@@ -54,6 +54,7 @@ sys.path.insert(0, ROOT)
 from bench import bench_log  # noqa: E402
 import datasets  # noqa: E402
 import pretrain  # noqa: E402
+import pretraining  # noqa: E402
 from hf_interop import export_hf  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -140,7 +141,7 @@ def logit_difference(ours, hf, args, store, n_vocab):
     ours.eval()
     hf.eval()
     with torch.no_grad():
-        a = ours(pretrain.window_inputs(ids, n_vocab))[..., :n_vocab]
+        a = ours(pretraining.window_inputs(ids, n_vocab))[..., :n_vocab]
         b = hf(input_ids=torch.as_tensor(ids)).logits
     return float((a - b).abs().max())
 

@@ -19,7 +19,7 @@ dropout is off so the three paths must give the same loss.
 Each timed step is forward + loss + backward + OpenAIAdam update. The three paths
 are timed in turn, --repeats times (from the same weights each time). Then the
 evaluation of the first --eval_examples validation stories (all 374 by default) is
-timed, --eval_repeats times (default --repeats), with `train.evaluate` (shared prefix) against the evaluation
+timed, --eval_repeats times (default --repeats), with `finetune.evaluate` (shared prefix) against the evaluation
 before it (`plain_eval_logits`: the same length-sorted trimmed batches, each ending
 run over its whole story). The script prints each repeat's ratios, their median and
 range (in wall time and in this process's CPU time: with --threads 1 on a machine shared
@@ -48,7 +48,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from bench import bench_log  # noqa: E402
+import finetune  # noqa: E402
 import prefix  # noqa: E402
+import task_data  # noqa: E402
 import train  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(ROOT), 'shared', 'data')
@@ -78,18 +80,18 @@ def race_shaped(data, n, seed=0, article=350, question=12, answer=8, n_choices=4
     X[..., 1] = data.n_vocab + data.n_special + np.arange(n_ctx)
     Y = rng.randint(0, n_choices, len(examples))
     parts = [slice(0, n), slice(n, 2 * n), slice(2 * n, 3 * n)]
-    return train.RocData(data.text_encoder, data.encoder, data.n_vocab, data.n_special, data.clf_token, n_ctx,
+    return task_data.RocData(data.text_encoder, data.encoder, data.n_vocab, data.n_special, data.clf_token, n_ctx,
                          n_ctx, *[a[parts[i]] for i in range(2) for a in (X, M, Y)], X[parts[2]], M[parts[2]])
 
 
 def time_path(model, args, data, batches, trim, use_lm_mask, attn, share_prefix, warmup):
     model.transformer.set_attention(attn)
-    opt = train.make_optimizer(args, model, t_total=len(batches) * 100)
-    lc = train.make_loss_compute(args, opt)
+    opt = finetune.make_optimizer(args, model, t_total=len(batches) * 100)
+    lc = finetune.make_loss_compute(args, opt)
     losses, times = [], []
     for i, idx in enumerate(batches):
         t = clocks()
-        losses.append(train.train_step(model, lc, data.trX[idx], data.trM[idx], data.trY[idx],
+        losses.append(finetune.train_step(model, lc, data.trX[idx], data.trM[idx], data.trY[idx],
                                        trim=trim, use_lm_mask=use_lm_mask, share_prefix=share_prefix))
         if i >= warmup:
             times.append(clocks() - t)
@@ -104,7 +106,7 @@ def clocks():
 
 def plain_batches(M, n_batch):
     """The plain evaluation's batches: index arrays of n_batch examples in order of length."""
-    order = np.argsort(train.example_lengths(M), kind='stable')
+    order = np.argsort(finetune.example_lengths(M), kind='stable')
     return [order[start:start + n_batch] for start in range(0, len(order), n_batch)]
 
 
@@ -115,19 +117,19 @@ def plain_eval_logits(model, X, M, n_batch):
     model.eval()
     with torch.inference_mode():
         for idx in plain_batches(M, n_batch):
-            Xb, Mb, _ = train.to_batch(X[idx], M[idx])
+            Xb, Mb, _ = finetune.to_batch(X[idx], M[idx])
             out[idx] = model(Xb, lm_mask=torch.zeros(Mb.shape, dtype=torch.bool))[1].numpy()
     return out
 
 
 def time_eval(model, data, n_eval, n_batch):
-    """((wall, CPU) seconds of the plain evaluation, of train.evaluate, largest |logit difference|)."""
+    """((wall, CPU) seconds of the plain evaluation, of finetune.evaluate, largest |logit difference|)."""
     X, M, Y = data.vaX[:n_eval], data.vaM[:n_eval], data.vaY[:n_eval]
     t = clocks()
     plain = plain_eval_logits(model, X, M, n_batch)
     t_plain = clocks() - t
     t = clocks()
-    shared, _, _ = train.evaluate(model, X, M, Y, n_batch=n_batch, verbose=False)
+    shared, _, _ = finetune.evaluate(model, X, M, Y, n_batch=n_batch, verbose=False)
     return t_plain, clocks() - t, float(np.abs(plain - shared).max())
 
 
@@ -169,19 +171,19 @@ def main(argv=None):
         '--encoder_path', os.path.join(opts.openai_dir, 'encoder_bpe_40000.json'),
         '--bpe_path', os.path.join(opts.openai_dir, 'vocab_40000.bpe'),
         '--embd_pdrop', '0', '--attn_pdrop', '0', '--resid_pdrop', '0', '--clf_pdrop', '0'])
-    train.set_seed(args.seed)
+    finetune.set_seed(args.seed)
     data = train.load_data(args, verbose=False)
     if opts.shape == 'race':
         data = race_shaped(data, max(opts.eval_examples, opts.n_batch * (opts.warmup + opts.steps)), args.seed)
     n_steps = opts.warmup + opts.steps
-    order = train.epoch_order(args.seed, 0, len(data.trY))
+    order = finetune.epoch_order(args.seed, 0, len(data.trY))
     batches = [order[i * opts.n_batch:(i + 1) * opts.n_batch] for i in range(n_steps)]
     lengths = data.trM.sum(-1).max(-1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n_ctx {data.n_ctx}; "
           f"train lengths mean {lengths.mean():.1f}, median {np.median(lengths):.0f}, max {lengths.max():.0f}")
     print("timed batches' longest sequence:", [int(lengths[b].max()) for b in batches[opts.warmup:]])
 
-    model = train.build_model(args, data)
+    model = finetune.build_model(args, data)
     state = copy.deepcopy(model.state_dict())
     times = {'plain': [], 'default': [], 'shared': []}  # (wall, CPU) seconds per step, one pair per repeat
     paths = {'plain': (False, False, 'explicit', False), 'default': (True, True, 'sdpa', False),
@@ -234,7 +236,7 @@ def main(argv=None):
                   eval_speedup_wall_cpu=eval_ratios.tolist(), max_logit_diff=logit_diff,
                   eval_positions_plain_shared=(plain_tokens, shared_tokens))
         return
-    n_updates = train.n_updates_total(len(data.trY), args)  # what train.py makes: 3 x 1497 // 8
+    n_updates = finetune.n_updates_total(len(data.trY), args)  # what train.py makes: 3 x 1497 // 8
     n_stories = args.n_iter * 2 * len(data.vaY) + len(data.teX)  # train subset + valid each epoch, then test
     story = {'plain': np.median(e_plain, axis=0) / n_eval, 'shared': np.median(e_shared, axis=0) / n_eval}
     hours = {name: (n_updates * med[name] + n_stories * story['plain' if name == 'plain' else 'shared']) / 3600

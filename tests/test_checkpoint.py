@@ -12,6 +12,8 @@ import pytest
 import torch
 
 import checkpoint
+import finetune
+import task_data
 import train
 from errors import CheckpointError, InputError, NonFiniteLossError
 from test_train import ROOT, _model, synthetic_data, tiny_args, tiny_shards  # noqa: F401 (a fixture)
@@ -92,8 +94,8 @@ def test_parameters_holding_nan_are_refused_naming_the_file_and_tensor(tmp_path)
 
 def _trained(args, data):
     model = _model(args, data)
-    opt = train.make_optimizer(args, model, 10)
-    train.train_epoch(model, train.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
+    opt = finetune.make_optimizer(args, model, 10)
+    finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
                       train.TrainState(), verbose=False)
     return model, opt
 
@@ -108,7 +110,7 @@ def test_checkpoint_is_one_file_that_loads_with_weights_only(tmp_path):
     blob = torch.load(tmp_path / 'last_checkpoint.pt', weights_only=True)
     assert blob['n_updates'] == 4 and blob['n_epochs'] == 1 and blob['flags'] == flags
     model2 = _model(args, data, seed=5)
-    opt2 = train.make_optimizer(args, model2, 10)
+    opt2 = finetune.make_optimizer(args, model2, 10)
     state = checkpoint.load_checkpoint(str(tmp_path), model2, opt2, flags=flags)
     assert state == train.TrainState(4, 1, 50.0)
     for a, b in zip(model.parameters(), model2.parameters()):
@@ -128,7 +130,7 @@ def test_resume_with_a_changed_flag_is_refused_naming_it(tmp_path, flag, value):
     changed = dict(checkpoint.run_flags(args), **{flag: value})
     with pytest.raises(InputError, match=rf"^--resume: --{flag} is {value!r} but the checkpoint .*last_checkpoint\.pt "
                                          rf"was written with .*expected the same value"):
-        checkpoint.load_checkpoint(str(tmp_path), _model(args, data), train.make_optimizer(args, model, 10),
+        checkpoint.load_checkpoint(str(tmp_path), _model(args, data), finetune.make_optimizer(args, model, 10),
                                    flags=changed)
 
 
@@ -196,7 +198,7 @@ def test_a_lock_file_that_is_not_text_is_taken_over_as_stale(tmp_path):
 def tiny_run(tmp_path, monkeypatch, real_encoded_small):
     """argv of a tiny train.run on 64 real stories (8 updates an epoch), check_inputs off."""
     text_encoder, small = real_encoded_small
-    monkeypatch.setattr(train, 'encode_rocstories', lambda args, verbose=True: (text_encoder, small))
+    monkeypatch.setattr(task_data, 'encode_rocstories', lambda args, verbose=True: (text_encoder, small))
     monkeypatch.setattr(train, 'check_inputs', lambda args, writes=True: None)
 
     def argv(name, *extra):
@@ -211,7 +213,7 @@ def tiny_run(tmp_path, monkeypatch, real_encoded_small):
 def real_encoded_small(rocstories_dir, encoder_path, bpe_path):
     args = train.parse_args(['--data_dir', str(rocstories_dir), '--encoder_path', str(encoder_path),
                              '--bpe_path', str(bpe_path)])
-    text_encoder, (tr, va, te) = train.encode_rocstories(args, verbose=False)
+    text_encoder, (tr, va, te) = task_data.encode_rocstories(args, verbose=False)
     return text_encoder, ([f[:64] for f in tr[:3]] + [tr[3][:64]], va, te)
 
 
@@ -262,9 +264,9 @@ def test_a_non_finite_objective_stops_before_the_update(tiny_run):
     with torch.no_grad():
         model.transformer.h[0].ln_1.g[3] = float('nan')  # as a NaN checkpoint would
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    opt = train.make_optimizer(args, model, 10)
+    opt = finetune.make_optimizer(args, model, 10)
     with pytest.raises(NonFiniteLossError, match=r"^update 1 \(epoch 0\): the objective is nan"):
-        train.train_epoch(model, train.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
+        finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
                           train.TrainState(), verbose=False)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k], ) or k.endswith('ln_1.g') for k in before)
@@ -294,10 +296,11 @@ KILLER = textwrap.dedent('''
     """Run train.main and SIGKILL this process at a chosen point of the second epoch's checkpoint."""
     import os, signal, sys
     import torch
+    import finetune
     import train
     mode, argv = sys.argv[1], sys.argv[2:]
     epoch = [0]
-    real_replace, real_save, real_log_epoch = os.replace, torch.save, train.log_epoch
+    real_replace, real_save, real_log_epoch = os.replace, torch.save, finetune.log_epoch
 
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -317,7 +320,7 @@ KILLER = textwrap.dedent('''
                 out.write(b'half a checkpoint')
             die()
         return real_save(obj, f, *a, **k)
-    os.replace, torch.save, train.log_epoch = replace, save, log_epoch
+    os.replace, torch.save, finetune.log_epoch = replace, save, log_epoch
     train.main(argv)
 ''')
 

@@ -20,6 +20,9 @@ import torch
 import torch.distributed as tdist
 from safetensors.torch import load_file
 
+import checkpoint
+import distributed
+import finetune
 import train
 from checkpoint import read_checkpoint
 from helpers import tf_shapes, write_tf_checkpoint
@@ -32,7 +35,8 @@ ENV = {'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
 
 def _env(extra=None):
-    env = {k: v for k, v in os.environ.items() if k not in train.TORCHRUN_VARS and k != train.DEBUG_FAIL_VAR}
+    env = {k: v for k, v in os.environ.items()
+           if k not in distributed.TORCHRUN_VARS and k != distributed.DEBUG_FAIL_VAR}
     return {**env, **ENV, **(extra or {})}
 
 
@@ -60,36 +64,37 @@ def _lines(text):
 # ------------------------------------------------------------------ set-up (no subprocess)
 
 def test_torchrun_env_detection(monkeypatch):
-    assert train.torchrun_env({}) is None
-    assert train.torchrun_env({'WORLD_SIZE': '4', 'RANK': '3', 'LOCAL_RANK': '1'}) == (3, 1, 4)
+    assert distributed.torchrun_env({}) is None
+    assert distributed.torchrun_env({'WORLD_SIZE': '4', 'RANK': '3', 'LOCAL_RANK': '1'}) == (3, 1, 4)
     with pytest.raises(train.InputError, match='WORLD_SIZE set but RANK, LOCAL_RANK not'):
-        train.torchrun_env({'WORLD_SIZE': '2'})
+        distributed.torchrun_env({'WORLD_SIZE': '2'})
     with pytest.raises(train.InputError, match='expected 0 <= RANK < WORLD_SIZE'):
-        train.torchrun_env({'WORLD_SIZE': '2', 'RANK': '2', 'LOCAL_RANK': '0'})
+        distributed.torchrun_env({'WORLD_SIZE': '2', 'RANK': '2', 'LOCAL_RANK': '0'})
     # a plain `python train.py`: no process group at all
-    for name in train.TORCHRUN_VARS:
+    for name in distributed.TORCHRUN_VARS:
         monkeypatch.delenv(name, raising=False)
-    dist, device = train.setup_distributed(train.parse_args(['--device', 'cpu']))
-    assert dist == train.DistInfo() and not dist.enabled and dist.world_size == 1 and device == torch.device('cpu')
+    dist, device = distributed.setup_distributed(train.parse_args(['--device', 'cpu']))
+    assert dist == distributed.DistInfo() and not dist.enabled and dist.world_size == 1
+    assert device == torch.device('cpu')
     assert not tdist.is_initialized()
     model = torch.nn.Linear(2, 2)
-    assert train.wrap_model(model, dist) is model and train.unwrap_model(model) is model
+    assert train.wrap_model(model, dist) is model and distributed.unwrap_model(model) is model
 
 
 def test_global_batch_check_and_t_total():
     args = train.parse_args(['--n_batch', '8', '--n_acc', '2'])
-    train.check_global_batch(32, args, 2)  # 8 x 2 x 2 = 32 fits
-    assert train.n_updates_total(100, args, 2) == 3 * 3  # global updates: 100 // 32 per epoch, 3 epochs
+    finetune.check_global_batch(32, args, 2)  # 8 x 2 x 2 = 32 fits
+    assert finetune.n_updates_total(100, args, 2) == 3 * 3  # global updates: 100 // 32 per epoch, 3 epochs
     with pytest.raises(train.InputError, match=r'^--n_batch 8 x 2 processes x --n_acc 2 = 32 examples per update is '
                                                r'more than the 31 training examples: expected at most 31 \(e\.g\. '
                                                r'--n_batch 7 or less with 2 processes and --n_acc 2\)$'):
-        train.check_global_batch(31, args, 2)
+        finetune.check_global_batch(31, args, 2)
     with pytest.raises(train.InputError, match=r'--n_acc 1 and --n_batch 1 or less with 2 processes'):
-        train.check_global_batch(3, args, 2)
+        finetune.check_global_batch(3, args, 2)
     with pytest.raises(train.InputError, match=r'at most 1 processes'):
-        train.check_global_batch(1, args, 2)
+        finetune.check_global_batch(1, args, 2)
     with pytest.raises(train.InputError, match=r'^--n_batch 8 x --n_acc 2 = 16 examples per update'):
-        train.check_global_batch(15, args, 1)
+        finetune.check_global_batch(15, args, 1)
 
 
 def test_help_documents_the_new_flags(capsys):
@@ -123,7 +128,7 @@ def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch
                                   cwd=ddp_dir, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # meanwhile, the single process here (no torchrun variables: no process group)
-        for name in train.TORCHRUN_VARS:
+        for name in distributed.TORCHRUN_VARS:
             monkeypatch.delenv(name, raising=False)
         monkeypatch.chdir(tmp_path)
         loaded = {}
@@ -150,8 +155,8 @@ def test_two_processes_make_the_update_of_one_process_with_the_same_global_batch
     ddp = read_checkpoint(ddp_dir / 'save' / 'rocstories')['model']
     one = read_checkpoint(tmp_path / 'single' / 'rocstories')['model']
     assert set(ddp) == set(one) and not any(k.startswith('module.') for k in ddp)  # the plain model's names
-    train.set_seed(42)
-    initial = train.model_tensors(train.build_model(args, loaded['data']))
+    finetune.set_seed(42)
+    initial = checkpoint.model_tensors(finetune.build_model(args, loaded['data']))
     moved = [k for k in one if not torch.equal(one[k], initial[k])]
     assert 'transformer.embed.weight' in moved and 'task_head.clf.w' in moved
     for k in one:
@@ -246,7 +251,7 @@ def test_a_failed_rank_stops_the_others_within_the_timeout(tmp_path, rocstories_
     --dist_timeout) or leaves with status 0 (the connection closes). Rank 0 stops with a
     one-line error and a non-zero status instead of waiting for ever."""
     argv = _data_argv(rocstories_dir, encoder_path, bpe_path) + ['--init', 'random', '--dist_timeout', '5']
-    proc = _torchrun(tmp_path, argv, env={train.DEBUG_FAIL_VAR: f'1:{mode}'}, timeout=90, check=False)
+    proc = _torchrun(tmp_path, argv, env={distributed.DEBUG_FAIL_VAR: f'1:{mode}'}, timeout=90, check=False)
     assert proc.returncode != 0
     assert proc.elapsed < 60
     errors = [line for line in _lines(proc.stderr) if 'train.py: error:' in line]

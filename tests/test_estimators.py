@@ -277,7 +277,7 @@ def test_load_refuses_what_is_not_a_save(fitted, tmp_path):
         Classifier.load(path)
     with open(os.path.join(path, estimators.SAVE_CONFIG), 'w') as f:
         f.write('{"format": "something else"')
-    with pytest.raises(CheckpointError, match='could not be read as JSON'):
+    with pytest.raises(CheckpointError, match='is not readable JSON'):
         Regressor.load(path)
 
 
@@ -347,7 +347,7 @@ def test_load_refuses_a_save_whose_parameters_hold_nan(fitted, tmp_path):
     (Classifier(**dict(TINY, truncate='some')), TEXTS, LABELS, InputError, "truncate='some'"),
     (Classifier(**dict(TINY, n_head=3)), TEXTS, LABELS, InputError,
      'Classifier parameter n_head=3: expected a divisor of n_embd 16'),
-    (Classifier(**dict(TINY, lr=-1)), TEXTS, LABELS, InputError, 'Classifier parameter lr -1: .*expected a finite'),
+    (Classifier(**dict(TINY, lr=-1)), TEXTS, LABELS, InputError, 'Classifier parameter lr=-1: expected a finite'),
     (Classifier(**dict(TINY, lm_coef=-1)), TEXTS, LABELS, InputError,
      'Classifier parameter lm_coef -1: expected a finite weight >= 0'),
     (Classifier(**dict(TINY, lm_coef=float('nan'))), TEXTS, LABELS, InputError,

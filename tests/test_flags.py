@@ -124,13 +124,6 @@ def test_help_shows_every_default_and_help_text_is_plain():
     assert "share of 100% of the tokens (default: 0.5)" in text
 
 
-def test_help_is_the_same_under_trains_formatter():
-    import train
-    ours = toy_parser().format_help()
-    theirs = add_flags(argparse.ArgumentParser(formatter_class=train.DefaultsHelpFormatter), Toy).format_help()
-    assert ours == theirs
-
-
 def test_config_dict_round_trip_refuses_unknown_keys():
     cfg = Toy(n_head=3, data=['x', 'y'])
     d = json.loads(json.dumps(cfg.to_dict()))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import finetune
 import train
 from loss import lm_mask_from
 from model_pytorch import DoubleHeadModel
@@ -89,7 +90,7 @@ def test_shared_prefix_logits_and_lm_loss_equal_the_plain_forward(C, impl):
     assert len(set(shared)) > 3  # prefixes of different lengths in one batch
     args = tiny_args(*NO_DROPOUT)
     model = make_model(args, impl).eval()
-    Xt, Mt, _ = train.to_batch(X, M)
+    Xt, Mt, _ = finetune.to_batch(X, M)
     with torch.no_grad():
         lm_ref, clf_ref = model(Xt)
         clf, lm = SharedPrefixModel(model)(Xt, Mt)
@@ -98,7 +99,7 @@ def test_shared_prefix_logits_and_lm_loss_equal_the_plain_forward(C, impl):
     for n_batch in (1, 3, 7):  # evaluation's regrouped passes
         with torch.no_grad():
             torch.testing.assert_close(grouped_clf_logits(model, Xt, Mt, n_batch), clf_ref, rtol=1e-5, atol=1e-5)
-    ref = train.make_loss_compute(args).lm_losses(Xt, Mt, lm_ref).mean()
+    ref = finetune.make_loss_compute(args).lm_losses(Xt, Mt, lm_ref).mean()
     torch.testing.assert_close(lm, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -108,8 +109,8 @@ def test_shared_prefix_step_gives_the_default_objective_and_gradients(C, lm_coef
     X, M, Y, _ = examples(6, C, seed=10 + C)
     args = tiny_args(*NO_DROPOUT, '--lm_coef', lm_coef)
     default, shared = make_model(args, impl), make_model(args, impl)
-    loss = train.train_step(default, train.make_loss_compute(args), X, M, Y, trim=trim)
-    loss_shared = train.train_step(shared, train.make_loss_compute(args), X, M, Y, trim=trim, share_prefix=True)
+    loss = finetune.train_step(default, finetune.make_loss_compute(args), X, M, Y, trim=trim)
+    loss_shared = finetune.train_step(shared, finetune.make_loss_compute(args), X, M, Y, trim=trim, share_prefix=True)
     assert loss_shared == pytest.approx(loss, rel=1e-5, abs=1e-5)
     for (name, p), q in zip(default.named_parameters(), shared.parameters()):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-5, msg=name)
@@ -128,9 +129,9 @@ def test_share_prefix_training_equals_the_default_after_several_updates_with_n_a
         args = tiny_args(*NO_DROPOUT, '--n_batch', '4', '--n_acc', '2', '--lr', '1e-3', '--lr_schedule', 'none',
                          *extra)
         model = make_model(args)
-        opt = train.make_optimizer(args, model, train.n_updates_total(len(Y), args))
+        opt = finetune.make_optimizer(args, model, finetune.n_updates_total(len(Y), args))
         state = train.TrainState()
-        loss = train.train_epoch(model, train.make_loss_compute(args, opt), X, M, Y, args, state, verbose=False)
+        loss = finetune.train_epoch(model, finetune.make_loss_compute(args, opt), X, M, Y, args, state, verbose=False)
         assert state.n_updates == 3
         params.append((loss, {k: v.detach().clone() for k, v in model.named_parameters()}))
     (loss, ref), (loss_shared, got) = params
@@ -151,15 +152,15 @@ def test_evaluate_and_predict_use_the_shared_prefix_and_equal_the_plain_forward(
     args = tiny_args(*NO_DROPOUT)
     model = make_model(args, 'explicit')
     calls = []
-    monkeypatch.setattr(train, 'EVAL_GROUP', 2)
-    monkeypatch.setattr(train, 'grouped_clf_logits', lambda *a: calls.append(a[3]) or grouped_clf_logits(*a))
-    logits, _, _ = train.evaluate(model, X, M, Y, n_batch=2, verbose=False)
+    monkeypatch.setattr(finetune, 'EVAL_GROUP', 2)
+    monkeypatch.setattr(finetune, 'grouped_clf_logits', lambda *a: calls.append(a[3]) or grouped_clf_logits(*a))
+    logits, _, _ = finetune.evaluate(model, X, M, Y, n_batch=2, verbose=False)
     assert calls == [2, 2, 2]  # groups of 2 batches of 2: 4, 4 and 1 examples
     model.eval()
     with torch.no_grad():
         ref = model(torch.as_tensor(X))[1].numpy()
     np.testing.assert_allclose(logits, ref, rtol=1e-5, atol=1e-5)
-    np.testing.assert_array_equal(train.predict(model, X, M, n_batch=2, verbose=False), ref.argmax(1))
+    np.testing.assert_array_equal(finetune.predict(model, X, M, n_batch=2, verbose=False), ref.argmax(1))
 
 
 def test_token_batches_cover_every_item_in_length_order_within_the_budget():
@@ -252,7 +253,7 @@ def test_with_dropout_the_shared_lm_gradient_has_the_default_expectation():
     (The classifier loss couples the choices through its softmax, so shared masks do change
     its expectation: the documented difference.)"""
     X, M, _, _ = examples(4, 2, seed=7, odd=False)
-    Xt, Mt, _ = train.to_batch(X, M)
+    Xt, Mt, _ = finetune.to_batch(X, M)
     args = tiny_args('--embd_pdrop', '0.1', '--attn_pdrop', '0.1', '--resid_pdrop', '0.1')
     model = make_model(args)
     n, K = 300, 8

@@ -15,8 +15,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+import finetune
 import generate
 import pretrain
+import pretraining
+import task_data
+import text_utils
 import train
 from errors import DataError, InputError
 from helpers import flags_without_default, help_chunks, tf_shapes, write_tf_checkpoint
@@ -218,7 +222,7 @@ def test_dropout_masks_int_by_default_in_every_transformer_and_older_checkpoints
                         (['--objective', 'electra'], True),
                         (['--objective', 'electra', '--dropout_masks', 'bernoulli'], False)]:
         model = pretrain.build_model(pretrain.parse_args(argv(tmp_path, 'x', data, *extra)), 40)
-        found = [m.int_masks for m in model.modules() if isinstance(m, pretrain.TransformerModel)]
+        found = [m.int_masks for m in model.modules() if isinstance(m, pretraining.TransformerModel)]
         assert found == [want] * (2 if 'electra' in extra else 1)
     extra = ['--n_iter', '1', '--max_updates', '2', '--eval_every', '1']
     real, calls = pretrain.train_update, []
@@ -298,15 +302,15 @@ def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, monkeypatch, r
     assert (targs.encoder_path, targs.bpe_path) == (os.path.join(folder, 'vocab.json'),
                                                     os.path.join(folder, 'merges.txt'))
     train.check_inputs(targs, writes=False)
-    data_roc = train.make_roc_data(train.TextEncoder(targs.encoder_path, targs.bpe_path),
+    data_roc = task_data.make_roc_data(text_utils.TextEncoder(targs.encoder_path, targs.bpe_path),
                                    _tiny_roc_encoded(), targs.n_ctx, truncate=True)
-    model = train.build_model(targs, data_roc)
+    model = finetune.build_model(targs, data_roc)
     emb = model.transformer.embed.weight.detach()
     assert torch.equal(emb[:40478], saved['transformer.tokens_embed.weight'])
     assert torch.equal(emb[40478 + 3:], saved['transformer.positions_embed.weight'][:data_roc.n_ctx])
     assert torch.equal(model.transformer.h[0].attn.c_attn.w.detach(), saved['transformer.h.0.attn.c_attn.weight'])
     # and finetunes: a whole train.py run (one update on four tiny stories)
-    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
+    monkeypatch.setattr(task_data, 'encode_rocstories', lambda a, verbose=True: (data_roc.text_encoder,
                                                                               _tiny_roc_encoded()))
     out = train.run(train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
                                       '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate', '--n_batch',
@@ -545,8 +549,8 @@ def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, 
     with pytest.raises(SystemExit):
         train.main(flags + ['--lm_coef', '0.5'])  # given explicitly: refused
     assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
-    monkeypatch.setattr(train, 'encode_rocstories', lambda a, verbose=True: (
-        train.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
+    monkeypatch.setattr(task_data, 'encode_rocstories', lambda a, verbose=True: (
+        text_utils.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
     finetune = train.parse_args(flags)  # not given: 0 for a bidirectional folder
     assert finetune.lm_coef == 0
     out = train.run(finetune, verbose=False)
@@ -651,7 +655,7 @@ def test_progress_lines_say_each_value_once_and_an_error_starts_a_clean_line(tmp
     def fails(*a, **k):
         calls.append(1)
         if len(calls) == 2:
-            raise pretrain.NonFiniteLossError('the loss is nan')
+            raise pretraining.NonFiniteLossError('the loss is nan')
         return real(*a, **k)
     monkeypatch.setattr(pretrain, 'train_update', fails)
     with pytest.raises(SystemExit):

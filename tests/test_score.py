@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import finetune
 import train
 from datasets import rocstories
 from errors import CheckpointError, InputError, MissingFileError
@@ -37,7 +38,7 @@ def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
     run = load_run(str(work / 'save' / 'rocstories'))
     args = train.parse_args(argv)
     data = train.load_data(args, verbose=False)
-    logits = train._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
+    logits = finetune._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
     _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
     for i in range(3):
         probs = run.score(teX1[i], [teX2[i], teX3[i]])
@@ -144,7 +145,7 @@ def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_d
     run = load_run(str(tmp_path / 'work' / 'save' / 'rocstories'))
     assert run.config['causal'] is False and run.model.transformer.causal is False
     data = train.load_data(train.parse_args(argv), verbose=False)
-    logits = train._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
+    logits = finetune._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
     _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
     for i in range(3):
         probs = run.score(teX1[i], [teX2[i], teX3[i]])

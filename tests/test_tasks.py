@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 import tasks
+import finetune
+import task_data
 import train
 from errors import DataError, DataWarning, InputError
 
@@ -95,7 +97,7 @@ def roc(rocstories_dir, encoder_path, bpe_path):
     fields in datasets.Split's multiple-choice layout (contexts, choices)."""
     args = train.parse_args(['--data_dir', str(rocstories_dir), '--encoder_path', str(encoder_path),
                              '--bpe_path', str(bpe_path)])
-    text_encoder, encoded = train.encode_rocstories(args, verbose=False)
+    text_encoder, encoded = task_data.encode_rocstories(args, verbose=False)
     sp = tasks.add_special_tokens(text_encoder.encoder)
     fields = {name: (split[0], [list(pair) for pair in zip(split[1], split[2])])
               for name, split in zip(('train', 'valid', 'test'), encoded)}
@@ -105,7 +107,7 @@ def roc(rocstories_dir, encoder_path, bpe_path):
 @pytest.mark.parametrize('n_ctx,truncate', [(512, False), (40, True)])
 def test_rocstories_arrays_equal_make_roc_data(roc, n_ctx, truncate):
     text_encoder, encoded, sp, fields = roc
-    data = train.make_roc_data(text_encoder, encoded, n_ctx, truncate=truncate)
+    data = task_data.make_roc_data(text_encoder, encoded, n_ctx, truncate=truncate)
     inputs = tasks.prepare_inputs(tasks.TASKS['rocstories'], fields, sp, n_ctx, 'always' if truncate else 'fit')
     assert inputs.n_ctx == data.n_ctx and sp.first_position == data.n_vocab + data.n_special
     assert sp.classify == data.clf_token
@@ -115,7 +117,7 @@ def test_rocstories_arrays_equal_make_roc_data(roc, n_ctx, truncate):
         np.testing.assert_array_equal(M, getattr(data, prefix + 'M'))
     # and transform_roc itself, on the same cut
     X, M = tasks.transform('multiple_choice', fields['valid'], sp, data.n_ctx, cap=n_ctx)
-    Xr, Mr = train.transform_roc(*encoded[1][:3], text_encoder.encoder, data.n_ctx, n_ctx // 2 - 2,
+    Xr, Mr = task_data.transform_roc(*encoded[1][:3], text_encoder.encoder, data.n_ctx, n_ctx // 2 - 2,
                                  data.n_vocab, data.n_special)
     np.testing.assert_array_equal(X, Xr)
     np.testing.assert_array_equal(M, Mr)
@@ -390,7 +392,7 @@ def _read_bytes(path):
 def test_rocstories_submission_is_train_write_submission_byte_for_byte(tmp_path):
     preds = np.array([1, 0, 0, 1], dtype=np.int64)
     ours = tasks.write_submission(tasks.TASKS['rocstories'], preds, str(tmp_path / 'a'))
-    theirs = train.write_submission(preds, str(tmp_path / 'b'))
+    theirs = finetune.write_submission(preds, str(tmp_path / 'b'))
     assert os.path.basename(ours) == 'ROCStories.tsv'
     assert _read_bytes(ours) == _read_bytes(theirs) == b'index\tprediction\n0\t1\n1\t0\n2\t0\n3\t1\n'
 

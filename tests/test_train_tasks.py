@@ -11,6 +11,7 @@ import pytest
 
 import task_data
 import tasks
+import finetune
 import train
 from tests.conftest import ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
@@ -130,12 +131,12 @@ def test_a_task_trains_and_evaluates_without_laying_out_a_whole_split(tmp_path, 
     data = train.load_data(args, verbose=False)
     assert all(isinstance(split.X, tasks.Padded) for split in data.splits.values())
     monkeypatch.setattr(tasks.Padded, '__array__', lambda *a, **k: pytest.fail('a whole split was laid out'))
-    model = train.build_model(args, data)
-    loss_compute = train.make_loss_compute(args, train.make_optimizer(args, model, 3), None, data.task.task_type)
-    train.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, train.TrainState(), verbose=False)
-    _, cost, acc = train.evaluate(model, data.vaX, data.vaM, data.vaY, verbose=False, task_type='entailment')
+    model = finetune.build_model(args, data)
+    loss_compute = finetune.make_loss_compute(args, finetune.make_optimizer(args, model, 3), None, data.task.task_type)
+    finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, train.TrainState(), verbose=False)
+    _, cost, acc = finetune.evaluate(model, data.vaX, data.vaM, data.vaY, verbose=False, task_type='entailment')
     assert np.isfinite(cost) and 0 <= acc <= 100
-    assert train.predict(model, data.teX, data.teM, verbose=False, task_type='entailment').shape == (len(data.teX),)
+    assert finetune.predict(model, data.teX, data.teM, verbose=False, task_type='entailment').shape == (len(data.teX),)
 
 
 @pytest.mark.slow

@@ -1,0 +1,249 @@
+"""Pre-training GPT-1's language model on a token store: the steps pretrain.py runs (see its
+docstring for the recipe) and a notebook can call. The tokenizer (`build_tokenizer`) and
+corpus (`load_corpus`), the model (`build_model`: LMModel, or electra.py's MaskedLM or
+Electra for --objective mlm and electra), the schedule's length and the optimizer, the
+windows of an update (`sample_windows`), one update (`train_update`), validation
+(`evaluate_lm`, `evaluate_objective`) and the output folder (`save_model_folder`). `args`
+is pretrain.py's flags. The module keeps no state.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.distributed as tdist
+import torch.nn.functional as F
+
+import electra
+from distributed import unwrap_model
+from errors import CheckpointError, DataError, NonFiniteLossError
+from hf_interop import export_hf
+from loss import IGNORE_INDEX
+from model_pytorch import LMModel, TransformerModel
+from opt import SCHEDULES, OpenAIAdam
+from run_frame import GradientAccumulator, autocast, eval_mode, sync_unless_last
+from token_store import NotUTF8Error, build_token_store
+from weights import load_pretrained
+
+
+# ------------------------------------------------------------------ tokenizer and corpus
+
+def build_tokenizer(args, verbose=False):
+    """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
+    for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
+    corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
+    from text_utils import CharTokenizer, TextEncoder  # spacy and ftfy load once a run starts, not for --help
+    if args.tokenizer == 'bpe':
+        return TextEncoder(args.encoder_path, args.bpe_path)
+    if args.init == 'pretrained':
+        return CharTokenizer.load(args.model_dir)
+    try:
+        return CharTokenizer.fit(args.data, verbose=verbose, strict=args.strict, extra='\n')
+    except DataError as err:
+        if isinstance(err, NotUTF8Error):  # names its file already
+            raise
+        raise DataError(f"--data {' '.join(args.data)}: {err}") from None
+
+
+def separator_id(tokenizer):
+    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode)."""
+    return tokenizer.newline_id
+
+
+def load_corpus(args, tokenizer, verbose=True):
+    """Encode (or reuse) the corpus of --data. Returns the token store dict ('train',
+    'valid' or None, 'meta'); a validation split the --valid_fraction draw leaves shorter than
+    one window is topped up to one where the corpus has the text (token_store._top_up_valid).
+    Raises DataError when a split is shorter than one window, saying how many tokens there
+    are and how many are needed."""
+    store = build_token_store(args.data, tokenizer, args.cache_dir, valid_fraction=args.valid_fraction,
+                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict,
+                              min_valid_tokens=args.n_ctx)
+    meta, need = store['meta'], args.n_ctx
+    total = meta['n_train_tokens'] + meta['n_valid_tokens']
+    if total < need:
+        raise DataError(f"--data {' '.join(args.data)}: the corpus is {total} tokens, fewer than one window of "
+                        f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
+    if meta['n_train_tokens'] < need:
+        raise DataError(f"--data {' '.join(args.data)}: the training split is {meta['n_train_tokens']} tokens, "
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
+                        f"--valid_fraction, more text or a smaller --n_ctx)")
+    if args.valid_fraction > 0 and meta['n_valid_tokens'] < need:
+        raise DataError(f"--data {' '.join(args.data)}: the validation split is {meta['n_valid_tokens']} tokens, "
+                        f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
+                        f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
+    return store
+
+
+# ------------------------------------------------------------------ model and optimizer
+
+def build_model(args, n_vocab, device='cpu'):
+    """LMModel of the flags' size with n_vocab token rows and n_ctx position rows (no
+    special rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which
+    loads the checkpoint instead) every layer of --model_dir. With --objective mlm or
+    electra, electra.build_objective_model's MaskedLM or Electra instead. Every transformer
+    in it draws its dropout masks as --dropout_masks says."""
+    if getattr(args, 'objective', 'lm') != 'lm':
+        model = electra.build_objective_model(args, n_vocab)
+    else:
+        model = LMModel(args, vocab=n_vocab + args.n_ctx, n_ctx=args.n_ctx)
+        model.transformer.set_attention(args.attn_impl)
+        if args.init == 'pretrained' and not args.resume:
+            try:
+                load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=0, n_transfer=args.n_layer)
+            except (CheckpointError, ValueError) as err:
+                raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+    for m in model.modules():
+        if isinstance(m, TransformerModel):
+            m.set_dropout_masks(args.dropout_masks)
+    return model.to(device)
+
+
+def updates_per_epoch(n_train_tokens, args, world_size=1):
+    """Updates that consume as many tokens as the training split holds (at least one)."""
+    return max(1, -(-n_train_tokens // (args.n_ctx * args.n_batch * args.n_acc * world_size)))
+
+
+def n_updates_total(n_train_tokens, args, world_size=1):
+    """The schedule's length, t_total: --n_iter epochs of updates, or --max_updates when fewer (the
+    schedule ends at the run's last update, as nanoGPT's max_iters does)."""
+    epochs = updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
+    return min(epochs, args.max_updates) if args.max_updates else epochs
+
+
+def warmup_fraction(args, t_total):
+    """--warmup_updates as OpenAIAdam's warm-up, a fraction of t_total (at most 1)."""
+    return min(1.0, args.warmup_updates / t_total)
+
+
+def make_optimizer(args, model, t_total):
+    return OpenAIAdam(model.parameters(), lr=args.lr, schedule=args.lr_schedule, warmup=warmup_fraction(args, t_total),
+                      t_total=t_total, b1=args.b1, b2=args.b2, e=args.e, l2=args.l2, vector_l2=args.vector_l2,
+                      max_grad_norm=args.max_grad_norm)
+
+
+def scheduled_lr(args, n_updates, t_total):
+    """The schedule's learning rate at update n_updates (1-based), without Adam's bias correction."""
+    x = min((n_updates - 1) / t_total, 1.0)
+    return args.lr * SCHEDULES[args.lr_schedule](x, warmup_fraction(args, t_total))
+
+
+# ------------------------------------------------------------------ steps
+
+def window_inputs(ids, n_vocab, device='cpu'):
+    """ids (B, T) token ids -> (B, T, 2) long tensor on `device`: the tokens and their
+    position rows n_vocab + t."""
+    x = torch.as_tensor(np.asarray(ids), dtype=torch.long)
+    positions = n_vocab + torch.arange(x.size(1)).expand_as(x)
+    return torch.stack((x, positions), dim=-1).to(device)
+
+
+def sample_windows(split, args, n_updates, rank=0):
+    """The windows of the update after `n_updates` for process `rank`: (n_acc, n_batch,
+    n_ctx) int64, at uniformly drawn places of `split` (a TokenSplit). The generator is
+    seeded by (seed, rank, n_updates), so a resumed run draws what the uninterrupted one did."""
+    rng = np.random.default_rng([args.seed, rank, n_updates])
+    starts = split.sample_starts(rng, args.n_acc * args.n_batch, args.n_ctx)
+    return split.windows(starts, args.n_ctx).reshape(args.n_acc, args.n_batch, args.n_ctx)
+
+
+def lm_loss(model, x, reduction='mean'):
+    """x (B, T, 2) -> next-token cross entropy of the tokens at positions 1..T-1 over every
+    row of the tied embedding: a scalar (reduction 'mean' or 'sum') or (B * T,) ('none',
+    0 at each window's last position, which predicts nothing). The model computes it in
+    chunks (LMModel's lm_targets), never holding the (B, T, vocab) logits."""
+    targets = F.pad(x[:, 1:, 0], (0, 1), value=IGNORE_INDEX)
+    loss = model(x, lm_targets=targets, reduction=reduction)
+    return loss.reshape(-1) if reduction == 'none' else loss
+
+
+def objective_loss(model, x):
+    """(loss, {statistic: float}) of the run's objective on x (B, T, 2): lm_loss and no
+    statistics for an LMModel, else electra.objective_loss (MaskedLM, Electra)."""
+    if isinstance(unwrap_model(model), LMModel):
+        return lm_loss(model, x), {}
+    return electra.objective_loss(model, x)
+
+
+def train_update(model, opt, windows, n_vocab, device='cpu', amp='none', scaler=None, stats=None):
+    """One optimizer update over `windows` (n_acc, n_batch, n_ctx): each micro-batch's loss
+    / n_acc back-propagated (under DDP the gradients are averaged at the last one only),
+    then one step. n_vocab: the rows before the position rows. Returns the mean loss
+    (float), and puts the mean of each of the objective's statistics into the dict `stats`
+    when given; raises NonFiniteLossError before a NaN or inf loss reaches the parameters."""
+    model.train()
+    total, sums = 0.0, {}
+    accumulator = GradientAccumulator(opt, len(windows), scaler)
+    for k, ids in enumerate(windows):
+        with sync_unless_last(model, k == len(windows) - 1):
+            with autocast(device, amp):
+                loss, values = objective_loss(model, window_inputs(ids, n_vocab, device))
+            for name, v in values.items():
+                sums[name] = sums.get(name, 0.0) + v / len(windows)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise NonFiniteLossError(f"the loss is {value}: training cannot go on (too high a learning rate?)")
+            accumulator.backward(loss)
+        total += value
+    if stats is not None:
+        stats.update(sums)
+    return total / len(windows)
+
+
+def valid_starts(split, n_ctx, dist=None):
+    """Starts of the non-overlapping windows of n_ctx tokens that tile `split` from its
+    start (a tail shorter than a window left out); under torchrun, this rank's share."""
+    starts = np.arange(0, len(split) - n_ctx + 1, n_ctx)
+    return starts[dist.rank::dist.world_size] if dist is not None and dist.sharded else starts
+
+
+def evaluate_objective(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None, seed=0):
+    """electra.evaluate_objective of a MaskedLM or Electra on the windows that tile `split`
+    (as evaluate_lm's), masked alike at every evaluation (seeded by `seed`). Returns
+    {'loss': ..., statistic: ...}."""
+    starts = valid_starts(split, n_ctx, dist)
+    batches = (window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
+               for i in range(0, len(starts), n_batch))
+    return electra.evaluate_objective(model, batches, lambda: autocast(device, amp), device, dist, seed)
+
+
+class LMScore(NamedTuple):
+    """evaluate_lm's result: the mean next-token cross entropy and its exp."""
+    loss: float
+    perplexity: float
+
+
+def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='none', dist=None):
+    """-> LMScore(loss, perplexity) on `split` (a TokenSplit): the mean next-token cross entropy
+    over the non-overlapping windows of n_ctx tokens that tile it from its start (a tail
+    shorter than a window is left out), and exp of it. `model` is the plain LMModel. Under
+    torchrun (`dist`) a collective call: rank r scores every W-th window, the sums are
+    all-reduced and every rank gets the same result."""
+    starts = valid_starts(split, n_ctx, dist)
+    sharded = dist is not None and dist.sharded
+    sums = torch.zeros(2, dtype=torch.float64)  # loss, predictions
+    with eval_mode(model):
+        for i in range(0, len(starts), n_batch):
+            x = window_inputs(split.windows(starts[i:i + n_batch], n_ctx), n_vocab, device)
+            with autocast(device, amp):
+                losses = lm_loss(model, x, reduction='none')
+            sums += torch.tensor([losses.double().sum().item(), x.size(0) * (n_ctx - 1)], dtype=torch.float64)
+    if sharded:
+        reduced = sums.to(dist.device)
+        tdist.all_reduce(reduced)
+        sums = reduced.cpu()
+    loss = float(sums[0] / sums[1])
+    return LMScore(loss, math.exp(loss) if loss < 700 else math.inf)
+
+
+# ------------------------------------------------------------------ output
+
+def save_model_folder(model, folder, tokenizer):
+    """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
+    as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
+    model.safetensors, plus the tokenizer's files), all in one atomic folder write. Returns the folder."""
+    model = unwrap_model(model)
+    if not isinstance(model, LMModel):  # mlm, electra: the encoder, without the mask token's row
+        return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer.files())
+    return export_hf(model, folder, n_vocab=tokenizer.vocab_size, n_special=0,
+                     extra_files=tokenizer.files())
