@@ -39,6 +39,22 @@ def bpe_path():
     return _require(BPE_PATH)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_process():
+    """One intra-op thread in the tests and in every process they start (OMP_NUM_THREADS): the
+    suite's models are tiny and the machine has 2 shared cores, where a second thread per process
+    only adds contention (a tiny training update takes several times longer with two)."""
+    n, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    yield
+    torch.set_num_threads(n)
+    if omp is None:
+        os.environ.pop("OMP_NUM_THREADS")
+    else:
+        os.environ["OMP_NUM_THREADS"] = omp
+
+
 @pytest.fixture
 def one_thread():
     """Bitwise-reproducible CPU training: one intra-op thread while the test runs."""

@@ -12,6 +12,7 @@ can say to the tests, and nothing else:
 - the README's "Set up and test" block is what .ci/run runs, compared line for line, not run here.
 """
 import json
+import os
 import random
 import re
 import subprocess
@@ -221,7 +222,8 @@ def test_page_blocks_run_as_written(page, model_dirs, tmp_path):
     work = tmp_path / 'project'
     project_copy(work, model_dirs['full' if page in FULL_SIZE_PAGES else 'tiny'])
     venv_bin = work / '.venv' / 'bin'
-    env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv')}
+    env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv'),
+           'OMP_NUM_THREADS': os.environ['OMP_NUM_THREADS']}  # conftest's one thread per process
     stdout = ''
     for block in runnable(page):
         if block.lang == 'python':
