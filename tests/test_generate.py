@@ -314,8 +314,9 @@ def error_lines(err):
     return [line for line in err.splitlines() if not line.startswith('generate.py: loaded the ')]
 
 
-def run_cli(args, stdin=''):
-    return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input=stdin, capture_output=True,
+def run_cli(args):
+    """generate.py run as a script, as a user runs it (the other CLI tests call main in this process)."""
+    return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input='', capture_output=True,
                           text=True, cwd=ROOT, timeout=120)
 
 
@@ -335,10 +336,10 @@ def test_cli_prompts_print_text(shards, encoder_path, bpe_path, tmp_path):
     assert all(len(e['ids']) == 8 and '=> ' + e['continuation'] in lines for e in log[1:])
 
 
-def test_cli_interactive_streams_from_stdin(shards, encoder_path, bpe_path):
-    r = run_cli(cli_args(shards, '--gen_len', '6', '--greedy'), stdin='once upon a time\nthe end\nq\nnot read\n')
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+def test_cli_interactive_streams_from_stdin(shards, capsys):
+    stdin = io.StringIO('once upon a time\nthe end\nq\nnot read\n')
+    assert gen.main(cli_args(shards, '--gen_len', '6', '--greedy'), stdin=stdin) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith('=> ') and len(line) > 4 for line in lines)
 
 
