@@ -39,20 +39,20 @@ def bpe_path():
     return _require(BPE_PATH)
 
 
+# For the processes a test starts where the thread count does not matter to what it checks
+# (test_train's pinned run checks the machine's default threads, so it is no global setting).
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1"}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread_per_process():
-    """One intra-op thread in the tests and in every process they start (OMP_NUM_THREADS): the
-    suite's models are tiny and the machine has 2 shared cores, where a second thread per process
-    only adds contention (a tiny training update takes several times longer with two)."""
-    n, omp = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
+    """One intra-op thread in the tests' own process: the suite's models are tiny and the machine
+    has 2 shared cores, where a second thread only adds contention (a tiny training update takes
+    several times longer with two)."""
+    n = torch.get_num_threads()
     torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
     yield
     torch.set_num_threads(n)
-    if omp is None:
-        os.environ.pop("OMP_NUM_THREADS")
-    else:
-        os.environ["OMP_NUM_THREADS"] = omp
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Sampling with the key/value cache: generate.py's API, its command line and its errors."""
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import generate as gen
 from errors import InputError
 from generate import filter_logits, generate, iter_generate, sample_next
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
-from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 
 N_VOCAB, N_SPECIAL, N_CTX = 50, 3, 40
@@ -317,7 +318,8 @@ def error_lines(err):
 def run_cli(args):
     """generate.py run as a script, as a user runs it (the other CLI tests call main in this process)."""
     return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input='', capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+                          text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, **ONE_THREAD_ENV})
 
 
 def test_cli_prompts_print_text(shards, encoder_path, bpe_path, tmp_path):

@@ -13,7 +13,6 @@ can say to the tests, and nothing else:
 - the README's "Set up and test" block is what .ci/run runs, compared line for line, not run here.
 """
 import json
-import os
 import random
 import re
 import shutil
@@ -24,7 +23,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
@@ -285,7 +284,7 @@ def test_page_blocks_run_as_written(page, model_dirs, tmp_path, tmp_path_factory
         stdout = ''
     venv_bin = work / '.venv' / 'bin'
     env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv'),
-           'OMP_NUM_THREADS': os.environ['OMP_NUM_THREADS']}  # conftest's one thread per process
+           **ONE_THREAD_ENV}
     for k in range(done + 1, len(todo) + 1):
         stdout += run_step(todo[k - 1], work, env, page)
         if k in starts and (size, tuple(todo[:k])) not in AFTER_STEPS:

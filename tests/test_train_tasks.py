@@ -2,6 +2,7 @@
 task type on a tiny model (generated TF-format shards, the real BPE files), with data
 written by the tests in each release's layout (tests/test_readers.py's writers)."""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import task_data
 import tasks
 import train
-from tests.conftest import ROOT
+from tests.conftest import ONE_THREAD_ENV, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_csv, write_glue, write_race
 
@@ -30,7 +31,7 @@ def run_cli(cwd, argv, encoder_path, bpe_path, shards):
     argv = [*argv, '--model_dir', str(shards), '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path),
             *TINY, '--submit', '--analysis']
     proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env={**os.environ, **ONE_THREAD_ENV})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
