@@ -39,6 +39,22 @@ def bpe_path():
     return _require(BPE_PATH)
 
 
+# For the processes a test starts where the thread count does not matter to what it checks
+# (test_train's pinned run checks the machine's default threads, so it is no global setting).
+ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread_per_process():
+    """One intra-op thread in the tests' own process: the suite's models are tiny and the machine
+    has 2 shared cores, where a second thread only adds contention (a tiny training update takes
+    several times longer with two)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def one_thread():
     """Bitwise-reproducible CPU training: one intra-op thread while the test runs."""

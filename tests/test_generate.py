@@ -1,6 +1,7 @@
 """Sampling with the key/value cache: generate.py's API, its command line and its errors."""
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import generate as gen
 from errors import InputError
 from generate import filter_logits, generate, iter_generate, sample_next
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
-from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 
 N_VOCAB, N_SPECIAL, N_CTX = 50, 3, 40
@@ -314,9 +315,11 @@ def error_lines(err):
     return [line for line in err.splitlines() if not line.startswith('generate.py: loaded the ')]
 
 
-def run_cli(args, stdin=''):
-    return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, timeout=120)
+def run_cli(args):
+    """generate.py run as a script, as a user runs it (the other CLI tests call main in this process)."""
+    return subprocess.run([sys.executable, str(ROOT / 'generate.py'), *args], input='', capture_output=True,
+                          text=True, cwd=ROOT, timeout=120,
+                          env={**os.environ, **ONE_THREAD_ENV})
 
 
 def test_cli_prompts_print_text(shards, encoder_path, bpe_path, tmp_path):
@@ -335,10 +338,10 @@ def test_cli_prompts_print_text(shards, encoder_path, bpe_path, tmp_path):
     assert all(len(e['ids']) == 8 and '=> ' + e['continuation'] in lines for e in log[1:])
 
 
-def test_cli_interactive_streams_from_stdin(shards, encoder_path, bpe_path):
-    r = run_cli(cli_args(shards, '--gen_len', '6', '--greedy'), stdin='once upon a time\nthe end\nq\nnot read\n')
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
+def test_cli_interactive_streams_from_stdin(shards, capsys):
+    stdin = io.StringIO('once upon a time\nthe end\nq\nnot read\n')
+    assert gen.main(cli_args(shards, '--gen_len', '6', '--greedy'), stdin=stdin) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all(line.startswith('=> ') and len(line) > 4 for line in lines)
 
 

@@ -2,7 +2,8 @@
 
 Each page's ```bash and ```python blocks run in page order, in a fresh copy of a user's project
 laid out as the README says (sources in the root, the virtual environment active, OpenAI's files
-in model/, ROCStories in data/). Other fences (console, text, csv) are shown, never run. What a page
+in model/, ROCStories in data/); a page whose first commands are another page's goes on from a copy
+of that page's project after them (AFTER_STEPS). Other fences (console, text, csv) are shown, never run. What a page
 can say to the tests, and nothing else:
 
 - `<!-- tests: tiny -->` on the line before a block: a full-size run does not fit a test, so each
@@ -14,6 +15,7 @@ can say to the tests, and nothing else:
 import json
 import random
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import BPE_PATH, ENCODER_PATH, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
@@ -215,28 +217,80 @@ def check_command(command, out, work):
         assert settings['n_ctx'] == 77 and settings['n_ctx_requested'] == 512
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('page', [p for p in PAGES if runnable(p)])
-def test_page_blocks_run_as_written(page, model_dirs, tmp_path):
-    work = tmp_path / 'project'
-    project_copy(work, model_dirs['full' if page in FULL_SIZE_PAGES else 'tiny'])
-    venv_bin = work / '.venv' / 'bin'
-    env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv')}
-    stdout = ''
+class Step(NamedTuple):
+    lang: str  # 'python' or 'bash'
+    code: str  # what runs: the block's Python or one command line, tiny settings substituted where marked
+    command: str  # the command as the page writes it ('' for Python)
+
+
+def steps(page):
+    """What the tests run of `page`, in order."""
+    out = []
     for block in runnable(page):
         if block.lang == 'python':
-            code = tiny_python(block.code) if block.tiny else block.code
-            out = subprocess.run(['python', '-c', code], cwd=work, capture_output=True, text=True, timeout=300,
-                                 env=env)
-            assert out.returncode == 0, f'{page}: python block failed:\n{code}\n{out.stderr[-3000:]}'
-            stdout += out.stdout
-            continue
-        for command in commands(block):
-            run = tiny_command(command) if block.tiny else command
-            out = subprocess.run(['bash', '-c', run], cwd=work, capture_output=True, text=True, timeout=300, env=env)
-            assert out.returncode == 0, f'{page}: command failed: {run}\n{out.stderr[-3000:]}'
-            check_command(command, out, work)
-            stdout += out.stdout
+            out.append(Step('python', tiny_python(block.code) if block.tiny else block.code, ''))
+        else:
+            out += [Step('bash', tiny_command(c) if block.tiny else c, c) for c in commands(block)]
+    return out
+
+
+def model_size(page):
+    return 'full' if page in FULL_SIZE_PAGES else 'tiny'
+
+
+def shared_starts(page):
+    """{k: the first k steps of `page` are the first k steps of another page on the same weights}."""
+    mine, starts = steps(page), set()
+    for other in PAGES:
+        if other != page and model_size(other) == model_size(page):
+            k = 0
+            for a, b in zip(mine, steps(other)):
+                if a != b:
+                    break
+                k += 1
+            starts |= {k} - {0}
+    return starts
+
+
+# (model size, the steps run) -> (a copy of the project after them, what they printed); a page that
+# starts with the same steps as an earlier one (the README and finetuning.md both begin with the
+# main job) goes on from that copy instead of running them again. The copy's files may name the
+# first project's paths, which stay in place for the whole session.
+AFTER_STEPS = {}
+
+
+def run_step(step, work, env, page):
+    """Run `step` in `work`; what it printed on stdout."""
+    args = ['python', '-c', step.code] if step.lang == 'python' else ['bash', '-c', step.code]
+    out = subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=300, env=env)
+    what = f'python block failed:\n{step.code}' if step.lang == 'python' else f'command failed: {step.code}'
+    assert out.returncode == 0, f'{page}: {what}\n{out.stderr[-3000:]}'
+    if step.lang == 'bash':
+        check_command(step.command, out, work)
+    return out.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('page', [p for p in PAGES if runnable(p)])
+def test_page_blocks_run_as_written(page, model_dirs, tmp_path, tmp_path_factory):
+    work = tmp_path / 'project'
+    todo, size, starts = steps(page), model_size(page), shared_starts(page)
+    done = max((k for k in starts if (size, tuple(todo[:k])) in AFTER_STEPS), default=0)
+    if done:
+        copy, stdout = AFTER_STEPS[size, tuple(todo[:done])]
+        shutil.copytree(copy, work, symlinks=True)
+    else:
+        project_copy(work, model_dirs[size])
+        stdout = ''
+    venv_bin = work / '.venv' / 'bin'
+    env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv'),
+           **ONE_THREAD_ENV}
+    for k in range(done + 1, len(todo) + 1):
+        stdout += run_step(todo[k - 1], work, env, page)
+        if k in starts and (size, tuple(todo[:k])) not in AFTER_STEPS:
+            copy = tmp_path_factory.mktemp('after_steps') / 'project'
+            shutil.copytree(work, copy, symlinks=True)
+            AFTER_STEPS[size, tuple(todo[:k])] = copy, stdout
     for pattern in EXPECTED_STDOUT.get(page, []):
         assert re.search(pattern, stdout, re.M), f'{page}: no {pattern!r} in what its blocks printed'
     if page == 'docs/your-data.md':

@@ -57,10 +57,16 @@ def roc_texts(rocstories_dir):
     return rocstories_fields(rocstories_dir)
 
 
+@pytest.fixture(scope='module')
+def roc_ids(encoder, roc_texts):
+    """encoder's ids of every ROCStories text, encoded once for the tests that read them."""
+    return encoder.encode(roc_texts, verbose=False)
+
+
 @pytest.mark.slow
-def test_rocstories_ids_match_plain_original(encoder, plain, roc_texts):
+def test_rocstories_ids_match_plain_original(roc_ids, plain, roc_texts):
     assert len(roc_texts) == 11226
-    assert encoder.encode(roc_texts, verbose=False) == plain.encode(roc_texts)
+    assert roc_ids == plain.encode(roc_texts)
 
 
 @pytest.mark.parametrize('text', HARD_CASES)
@@ -110,10 +116,9 @@ def test_encode_rejects_non_str(encoder):
         encoder.encode([float('nan')])
 
 
-def test_decode_gives_back_standardized_lower_text(encoder, roc_texts):
-    ids = encoder.encode(roc_texts, verbose=False)
+def test_decode_gives_back_standardized_lower_text(encoder, roc_texts, roc_ids):
     checked = 0
-    for text, text_ids in zip(roc_texts, ids):
+    for text, text_ids in zip(roc_texts, roc_ids):
         if 0 in text_ids:  # unknown symbols decode to '<unk>'; checked below
             continue
         # Up to spacing: decode puts a space after every token, spaCy split words from punctuation.
@@ -433,11 +438,10 @@ def test_find_bpe_files_names_both_pairs_when_neither_is_there(tmp_path):
         find_bpe_files(str(tmp_path / 'nowhere'))
 
 
-def test_hugging_face_files_give_the_release_ids(encoder, hf_bpe_folder, roc_texts):
+def test_hugging_face_files_give_the_release_ids(encoder, hf_bpe_folder, roc_texts, roc_ids):
     hf = TextEncoder(*find_bpe_files(str(hf_bpe_folder)))
-    texts = roc_texts + HARD_CASES
     assert hf.encoder == encoder.encoder and hf.bpe_ranks == encoder.bpe_ranks
-    assert hf.encode(texts, verbose=False) == encoder.encode(texts, verbose=False)
+    assert hf.encode(roc_texts + HARD_CASES, verbose=False) == roc_ids + encoder.encode(HARD_CASES, verbose=False)
 
 
 # ---------------------------------------------------------------- streaming decoding

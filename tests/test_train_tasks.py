@@ -2,6 +2,7 @@
 task type on a tiny model (generated TF-format shards, the real BPE files), with data
 written by the tests in each release's layout (tests/test_readers.py's writers)."""
 import json
+import os
 import random
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import task_data
 import tasks
 import finetune
 import train
-from tests.conftest import ROOT
+from tests.conftest import ONE_THREAD_ENV, ROOT
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_csv, write_glue, write_race
 
@@ -31,7 +32,7 @@ def run_cli(cwd, argv, encoder_path, bpe_path, shards):
     argv = [*argv, '--model_dir', str(shards), '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path),
             *TINY, '--submit', '--analysis']
     proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+                          timeout=300, env={**os.environ, **ONE_THREAD_ENV})
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -45,6 +46,15 @@ def submission(path):
     lines = path.read_text().splitlines()
     assert lines[0] == 'index\tprediction'
     return [line.split('\t') for line in lines[1:]]
+
+
+def main_exit_2(argv, capsys):
+    """What train.main(argv) prints on stderr, in this process (no second import of torch): it
+    must exit with status 2, the status of a refused flag."""
+    with pytest.raises(SystemExit) as exit_:
+        train.main(argv)
+    assert exit_.value.code == 2
+    return capsys.readouterr().err
 
 
 GLUE_SIZES = {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5, 'dev_matched.tsv': 6, 'dev_mismatched.tsv': 5,
@@ -170,7 +180,6 @@ def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocs
         np.testing.assert_array_equal(getattr(data, name), getattr(original, name))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize('argv, expected', [
     (['--dataset', 'custom'], '--dataset custom needs --task_type'),
     (['--dataset', 'custom', '--task_type', 'regression', '--train_file', 'a.csv'], 'needs --valid_file'),
@@ -180,17 +189,16 @@ def test_rocstories_through_the_task_pipeline_equals_the_original(tmp_path, rocs
     (['--dataset', 'sst2', '--share_prefix'], '--share_prefix: --dataset sst2 is a classification task; expected a '
                                               'multiple_choice task'),
 ])
-def test_bad_dataset_flags_are_one_line(tmp_path, argv, expected):
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and expected in proc.stderr and 'Traceback' not in proc.stderr
+def test_bad_dataset_flags_are_one_line(tmp_path, argv, expected, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    stderr = main_exit_2(argv, capsys)
+    assert expected in stderr and 'Traceback' not in stderr
 
 
-@pytest.mark.slow
-def test_missing_glue_folder_is_refused_before_any_work(tmp_path, encoder_path, bpe_path, shards):
+def test_missing_glue_folder_is_refused_before_any_work(tmp_path, encoder_path, bpe_path, shards, monkeypatch,
+                                                         capsys):
     argv = ['--dataset', 'cola', '--data_dir', str(tmp_path / 'nowhere'), '--model_dir', str(shards),
             '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path)]
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and 'nowhere: no such folder; expected the cola release' in proc.stderr
+    monkeypatch.chdir(tmp_path)
+    assert 'nowhere: no such folder; expected the cola release' in main_exit_2(argv, capsys)
     assert not (tmp_path / 'log').exists()
