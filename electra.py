@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from checkpoint import save_params
 from errors import CheckpointError, ConfigError, InputError
 from flags import Config, check_number
+from run_frame import eval_mode
 from hf_interop import export_hf
 from model_pytorch import Conv1D, TransformerModel
 from weights import load_pretrained
@@ -464,20 +465,15 @@ def evaluate_objective(model, batches, amp_context, device='cpu', dist=None, see
     same result. Returns {'loss': ..., statistic: ...}."""
     keys = stat_names(model)
     sums, n = dict.fromkeys(keys, 0.0), 0
-    was_training = model.training
-    model.eval()
     cuda = [torch.device(device)] if torch.device(device).type == 'cuda' else []
-    try:
-        with torch.random.fork_rng(devices=cuda), torch.inference_mode():
-            torch.manual_seed(seed)
-            for x in batches:
-                with amp_context():
-                    loss, stats = objective_loss(model, x)
-                for k, v in dict(stats, loss=float(loss)).items():
-                    sums[k] += v * x.size(0)
-                n += x.size(0)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        for x in batches:
+            with amp_context():
+                loss, stats = objective_loss(model, x)
+            for k, v in dict(stats, loss=float(loss)).items():
+                sums[k] += v * x.size(0)
+            n += x.size(0)
     totals = torch.tensor([sums[k] for k in keys] + [n], dtype=torch.float64)
     if dist is not None and dist.sharded:
         reduced = totals.to(dist.device)

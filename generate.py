@@ -51,7 +51,6 @@ import numbers
 import os
 import sys
 from collections import namedtuple
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import torch
@@ -61,6 +60,7 @@ from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
 from hf_interop import resolve_hf_folder
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
+from run_frame import eval_mode
 from text_utils import Tokenizer, load_tokenizer
 from utils import ResultLogger
 from weights import CHECKPOINT_FORMATS, checkpoint_sizes, load_pretrained
@@ -194,23 +194,6 @@ def sample_next(logits, temperature=1.0, top_k=0, top_p=1.0, greedy=False, gener
 
 # ---------------------------------------------------------------- decoding
 
-@contextmanager
-def _eval_mode(model):
-    """Evaluate without dropout and autograd, then put the model back as it was.
-
-    Entered afresh around each step so that nothing leaks to the caller while
-    iter_generate is suspended at a yield."""
-    was_training = model.training
-    if was_training:
-        model.eval()
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        if was_training:
-            model.train()
-
-
 def _next_logits(out, n_vocab, return_probs):
     """The model's output (B, T, rows) -> next-token logits (B, n_vocab) at the last position.
 
@@ -282,7 +265,7 @@ def _decode_loop(model, prompts, gen_len, temperature, top_k, top_p, greedy, see
     padded = not bool(real.all())
     past, key_mask = None, None
     for step in range(gen_len):
-        with _eval_mode(model):
+        with eval_mode(model):  # entered around each step: nothing leaks to a caller while suspended at a yield
             if use_cache and past is not None and key_mask.size(1) < n_ctx:
                 key_mask = torch.cat((key_mask, real[:, -1:]), dim=1)
                 feed = torch.stack((tokens[:, -1], pos0 + key_mask.sum(dim=1) - 1), dim=-1)[:, None, :]

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 import electra
 from distributed import unwrap_model
-from errors import CheckpointError, DataError, NonFiniteLossError
+from errors import CheckpointError, DataError, InputError, NonFiniteLossError
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
 from model_pytorch import LMModel, TransformerModel
@@ -46,7 +46,11 @@ def build_tokenizer(args, verbose=False):
 
 
 def separator_id(tokenizer):
-    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode)."""
+    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode).
+    InputError for a vocabulary without one, where documents would run together."""
+    if tokenizer.newline_id is None:
+        raise InputError(f"the {type(tokenizer).__name__}'s vocabulary of {tokenizer.vocab_size} symbols has no "
+                         f"line break: expected '\\n' in it, the separator that ends every document of the corpus")
     return tokenizer.newline_id
 
 

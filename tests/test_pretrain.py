@@ -715,3 +715,9 @@ def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path):
     assert hashlib.sha256(last.read_bytes()).hexdigest() == before
     resumed = pretrain.run(pretrain.parse_args(args + ['--resume']), verbose=False)
     assert resumed['n_updates'] == 12
+
+
+def test_a_character_vocabulary_without_a_line_break_is_refused_as_a_corpus_separator():
+    with pytest.raises(InputError, match=r"CharTokenizer's vocabulary of 3 symbols has no line break: expected '\\n'"):
+        pretraining.separator_id(CharTokenizer('abc'))
+    assert pretraining.separator_id(CharTokenizer('ab\nc')) == CharTokenizer('ab\nc').encode(['\n'])[0][0]
