@@ -32,7 +32,7 @@ from distributed import unwrap_model
 from errors import CheckpointError, InputError
 from flags import DefaultsHelpFormatter, add_flags
 from loss import MultipleChoiceLossCompute, lm_mask_from
-from model_pytorch import DoubleHeadModel, MultipleChoiceHead
+from model_pytorch import DoubleHeadModel, ModelConfig, MultipleChoiceHead
 from opt import AdamConfig, OpenAIAdam
 from prefix import grouped_clf_logits, shared_prefix_model
 from readers import DATASETS
@@ -75,15 +75,8 @@ def build_parser():
     p.add_argument('--analysis', action='store_true',
                    help="with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png")
     p.add_argument('--n_ctx', type=int, default=512)
-    p.add_argument('--n_embd', type=int, default=768)
-    p.add_argument('--n_head', type=int, default=12)
-    p.add_argument('--n_layer', type=int, default=12)
-    p.add_argument('--embd_pdrop', type=float, default=0.1)
-    p.add_argument('--attn_pdrop', type=float, default=0.1)
-    p.add_argument('--resid_pdrop', type=float, default=0.1)
-    p.add_argument('--clf_pdrop', type=float, default=0.1)
+    add_flags(p, ModelConfig, skip=('causal', 'dropout_masks'))
     p.add_argument('--opt', type=str, default='adam', choices=('adam',))
-    p.add_argument('--afn', type=str, default='gelu', choices=('gelu', 'relu', 'swish'))
     p.add_argument('--encoder_path', type=str, default=None,
                    help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
     p.add_argument('--bpe_path', type=str, default=None,
@@ -99,10 +92,6 @@ def build_parser():
                         "openai-gpt folder (config.json, model.safetensors), and the BPE files")
     p.add_argument('--init', type=str, default='pretrained', choices=('pretrained', 'random'),
                    help="'random' skips the pretrained weights (smoke runs); the BPE files are still needed")
-    p.add_argument('--attn_impl', type=str, default='sdpa', choices=('sdpa', 'explicit'))
-    p.add_argument('--arch', type=str, default='gpt1', choices=('gpt1', 'gpt2'),
-                   help="block layout: GPT-1's (the paper's, OpenAI's checkpoint) or GPT-2's pre-LayerNorm one, to "
-                        "finetune a gpt2 folder such as pretrain.py --arch gpt2 writes")
     p.add_argument('--truncate', action='store_true',
                    help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did "
                         "(ROCStories: instead of refusing an n_ctx that cannot hold the longest example)")

@@ -92,7 +92,7 @@ from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
 from flags import DefaultsHelpFormatter, add_flags
-from model_pytorch import ARCHS, DROPOUT_MASKS, LMModel, ModelConfig
+from model_pytorch import LMModel, ModelConfig
 from opt import AdamConfig, OpenAIAdam
 from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
                          make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
@@ -125,20 +125,12 @@ def build_parser():
     add_flags(p, AdamConfig, defaults={'lr': 2.5e-4, 'lr_schedule': 'warmup_cosine'}, skip=('lr_warmup',))
     add_flags(p, electra.ElectraConfig)
     p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
-    p.add_argument('--arch', default='gpt1', choices=ARCHS,
-                   help="block layout: gpt1 (post-LayerNorm, the paper's) or gpt2 (pre-LayerNorm and a final ln_f)")
     p.add_argument('--valid_fraction', type=float, default=0.01,
                    help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
     p.add_argument('--strict', action='store_true', help="refuse a file that is not UTF-8 instead of skipping it")
     p.add_argument('--cache_dir', default=None, help="where the encoded corpus is kept (default {save_dir}/tokens)")
     p.add_argument('--n_ctx', type=int, default=512, help="tokens per window")
-    p.add_argument('--n_embd', type=int, default=768)
-    p.add_argument('--n_head', type=int, default=12)
-    p.add_argument('--n_layer', type=int, default=12)
-    p.add_argument('--embd_pdrop', type=float, default=0.1)
-    p.add_argument('--attn_pdrop', type=float, default=0.1)
-    p.add_argument('--resid_pdrop', type=float, default=0.1)
-    p.add_argument('--afn', default='gelu', choices=('gelu', 'relu', 'swish'))
+    add_flags(p, ModelConfig, defaults={'dropout_masks': 'int'}, skip=('causal', 'clf_pdrop'))
     p.add_argument('--warmup_updates', type=int, default=2000, help="updates of linear warm-up")
     p.add_argument('--init', default='random', choices=('random', 'pretrained'),
                    help="random: from scratch; pretrained: continue from --model_dir")
@@ -147,10 +139,6 @@ def build_parser():
                         "this script wrote (with --tokenizer char, its char_vocab.json is the vocabulary)")
     p.add_argument('--encoder_path', default=None, help="BPE vocabulary (default: the one in --model_dir)")
     p.add_argument('--bpe_path', default=None, help="BPE merges (default: the ones in --model_dir)")
-    p.add_argument('--attn_impl', default='sdpa', choices=('sdpa', 'explicit'))
-    p.add_argument('--dropout_masks', default='int', choices=DROPOUT_MASKS,
-                   help="int: on the CPU, dropout masks from 31-bit random integers (about 9%% faster at "
-                        "full size than bernoulli, torch's own, which train.py keeps); the same distribution")
     return p
 
 

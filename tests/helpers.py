@@ -28,3 +28,16 @@ def flags_without_default(parser):
     flags = [a for a in parser._actions if a.option_strings and a.default is not argparse.SUPPRESS]
     texts = [' '.join(chunks[a.option_strings[0]].split()) for a in flags if not a.required]
     return len(flags), [text for text in texts if 'default' not in text]
+
+
+class CountingOpt:
+    """An optimizer stand-in that counts its steps and gradient resets."""
+
+    def __init__(self):
+        self.steps = self.zeros = 0
+
+    def step(self):
+        self.steps += 1
+
+    def zero_grad(self, set_to_none=True):
+        self.zeros += 1

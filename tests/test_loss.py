@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from loss import (IGNORE_INDEX, ClassificationLossCompute, MultipleChoiceLossCompute, chunk_rows, chunked_lm_loss,
                   lm_mask_from)
+from tests.helpers import CountingOpt
 
 CE = nn.CrossEntropyLoss(reduction='none')
 
@@ -118,20 +119,9 @@ def test_classification_loss_matches_direct_formula():
         clf_ref.mean() + 0.5 * lm_ref.mean(), rel=1e-5)
 
 
-class _CountingOpt:
-    def __init__(self):
-        self.steps = self.zeros = 0
-
-    def step(self):
-        self.steps += 1
-
-    def zero_grad(self, set_to_none=True):
-        self.zeros += 1
-
-
 def test_step_every_n_acc_calls():
     X, M, Y, clf_logits, lm_logits = _example()
-    opt = _CountingOpt()
+    opt = CountingOpt()
     lc = MultipleChoiceLossCompute(CE, CE, 0.5, opt, n_acc=3)
     for i in range(7):
         lc(X, Y, M, clf_logits.clone().requires_grad_(), lm_logits.clone().requires_grad_())

@@ -12,6 +12,7 @@ import torch
 import run_frame
 from errors import ConfigError, InputError, NonFiniteLossError
 from tests.conftest import ROOT
+from tests.helpers import CountingOpt
 
 SCRIPTS = ('train', 'pretrain', 'generate', 'score')
 HEAVY = ('sklearn', 'spacy', 'pandas', 'ftfy')
@@ -54,20 +55,9 @@ def test_help_imports_no_heavy_library(script):
     assert 'usage:' in proc.stdout and proc.stdout.strip().endswith('HEAVY []'), proc.stdout[-300:]
 
 
-class _CountingOpt:
-    def __init__(self):
-        self.steps = self.zeros = 0
-
-    def step(self):
-        self.steps += 1
-
-    def zero_grad(self, set_to_none=True):
-        self.zeros += 1
-
-
 def test_accumulator_steps_every_n_acc_and_averages():
     w = torch.zeros(1, requires_grad=True)
-    opt = _CountingOpt()
+    opt = CountingOpt()
     acc = run_frame.GradientAccumulator(opt, n_acc=2)
     acc.backward((w * 2).sum())
     assert opt.steps == 0 and acc.n_pending == 1 and w.grad.item() == 1.0  # 2 / n_acc
