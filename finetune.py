@@ -86,7 +86,7 @@ def build_parser():
                         "-1: embeddings only)")
     p.add_argument('--lm_coef', type=float, default=LM_COEF_DEFAULT)
     p.add_argument('--n_valid', type=int, default=374)
-    # added
+    # flags the earlier port did not have
     p.add_argument('--model_dir', type=str, default='model/',
                    help="folder with OpenAI's checkpoint (params_shapes.json, params_0..9.npy) or a Hugging Face "
                         "openai-gpt folder (config.json, model.safetensors), and the BPE files")
@@ -331,7 +331,7 @@ def bucketed_order(order, lengths, n_up, seed, epoch):
     """`order` (n,) regrouped so that each update's n_up examples have similar lengths (--bucket):
     the whole updates' examples are taken BUCKET_SPAN updates at a time, sorted by `lengths` (n,)
     within the span and cut into updates, and the updates are shuffled (seeded by seed and
-    epoch). The last partial update's examples stay last, dropped as before. Returns (n,)."""
+    epoch). The last partial update's examples stay last and are dropped, as the original drops them. Returns (n,)."""
     n = len(order) // n_up * n_up
     span = BUCKET_SPAN * n_up
     spans = [order[i:min(i + span, n)] for i in range(0, n, span)]

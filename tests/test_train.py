@@ -459,16 +459,9 @@ def test_same_seed_gives_identical_logs(tmp_path, rocstories_dir, encoder_path, 
     assert run_digest(tmp_path / 'one', 'rocstories', paths) == PINNED_ROCSTORIES_RUN[cpu]
 
 
-# The digest of test_same_seed_gives_identical_logs' run, recorded on the ROCStories-only train.py
-# (commit 4ee29e1) before the task registry: the registry must leave ROCStories byte-identical.
-# Flags added since then add keys to the settings line and the checkpoint's flags; the keys of
-# that run (below) must keep their values, and every other line and tensor must be the same.
-# Re-recorded twice, for the shared-prefix evaluation (issue 12, which allows float rounding in
-# evaluation): against 4ee29e1's ea1aabd8d92a32dcc1d4e0067f0f8b10995b2f97791a30e619cbf779849a657a,
-# and then for its passes sized by tokens against 46d5d8f's
-# af796cc50178e539448b7d37f4296fd7b82b0020cc2401bcc44ff558e4b22179, the best and last
-# parameters, the optimizer state, the submission and the logged accuracies were checked
-# byte-identical; only the logged costs moved, by about 1e-12.
+# The digest of test_same_seed_gives_identical_logs' run covers these settings of the log's first
+# line and the checkpoint's flags (a new flag adds a key without moving the digest), every later
+# log line, the best and last parameters, the optimizer state and the submission.
 PINNED_SETTINGS = frozenset((
     'afn', 'amp', 'analysis', 'attn_impl', 'attn_pdrop', 'b1', 'b2', 'bpe_path', 'checkpoint_format', 'clf_pdrop',
     'clf_token', 'data_dir', 'dataset', 'desc', 'device', 'dist_timeout', 'e', 'embd_pdrop', 'encoder_path', 'init',
@@ -478,8 +471,8 @@ PINNED_SETTINGS = frozenset((
     'submission_dir', 'submit', 'task_head_type', 'truncate', 'vector_l2', 'vocab', 'world_size'))
 # The float results (costs, parameters, the tiny model's near-chance predictions) depend on the
 # CPU's math kernels (MKL's and ATen's instruction-set paths), so the digest is pinned per CPU
-# vendor and ATen capability. The Intel digest was recorded at 7f5ebd4, which gives it here as
-# 7ef8588 (the AMD pin's last re-recording) does: the same code on another CPU.
+# vendor and ATen capability. 7f5ebd4 gives the Intel and the AMD AVX2 pins on those CPUs; the AMD
+# AVX-512 pin comes from 7ef8588, which gives the Intel pin on the Intel CPU.
 PINNED_ROCSTORIES_RUN = {
     'AuthenticAMD AVX512': 'e617cb882b28000a41f7b94cdda111bb4ded38a58bc3201451b38a3d7fb91fff',  # EPYC, avx512_bf16
     'GenuineIntel AVX512': '04e1516c83a317d708c57f95360926def0067b9a5fefddb22f520d18f73b1af8',  # Xeon, avx512_vnni
