@@ -116,13 +116,11 @@ def _first_problem(h):
 
 def check_hyperparameters(h):
     """Raise a one-line InputError naming the first bad setting in OpenAIAdam's dict of settings
-    ``h``, its value and the range it must lie in; its `setting` attribute names the setting."""
+    ``h``, its value and the range it must lie in."""
     problem = _first_problem(h)
     if problem is not None:
         name, expected = problem
-        err = InputError(f"OpenAIAdam: invalid {name} {h[name]!r}: expected {expected}")
-        err.setting = name
-        raise err
+        raise InputError(f"OpenAIAdam: invalid {name} {h[name]!r}: expected {expected}")
 
 
 @dataclass
