@@ -2,8 +2,10 @@
 
 A finetuning run `desc` owns `{save_dir}/{desc}/` and `{log_dir}/{desc}.jsonl`:
 
-- `config.json`: the model's settings (effective values: n_ctx as cut, the vocabulary
-  sizes), enough to rebuild the model without the data (`score.py` reads it);
+- `config.json`: the run's configs, one object per part, and under 'found' what the run
+  found (n_ctx as cut, the vocabulary sizes, the task head), enough to rebuild the model
+  without the data (`finetune.read_run_config`, which `score.py` uses, also reads the flat
+  file of settings that earlier versions wrote);
 - `best_params.safetensors`: the parameters of the best validation accuracy so far;
 - `last_checkpoint.pt`: everything `--resume` needs, in ONE file (parameters, optimizer
   state, counters, RNG states, the run-defining flags), so that no interruption can
@@ -253,10 +255,14 @@ def load_params(model, path):
 
 # ------------------------------------------------------------------ the resumable checkpoint
 
-def run_flags(args):
-    """The flags that define what a run computes (all but FREE_FLAGS), as a plain dict of plain
-    values (a float subclass that marks a flag's default would not load with weights_only)."""
-    return {k: float(v) if isinstance(v, float) else v for k, v in sorted(vars(args).items()) if k not in FREE_FLAGS}
+def run_flags(settings):
+    """The settings (a flags.ConfigGroup, {flag: value} or parsed flags) that define what a run
+    computes (all but FREE_FLAGS), as a plain dict of plain values (a float subclass that marks
+    a flag's default would not load with weights_only)."""
+    if hasattr(settings, 'flat'):
+        settings = settings.flat()
+    items = settings.items() if isinstance(settings, dict) else vars(settings).items()
+    return {k: float(v) if isinstance(v, float) else v for k, v in sorted(items) if k not in FREE_FLAGS}
 
 
 def save_checkpoint(folder, model, opt, state, scaler=None, flags=None):

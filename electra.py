@@ -30,6 +30,7 @@ Differences from electra-pytorch, on purpose:
 their flags; `build_objective_model` builds the MaskedLM or Electra a run trains.
 """
 import copy
+import dataclasses
 import math
 import numbers
 import warnings
@@ -42,12 +43,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from checkpoint import save_params
-from errors import CheckpointError, ConfigError, InputError
+from errors import ConfigError, InputError
 from flags import Config, check_number
 from run_frame import eval_mode
 from hf_interop import export_hf
 from model_pytorch import Conv1D, TransformerModel
-from weights import load_pretrained
 
 Results = namedtuple('Results', ['loss', 'mlm_loss', 'disc_loss', 'gen_acc', 'disc_acc', 'disc_labels',
                                  'disc_predictions'])
@@ -395,46 +395,29 @@ def special_rows(objective):
     return 0 if objective == 'lm' else MASK_ROWS
 
 
-def check_objective_flags(args):
-    """ElectraConfig's checks of pretrain.py's flags, the generator's size included; raises
-    InputError naming the flag."""
-    try:
-        ElectraConfig.from_args(args).generator_size(args.n_embd, args.n_head)
-    except ConfigError as err:
-        raise InputError(err.as_flag()) from None
-
-
-def objective_warnings(args):
-    """The run's warnings about its objective: a generator wider than the discriminator."""
-    objective = ElectraConfig.from_args(args)
-    width = objective.generator_size(args.n_embd, args.n_head)[0]
-    if objective.objective == 'electra' and width > args.n_embd:
-        return [f"--gen_size {objective.gen_size}: {wider_generator_warning(width, args.n_embd)}"]
+def objective_warnings(objective, n_embd, n_head):
+    """The run's warnings about its objective (an ElectraConfig) for a discriminator n_embd wide
+    with n_head heads: a generator wider than the discriminator."""
+    width = objective.generator_size(n_embd, n_head)[0]
+    if objective.objective == 'electra' and width > n_embd:
+        return [f"--gen_size {objective.gen_size}: {wider_generator_warning(width, n_embd)}"]
     return []
 
 
-def build_objective_model(args, n_vocab):
-    """The MaskedLM (--objective mlm) or Electra (electra) of the flags: bidirectional
-    TransformerModels with n_vocab token rows, the mask row and n_ctx position rows; the
-    discriminator (mlm: the model) of the flags' size, the generator --gen_size of it, both
-    --n_layer deep. With --init pretrained (unless resuming) the encoder starts from
-    --model_dir (a bidirectional folder); the mask row and the generator start fresh."""
-    objective = ElectraConfig.from_args(args)
-    cfg = copy.copy(args)
-    cfg.causal = False
-    vocab = n_vocab + MASK_ROWS + args.n_ctx
-    model = TransformerModel(cfg, vocab=vocab, n_ctx=args.n_ctx).set_attention(args.attn_impl)
-    if args.init == 'pretrained' and not args.resume:
-        try:
-            load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=MASK_ROWS, n_transfer=args.n_layer)
-        except (CheckpointError, ValueError) as err:
-            raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+def build_objective_model(objective, model_cfg, n_vocab, n_ctx):
+    """The MaskedLM (objective 'mlm') or Electra ('electra') of the ElectraConfig `objective`:
+    bidirectional TransformerModels of the ModelConfig `model_cfg` with n_vocab token rows, the
+    mask row and n_ctx position rows; the discriminator (mlm: the model) of model_cfg's size,
+    the generator gen_size of it, both n_layer deep. Pretrained weights go into its `encoder`."""
+    cfg = dataclasses.replace(model_cfg, causal=False)
+    vocab = n_vocab + MASK_ROWS + n_ctx
+    model = TransformerModel(cfg, vocab=vocab, n_ctx=n_ctx).set_attention(cfg.attn_impl)
     settings = dict(mask_token_id=n_vocab, mask_prob=objective.mask_prob)
     if objective.objective == 'mlm':
         return MaskedLM(model, **settings)
-    gen_cfg = copy.copy(cfg)
-    gen_cfg.n_embd, gen_cfg.n_head = objective.generator_size(args.n_embd, args.n_head)
-    generator = TransformerModel(gen_cfg, vocab=vocab, n_ctx=args.n_ctx).set_attention(args.attn_impl)
+    n_embd, n_head = objective.generator_size(cfg.n_embd, cfg.n_head)
+    gen_cfg = dataclasses.replace(cfg, n_embd=n_embd, n_head=n_head)
+    generator = TransformerModel(gen_cfg, vocab=vocab, n_ctx=n_ctx).set_attention(cfg.attn_impl)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # a wider generator: pretrain.py logs objective_warnings instead
         return Electra(generator, model, disc_weight=objective.disc_weight, **settings)

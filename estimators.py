@@ -26,6 +26,7 @@ Bad inputs raise errors.py's family (InputError for X, y and the hyperparameters
 CheckpointError / MissingFileError for a folder that is not a save); predicting before
 fit raises sklearn's NotFittedError.
 """
+import dataclasses
 import hashlib
 import json
 import numbers
@@ -33,6 +34,7 @@ import os
 import shutil
 import tempfile
 import types
+from dataclasses import field
 
 import numpy as np
 import torch
@@ -46,8 +48,10 @@ from checkpoint import TrainState, load_params, save_params, write_json
 from datasets import Split
 from distributed import resolve_device
 from errors import CheckpointError, ConfigError, InputError, MissingFileError
+from flags import ConfigGroup
 from model_pytorch import ModelConfig
-from run_frame import make_scaler
+from opt import AdamConfig
+from run_frame import RunConfig, SourceConfig, make_scaler
 from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
 from tf_checkpoint import N_CTX_MAX
 from utils import read_json
@@ -57,7 +61,6 @@ SAVE_FORMAT = 'gpt1-estimator'
 SAVE_VERSION = 1
 SAVE_CONFIG = 'estimator.json'
 SAVE_PARAMS = 'params.safetensors'
-INITS = ('pretrained', 'random')
 
 _ENCODERS = {}  # content digest of the BPE files -> TextEncoder: loading one takes seconds
 
@@ -132,16 +135,27 @@ def _softmax(logits):
     return z / z.sum(axis=1, keepdims=True)
 
 
-def _as_parameter(name, check, *args, **kwargs):
-    """check(*args, **kwargs), whose InputError names a train.py flag, re-raised as naming the
-    estimator's parameter of that name."""
-    try:
-        return check(*args, **kwargs)
-    except ConfigError as err:  # names the field, which is the parameter
-        raise InputError(f"{name} parameter {err}") from None
-    except InputError as err:
-        message = str(err)
-        raise InputError(f"{name} parameter {message[2:] if message.startswith('--') else message}") from None
+@dataclasses.dataclass
+class EstimatorConfig(ConfigGroup):
+    """An estimator's hyperparameters as the configs of train.py's steps (the run, the model's
+    source, sizes and optimizer, how it is finetuned); `truncate` and `verbose` are the
+    estimator's own. Built from get_params() by GPT1Estimator._config."""
+    run: RunConfig = field(default_factory=lambda: RunConfig(cache_dir=None))
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: AdamConfig = field(default_factory=AdamConfig)
+    tuning: finetune.TuningConfig = field(default_factory=finetune.TuningConfig)
+
+    def check(self):
+        """The checks that span parts (each part checked its own fields when built)."""
+        n_ctx = self.source.n_ctx
+        if not 4 <= n_ctx <= N_CTX_MAX:
+            raise ConfigError('n_ctx', n_ctx, f"4 to {N_CTX_MAX} (the checkpoint's positions)")
+        self.model.check_sizes(n_ctx + 1, n_ctx)
+        finetune.check_transfer(self)
+
+
+ESTIMATOR_ONLY = ('truncate', 'verbose')  # the hyperparameters that are not a config's
 
 
 # ------------------------------------------------------------------ the shared estimator
@@ -205,38 +219,29 @@ class GPT1Estimator(BaseEstimator):
 
     # -------------------------------------------------------------- hyperparameters
 
-    def _args(self, find_files=True):
-        """train.py's flags (an argparse Namespace, its defaults) with this estimator's
-        hyperparameters, checked; InputError naming the first one that cannot work. With
-        find_files, encoder_path and bpe_path (None) are found in model_dir."""
-        args = finetune.build_parser().parse_args([])
-        vars(args).update(self.get_params())
+    def _config(self, find_files=True):
+        """The EstimatorConfig of this estimator's hyperparameters, checked; InputError naming the
+        first one that cannot work. With find_files, encoder_path and bpe_path (None) are found
+        in model_dir."""
         name = type(self).__name__
-        for key in ('n_iter', 'n_batch', 'n_acc'):
-            value = getattr(args, key)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InputError(f"{name}({key}={value!r}): expected a positive integer")
-        if isinstance(args.n_ctx, bool) or not isinstance(args.n_ctx, (int, np.integer)) \
-                or not 4 <= args.n_ctx <= N_CTX_MAX:
-            raise InputError(f"{name}(n_ctx={args.n_ctx!r}): expected 4 to {N_CTX_MAX} (the checkpoint's positions)")
-        if args.truncate not in tasks.TRUNCATE_MODES:
-            raise InputError(f"{name}(truncate={args.truncate!r}): expected one of {', '.join(tasks.TRUNCATE_MODES)}")
-        if args.init not in INITS:
-            raise InputError(f"{name}(init={args.init!r}): expected one of {', '.join(INITS)}")
-        _as_parameter(name, lambda: ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx))
-        if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
-            raise InputError(f"{name}(n_transfer={args.n_transfer!r}): expected -1 (embeddings only) up to n_layer "
-                             f"{args.n_layer}, or None for all")
-        if find_files and (args.encoder_path is None or args.bpe_path is None):
-            found = find_bpe_files(args.model_dir)
-            args.encoder_path = args.encoder_path or found[0]
-            args.bpe_path = args.bpe_path or found[1]
-        _as_parameter(name, finetune.check_optimizer_flags, args)
-        if isinstance(args.lm_coef, bool) or not isinstance(args.lm_coef, numbers.Real):
-            raise InputError(f"{name}(lm_coef={args.lm_coef!r}): expected a number >= 0")
-        args.lm_coef = _as_parameter(name, finetune.resolve_lm_coef, args)
-        _as_parameter(name, resolve_device, args.device, args.amp)
-        return args
+        params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
+        if params['truncate'] not in tasks.TRUNCATE_MODES:
+            raise InputError(f"{name}(truncate={params['truncate']!r}): expected one of "
+                             f"{', '.join(tasks.TRUNCATE_MODES)}")
+        try:
+            cfg, _ = EstimatorConfig.from_flat({k: v for k, v in params.items() if k not in ESTIMATOR_ONLY})
+        except ConfigError as err:
+            raise InputError(f"{name}({err.field}={err.value!r}): expected {err.expected}") from None
+        source = cfg.source
+        if find_files and (source.encoder_path is None or source.bpe_path is None):
+            found = find_bpe_files(source.model_dir)
+            source = dataclasses.replace(source, encoder_path=source.encoder_path or found[0],
+                                         bpe_path=source.bpe_path or found[1])
+        try:
+            resolve_device(cfg.run.device, cfg.run.amp)
+        except InputError as err:  # names the flag: the estimator's parameter has its name
+            raise InputError(f"{name} parameter {str(err).removeprefix('--')}") from None
+        return dataclasses.replace(cfg, source=source)
 
     # -------------------------------------------------------------- what subclasses define
 
@@ -272,30 +277,31 @@ class GPT1Estimator(BaseEstimator):
 
     def fit(self, X, y):
         """Finetune on X and y for n_iter epochs, as train.py does (no files written). Returns self."""
-        args = self._args()
+        cfg = self._config()
+        run, source = cfg.run, cfg.source
         task_type, fields, labels = self._read(X, y, fitting=True)
         task = self._make_task(task_type, fields, labels)
-        if args.init == 'pretrained':
-            find_checkpoint_format(args.model_dir)
-        encoder = text_encoder(args.encoder_path, args.bpe_path)
+        if source.init == 'pretrained':
+            find_checkpoint_format(source.model_dir)
+        encoder = text_encoder(source.encoder_path, source.bpe_path)
         splits = {'train': Split(fields, labels)}
-        encoded = task_data.encode_task(task, splits, encoder, args.cache_dir, args.verbose)
-        data = task_data.build_task_data(task, splits, encoder, encoded, args.n_ctx, args.truncate)
-        finetune.check_global_batch(len(labels), args)
-        device = resolve_device(args.device, args.amp)
+        encoded = task_data.encode_task(task, splits, encoder, run.cache_dir, self.verbose)
+        data = task_data.build_task_data(task, splits, encoder, encoded, source.n_ctx, self.truncate)
+        finetune.check_global_batch(len(labels), cfg)
+        device = resolve_device(run.device, run.amp)
         with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
-            torch.manual_seed(args.seed)  # as train.py's set_seed, on a fork: the caller's RNG is left alone
-            model = finetune.build_model(args, data, device)
-            opt = finetune.make_optimizer(args, model, finetune.n_updates_total(len(labels), args))
-            loss_compute = finetune.make_loss_compute(args, opt, make_scaler(args.amp), task.task_type)
+            torch.manual_seed(run.seed)  # as train.py's set_seed, on a fork: the caller's RNG is left alone
+            model = finetune.build_model(cfg, data, device)
+            opt = finetune.make_optimizer(cfg, model, finetune.n_updates_total(len(labels), cfg))
+            loss_compute = finetune.make_loss_compute(cfg, opt, make_scaler(run.amp), task.task_type)
             state = TrainState()
-            while state.n_epochs < args.n_iter:
-                finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, state, device,
-                                  verbose=args.verbose)
+            while state.n_epochs < run.n_iter:
+                finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, cfg, state, device,
+                                     verbose=self.verbose)
                 state.n_epochs += 1
         self.model_ = model.eval()
         self.task_, self.text_encoder_, self.n_ctx_ = task, encoder, data.n_ctx
-        self.bpe_files_ = (os.path.abspath(args.encoder_path), os.path.abspath(args.bpe_path))
+        self.bpe_files_ = (os.path.abspath(source.encoder_path), os.path.abspath(source.bpe_path))
         self.n_updates_, self.n_truncated_ = state.n_updates, data.n_truncated['train']
         return self
 
@@ -390,14 +396,16 @@ class GPT1Estimator(BaseEstimator):
                                     fitted['n_choices'], kind.__name__)
         data = types.SimpleNamespace(clf_token=specials.classify, task=task, n_special=specials.n_special,
                                      n_ctx=fitted['n_ctx'], vocab=specials.first_position + fitted['n_ctx'])
-        args = _as_checkpoint_error(est._args, config_path, find_files=False)  # the save holds its own BPE files
-        if not 1 <= fitted['n_ctx'] <= args.n_ctx:
+        cfg = _as_checkpoint_error(est._config, config_path, find_files=False)  # the save holds its own BPE files
+        if not 1 <= fitted['n_ctx'] <= cfg.source.n_ctx:
             raise CheckpointError(f"{config_path}: fitted.n_ctx is {fitted['n_ctx']}: expected 1 to the n_ctx "
-                                  f"parameter {args.n_ctx}")
-        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, args.n_embd, args.n_layer)
-        args.init = 'random'  # the saved weights replace the initial ones
-        args.causal = fitted.get('causal', True)  # a bidirectional model_dir (pretrain.py --objective electra)
-        model = finetune.build_model(args, data, resolve_device(est.device, est.amp))
+                                  f"parameter {cfg.source.n_ctx}")
+        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, cfg.model.n_embd,
+                            cfg.model.n_layer)
+        cfg = dataclasses.replace(  # the saved weights replace the initial ones, of a bidirectional model where
+            cfg, source=dataclasses.replace(cfg.source, init='random'),  # pretrain.py --objective electra made it
+            model=dataclasses.replace(cfg.model, causal=fitted.get('causal', True)))
+        model = finetune.build_model(cfg, data, resolve_device(est.device, est.amp))
         load_params(model, os.path.join(path, SAVE_PARAMS))
         est.model_ = model.eval()
         est.task_, est.text_encoder_, est.n_ctx_, est.bpe_files_ = task, encoder, fitted['n_ctx'], bpe_files

@@ -1,21 +1,27 @@
 """Finetuning GPT-1 (DoubleHeadModel) on a task: the steps train.py runs and the estimators
-reuse. The flags (`build_parser`, whose defaults are the paper's finetuning), their checks
-that need no files (`resolve_lm_coef`, `check_dataset_flags`, `check_optimizer_flags`,
-`check_global_batch`), the model (`build_model`) with OpenAI's weights or a folder's, the
-optimizer and loss, one micro-batch (`train_step`), one epoch (`train_epoch`), evaluation
-(`evaluate`, `score_split`, `predict`), the log's entry of an evaluation (`log_epoch`) and
-the data's digest that --resume compares. The module keeps no state of its own.
+reuse. The configs: `TaskConfig` (the data and what a run writes at its end), `TuningConfig`
+(layers loaded, the LM loss's weight, shared contexts, buckets) and `FinetuneConfig`, the
+group of every part train.py is set up with, whose fields are its flags (`build_parser`,
+defaults the paper's finetuning); a run folder's config.json reads back with
+`read_run_config`. The steps: the LM loss's weight (`resolve_lm_coef`) and the batch that
+must fit (`check_global_batch`), the model (`build_model`) with OpenAI's weights or a
+folder's, the optimizer and loss, one micro-batch (`train_step`), one epoch (`train_epoch`),
+evaluation (`evaluate`, `score_split`, `predict`), the log's entry of an evaluation
+(`log_epoch`, given the run's `RunContext`) and the data's digest that --resume compares. The
+module keeps no state of its own.
 
 Under torchrun (`dist`, a distributed.DistInfo) every process calls the same steps: DDP
 averages the gradients, evaluation shares the examples out and gathers the results.
 """
 import argparse
-import copy
+import dataclasses
 import hashlib
 import math
+import numbers
 import os
 import random
 import sys
+from dataclasses import field
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -29,16 +35,17 @@ import tasks
 from analysis import task_metrics
 from checkpoint import BEST_PARAMS, save_params
 from distributed import unwrap_model
-from errors import CheckpointError, InputError
-from flags import DefaultsHelpFormatter, add_flags
+from errors import CheckpointError, ConfigError, DataError, InputError
+from flags import Config, ConfigGroup, DefaultsHelpFormatter, check_number
 from loss import MultipleChoiceLossCompute, lm_mask_from
 from model_pytorch import DoubleHeadModel, ModelConfig, MultipleChoiceHead
-from opt import AdamConfig, OpenAIAdam
+from opt import AdamConfig
 from prefix import grouped_clf_logits, shared_prefix_model
 from readers import DATASETS
-from run_frame import RunConfig, autocast, eval_mode, nonfinite_stop, sync_unless_last
-from task_data import SplitData
-from utils import iter_data
+from run_frame import RunConfig, SourceConfig, autocast, eval_mode, nonfinite_stop, sync_unless_last
+from task_data import ROC_N_STORIES, SplitData
+from tf_checkpoint import N_CTX_MAX
+from utils import iter_data, read_json
 from weights import checkpoint_causal, load_pretrained
 
 # Evaluation takes this many batches at once and regroups them by shared-prefix length and by
@@ -59,85 +66,139 @@ class FlagDefault(float):
 LM_COEF_DEFAULT = FlagDefault(0.5)
 
 
+@dataclasses.dataclass
+class TaskConfig(Config):
+    """What a finetuning run learns from: the task (one of readers.DATASETS, or `custom` with the
+    user's files), how its examples are cut to the context, and what the run writes at its end
+    (--submit, --analysis). The earlier port's flags keep its names and defaults."""
+    dataset: str = field(default='rocstories', metadata={'choices': DATASETS})
+    data_dir: str = field(default='data/', metadata={
+        'help': "the dataset's folder as released (see docs/finetuning.md's table of tasks)"})
+    submission_dir: str = 'submission/'
+    submit: bool = field(default=False, metadata={
+        'help': "keep the best-validation parameters and write the test predictions"})
+    analysis: bool = field(default=False, metadata={
+        'help': "with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png"})
+    n_valid: int = 374
+    truncate: bool = field(default=False, metadata={
+        'help': "cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did (ROCStories: "
+                "instead of refusing an n_ctx that cannot hold the longest example)"})
+    no_truncate: bool = field(default=False, metadata={
+        'help': "other tasks: refuse an example longer than --n_ctx instead of cutting it by the original's rule "
+                "(the default cuts only such examples, and logs how many)"})
+    task_type: Optional[str] = field(default=None, metadata={
+        'choices': tasks.TASK_TYPES, 'help': "--dataset custom: the paper's input transformation to use"})
+    train_file: Optional[str] = field(default=None, metadata={'help': "--dataset custom: CSV, TSV or JSONL"})
+    valid_file: Optional[str] = field(default=None, metadata={'help': "--dataset custom: CSV, TSV or JSONL"})
+    test_file: Optional[str] = field(default=None, metadata={
+        'help': "--dataset custom: CSV, TSV or JSONL (labels optional); its predictions go to "
+                "{submission_dir}/custom.tsv"})
+    text_columns: Optional[str] = field(default=None, metadata={
+        'help': "--dataset custom: comma-separated text columns in the task's order (default: text; "
+                "premise,hypothesis; sentence1,sentence2; context,answers)"})
+    label_column: str = field(default='label', metadata={'help': "--dataset custom"})
+    id_column: Optional[str] = field(default=None, metadata={
+        'help': "--dataset custom: ids written in the submission file (default: row numbers from 0)"})
+    def check(self):
+        """Raise InputError (ConfigError naming a field) for the first setting that cannot work."""
+        if self.dataset not in DATASETS:
+            raise ConfigError('dataset', self.dataset, f"one of {', '.join(DATASETS)}")
+        if self.dataset == 'rocstories' and not (_is_int(self.n_valid) and 1 <= self.n_valid < ROC_N_STORIES):
+            raise ConfigError('n_valid', self.n_valid, f"1 to {ROC_N_STORIES - 1} validation stories (the rest of the "
+                                                       f"{ROC_N_STORIES} in the Story Cloze validation file train)")
+        if self.analysis and not self.submit:
+            raise InputError("--analysis scores the test predictions that --submit writes: pass --submit too")
+        check_dataset_flags(self)
+
+
+@dataclasses.dataclass
+class TuningConfig(Config):
+    """How the pretrained model is finetuned, whatever the data: the layers loaded, the LM loss's
+    weight, and the two ways of saving time (shared contexts, length buckets)."""
+    opt: str = field(default='adam', metadata={'choices': ('adam',)})
+    n_transfer: Optional[int] = field(default=None, metadata={
+        'help': "pretrained layers to load (default: all --n_layer of them, 12 for the full model; -1: embeddings "
+                "only)"})
+    lm_coef: float = LM_COEF_DEFAULT
+    share_prefix: bool = field(default=False, metadata={
+        'help': "train with each example's shared context ([_start_] story [_delimiter_], the first tokens all its "
+                "choices share) computed once and its keys and values reused by every choice: the same objective "
+                "and, with dropout off, the same gradients, in less time. With dropout on the choices share the "
+                "context's dropout masks (the TF release drew one per choice). Evaluation always computes the "
+                "shared context once (exact)"})
+    bucket: bool = field(default=False, metadata={
+        'help': f"form each update from examples of similar length (the examples of {BUCKET_SPAN} updates at a "
+                f"time sorted by length, the updates shuffled): less padding for a task whose lengths vary (RACE, "
+                f"MNLI). Changes the batches, so off by default (the original shuffles freely)"})
+
+
+    def check(self):
+        """Raise ConfigError naming the first field that cannot work."""
+        if self.opt != 'adam':
+            raise ConfigError('opt', self.opt, "adam")
+        check_number('lm_coef', self.lm_coef, lambda v: math.isfinite(v) and v >= 0,
+                     "a finite weight >= 0 of the LM loss (0: none)")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_transfer(cfg):
+    """ConfigError unless cfg.tuning.n_transfer is None (all) or -1 (embeddings only) to cfg.model.n_layer."""
+    n_transfer, n_layer = cfg.tuning.n_transfer, cfg.model.n_layer
+    if n_transfer is not None and not (_is_int(n_transfer) and -1 <= n_transfer <= n_layer):
+        raise ConfigError('n_transfer', n_transfer, f"-1 (embeddings only) up to n_layer {n_layer} (the default "
+                                                    f"loads all of them)")
+
+
+DEFAULTS = {'run': {'desc': None}}  # train.py's own defaults: the run's name is the dataset's unless given
+
+
+@dataclasses.dataclass
+class FinetuneConfig(ConfigGroup):
+    """Everything a finetuning run of train.py is set up with: the run frame's settings, the
+    model's source, sizes and optimizer, how it is finetuned, and the task. `flat()` is the
+    flags by name, as the log's first line records them; config.json holds `to_dict()`."""
+    SKIP = ('causal', 'dropout_masks')  # a bidirectional --model_dir sets causal; dropout masks stay torch's
+
+    run: RunConfig = field(default_factory=lambda: RunConfig(**DEFAULTS['run']))
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: AdamConfig = field(default_factory=AdamConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+
+    def check(self):
+        """The checks that span parts (each part checked its own fields when built)."""
+        n_ctx = self.source.n_ctx
+        if not 6 <= n_ctx <= N_CTX_MAX:
+            raise ConfigError('n_ctx', n_ctx, f"6 (3 special tokens plus story and ending) to {N_CTX_MAX} (the "
+                                              f"positions of OpenAI's checkpoint)")
+        self.model.check_sizes(n_ctx + 1, n_ctx)
+        check_transfer(self)
+        task = self.task
+        task_type = task.task_type if task.dataset == 'custom' else tasks.TASKS[task.dataset].task_type
+        if self.tuning.share_prefix and task_type != 'multiple_choice':
+            raise InputError(f"--share_prefix: --dataset {task.dataset} is a {task_type} task; expected a "
+                             f"multiple_choice task (only its choices share a context)")
+
+
 def build_parser():
+    """train.py's flags, derived from FinetuneConfig's parts (the defaults are the paper's finetuning)."""
     p = argparse.ArgumentParser(description="Finetune OpenAI's GPT-1 (finetune-transformer-lm) on ROCStories, the "
                                             "paper's other tasks or your own data.",
                                 formatter_class=DefaultsHelpFormatter)
-    add_flags(p, RunConfig, defaults={'desc': None})
-    add_flags(p, AdamConfig)
-    # the finetuning's own flags; those of the earlier port keep its names and defaults
-    p.add_argument('--dataset', type=str, default='rocstories', choices=DATASETS)
-    p.add_argument('--data_dir', type=str, default='data/',
-                   help="the dataset's folder as released (see the README's table of tasks)")
-    p.add_argument('--submission_dir', type=str, default='submission/')
-    p.add_argument('--submit', action='store_true',
-                   help="keep the best-validation parameters and write the test predictions")
-    p.add_argument('--analysis', action='store_true',
-                   help="with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png")
-    p.add_argument('--n_ctx', type=int, default=512)
-    add_flags(p, ModelConfig, skip=('causal', 'dropout_masks'))
-    p.add_argument('--opt', type=str, default='adam', choices=('adam',))
-    p.add_argument('--encoder_path', type=str, default=None,
-                   help="default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's vocab.json")
-    p.add_argument('--bpe_path', type=str, default=None,
-                   help="default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt")
-    p.add_argument('--n_transfer', type=int, default=None,
-                   help="pretrained layers to load (default: all --n_layer of them, 12 for the full model; "
-                        "-1: embeddings only)")
-    p.add_argument('--lm_coef', type=float, default=LM_COEF_DEFAULT)
-    p.add_argument('--n_valid', type=int, default=374)
-    # flags the earlier port did not have
-    p.add_argument('--model_dir', type=str, default='model/',
-                   help="folder with OpenAI's checkpoint (params_shapes.json, params_0..9.npy) or a Hugging Face "
-                        "openai-gpt folder (config.json, model.safetensors), and the BPE files")
-    p.add_argument('--init', type=str, default='pretrained', choices=('pretrained', 'random'),
-                   help="'random' skips the pretrained weights (smoke runs); the BPE files are still needed")
-    p.add_argument('--truncate', action='store_true',
-                   help="cut every example's segments to n_ctx // 2 - 2 tokens, as the original always did "
-                        "(ROCStories: instead of refusing an n_ctx that cannot hold the longest example)")
-    p.add_argument('--no_truncate', action='store_true',
-                   help="other tasks: refuse an example longer than --n_ctx instead of cutting it by the original's "
-                        "rule (the default cuts only such examples, and logs how many)")
-    p.add_argument('--cache_dir', type=str, default='cache/',
-                   help="other tasks: where the BPE encoding of each split is kept, keyed by its texts and the "
-                        "encoder (safe to delete)")
-    # the user's own data (--dataset custom)
-    p.add_argument('--task_type', type=str, default=None, choices=tasks.TASK_TYPES,
-                   help="--dataset custom: the paper's input transformation to use")
-    p.add_argument('--train_file', type=str, default=None, help="--dataset custom: CSV, TSV or JSONL")
-    p.add_argument('--valid_file', type=str, default=None, help="--dataset custom: CSV, TSV or JSONL")
-    p.add_argument('--test_file', type=str, default=None,
-                   help="--dataset custom: CSV, TSV or JSONL (labels optional); its predictions go to "
-                        "{submission_dir}/custom.tsv")
-    p.add_argument('--text_columns', type=str, default=None,
-                   help="--dataset custom: comma-separated text columns in the task's order (default: text; "
-                        "premise,hypothesis; sentence1,sentence2; context,answers)")
-    p.add_argument('--label_column', type=str, default='label', help="--dataset custom")
-    p.add_argument('--id_column', type=str, default=None,
-                   help="--dataset custom: ids written in the submission file (default: row numbers from 0)")
-    p.add_argument('--share_prefix', action='store_true',
-                   help="train with each example's shared context ([_start_] story [_delimiter_], the first tokens "
-                        "all its choices share) computed once and its keys and values reused by every choice: the "
-                        "same objective and, with dropout off, the same gradients, in less time. With dropout on "
-                        "the choices share the context's dropout masks (the TF release drew one per choice). "
-                        "Evaluation always computes the shared context once (exact)")
-    p.add_argument('--bucket', action='store_true',
-                   help="form each update from examples of similar length (the examples of %d updates at a "
-                        "time sorted by length, the updates shuffled): less padding for a task whose lengths "
-                        "vary (RACE, MNLI). Changes the batches, so off by default (the original shuffles "
-                        "freely)" % BUCKET_SPAN)
-    return p
+    return FinetuneConfig.add_flags(p, DEFAULTS)
 
 
-def resolve_lm_coef(args):
-    """--lm_coef as a plain float: 0 for a bidirectional --model_dir when the flag was not given
-    (its next-token loss is no objective), else its value; InputError for a negative or
-    non-finite weight."""
-    if not math.isfinite(args.lm_coef) or args.lm_coef < 0:
-        raise InputError(f"--lm_coef {args.lm_coef}: expected a finite weight >= 0 of the LM loss (0: none)")
-    if args.lm_coef is LM_COEF_DEFAULT and args.init == 'pretrained' and _bidirectional(args.model_dir):
+def resolve_lm_coef(cfg):
+    """The LM loss's weight a run uses, a plain float: 0 for a bidirectional --model_dir when
+    --lm_coef was not given (its next-token loss is no objective), else --lm_coef."""
+    tuning, source = cfg.tuning, cfg.source
+    if tuning.lm_coef is LM_COEF_DEFAULT and source.init == 'pretrained' and _bidirectional(source.model_dir):
         return 0.0
-    return float(args.lm_coef)
+    return float(tuning.lm_coef)
 
 
 def _bidirectional(model_dir):
@@ -149,30 +210,22 @@ def _bidirectional(model_dir):
         return False
 
 
-def check_dataset_flags(args):
-    """Raise InputError for dataset flags that do not go together."""
-    if args.truncate and args.no_truncate:
+CUSTOM_FIELDS = ('task_type', 'train_file', 'valid_file', 'test_file', 'text_columns', 'id_column')
+
+
+def check_dataset_flags(task):
+    """Raise InputError for settings of the TaskConfig `task` that do not go together."""
+    if task.truncate and task.no_truncate:
         raise InputError("--truncate cuts every example and --no_truncate refuses any cut: pass one of them")
-    custom = ('task_type', 'train_file', 'valid_file', 'test_file', 'text_columns', 'id_column')
-    if args.dataset == 'custom':
-        for flag in ('task_type', 'train_file', 'valid_file'):
-            if getattr(args, flag) is None:
-                raise InputError(f"--dataset custom needs --{flag} (--task_type, --train_file and --valid_file; "
+    if task.dataset == 'custom':
+        for name in ('task_type', 'train_file', 'valid_file'):
+            if getattr(task, name) is None:
+                raise InputError(f"--dataset custom needs --{name} (--task_type, --train_file and --valid_file; "
                                  f"--test_file is optional)")
     else:
-        given = [f'--{flag}' for flag in custom if getattr(args, flag) is not None]
+        given = [f'--{name}' for name in CUSTOM_FIELDS if getattr(task, name) is not None]
         if given:
-            raise InputError(f"{', '.join(given)}: only for --dataset custom, not --dataset {args.dataset}")
-    task_type = args.task_type if args.dataset == 'custom' else tasks.TASKS[args.dataset].task_type
-    if getattr(args, 'share_prefix', False) and task_type != 'multiple_choice':
-        raise InputError(f"--share_prefix: --dataset {args.dataset} is a {task_type} task; expected a "
-                         f"multiple_choice task (only its choices share a context)")
-
-
-def check_optimizer_flags(args):
-    """opt.AdamConfig's checks of the optimizer's flags, before any work (a ConfigError names the
-    field, which the script prints as its flag). Returns the AdamConfig."""
-    return AdamConfig.from_args(args)
+            raise InputError(f"{', '.join(given)}: only for --dataset custom, not --dataset {task.dataset}")
 
 
 def set_seed(seed):
@@ -181,13 +234,13 @@ def set_seed(seed):
     torch.manual_seed(seed)  # seeds CUDA too
 
 
-def check_global_batch(n_train, args, world_size=1):
+def check_global_batch(n_train, cfg, world_size=1):
     """Raise InputError when one update's examples, n_batch * world_size * n_acc, exceed the
     training set (no update would happen), saying what would fit."""
-    per_update = args.n_batch * world_size * args.n_acc
+    n_batch, n_acc, W = cfg.run.n_batch, cfg.run.n_acc, world_size
+    per_update = n_batch * W * n_acc
     if per_update <= n_train:
         return
-    W, n_acc = world_size, args.n_acc
     procs = f" x {W} processes" if W > 1 else ""
     with_procs = f" with {W} processes" if W > 1 else ""
     if n_train >= W * n_acc:
@@ -196,73 +249,74 @@ def check_global_batch(n_train, args, world_size=1):
         fix = f"--n_acc 1 and --n_batch {n_train // W} or less{with_procs}"
     else:
         fix = f"at most {n_train} processes"
-    raise InputError(f"--n_batch {args.n_batch}{procs} x --n_acc {n_acc} = {per_update} examples per update is more "
+    raise InputError(f"--n_batch {n_batch}{procs} x --n_acc {n_acc} = {per_update} examples per update is more "
                      f"than the {n_train} training examples: expected at most {n_train} (e.g. {fix})")
 
 
 # ------------------------------------------------------------------ model and optimizer
 
-def layers_to_load(args):
+def layers_to_load(cfg):
     """--n_transfer as loaded: all --n_layer layers when not given."""
-    return args.n_layer if args.n_transfer is None else args.n_transfer
+    return cfg.model.n_layer if cfg.tuning.n_transfer is None else cfg.tuning.n_transfer
 
 
-def build_model(args, data, device='cpu'):
-    """The DoubleHeadModel with the task head of `data`, with OpenAI's weights unless args.init == 'random'.
-    A bidirectional --model_dir (pretrain.py --objective mlm or electra) gives a bidirectional model."""
-    pretrained = getattr(args, 'init', 'pretrained') == 'pretrained'
-    cfg = _match_folder_causality(args) if pretrained else args
-    model = DoubleHeadModel(cfg, data.clf_token, data.task.head, data.vocab, data.n_ctx)
-    model.transformer.set_attention(getattr(args, 'attn_impl', 'sdpa'))
+def build_model(cfg, data, device='cpu'):
+    """The DoubleHeadModel with the task head of `data`, with OpenAI's weights unless the source's
+    init is 'random'. A bidirectional --model_dir (pretrain.py --objective mlm or electra) gives a
+    bidirectional model."""
+    pretrained = cfg.source.init == 'pretrained'
+    model_cfg = _match_folder_causality(cfg) if pretrained else cfg.model
+    model = DoubleHeadModel(model_cfg, data.clf_token, data.task.head, data.vocab, data.n_ctx)
+    model.transformer.set_attention(model_cfg.attn_impl)
     if pretrained:
         try:
-            load_pretrained(model, args.model_dir, n_ctx=data.n_ctx, n_special=data.n_special,
-                            n_transfer=layers_to_load(args))
+            load_pretrained(model, cfg.source.model_dir, n_ctx=data.n_ctx, n_special=data.n_special,
+                            n_transfer=layers_to_load(cfg))
         except (CheckpointError, ValueError) as err:
-            raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+            raise CheckpointError(f"--model_dir {cfg.source.model_dir}: {err}") from None
     return model.to(device)
 
 
-def _match_folder_causality(args):
-    """args, or a copy with causal=False when --model_dir holds a bidirectional model; raises
-    InputError for --lm_coef above 0 then (each position sees the next token it would predict)."""
+def _match_folder_causality(cfg):
+    """cfg.model, or a copy with causal=False when --model_dir holds a bidirectional model;
+    raises InputError for --lm_coef above 0 then (each position sees the next token it would
+    predict)."""
+    model_dir = cfg.source.model_dir
     try:
-        if checkpoint_causal(args.model_dir):
-            return args
+        if checkpoint_causal(model_dir):
+            return cfg.model
     except (CheckpointError, ValueError) as err:
-        raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
-    if getattr(args, 'lm_coef', 0):
-        raise InputError(f"--lm_coef {args.lm_coef}: --model_dir {args.model_dir} holds a bidirectional model, "
+        raise CheckpointError(f"--model_dir {model_dir}: {err}") from None
+    if cfg.tuning.lm_coef:
+        raise InputError(f"--lm_coef {cfg.tuning.lm_coef}: --model_dir {model_dir} holds a bidirectional model, "
                          f"whose next-token loss is no objective (each position sees the next token): expected "
                          f"--lm_coef 0")
-    if getattr(args, 'share_prefix', False):
-        raise InputError(f"--share_prefix: --model_dir {args.model_dir} holds a bidirectional model, whose "
+    if cfg.tuning.share_prefix:
+        raise InputError(f"--share_prefix: --model_dir {model_dir} holds a bidirectional model, whose "
                          f"context depends on each choice: expected a causal model or no --share_prefix")
-    cfg = copy.copy(args)
-    cfg.causal = False
-    return cfg
+    return dataclasses.replace(cfg.model, causal=False)
 
 
-def n_updates_total(n_train, args, world_size=1):
+def n_updates_total(n_train, cfg, world_size=1):
     """Optimizer updates in the whole run (t_total): full update batches of
     n_batch * world_size * n_acc examples per epoch times epochs, as the original (the last
     partial batch of an epoch is dropped). Under torchrun these are global updates."""
-    return (n_train // (args.n_batch * world_size * args.n_acc)) * args.n_iter
+    run = cfg.run
+    return (n_train // (run.n_batch * world_size * run.n_acc)) * run.n_iter
 
 
-def make_optimizer(args, model, t_total):
-    return OpenAIAdam(model.parameters(), lr=args.lr, schedule=args.lr_schedule, warmup=args.lr_warmup,
-                      t_total=max(t_total, 1), b1=args.b1, b2=args.b2, e=args.e, l2=args.l2,
-                      vector_l2=args.vector_l2, max_grad_norm=args.max_grad_norm)
+def make_optimizer(cfg, model, t_total):
+    """OpenAIAdam (cfg.optimizer's settings) over the model's parameters for t_total updates (at least 1)."""
+    return cfg.optimizer.build(model.parameters(), max(t_total, 1))
 
 
-def make_loss_compute(args, opt=None, scaler=None, task_type='multiple_choice'):
+def make_loss_compute(cfg, opt=None, scaler=None, task_type='multiple_choice'):
     """The objective of the task type: cross-entropy over the choices or classes, squared
     error for regression (STS-B), plus lm_coef times the LM loss. Every task's X is
     (batch, n_seq, T, 2), which the multiple-choice loss takes as it is."""
     lm = nn.CrossEntropyLoss(reduction='none')
     clf = nn.MSELoss(reduction='none') if task_type == 'regression' else lm
-    return MultipleChoiceLossCompute(lm, clf, args.lm_coef, opt, n_acc=args.n_acc, scaler=scaler)
+    return MultipleChoiceLossCompute(lm, clf, cfg.tuning.lm_coef, opt, n_acc=cfg.run.n_acc, scaler=scaler)
 
 
 # ------------------------------------------------------------------ steps
@@ -341,12 +395,12 @@ def bucketed_order(order, lengths, n_up, seed, epoch):
     return np.concatenate([updates.reshape(-1), order[n:]])
 
 
-def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_update=None, verbose=True,
+def train_epoch(model, loss_compute, X, M, Y, cfg, state, device='cpu', on_update=None, verbose=True,
                 trim=True, use_lm_mask=True, dist=None):
-    """One epoch, shuffled with (args.seed, state.n_epochs): updates of n_batch * world_size *
+    """One epoch, shuffled with (cfg.run.seed, state.n_epochs): updates of n_batch * world_size *
     n_acc examples (the last partial one dropped, as the original), each as n_acc micro-batches
     of n_batch per process. Calls on_update(state) after every update; stops early once
-    state.n_updates reaches args.max_updates (when set). Returns the mean objective (of this
+    state.n_updates reaches cfg.run.max_updates (when set). Returns the mean objective (of this
     process's micro-batches).
 
     Under torchrun (`dist`, a DistInfo, and `model` wrapped by DDP) every process walks the
@@ -356,24 +410,24 @@ def train_epoch(model, loss_compute, X, M, Y, args, state, device='cpu', on_upda
     ranks at the last one, so the update's gradient is that of the mean loss over the global
     batch, as one process with n_batch * W would get."""
     world, rank = (dist.world_size, dist.rank) if dist is not None else (1, 0)
-    max_updates = getattr(args, 'max_updates', 0)
-    order = epoch_order(args.seed, state.n_epochs, len(Y))
-    b = args.n_batch
-    n_up = b * world * args.n_acc
-    if getattr(args, 'bucket', False):
-        order = bucketed_order(order, example_lengths(M), n_up, args.seed, state.n_epochs)
+    max_updates = cfg.run.max_updates
+    order = epoch_order(cfg.run.seed, state.n_epochs, len(Y))
+    b = cfg.run.n_batch
+    n_up = b * world * cfg.run.n_acc
+    if cfg.tuning.bucket:
+        order = bucketed_order(order, example_lengths(M), n_up, cfg.run.seed, state.n_epochs)
     total, count = 0.0, 0
     bar = tqdm(iter_data(order, n_batch=n_up, truncate=True), total=len(order) // n_up, file=sys.stderr, ncols=100,
-               leave=False, disable=not verbose, desc=f'epoch {state.n_epochs + 1}/{args.n_iter} train')
+               leave=False, disable=not verbose, desc=f'epoch {state.n_epochs + 1}/{cfg.run.n_iter} train')
     with bar:  # closed (cleared) before an error or Ctrl-C is printed
         for idx in bar:
-            for k in range(args.n_acc):
+            for k in range(cfg.run.n_acc):
                 start = (k * world + rank) * b
                 mb = idx[start:start + b]
                 with nonfinite_stop(f"update {state.n_updates + 1} (epoch {state.n_epochs})"), \
-                        sync_unless_last(model, k == args.n_acc - 1):
-                    total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, args.amp, trim,
-                                        use_lm_mask, getattr(args, 'share_prefix', False))
+                        sync_unless_last(model, k == cfg.run.n_acc - 1):
+                    total += train_step(model, loss_compute, X[mb], M[mb], Y[mb], device, cfg.run.amp, trim,
+                                        use_lm_mask, cfg.tuning.share_prefix)
                 count += 1
             bar.set_postfix_str(f'mean loss {total / count:.4f}', refresh=False)
             state.n_updates += 1
@@ -553,37 +607,38 @@ def split_prefix(split):
     return {'valid': 'va', 'valid_mismatched': 'va_mm'}.get(split, 'va_' + split)
 
 
-def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist=None):
+def log_epoch(ctx, state, logger):
     """The original's log(): cost and the task's metrics on the first n_valid training
     examples and on each validation split, one JSONL entry (ROCStories: tr_cost, va_cost,
     tr_acc, va_acc, as the original); with --submit keeps the best parameters by the first
     validation split's first metric (the first evaluation of a run always sets them).
-    Returns the entry.
+    `ctx` is the run's RunContext. Returns the entry.
 
-    Under torchrun (`dist`) every rank calls it (the evaluations are collective and every
-    rank gets the same results, so all agree on state.best_score); only rank 0 logs,
-    prints and writes; `logger` may be None elsewhere."""
+    Under torchrun every rank calls it (the evaluations are collective and every rank gets the
+    same results, so all agree on state.best_score); only rank 0 logs, prints and writes;
+    `logger` may be None elsewhere."""
+    cfg, model, data, device, verbose, dist = ctx.cfg, ctx.model, ctx.data, ctx.device, ctx.verbose, ctx.dist
     main = dist is None or dist.is_main
-    task, n_eval = data.task, args.n_batch * args.n_acc
+    task, n_eval = data.task, cfg.run.n_batch * cfg.run.n_acc
     train, n_valid = data.splits['train'], len(data.vaY)
     head = SplitData(train.X[:n_valid], train.M[:n_valid], train.Y[:n_valid],
                      groups=None if train.groups is None else train.groups[:n_valid])
-    scored = {'tr': score_split(model, task, head, n_eval, device, args.amp, verbose, dist,
+    scored = {'tr': score_split(model, task, head, n_eval, device, cfg.run.amp, verbose, dist,
                                 desc=f'evaluating train[:{n_valid}]')[1:]}
     for split in task.valid_splits:
         if split in data.splits:
-            scored[split_prefix(split)] = score_split(model, task, data.splits[split], n_eval, device, args.amp,
+            scored[split_prefix(split)] = score_split(model, task, data.splits[split], n_eval, device, cfg.run.amp,
                                                       verbose, dist, desc=f'evaluating {split}')[1:]
     entry = dict(n_epochs=state.n_epochs, n_updates=state.n_updates)
     entry.update({f'{p}_cost': cost for p, (cost, _) in scored.items()})
     entry.update({f'{p}_{k}': v for p, (_, metrics) in scored.items() for k, v in metrics.items()})
     key = f"va_{log_name(task.metrics[0])}"
     score = entry[key] if math.isfinite(entry[key]) else -math.inf
-    improved = args.submit and (score > state.best_score or state.best_score == -math.inf)
+    improved = cfg.task.submit and (score > state.best_score or state.best_score == -math.inf)
     if improved:
         state.best_score = score
         if main:
-            save_params(model, os.path.join(args.save_dir, args.desc, BEST_PARAMS),
+            save_params(model, os.path.join(cfg.run.save_dir, cfg.run.desc, BEST_PARAMS),
                         {'n_updates': state.n_updates, 'n_epochs': state.n_epochs, key: entry[key]})
     if main:
         logger.log(**entry)
@@ -593,3 +648,46 @@ def log_epoch(model, data, args, state, logger, device='cpu', verbose=True, dist
             print(f"epoch {state.n_epochs} | updates {state.n_updates} | {' | '.join(parts)}"
                   f"{' (best so far, saved)' if improved else ''}")
     return entry
+
+
+@dataclasses.dataclass
+class RunContext:
+    """What a finetuning run's steps share: its FinetuneConfig, the model (the plain module, not
+    DDP), the data (task_data's), the device, torchrun's DistInfo (None: one process) and
+    whether to print."""
+    cfg: FinetuneConfig
+    model: nn.Module
+    data: object
+    device: object = 'cpu'
+    dist: object = None
+    verbose: bool = True
+
+
+class RunRecord(NamedTuple):
+    """A run folder's config.json read back: the FinetuneConfig the run was set up with, and what
+    it found (n_ctx as cut, the vocabulary, the task head, the weights' format, ...)."""
+    config: FinetuneConfig
+    found: dict
+
+    @property
+    def settings(self):
+        """Every setting by name, as the log's first line has them (found values over configured ones)."""
+        return dict(self.config.flat(), **self.found)
+
+
+def read_run_config(path, expected="the config.json train.py writes"):
+    """The RunRecord of a run's config.json: the configs and what the run found, or a flat file of
+    settings by name (the runs' files of earlier versions: n_ctx as cut, n_ctx_requested as asked).
+    DataError naming the file where it is not such a file."""
+    d = read_json(path, expected)
+    try:
+        if 'found' in d:
+            found = d['found']
+            return RunRecord(FinetuneConfig.from_dict({k: v for k, v in d.items() if k != 'found'}), dict(found))
+        flat = dict(d)
+        if 'n_ctx_requested' in flat:
+            flat['n_ctx'] = flat['n_ctx_requested']
+        config, found = FinetuneConfig.from_flat(flat)
+        return RunRecord(config, dict(found, n_ctx=d.get('n_ctx', config.source.n_ctx)))
+    except (InputError, TypeError) as err:
+        raise DataError(f"{path}: {err}; expected {expected}") from None

@@ -18,6 +18,8 @@ defaults where they differ from the config's), builds the config from the parsed
 `Config` is the base of those dataclasses: `check()` (called by `__post_init__`) validates the fields,
 raising errors.ConfigError(field, value, expected); `to_dict()` and `from_dict(d)` are the JSON round
 trip; `from_args` and `from_any` convert at the boundary (a dict, an argparse.Namespace, the config).
+`ConfigGroup` is a config of configs (a script's whole settings: run, model, optimizer, ...): its
+JSON is one object per part, its flags the parts' flags (`add_flags`), `flat()` every field by name.
 """
 import argparse
 import copy
@@ -29,8 +31,8 @@ from collections.abc import Mapping
 
 from errors import ConfigError
 
-__all__ = ['Config', 'DefaultsHelpFormatter', 'add_flags', 'config_from_args', 'config_from_dict', 'flag_of',
-           'check_number']
+__all__ = ['Config', 'ConfigGroup', 'DefaultsHelpFormatter', 'add_flags', 'config_from_args', 'config_from_dict',
+           'flag_of', 'check_number']
 
 _FLAG_TYPES = (int, float, str)
 
@@ -196,13 +198,96 @@ class Config:
 
     @classmethod
     def from_any(cls, value):
-        """`value` as this config: the config itself, one of a dict (from_dict), one of an
-        argparse.Namespace (from_args)."""
+        """`value` as this config: the config itself, a group's part of this type, one of a dict
+        (from_dict), one of an argparse.Namespace (from_args)."""
         if isinstance(value, cls):
             return value
+        if isinstance(value, ConfigGroup):
+            for name, part in value.parts().items():
+                if part is cls:
+                    return getattr(value, name)
         if isinstance(value, Mapping):
             return cls.from_dict(value)
         if isinstance(value, argparse.Namespace):
             return cls.from_args(value)
         raise TypeError(f"{cls.__name__}.from_any: expected a {cls.__name__}, a dict or an argparse.Namespace, "
                         f"got {type(value).__name__}")
+
+
+class ConfigGroup(Config):
+    """A @dataclass whose fields are configs (its parts), e.g. a script's run, model and optimizer
+    settings. The parts' field names are distinct, so parsed flags build every part at once
+    (`from_args`) and `flat()` lists every field by name; `to_dict()` is one object per part and
+    `from_dict` reads it back, or reads a flat {field: value} dict (`from_flat`)."""
+
+    SKIP = ()  # fields the group's script leaves at their defaults: no flag, and not in flat()
+
+    @classmethod
+    def parts(cls):
+        """{part name: its config class}."""
+        hints = typing.get_type_hints(cls)
+        return {name: hints[name] for name in _fields(cls)}
+
+    @classmethod
+    def flag_of(cls, name):
+        """The command-line flag of the field `name` of one of the parts (--name for another name)."""
+        for part in cls.parts().values():
+            if name in _fields(part):
+                return flag_of(part, name)
+        return '--' + name
+
+    def flat(self):
+        """{field: value} of every part, but the SKIP fields."""
+        return {k: v for name in self.parts() for k, v in getattr(self, name).to_dict().items() if k not in self.SKIP}
+
+    def replace(self, **changes):
+        """A copy with the fields named in `changes` (of any part) set, checked as a new group;
+        ConfigError for a name that is no part's field."""
+        parts = {name: {} for name in self.parts()}
+        for key, value in changes.items():
+            name = next((name for name, part in self.parts().items() if key in _fields(part)), None)
+            if name is None:
+                raise ConfigError(key, value, f"a field of {type(self).__name__}'s parts ({', '.join(parts)})")
+            parts[name][key] = value
+        return dataclasses.replace(self, **{name: dataclasses.replace(getattr(self, name), **fields)
+                                            for name, fields in parts.items() if fields})
+
+    @classmethod
+    def add_flags(cls, parser, defaults=None):
+        """Add the flags of every part to `parser`, in the parts' order, but the SKIP fields;
+        `defaults` ({part: {field: value}}) are the script's where they differ from the parts'."""
+        defaults = defaults or {}
+        for name, part in cls.parts().items():
+            add_flags(parser, part, defaults=defaults.get(name), skip=[k for k in _fields(part) if k in cls.SKIP])
+        return parser
+
+    @classmethod
+    def from_args(cls, args):
+        """Each part from the parsed flags `args` (config_from_args: a flag not given its default)."""
+        return cls(**{name: part.from_args(args) for name, part in cls.parts().items()})
+
+    @classmethod
+    def from_dict(cls, d):
+        """The group of to_dict()'s {part: {field: value}} (a missing part takes its defaults), or
+        of a flat {field: value} dict (from_flat; keys of no part are refused)."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"{cls.__name__}.from_dict: expected a dict, got {type(d).__name__}")
+        parts = cls.parts()
+        if not all(key in parts and isinstance(value, Mapping) for key, value in d.items()):
+            group, rest = cls.from_flat(d)
+            if rest:
+                key = next(iter(rest))
+                raise ConfigError(key, rest[key], f"a field of {cls.__name__}'s parts ({', '.join(parts)})")
+            return group
+        return cls(**{name: part.from_dict(d.get(name, {})) for name, part in parts.items()})
+
+    @classmethod
+    def from_flat(cls, d):
+        """(the group, the other items) of a flat {field: value} dict: each part takes the keys
+        that are its fields (the others at their defaults)."""
+        parts, taken = {}, set()
+        for name, part in cls.parts().items():
+            keys = [k for k in _fields(part) if k in d]
+            parts[name] = part.from_dict({k: d[k] for k in keys})
+            taken.update(keys)
+        return cls(**parts), {k: v for k, v in d.items() if k not in taken}

@@ -52,8 +52,9 @@ every evaluation. The output folder holds the encoder (the discriminator) withou
 row, config.json's `causal` false: `train.py --model_dir` finetunes it with `--lm_coef 0`;
 the generator is saved beside it (generator.safetensors); last_checkpoint.pt holds both.
 
-This script holds the run (`parse_args`/`validate_args`, `check_inputs`, the loop, and
-`run(args)` for the whole job); its steps are pretraining.py's (`build_tokenizer`,
+This script holds the run (`parse_args`/`validate_args`: the checked pretraining.PretrainConfig
+of the flags, of a dict or of a PretrainConfig built in Python; `check_inputs`, the loop, and
+`run(cfg)` for the whole job); its steps are pretraining.py's (`build_tokenizer`,
 `load_corpus`, `build_model`, `make_optimizer`, `sample_windows`, `train_update`,
 `evaluate_lm`, `evaluate_objective`, `save_model_folder`), which a notebook calls from
 there. The module keeps no state.
@@ -62,11 +63,11 @@ A run `desc` writes `{log_dir}/{desc}.jsonl` (the settings line, then entries wi
 n_updates, tr_loss, va_loss, va_ppl, lr, tokens_per_s at every `--eval_every` updates
 and at the end) and `{save_dir}/{desc}/`: `last_checkpoint.pt` (atomic, what `--resume`
 continues from, written at every evaluation and at the end), `config.json` (the
-settings), and `model/`, the output: a Hugging Face openai-gpt folder (config.json,
-model.safetensors) with the tokenizer beside it (vocab.json and merges.txt for BPE,
-char_vocab.json for characters). That layout carries the model's sizes in config.json,
-so `generate.py --model_dir` needs no size flags, and `train.py --model_dir` and
-`load_pretrained` read it as they read Hugging Face's own openai-gpt save.
+PretrainConfig, one object per part, and what the run found), and `model/`, the output: a
+Hugging Face openai-gpt folder (config.json, model.safetensors) with the tokenizer beside it
+(vocab.json and merges.txt for BPE, char_vocab.json for characters). That layout carries the
+model's sizes in config.json, so `generate.py --model_dir` needs no size flags, and `train.py
+--model_dir` and `load_pretrained` read it as they read Hugging Face's own openai-gpt save.
 
 Data-parallel: `torchrun --nproc_per_node N pretrain.py ...`; every process draws its
 own windows (seeded by seed, rank and update), DDP averages the gradients, the
@@ -87,19 +88,19 @@ from tqdm import tqdm
 
 import electra
 from analysis import plot_log
-from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint, run_flags, save_checkpoint,
-                        write_json)
+from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint, run_flags, save_checkpoint)
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
-from flags import DefaultsHelpFormatter, add_flags
-from model_pytorch import LMModel, ModelConfig
-from opt import AdamConfig, OpenAIAdam
-from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_objective, load_corpus,
-                         make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
+from flags import DefaultsHelpFormatter
+from model_pytorch import LMModel
+from opt import OpenAIAdam
+from pretraining import (DEFAULTS, PretrainConfig, build_model, build_tokenizer, evaluate_lm, evaluate_objective,
+                         load_corpus, make_optimizer, n_updates_total, sample_windows, save_model_folder, scheduled_lr,
                          train_update, updates_per_epoch, warmup_fraction)
-from run_frame import (RunConfig, check_run_flags, check_writable, cli_main, closing_summary,
+from run_frame import (check_writable, cli_main, closing_summary,
                        earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
-                       prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job)
+                       prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job,
+                       write_run_config)
 from token_store import find_inputs
 from weights import find_checkpoint_format
 
@@ -116,97 +117,71 @@ RESUME_DEFAULTS = dict(electra.OBJECTIVE_DEFAULTS, dropout_masks='bernoulli', ma
 # ------------------------------------------------------------------ flags
 
 def build_parser():
+    """pretrain.py's flags, derived from PretrainConfig's parts (the defaults are the paper's pre-training)."""
     p = argparse.ArgumentParser(description="Pre-train GPT-1's language model on raw text (the paper's recipe).",
                                 formatter_class=DefaultsHelpFormatter)
-    p.add_argument('--data', nargs='+', required=True, metavar='PATH',
-                   help="text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field")
-    # what every run has, and the optimizer's settings: the defaults are the paper's pre-training
-    add_flags(p, RunConfig, defaults={'desc': 'pretrain', 'n_iter': 100, 'n_batch': 64, 'eval_every': 1000})
-    add_flags(p, AdamConfig, defaults={'lr': 2.5e-4, 'lr_schedule': 'warmup_cosine'}, skip=('lr_warmup',))
-    add_flags(p, electra.ElectraConfig)
-    p.add_argument('--tokenizer', default='bpe', choices=('bpe', 'char'))
-    p.add_argument('--valid_fraction', type=float, default=0.01,
-                   help="share of the documents (of a single document: of its tokens) kept for validation; 0: none")
-    p.add_argument('--strict', action='store_true', help="refuse a file that is not UTF-8 instead of skipping it")
-    p.add_argument('--cache_dir', default=None, help="where the encoded corpus is kept (default {save_dir}/tokens)")
-    p.add_argument('--n_ctx', type=int, default=512, help="tokens per window")
-    add_flags(p, ModelConfig, defaults={'dropout_masks': 'int'}, skip=('causal', 'clf_pdrop'))
-    p.add_argument('--warmup_updates', type=int, default=2000, help="updates of linear warm-up")
-    p.add_argument('--init', default='random', choices=('random', 'pretrained'),
-                   help="random: from scratch; pretrained: continue from --model_dir")
-    p.add_argument('--model_dir', default='model/',
-                   help="with --init pretrained: OpenAI's checkpoint, a Hugging Face openai-gpt folder or a folder "
-                        "this script wrote (with --tokenizer char, its char_vocab.json is the vocabulary)")
-    p.add_argument('--encoder_path', default=None, help="BPE vocabulary (default: the one in --model_dir)")
-    p.add_argument('--bpe_path', default=None, help="BPE merges (default: the ones in --model_dir)")
-    return p
+    return PretrainConfig.add_flags(p, DEFAULTS)
 
 
 def parse_args(argv=None):
-    """Parse and check the flags; a bad value exits with status 2 and one line."""
+    """The checked PretrainConfig of the command line; a bad value exits with status 2 and one line."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        validate_args(args)
+        return validate_args(args)
     except InputError as err:
-        parser.error(err.as_flag() if isinstance(err, ConfigError) else str(err))
-    return args
+        parser.error(err.as_flag(PretrainConfig.flag_of(err.field)) if isinstance(err, ConfigError) else str(err))
 
 
 def validate_args(args):
-    """Fill in derived defaults and check values; raises InputError naming the flag."""
-    check_run_flags(args)
-    if args.warmup_updates < 1:
-        raise InputError(f"--warmup_updates {args.warmup_updates}: expected a positive integer")
-    if not 0 <= args.valid_fraction < 1:
-        raise InputError(f"--valid_fraction {args.valid_fraction}: expected a fraction in [0, 1)")
-    if args.n_ctx < 2:
-        raise InputError(f"--n_ctx {args.n_ctx}: expected at least 2 tokens per window (one prediction)")
-    ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx)
-    electra.check_objective_flags(args)
-    AdamConfig.from_args(args)  # the optimizer's flags (--warmup_updates is checked as updates above)
-    if args.tokenizer == 'bpe':
-        resolve_bpe_paths(args)
-    if args.cache_dir is None:
-        args.cache_dir = os.path.join(args.save_dir, 'tokens')
-    if os.path.abspath(args.cache_dir) == os.path.abspath(run_paths(args)['dir']):
-        raise InputError(f"--desc {args.desc}: its run folder {run_paths(args)['dir']} is the token cache "
-                         f"(--cache_dir {args.cache_dir}); expected another --desc or --cache_dir")
-    resolve_device(args.device, args.amp)
-    return args
+    """The checked PretrainConfig of parsed flags (an argparse Namespace), a dict or a
+    PretrainConfig, with what the flags leave open filled in: the BPE files (those of
+    --model_dir) and the token cache ({save_dir}/tokens). Raises InputError, a ConfigError
+    naming the field."""
+    cfg = PretrainConfig.from_any(args)
+    run = cfg.run
+    if run.cache_dir is None:
+        run = dataclasses.replace(run, cache_dir=os.path.join(run.save_dir, 'tokens'))
+    source = resolve_bpe_paths(cfg.source) if cfg.corpus.tokenizer == 'bpe' else cfg.source
+    cfg = dataclasses.replace(cfg, run=run, source=source)
+    if os.path.abspath(run.cache_dir) == os.path.abspath(run_paths(cfg)['dir']):
+        raise InputError(f"--desc {run.desc}: its run folder {run_paths(cfg)['dir']} is the token cache "
+                         f"(--cache_dir {run.cache_dir}); expected another --desc or --cache_dir")
+    resolve_device(run.device, run.amp)
+    return cfg
 
 
-def check_inputs(args, writes=True):
+def check_inputs(cfg, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
     from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
-    find_inputs(args.data)
-    if args.tokenizer == 'bpe':
-        for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):
+    find_inputs(cfg.corpus.data)
+    if cfg.corpus.tokenizer == 'bpe':
+        for flag, path in (('--encoder_path', cfg.source.encoder_path), ('--bpe_path', cfg.source.bpe_path)):
             if not os.path.isfile(path):
                 raise InputError(f"{flag} {path}: no such file; expected GPT-1's BPE files "
                                  f"({' and '.join(RELEASE_BPE_FILES)}, or {' and '.join(HF_BPE_FILES)}), by "
                                  f"default from --model_dir")
-    if args.init == 'pretrained':
+    if cfg.source.init == 'pretrained':
         try:
-            find_checkpoint_format(args.model_dir)
+            find_checkpoint_format(cfg.source.model_dir)
         except FileNotFoundError as err:
-            raise InputError(f"--model_dir {args.model_dir}: {err}") from None
-        if args.tokenizer == 'char' and not os.path.isfile(os.path.join(args.model_dir, CHAR_VOCAB)):
-            raise InputError(f"--model_dir {args.model_dir}: no {CHAR_VOCAB}; --tokenizer char --init pretrained "
+            raise InputError(f"--model_dir {cfg.source.model_dir}: {err}") from None
+        if cfg.corpus.tokenizer == 'char' and not os.path.isfile(os.path.join(cfg.source.model_dir, CHAR_VOCAB)):
+            raise InputError(f"--model_dir {cfg.source.model_dir}: no {CHAR_VOCAB}; --tokenizer char --init pretrained "
                              f"continues a character model this script wrote (or use --init random)")
     if writes:
-        check_writable(args.log_dir, '--log_dir')
-        check_writable(run_paths(args)['dir'], '--save_dir')
-        check_writable(args.cache_dir, '--cache_dir')
+        check_writable(cfg.run.log_dir, '--log_dir')
+        check_writable(run_paths(cfg)['dir'], '--save_dir')
+        check_writable(cfg.run.cache_dir, '--cache_dir')
 
 
 # ------------------------------------------------------------------ the run
 
-def run_paths(args):
+def run_paths(cfg):
     """The files a run writes: a dict of 'log', 'dir', 'last', 'config', 'model', 'generator'."""
-    run_dir = os.path.join(args.save_dir, args.desc)
-    return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
+    run_dir = os.path.join(cfg.run.save_dir, cfg.run.desc)
+    return dict(log=os.path.join(cfg.run.log_dir, f'{cfg.run.desc}.jsonl'), dir=run_dir,
                 last=os.path.join(run_dir, LAST_CHECKPOINT), config=os.path.join(run_dir, RUN_CONFIG),
                 model=os.path.join(run_dir, MODEL_FOLDER), generator=os.path.join(run_dir, GENERATOR))
 
@@ -214,47 +189,47 @@ def run_paths(args):
 EARLIER_RUN = ('log', 'last', 'config', 'model', 'generator')  # run_paths' keys of what an earlier run leaves
 
 
-def prepare_run_files(args):
+def prepare_run_files(cfg):
     """Before a run writes anything (holding the run's lock): remove what a killed run left
     half-written (export_hf's temporary model folder too), then run_frame.refuse_earlier_run.
     Returns the earlier run's files that --overwrite replaces (deleted once the new run has
     read its corpus and built its model)."""
-    paths = run_paths(args)
+    paths = run_paths(cfg)
     for name in os.listdir(paths['dir']) if os.path.isdir(paths['dir']) else ():
         if name.startswith(f'.{MODEL_FOLDER}.tmp-'):
             shutil.rmtree(os.path.join(paths['dir'], name), ignore_errors=True)
-    return prepare_run_folder(args, paths, EARLIER_RUN,
+    return prepare_run_folder(cfg.run, paths, EARLIER_RUN,
                               stale=[paths['log'], paths['last'], paths['config'], paths['generator']])
 
 
-def run_settings(args, store, n_vocab, t_total, world_size=1):
-    """The flags plus what the run found (corpus sizes, vocabulary, schedule length): the
-    first line of the log and the run's config.json."""
+def found_settings(cfg, store, n_vocab, t_total, world_size=1):
+    """What the run found beyond its config (corpus sizes, vocabulary, schedule length):
+    config.json's 'found', and with the config's flat() the first line of the log."""
     meta = store['meta']
-    return dict(vars(args), n_vocab=n_vocab, t_total=t_total, world_size=world_size,
-                updates_per_epoch=updates_per_epoch(meta['n_train_tokens'], args, world_size),
-                warmup=warmup_fraction(args, t_total),
+    return dict(n_vocab=n_vocab, t_total=t_total, world_size=world_size,
+                updates_per_epoch=updates_per_epoch(meta['n_train_tokens'], cfg, world_size),
+                warmup=warmup_fraction(cfg, t_total),
                 n_docs=meta['n_docs'], n_train_tokens=meta['n_train_tokens'], n_valid_tokens=meta['n_valid_tokens'],
                 n_skipped_files=len(meta.get('skipped', [])), token_store=store['folder'],
                 tokenizer_fingerprint=meta['tokenizer'])
 
 
-def resume_flags(args, store, n_vocab, world_size=1):
+def resume_flags(cfg, store, n_vocab, world_size=1):
     """What must match on --resume: the flags that change the computation (here --max_updates
     too, as it ends the schedule) and the corpus by content (the token store's key), not by path."""
-    flags = {k: v for k, v in run_flags(args).items() if k not in PRETRAIN_FREE}
+    flags = {k: v for k, v in run_flags(cfg).items() if k not in PRETRAIN_FREE}
     return dict(flags, corpus=os.path.basename(store['folder']), n_vocab=n_vocab, world_size=world_size,
-                max_updates=args.max_updates)
+                max_updates=cfg.run.max_updates)
 
 
-def run_warnings(args, store, t_total):
+def run_warnings(cfg, store, t_total):
     """One-line warnings for the log: each input file skipped (not UTF-8, not a regular file),
     and a warm-up as long as the run (the learning rate would never anneal)."""
     warnings = [f"skipped: {message}" for message in store['meta'].get('skipped', [])]
-    warnings += electra.objective_warnings(args)
-    if args.warmup_updates >= t_total:
-        warnings.append(f"--warmup_updates {args.warmup_updates} is not less than the run's {t_total} updates: the "
-                        f"learning rate only warms up (lower --warmup_updates or raise --n_iter or --max_updates)")
+    warnings += electra.objective_warnings(cfg.objective, cfg.model.n_embd, cfg.model.n_head)
+    if cfg.corpus.warmup_updates >= t_total:
+        warnings.append(f"--warmup_updates {cfg.corpus.warmup_updates} is not less than the run's {t_total} updates: "
+                        f"the learning rate only warms up (lower --warmup_updates or raise --n_iter or --max_updates)")
     return warnings
 
 
@@ -265,7 +240,7 @@ class PretrainRun:
     (n_vocab: the rows before the position rows, the mask token's row included with mlm and
     electra), device, torchrun info (DistInfo), the run's paths and resume flags, and the log
     (rank 0)."""
-    args: argparse.Namespace
+    cfg: PretrainConfig
     model: torch.nn.Module  # LMModel, or electra's MaskedLM or Electra
     train_model: torch.nn.Module
     opt: OpenAIAdam
@@ -294,12 +269,13 @@ def _validate(ctx):
     objective's loss (no perplexity) and statistics."""
     if ctx.store['valid'] is None:
         return Validation(None, None, {})
+    run, n_ctx = ctx.cfg.run, ctx.cfg.source.n_ctx
     if isinstance(ctx.model, LMModel):
-        score = evaluate_lm(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
-                            ctx.args.amp, ctx.dist)
+        score = evaluate_lm(ctx.model, ctx.store['valid'], n_ctx, ctx.n_vocab, run.n_batch, ctx.device, run.amp,
+                            ctx.dist)
         return Validation(score.loss, score.perplexity, {})
-    stats = evaluate_objective(ctx.model, ctx.store['valid'], ctx.args.n_ctx, ctx.n_vocab, ctx.args.n_batch, ctx.device,
-                               ctx.args.amp, ctx.dist, ctx.args.seed)
+    stats = evaluate_objective(ctx.model, ctx.store['valid'], n_ctx, ctx.n_vocab, run.n_batch, ctx.device, run.amp,
+                               ctx.dist, run.seed)
     return Validation(stats.pop('loss'), None, stats)
 
 
@@ -308,9 +284,9 @@ def log_progress(ctx, state, losses, train_seconds, verbose, stats=()):
     and the checkpoint (rank 0). stats: each update's statistics of the mlm or electra
     objective, logged as tr_{name} (their mean) beside va_{name}. Returns the entry."""
     va_loss, va_ppl, va_stats = _validate(ctx)
-    tokens = len(losses) * ctx.args.n_batch * ctx.args.n_acc * ctx.dist.world_size * ctx.args.n_ctx
+    tokens = len(losses) * ctx.cfg.run.n_batch * ctx.cfg.run.n_acc * ctx.dist.world_size * ctx.cfg.source.n_ctx
     entry = dict(n_updates=state.n_updates, tr_loss=float(np.mean(losses)), va_loss=va_loss, va_ppl=va_ppl,
-                 lr=scheduled_lr(ctx.args, state.n_updates, ctx.t_total),
+                 lr=scheduled_lr(ctx.cfg, state.n_updates, ctx.t_total),
                  tokens_per_s=tokens / max(train_seconds, 1e-9))
     for name in sorted(set().union(*stats)) if stats else ():
         entry[f'tr_{name}'] = float(np.mean([s[name] for s in stats]))
@@ -343,83 +319,86 @@ def train_loop(ctx, state, verbose=True):
 
 def _train_updates(ctx, state, bar, verbose):
     """train_loop's updates, shown on `bar`. Returns the last log entry (None when none was made)."""
-    args, stop = ctx.args, ctx.t_total
-    per_update = args.n_batch * args.n_acc * ctx.dist.world_size * args.n_ctx
+    cfg, stop = ctx.cfg, ctx.t_total
+    per_update = cfg.run.n_batch * cfg.run.n_acc * ctx.dist.world_size * cfg.source.n_ctx
     losses, stats, seconds, entry = [], [], 0.0, None
     while state.n_updates < stop:
-        torch.manual_seed(rank_seed(args.seed, ctx.dist.rank, state.n_updates))
-        windows = sample_windows(ctx.store['train'], args, state.n_updates, ctx.dist.rank)
+        torch.manual_seed(rank_seed(cfg.run.seed, ctx.dist.rank, state.n_updates))
+        windows = sample_windows(ctx.store['train'], cfg, state.n_updates, ctx.dist.rank)
         t0 = time.perf_counter()
         stats.append({})
         with nonfinite_stop(f"update {state.n_updates + 1}"):
-            losses.append(train_update(ctx.train_model, ctx.opt, windows, ctx.n_vocab, ctx.device, args.amp, ctx.scaler,
-                                       stats=stats[-1]))
+            losses.append(train_update(ctx.train_model, ctx.opt, windows, ctx.n_vocab, ctx.device, cfg.run.amp,
+                                       ctx.scaler, stats=stats[-1]))
         seconds += time.perf_counter() - t0
         state.n_updates += 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", **{k: f"{v:.3f}" for k, v in stats[-1].items()},
                         tokens_s=f"{per_update * len(losses) / seconds:.0f}")
-        if is_due(state.n_updates, args.eval_every, stop):
+        if is_due(state.n_updates, cfg.run.eval_every, stop):
             entry = log_progress(ctx, state, losses, seconds, verbose, [s for s in stats if s])
             losses, stats, seconds = [], [], 0.0
     return entry
 
 
-def run(args, verbose=True):
-    """The whole job of `python pretrain.py`: returns a dict of results (n_updates,
+def run(cfg, verbose=True):
+    """The whole job of `python pretrain.py` for `cfg` (a PretrainConfig, or parsed flags or a
+    dict, checked by validate_args): returns a dict of results (n_updates,
     t_total, log_path, model_dir, va_loss, va_ppl, world_size, rank).
 
     Rank 0 holds the run's lock from start to end; under torchrun every process trains
     its share and only rank 0 logs and writes (run_frame.run_job)."""
-    return run_job(args, lambda dist, device, main: pretrain_and_save(args, dist, device, verbose and main),
-                   check_inputs, RunLock(run_paths(args)['dir']), prepare_run_files)
+    cfg = validate_args(cfg)
+    return run_job(cfg, lambda dist, device, main: pretrain_and_save(cfg, dist, device, verbose and main),
+                   check_inputs, RunLock(run_paths(cfg)['dir']), prepare_run_files)
 
 
-def _load_corpus_once(args, tokenizer, dist, verbose):
+def _load_corpus_once(cfg, tokenizer, dist, verbose):
     """load_corpus on rank 0 first, then on the others (which find it cached)."""
-    store = load_corpus(args, tokenizer, verbose) if dist.is_main else None
+    store = load_corpus(cfg, tokenizer, verbose) if dist.is_main else None
     if dist.sharded:
         tdist.barrier()
-    return store if store is not None else load_corpus(args, tokenizer, False)
+    return store if store is not None else load_corpus(cfg, tokenizer, False)
 
 
-def pretrain_and_save(args, dist, device, verbose):
+def pretrain_and_save(cfg, dist, device, verbose):
     """run()'s body in each process: tokenizer, corpus, model, optimizer, the updates, and on
     rank 0 the log, the checkpoints, the model folder and the closing summary."""
     started = time.monotonic()
-    tokenizer = build_tokenizer(args, verbose)
-    store = _load_corpus_once(args, tokenizer, dist, verbose)
+    tokenizer = build_tokenizer(cfg, verbose)
+    store = _load_corpus_once(cfg, tokenizer, dist, verbose)
     n_vocab = tokenizer.vocab_size
-    t_total = n_updates_total(store['meta']['n_train_tokens'], args, dist.world_size)
-    settings = run_settings(args, store, n_vocab, t_total, dist.world_size)
+    t_total = n_updates_total(store['meta']['n_train_tokens'], cfg, dist.world_size)
+    found = found_settings(cfg, store, n_vocab, t_total, dist.world_size)
+    settings = dict(cfg.flat(), **found)
     if verbose:
         print(f"device {device}; {store['meta']['n_train_tokens']} training tokens, {t_total} updates\nsettings:\n"
               f"{format_settings(settings)}", file=sys.stderr)
-    torch.manual_seed(args.seed)  # the initialisation
-    model = build_model(args, n_vocab, device)
-    opt = make_optimizer(args, model, t_total)
-    scaler = make_scaler(args.amp)
-    paths = run_paths(args)
-    flags = resume_flags(args, store, n_vocab, dist.world_size)
+    torch.manual_seed(cfg.run.seed)  # the initialisation
+    model = build_model(cfg, n_vocab, device)
+    opt = make_optimizer(cfg, model, t_total)
+    scaler = make_scaler(cfg.run.amp)
+    paths = run_paths(cfg)
+    flags = resume_flags(cfg, store, n_vocab, dist.world_size)
     state = TrainState()
-    if args.resume:
+    if cfg.run.resume:
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, RESUME_DEFAULTS)
-    ctx = PretrainRun(args=args, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
-                    n_vocab=n_vocab + electra.special_rows(args.objective), t_total=t_total, device=device, dist=dist,
-                    paths=paths, flags=flags, saved=state.n_updates if args.resume else None)
+    ctx = PretrainRun(cfg=cfg, model=model, train_model=wrap_model(model, dist), opt=opt, scaler=scaler, store=store,
+                      n_vocab=n_vocab + electra.special_rows(cfg.objective.objective), t_total=t_total, device=device,
+                      dist=dist, paths=paths, flags=flags, saved=state.n_updates if cfg.run.resume else None)
     if dist.is_main:
-        remove_files(earlier_run_files(paths, EARLIER_RUN) if args.overwrite else [])
-        write_json(paths['config'], settings)
-        previous = previous_entries(paths['log'], state.n_updates) if args.resume else []
+        remove_files(earlier_run_files(paths, EARLIER_RUN) if cfg.run.overwrite else [])
+        write_run_config(paths['config'], cfg, found)
+        previous = previous_entries(paths['log'], state.n_updates) if cfg.run.resume else []
         ctx.logger = open_log(paths['log'], settings, previous)
-        for message in [] if args.resume else run_warnings(args, store, t_total):
+        for message in [] if cfg.run.resume else run_warnings(cfg, store, t_total):
             ctx.logger.log(warning=message)
             if verbose:
                 print(f"warning: {message}", file=sys.stderr)
     try:
         entry = train_loop(ctx, state, verbose)
     except KeyboardInterrupt:
-        epoch = state.n_updates // max(ctx.t_total // ctx.args.n_iter, 1) + 1
+        epoch = state.n_updates // max(ctx.t_total // ctx.cfg.run.n_iter, 1) + 1
         raise _interrupted(ctx, f"in epoch {epoch}, after update {state.n_updates}") from None
     finally:
         if ctx.logger is not None:
@@ -450,7 +429,7 @@ def main(argv=None):
     """The command line: parse the flags, run, and print a detected bad input as one line
     (exit status 2); a failed collective operation under torchrun exits with status 1; Ctrl-C
     prints where the run stopped and how to continue it (exit status 130)."""
-    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv),
+    return cli_main(PROG, run, build_parser().parse_args(argv),
                     sys.argv[1:] if argv is None else argv)
 
 

@@ -3,10 +3,12 @@ docstring for the recipe) and a notebook can call. The tokenizer (`build_tokeniz
 corpus (`load_corpus`), the model (`build_model`: LMModel, or electra.py's MaskedLM or
 Electra for --objective mlm and electra), the schedule's length and the optimizer, the
 windows of an update (`sample_windows`), one update (`train_update`), validation
-(`evaluate_lm`, `evaluate_objective`) and the output folder (`save_model_folder`). `args`
-is pretrain.py's flags. The module keeps no state.
+(`evaluate_lm`, `evaluate_objective`) and the output folder (`save_model_folder`); `cfg` is a
+PretrainConfig (the corpus's settings in `CorpusConfig`). The module keeps no state.
 """
+import dataclasses
 import math
+from dataclasses import field
 from typing import NamedTuple
 
 import numpy as np
@@ -15,34 +17,93 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 import electra
+from electra import ElectraConfig
 from distributed import unwrap_model
-from errors import CheckpointError, DataError, InputError, NonFiniteLossError
+from errors import CheckpointError, ConfigError, DataError, InputError, NonFiniteLossError
+from flags import Config, ConfigGroup, check_number
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
-from model_pytorch import LMModel, TransformerModel
-from opt import SCHEDULES, OpenAIAdam
-from run_frame import GradientAccumulator, autocast, eval_mode, sync_unless_last
+from model_pytorch import LMModel, ModelConfig, TransformerModel
+from opt import SCHEDULES, AdamConfig
+from run_frame import GradientAccumulator, RunConfig, SourceConfig, autocast, eval_mode, sync_unless_last
 from token_store import NotUTF8Error, build_token_store
 from weights import load_pretrained
 
 
+# ------------------------------------------------------------------ configs
+
+TOKENIZERS = ('bpe', 'char')
+
+
+@dataclasses.dataclass
+class CorpusConfig(Config):
+    """What pre-training reads and how: the text (--data), its tokenizer, the share kept for
+    validation, whether a file that is not UTF-8 stops the run, and the warm-up in updates."""
+    data: list[str] = field(metadata={
+        'metavar': 'PATH', 'help': "text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field"})
+    tokenizer: str = field(default='bpe', metadata={'choices': TOKENIZERS})
+    valid_fraction: float = field(default=0.01, metadata={
+        'help': "share of the documents (of a single document: of its tokens) kept for validation; 0: none"})
+    strict: bool = field(default=False, metadata={'help': "refuse a file that is not UTF-8 instead of skipping it"})
+    warmup_updates: int = field(default=2000, metadata={'help': "updates of linear warm-up"})
+
+    def check(self):
+        """Raise ConfigError naming the first field that cannot work."""
+        if not isinstance(self.data, (list, tuple)) or not self.data or not all(isinstance(p, str) for p in self.data):
+            raise ConfigError('data', self.data, "one or more paths of text files or folders")
+        if self.tokenizer not in TOKENIZERS:
+            raise ConfigError('tokenizer', self.tokenizer, f"one of {', '.join(TOKENIZERS)}")
+        check_number('valid_fraction', self.valid_fraction, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
+        if isinstance(self.warmup_updates, bool) or not isinstance(self.warmup_updates, int) or self.warmup_updates < 1:
+            raise ConfigError('warmup_updates', self.warmup_updates, "a positive integer")
+
+
+# pretrain.py's defaults where they differ from the parts': the paper's pre-training
+DEFAULTS = {'run': dict(desc='pretrain', n_iter=100, n_batch=64, eval_every=1000, cache_dir=None),
+            'source': dict(init='random'), 'model': dict(dropout_masks='int'),
+            'optimizer': dict(lr=2.5e-4, lr_schedule='warmup_cosine')}
+
+
+@dataclasses.dataclass
+class PretrainConfig(ConfigGroup):
+    """Everything a pre-training run of pretrain.py is set up with: the corpus, the run frame's
+    settings, the model's source and sizes, the optimizer and the objective. `flat()` is the
+    flags by name, as the log's first line records them; config.json holds `to_dict()`."""
+    SKIP = ('causal', 'clf_pdrop', 'lr_warmup')  # the objective sets causal; no task head; warmup_updates
+
+    corpus: CorpusConfig
+    run: RunConfig = field(default_factory=lambda: RunConfig(**DEFAULTS['run']))
+    source: SourceConfig = field(default_factory=lambda: SourceConfig(**DEFAULTS['source']))
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(**DEFAULTS['model']))
+    optimizer: AdamConfig = field(default_factory=lambda: AdamConfig(**DEFAULTS['optimizer']))
+    objective: ElectraConfig = field(default_factory=ElectraConfig)
+
+    def check(self):
+        """The checks that span parts (each part checked its own fields when built)."""
+        n_ctx = self.source.n_ctx
+        if n_ctx < 2:
+            raise ConfigError('n_ctx', n_ctx, "at least 2 tokens per window (one prediction)")
+        self.model.check_sizes(n_ctx + 1, n_ctx)
+        self.objective.generator_size(self.model.n_embd, self.model.n_head)
+
+
 # ------------------------------------------------------------------ tokenizer and corpus
 
-def build_tokenizer(args, verbose=False):
+def build_tokenizer(cfg, verbose=False):
     """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
     for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
     corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
     from text_utils import CharTokenizer, TextEncoder  # spacy and ftfy load once a run starts, not for --help
-    if args.tokenizer == 'bpe':
-        return TextEncoder(args.encoder_path, args.bpe_path)
-    if args.init == 'pretrained':
-        return CharTokenizer.load(args.model_dir)
+    if cfg.corpus.tokenizer == 'bpe':
+        return TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
+    if cfg.source.init == 'pretrained':
+        return CharTokenizer.load(cfg.source.model_dir)
     try:
-        return CharTokenizer.fit(args.data, verbose=verbose, strict=args.strict, extra='\n')
+        return CharTokenizer.fit(cfg.corpus.data, verbose=verbose, strict=cfg.corpus.strict, extra='\n')
     except DataError as err:
         if isinstance(err, NotUTF8Error):  # names its file already
             raise
-        raise DataError(f"--data {' '.join(args.data)}: {err}") from None
+        raise DataError(f"--data {' '.join(cfg.corpus.data)}: {err}") from None
 
 
 def separator_id(tokenizer):
@@ -54,26 +115,27 @@ def separator_id(tokenizer):
     return tokenizer.newline_id
 
 
-def load_corpus(args, tokenizer, verbose=True):
+def load_corpus(cfg, tokenizer, verbose=True):
     """Encode (or reuse) the corpus of --data. Returns the token store dict ('train',
     'valid' or None, 'meta'); a validation split the --valid_fraction draw leaves shorter than
     one window is topped up to one where the corpus has the text (token_store._top_up_valid).
     Raises DataError when a split is shorter than one window, saying how many tokens there
     are and how many are needed."""
-    store = build_token_store(args.data, tokenizer, args.cache_dir, valid_fraction=args.valid_fraction,
-                              sep_id=separator_id(tokenizer), verbose=verbose, strict=args.strict,
-                              min_valid_tokens=args.n_ctx)
-    meta, need = store['meta'], args.n_ctx
+    corpus, need = cfg.corpus, cfg.source.n_ctx
+    store = build_token_store(corpus.data, tokenizer, cfg.run.cache_dir, valid_fraction=corpus.valid_fraction,
+                              sep_id=separator_id(tokenizer), verbose=verbose, strict=corpus.strict,
+                              min_valid_tokens=need)
+    meta, data = store['meta'], ' '.join(corpus.data)
     total = meta['n_train_tokens'] + meta['n_valid_tokens']
     if total < need:
-        raise DataError(f"--data {' '.join(args.data)}: the corpus is {total} tokens, fewer than one window of "
+        raise DataError(f"--data {data}: the corpus is {total} tokens, fewer than one window of "
                         f"--n_ctx {need}: expected at least {need} tokens (more text or a smaller --n_ctx)")
     if meta['n_train_tokens'] < need:
-        raise DataError(f"--data {' '.join(args.data)}: the training split is {meta['n_train_tokens']} tokens, "
+        raise DataError(f"--data {data}: the training split is {meta['n_train_tokens']} tokens, "
                         f"fewer than one window of --n_ctx {need}: expected at least {need} (a smaller "
                         f"--valid_fraction, more text or a smaller --n_ctx)")
-    if args.valid_fraction > 0 and meta['n_valid_tokens'] < need:
-        raise DataError(f"--data {' '.join(args.data)}: the validation split is {meta['n_valid_tokens']} tokens, "
+    if corpus.valid_fraction > 0 and meta['n_valid_tokens'] < need:
+        raise DataError(f"--data {data}: the validation split is {meta['n_valid_tokens']} tokens, "
                         f"fewer than one window of --n_ctx {need}: expected at least {need} (a larger "
                         f"--valid_fraction, more documents, a smaller --n_ctx, or --valid_fraction 0)")
     return store
@@ -81,55 +143,59 @@ def load_corpus(args, tokenizer, verbose=True):
 
 # ------------------------------------------------------------------ model and optimizer
 
-def build_model(args, n_vocab, device='cpu'):
-    """LMModel of the flags' size with n_vocab token rows and n_ctx position rows (no
-    special rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which
-    loads the checkpoint instead) every layer of --model_dir. With --objective mlm or
-    electra, electra.build_objective_model's MaskedLM or Electra instead. Every transformer
-    in it draws its dropout masks as --dropout_masks says."""
-    if getattr(args, 'objective', 'lm') != 'lm':
-        model = electra.build_objective_model(args, n_vocab)
+def build_model(cfg, n_vocab, device='cpu'):
+    """LMModel of the config's size with n_vocab token rows and n_ctx position rows (no special
+    rows): N(0, 0.02) weights, or with --init pretrained (unless resuming, which loads the
+    checkpoint instead) every layer of --model_dir. With --objective mlm or electra,
+    electra.build_objective_model's MaskedLM or Electra instead (the pretrained weights go into
+    its encoder). Every transformer in it draws its dropout masks as --dropout_masks says."""
+    source, n_ctx = cfg.source, cfg.source.n_ctx
+    if cfg.objective.objective != 'lm':
+        model = electra.build_objective_model(cfg.objective, cfg.model, n_vocab, n_ctx)
+        encoder, n_special = model.encoder, electra.MASK_ROWS
     else:
-        model = LMModel(args, vocab=n_vocab + args.n_ctx, n_ctx=args.n_ctx)
-        model.transformer.set_attention(args.attn_impl)
-        if args.init == 'pretrained' and not args.resume:
-            try:
-                load_pretrained(model, args.model_dir, n_ctx=args.n_ctx, n_special=0, n_transfer=args.n_layer)
-            except (CheckpointError, ValueError) as err:
-                raise CheckpointError(f"--model_dir {args.model_dir}: {err}") from None
+        model = LMModel(cfg.model, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
+        model.transformer.set_attention(cfg.model.attn_impl)
+        encoder, n_special = model, 0
+    if source.init == 'pretrained' and not cfg.run.resume:
+        try:
+            load_pretrained(encoder, source.model_dir, n_ctx=n_ctx, n_special=n_special, n_transfer=cfg.model.n_layer)
+        except (CheckpointError, ValueError) as err:
+            raise CheckpointError(f"--model_dir {source.model_dir}: {err}") from None
     for m in model.modules():
         if isinstance(m, TransformerModel):
-            m.set_dropout_masks(args.dropout_masks)
+            m.set_dropout_masks(cfg.model.dropout_masks)
     return model.to(device)
 
 
-def updates_per_epoch(n_train_tokens, args, world_size=1):
+def updates_per_epoch(n_train_tokens, cfg, world_size=1):
     """Updates that consume as many tokens as the training split holds (at least one)."""
-    return max(1, -(-n_train_tokens // (args.n_ctx * args.n_batch * args.n_acc * world_size)))
+    run = cfg.run
+    return max(1, -(-n_train_tokens // (cfg.source.n_ctx * run.n_batch * run.n_acc * world_size)))
 
 
-def n_updates_total(n_train_tokens, args, world_size=1):
+def n_updates_total(n_train_tokens, cfg, world_size=1):
     """The schedule's length, t_total: --n_iter epochs of updates, or --max_updates when fewer (the
     schedule ends at the run's last update, as nanoGPT's max_iters does)."""
-    epochs = updates_per_epoch(n_train_tokens, args, world_size) * args.n_iter
-    return min(epochs, args.max_updates) if args.max_updates else epochs
+    epochs = updates_per_epoch(n_train_tokens, cfg, world_size) * cfg.run.n_iter
+    return min(epochs, cfg.run.max_updates) if cfg.run.max_updates else epochs
 
 
-def warmup_fraction(args, t_total):
+def warmup_fraction(cfg, t_total):
     """--warmup_updates as OpenAIAdam's warm-up, a fraction of t_total (at most 1)."""
-    return min(1.0, args.warmup_updates / t_total)
+    return min(1.0, cfg.corpus.warmup_updates / t_total)
 
 
-def make_optimizer(args, model, t_total):
-    return OpenAIAdam(model.parameters(), lr=args.lr, schedule=args.lr_schedule, warmup=warmup_fraction(args, t_total),
-                      t_total=t_total, b1=args.b1, b2=args.b2, e=args.e, l2=args.l2, vector_l2=args.vector_l2,
-                      max_grad_norm=args.max_grad_norm)
+def make_optimizer(cfg, model, t_total):
+    """OpenAIAdam (cfg.optimizer's settings, the warm-up of --warmup_updates) over the model's parameters."""
+    optimizer = dataclasses.replace(cfg.optimizer, lr_warmup=warmup_fraction(cfg, t_total))
+    return optimizer.build(model.parameters(), t_total)
 
 
-def scheduled_lr(args, n_updates, t_total):
+def scheduled_lr(cfg, n_updates, t_total):
     """The schedule's learning rate at update n_updates (1-based), without Adam's bias correction."""
     x = min((n_updates - 1) / t_total, 1.0)
-    return args.lr * SCHEDULES[args.lr_schedule](x, warmup_fraction(args, t_total))
+    return cfg.optimizer.lr * SCHEDULES[cfg.optimizer.lr_schedule](x, warmup_fraction(cfg, t_total))
 
 
 # ------------------------------------------------------------------ steps
@@ -142,13 +208,14 @@ def window_inputs(ids, n_vocab, device='cpu'):
     return torch.stack((x, positions), dim=-1).to(device)
 
 
-def sample_windows(split, args, n_updates, rank=0):
+def sample_windows(split, cfg, n_updates, rank=0):
     """The windows of the update after `n_updates` for process `rank`: (n_acc, n_batch,
     n_ctx) int64, at uniformly drawn places of `split` (a TokenSplit). The generator is
     seeded by (seed, rank, n_updates), so a resumed run draws what the uninterrupted one did."""
-    rng = np.random.default_rng([args.seed, rank, n_updates])
-    starts = split.sample_starts(rng, args.n_acc * args.n_batch, args.n_ctx)
-    return split.windows(starts, args.n_ctx).reshape(args.n_acc, args.n_batch, args.n_ctx)
+    run, n_ctx = cfg.run, cfg.source.n_ctx
+    rng = np.random.default_rng([run.seed, rank, n_updates])
+    starts = split.sample_starts(rng, run.n_acc * run.n_batch, n_ctx)
+    return split.windows(starts, n_ctx).reshape(run.n_acc, run.n_batch, n_ctx)
 
 
 def lm_loss(model, x, reduction='mean'):

@@ -1,13 +1,15 @@
 """The frame every training script runs in: what train.py and pretrain.py share.
 
-- configs and flags: `RunConfig` (what every run is: name, folders, seed, length, batch,
-  device, precision, resume/overwrite), `check_run_flags` (RunConfig's checks of the
-  flags), `resolve_bpe_paths` (the BPE files of --model_dir), `check_writable` (a folder
+- configs: `RunConfig` (what every run is: name, folders, seed, length, batch, device,
+  precision, resume/overwrite, the encoded data's cache) and `SourceConfig` (where the model
+  starts: pretrained weights or random, the BPE files, n_ctx), parts of each script's
+  ConfigGroup; `resolve_bpe_paths` (the BPE files of model_dir), `check_writable` (a folder
   the run writes);
 - the run folder: `earlier_run_files`, `refuse_earlier_run`, `remove_files` (an earlier
   run of the same name is refused, or with --overwrite deleted only once the new run has
   checked all it can), `previous_entries` and `open_log` (the log, whole after a kill at
-  any point), `format_settings` (the settings line);
+  any point), `write_run_config` (config.json: the configs and what the run found),
+  `format_settings` (the settings line);
 - device and precision: `autocast`, `make_scaler`;
 - training: `GradientAccumulator` (the one optimizer step: micro-batch losses / n_acc
   back-propagated, through the fp16 GradScaler when there is one, and the optimizer stepped
@@ -24,6 +26,7 @@ The module imports torch and the light modules of the library only, so that a sc
 import contextlib
 import dataclasses
 from dataclasses import field
+from typing import Optional
 import json
 import math
 import os
@@ -33,7 +36,7 @@ import tempfile
 
 import torch
 
-from checkpoint import atomic_write, remove_stale_tmp
+from checkpoint import atomic_write, remove_stale_tmp, write_json
 from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_collective_failure,
                          setup_distributed, torchrun_env)
 from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
@@ -55,7 +58,7 @@ class RunConfig(Config):
     batch, evaluation cadence, device and precision, and what to do with an earlier run of
     the same name. Defaults are train.py's; pretrain.py's flags give their own. Validated on
     construction (`check`); flags.Config's `to_dict`/`from_dict` round-trip it through JSON."""
-    desc: str = field(default='run', metadata={
+    desc: Optional[str] = field(default='run', metadata={
         'help': "run name: the log is {log_dir}/{desc}.jsonl, the run's files {save_dir}/{desc}/ (train.py: the "
                 "dataset's name when not given)"})
     log_dir: str = field(default='log/', metadata={'help': "folder of the runs' logs"})
@@ -85,6 +88,9 @@ class RunConfig(Config):
     overwrite: bool = field(default=False, metadata={
         'help': "start the run {desc} afresh, deleting the files of an earlier run of the same name (without it, "
                 "a name already used is refused)"})
+    cache_dir: Optional[str] = field(default='cache/', metadata={
+        'help': "where encoded data is kept, keyed by its texts and the tokenizer (safe to delete); train.py: the "
+                "paper's other tasks and custom data; pretrain.py: the corpus (default {save_dir}/tokens)"})
     # 600, not 600.0: the value the runs' files record for this flag's default
     dist_timeout: float = field(default=600, metadata={
         'help': "under torchrun: seconds a process waits for the others in a collective operation before it "
@@ -92,7 +98,8 @@ class RunConfig(Config):
 
     def check(self):
         """Raise errors.ConfigError naming the first field whose value cannot work."""
-        if not isinstance(self.desc, str) or not self.desc or os.sep in self.desc or self.desc in ('.', '..'):
+        if self.desc is not None and (not isinstance(self.desc, str) or not self.desc or os.sep in self.desc
+                                      or self.desc in ('.', '..')):
             raise ConfigError('desc', self.desc, "a plain run name (it names the log file and run folder)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 32:
             raise ConfigError('seed', self.seed, f"an integer from 0 to {2 ** 32 - 1}")
@@ -113,10 +120,37 @@ class RunConfig(Config):
             raise InputError("--resume continues the earlier run and --overwrite deletes it: pass one of them")
 
 
-def check_run_flags(args):
-    """RunConfig's checks of the flags every run has (a ConfigError names the field, which the
-    script prints as its flag). Returns the RunConfig."""
-    return RunConfig.from_any(args)
+INITS = ('pretrained', 'random')
+
+
+@dataclasses.dataclass
+class SourceConfig(Config):
+    """Where a run's model starts and what it reads its text with: pretrained weights from
+    model_dir (init 'pretrained') or a random initialisation, the BPE files (by default those
+    of model_dir), and the positions the model has (n_ctx). Defaults are train.py's; pretrain.py
+    starts from random weights."""
+    model_dir: str = field(default='model/', metadata={
+        'help': "OpenAI's checkpoint (params_shapes.json, params_0..9.npy), a Hugging Face openai-gpt folder "
+                "(config.json, model.safetensors) or a folder pretrain.py wrote; the BPE files are read from it "
+                "too (pretrain.py --tokenizer char: its char_vocab.json)"})
+    encoder_path: Optional[str] = field(default=None, metadata={
+        'help': "BPE vocabulary (default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's "
+                "vocab.json)"})
+    bpe_path: Optional[str] = field(default=None, metadata={
+        'help': "BPE merges (default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt)"})
+    init: str = field(default='pretrained', metadata={
+        'choices': INITS, 'help': "pretrained: the weights of --model_dir; random: a fresh initialisation "
+                                  "(train.py: smoke runs; the BPE files are still needed)"})
+    n_ctx: int = field(default=512, metadata={
+        'help': "positions: train.py the most an example takes (cut to the longest example), pretrain.py the "
+                "tokens per window"})
+
+    def check(self):
+        """Raise errors.ConfigError naming the first field whose value cannot work."""
+        if self.init not in INITS:
+            raise ConfigError('init', self.init, f"one of {', '.join(INITS)}")
+        if isinstance(self.n_ctx, bool) or not isinstance(self.n_ctx, int) or self.n_ctx < 1:
+            raise ConfigError('n_ctx', self.n_ctx, "a positive integer, the number of positions")
 
 
 def check_writable(path, flag):
@@ -130,19 +164,19 @@ def check_writable(path, flag):
                          f"can create files in") from None
 
 
-def resolve_bpe_paths(args):
-    """Fill in --encoder_path and --bpe_path where not given, from --model_dir: the release's
-    pair, else a Hugging Face folder's vocab.json and merges.txt, else the release's names
-    (check_inputs then names what is missing)."""
-    if args.encoder_path is not None and args.bpe_path is not None:
-        return args
+def resolve_bpe_paths(source):
+    """The SourceConfig `source` with encoder_path and bpe_path filled in where not given, from
+    model_dir: the release's pair, else a Hugging Face folder's vocab.json and merges.txt, else
+    the release's names (check_inputs then names what is missing)."""
+    if source.encoder_path is not None and source.bpe_path is not None:
+        return source
     from text_utils import RELEASE_BPE_FILES, find_bpe_files  # spacy and ftfy load after the flags are parsed
     try:
-        found = find_bpe_files(args.model_dir)
+        found = find_bpe_files(source.model_dir)
     except MissingFileError:
-        found = tuple(os.path.join(args.model_dir, name) for name in RELEASE_BPE_FILES)
-    args.encoder_path, args.bpe_path = args.encoder_path or found[0], args.bpe_path or found[1]
-    return args
+        found = tuple(os.path.join(source.model_dir, name) for name in RELEASE_BPE_FILES)
+    return dataclasses.replace(source, encoder_path=source.encoder_path or found[0],
+                               bpe_path=source.bpe_path or found[1])
 
 
 # ------------------------------------------------------------------ the run folder
@@ -152,23 +186,23 @@ def earlier_run_files(paths, keys):
     return [paths[k] for k in keys if os.path.exists(paths[k])]
 
 
-def refuse_earlier_run(args, earlier):
+def refuse_earlier_run(run, earlier):
     """Before a run writes anything (holding the run's lock): `earlier` (earlier_run_files)
     refused unless --resume continues them or --overwrite replaces them. Returns the files
     --overwrite replaces (remove_files deletes them once the new run has checked its inputs)."""
-    if not earlier or args.resume:
+    if not earlier or run.resume:
         return []
-    if not args.overwrite:
-        raise InputError(f"--desc {args.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
+    if not run.overwrite:
+        raise InputError(f"--desc {run.desc}: an earlier run of that name left {', '.join(earlier)}; expected a new "
                          f"--desc, --resume to continue that run, or --overwrite to delete it and start afresh")
     return earlier
 
 
-def prepare_run_folder(args, paths, keys, stale=()):
+def prepare_run_folder(run, paths, keys, stale=()):
     """Remove the temporary files a killed run left beside `stale` (default: every path), then
     refuse_earlier_run of the files under `keys`. Returns what --overwrite replaces."""
     remove_stale_tmp(stale or paths.values())
-    return refuse_earlier_run(args, earlier_run_files(paths, keys))
+    return refuse_earlier_run(run, earlier_run_files(paths, keys))
 
 
 def remove_files(paths):
@@ -205,6 +239,12 @@ def open_log(log_path, settings, previous=()):
                 log.log(**entry)
     atomic_write(log_path, write)
     return ResultLogger(log_path, append=True)
+
+
+def write_run_config(path, cfg, found):
+    """A run's config.json, atomically: one object per part of `cfg` (a flags.ConfigGroup), and
+    'found', what the run found beyond its config (sizes of the data, the vocabulary, ...)."""
+    write_json(path, dict(cfg.to_dict(), found=found))
 
 
 def format_settings(settings, width=100):
@@ -324,27 +364,27 @@ def closing_summary(done, written, seconds):
     return '\n'.join([f"done: {done} in {took}; wrote"] + [f"  {what:<16} {path}" for what, path in written])
 
 
-def run_job(args, body, check=None, lock=None, prepare=None):
-    """The frame of a training script's run, alone or under torchrun: check(args, writes)
-    (writes: whether this process is rank 0, the one that writes), then on rank 0 hold
-    `lock` (a context manager such as checkpoint.RunLock, or None) and call prepare(args);
-    set up the process group, return body(dist, device, is_main), and leave the process
-    group. A failed collective operation becomes CollectiveFailure."""
+def run_job(cfg, body, check=None, lock=None, prepare=None):
+    """The frame of a training script's run (`cfg`, a config group with a RunConfig `run`), alone
+    or under torchrun: check(cfg, writes) (writes: whether this process is rank 0, the one that
+    writes), then on rank 0 hold `lock` (a context manager such as checkpoint.RunLock, or None)
+    and call prepare(cfg); set up the process group, return body(dist, device, is_main), and
+    leave the process group. A failed collective operation becomes CollectiveFailure."""
     env = torchrun_env()
     main = env is None or env[0] == 0
     if check is not None:
-        check(args, writes=main)
+        check(cfg, writes=main)
     with lock if main and lock is not None else contextlib.nullcontext():
         if main and prepare is not None:
-            prepare(args)
-        dist, device = setup_distributed(args, env)
+            prepare(cfg)
+        dist, device = setup_distributed(cfg.run, env)
         failed = False
         try:
             return body(dist, device, main)
         except Exception as err:
             if dist.enabled and is_collective_failure(err):
                 failed = True
-                raise CollectiveFailure(dist.rank, args.dist_timeout, err) from err
+                raise CollectiveFailure(dist.rank, cfg.run.dist_timeout, err) from err
             raise
         finally:
             cleanup_distributed(dist, failed)

@@ -25,27 +25,28 @@ import torch
 from checkpoint import BEST_PARAMS, RUN_CONFIG, load_params
 from errors import DataError, GPT1Error, InputError, MissingFileError, exit_with_error
 from hf_interop import export_hf
-from model_pytorch import DoubleHeadModel, dotdict
-from utils import read_json
+import finetune
+from model_pytorch import DoubleHeadModel
 from weights import check_params_shapes
 
 SPECIALS = ('_start_', '_delimiter_', '_classify_')
-MODEL_FIELDS = ('n_embd', 'n_head', 'n_layer', 'afn', 'embd_pdrop', 'attn_pdrop', 'resid_pdrop', 'clf_pdrop')
+
+
+REQUIRED = ('n_ctx', 'vocab', 'clf_token', 'max_len', 'encoder_path', 'bpe_path')  # what a run found, for scoring
 
 
 def read_run_config(run_dir):
-    """The dict train.py wrote to {run_dir}/config.json; MissingFileError or DataError when
-    it is absent or not such a file."""
+    """The finetune.RunRecord of {run_dir}/config.json (as train.py writes it, or the flat file of
+    settings earlier versions wrote); MissingFileError or DataError when it is absent or not such a file."""
     path = os.path.join(run_dir, RUN_CONFIG)
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected a run folder of train.py ({{save_dir}}/{{desc}}/, "
                                f"which holds config.json and best_params.safetensors)")
-    config = read_json(path, "the config.json train.py writes")
-    missing = [k for k in MODEL_FIELDS + ('n_ctx', 'vocab', 'clf_token', 'max_len', 'encoder_path', 'bpe_path')
-               if k not in config]
+    record = finetune.read_run_config(path)
+    missing = [k for k in REQUIRED if k not in record.settings]
     if missing:
         raise DataError(f"{path} lacks {', '.join(missing)}: expected the config.json train.py writes")
-    return config
+    return record
 
 
 def _check_multiple_choice(run_dir, config):
@@ -101,7 +102,8 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     absolute paths)."""
     from text_utils import TextEncoder
 
-    config = read_run_config(run_dir)
+    record = read_run_config(run_dir)
+    config = record.settings
     _check_multiple_choice(run_dir, config)
     bpe_files = (encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
     text_encoder = TextEncoder(*bpe_files)
@@ -110,8 +112,7 @@ def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, devi
     if text_encoder.encoder['_classify_'] != config['clf_token']:
         raise InputError(f"the BPE vocabulary gives _classify_ the id {text_encoder.encoder['_classify_']} but the run "
                          f"used {config['clf_token']}: expected the BPE files the run was trained with")
-    cfg = dotdict({k: config[k] for k in MODEL_FIELDS}, arch=config.get('arch', 'gpt1'),
-                  causal=config.get('causal', True))
+    cfg = dataclasses.replace(record.config.model, causal=config.get('causal', True))
     path = os.path.join(run_dir, params)
     if not os.path.isfile(path):
         raise MissingFileError(f"{path} does not exist: expected the parameters a run with --submit keeps")

@@ -2,7 +2,7 @@
 BPE-encoded once (and cached on disk) by tasks.encode_fields, laid out with the special tokens by
 tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
 
-    data = load_task_data(args)          # args: train.py's flags (an argparse Namespace)
+    data = load_task_data(cfg)           # cfg: a finetune.FinetuneConfig
     data.splits['valid'].X               # (n, n_seq, n_ctx, 2) int32 token and position ids,
                                          # laid out a batch at a time when indexed (tasks.Padded)
     data.trX, data.vaY, data.teM         # the ROCStories-era names of the three main splits
@@ -76,18 +76,19 @@ class TaskData(Encoded):
         return None if part is None else getattr(part, name[2:])
 
 
-def read_task(args, verbose=True):
+def read_task(cfg, verbose=True):
     """(Task, {split name: datasets.Split}) of --dataset from --data_dir, or of the user's files
     for --dataset custom (--task_type, --train_file/--valid_file/--test_file, the column flags)."""
-    if args.dataset == 'rocstories':
-        splits = read_rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
+    t = cfg.task
+    if t.dataset == 'rocstories':
+        splits = read_rocstories(t.data_dir, n_train=ROC_N_STORIES - t.n_valid, n_valid=t.n_valid)
         return tasks.TASKS['rocstories'], splits
-    if args.dataset == 'custom':
-        columns = args.text_columns.split(',') if args.text_columns else None
-        splits = read_custom(args.task_type, args.train_file, args.valid_file, args.test_file, columns,
-                             args.label_column, args.id_column, verbose=verbose)
-        return custom_task_of(args.task_type, splits['train']), splits
-    return tasks.get_task(args.dataset), get_reader(args.dataset)(args.data_dir, verbose=verbose)
+    if t.dataset == 'custom':
+        columns = t.text_columns.split(',') if t.text_columns else None
+        splits = read_custom(t.task_type, t.train_file, t.valid_file, t.test_file, columns, t.label_column,
+                             t.id_column, verbose=verbose)
+        return custom_task_of(t.task_type, splits['train']), splits
+    return tasks.get_task(t.dataset), get_reader(t.dataset)(t.data_dir, verbose=verbose)
 
 
 def custom_task_of(task_type, train):
@@ -127,26 +128,26 @@ def build_task_data(task, splits, text_encoder, encoded, n_ctx=512, truncate='fi
                     out, inputs.n_truncated, task)
 
 
-def load_task_data(args, verbose=True):
+def load_task_data(cfg, verbose=True):
     """Read, encode (cached in --cache_dir) and lay out the task of the flags: TaskData, whose
     data_warnings hold the readers' DataWarnings and a count of cut examples (printed when
     verbose; train.py logs them)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        task, splits = read_task(args, verbose)
+        task, splits = read_task(cfg, verbose)
         from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
-        text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
-        encoded = encode_task(task, splits, text_encoder, getattr(args, 'cache_dir', None), verbose)
-    truncate = 'always' if args.truncate else 'never' if args.no_truncate else 'fit'
-    data = build_task_data(task, splits, text_encoder, encoded, args.n_ctx, truncate)
+        text_encoder = TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
+        encoded = encode_task(task, splits, text_encoder, cfg.run.cache_dir, verbose)
+    truncate = 'always' if cfg.task.truncate else 'never' if cfg.task.no_truncate else 'fit'
+    data = build_task_data(task, splits, text_encoder, encoded, cfg.source.n_ctx, truncate)
     messages = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     for w in caught:
         if not issubclass(w.category, DataWarning):
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     cut = {name: n for name, n in data.n_truncated.items() if n}
     if cut and truncate == 'fit':
-        messages.append(f"{task.title}: examples longer than --n_ctx {args.n_ctx} were cut by the original's rule: "
-                        f"{', '.join(f'{n} {name}' for name, n in cut.items())} (--no_truncate refuses instead)")
+        messages.append(f"{task.title}: examples longer than --n_ctx {cfg.source.n_ctx} were cut by the original's "
+                        f"rule: {', '.join(f'{n} {name}' for name, n in cut.items())} (--no_truncate refuses instead)")
     data.data_warnings.extend(messages)
     if verbose:
         for message in messages:
@@ -154,18 +155,18 @@ def load_task_data(args, verbose=True):
     return data
 
 
-def check_data_files(args):
+def check_data_files(cfg):
     """Raise InputError before any work when the data the flags name is not there: --data_dir
     for a registered task other than ROCStories (train.py checks its two files), the files of
     --dataset custom."""
-    if args.dataset == 'custom':
+    if cfg.task.dataset == 'custom':
         for flag in ('train_file', 'valid_file', 'test_file'):
-            path = getattr(args, flag)
+            path = getattr(cfg.task, flag)
             if path is not None and not os.path.isfile(path):
                 raise InputError(f"--{flag} {path}: no such file; expected a CSV, TSV or JSONL file with a header "
                                  f"row (JSONL: one object per line)")
-    elif not os.path.isdir(args.data_dir):
-        raise InputError(f"--data_dir {args.data_dir}: no such folder; expected the {args.dataset} release as "
+    elif not os.path.isdir(cfg.task.data_dir):
+        raise InputError(f"--data_dir {cfg.task.data_dir}: no such folder; expected the {cfg.task.dataset} release as "
                          f"downloaded (see the README's table of tasks for its layout)")
 
 
@@ -220,15 +221,16 @@ def _longest_example(splits, max_len=None):
     return best
 
 
-def encode_rocstories(args, verbose=True):
-    """Read ROCStories from args.data_dir and BPE-encode it (tqdm bar).
+def encode_rocstories(cfg, verbose=True):
+    """Read ROCStories from cfg.task.data_dir and BPE-encode it (tqdm bar).
     Returns (text_encoder, ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)))
     with token-id lists, before the special tokens exist."""
     from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
-    text_encoder = TextEncoder(args.encoder_path, args.bpe_path)
+    text_encoder = TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
     if verbose:
         print("Encoding dataset...", file=sys.stderr)
-    splits = rocstories(args.data_dir, n_train=ROC_N_STORIES - args.n_valid, n_valid=args.n_valid)
+    n_valid = cfg.task.n_valid
+    splits = rocstories(cfg.task.data_dir, n_train=ROC_N_STORIES - n_valid, n_valid=n_valid)
     encoded = encode_dataset(*splits, encoder=text_encoder, verbose=verbose, split_names=('train', 'valid', 'test'),
                              field_names=('story', 'ending 1', 'ending 2'))
     return text_encoder, tuple(tuple(s) for s in encoded)
@@ -278,18 +280,18 @@ def make_roc_data(text_encoder, encoded, n_ctx=512, truncate=False):
                    trX, trM, np.asarray(trY, dtype=np.int64), vaX, vaM, np.asarray(vaY, dtype=np.int64), teX, teM)
 
 
-def load_data(args, verbose=True):
+def load_data(cfg, verbose=True):
     """Read and encode the dataset, add the special tokens, cut n_ctx to the longest example
     as the original did, and build the padded arrays. Returns RocData for ROCStories (the
     original's pipeline) and task_data.TaskData for every other task; both have `task`,
     `splits` and the trX/vaY/... arrays, and data_warnings that hold the readers'
     DataWarnings (printed when verbose; run() logs them)."""
-    if args.dataset != 'rocstories':
-        return load_task_data(args, verbose)
+    if cfg.task.dataset != 'rocstories':
+        return load_task_data(cfg, verbose)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        text_encoder, encoded = encode_rocstories(args, verbose)
-    data = make_roc_data(text_encoder, encoded, args.n_ctx, args.truncate)
+        text_encoder, encoded = encode_rocstories(cfg, verbose)
+    data = make_roc_data(text_encoder, encoded, cfg.source.n_ctx, cfg.task.truncate)
     for w in caught:
         if issubclass(w.category, DataWarning):
             data.data_warnings.append(str(w.message))

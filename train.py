@@ -5,12 +5,13 @@ any task of the paper (tasks.TASKS) and the user's own data.
     python train.py --dataset sst2 --data_dir glue/SST-2 --submit --analysis
     python train.py --dataset custom --task_type classification --train_file a.csv --valid_file b.csv
 
-This script holds the run: `parse_args`/`validate_args`, `check_inputs`, and `run(args)`
-for the whole job (the order of the steps is `train_and_evaluate`'s). The steps themselves are
-finetune.py's (`build_model`, `make_optimizer`, `make_loss_compute`, `train_epoch`,
-`evaluate`, `predict`, `log_epoch`), the data task_data.py's (`load_data`), and the run
-folder, log, device and Ctrl-C run_frame.py's; a notebook calls them from there. The
-module keeps no state of its own.
+This script holds the run: `parse_args`/`validate_args` (the checked finetune.FinetuneConfig
+of the flags, of a dict or of a FinetuneConfig built in Python), `check_inputs`, and
+`run(cfg)` for the whole job (the order of the steps is `train_and_evaluate`'s). The steps
+themselves are finetune.py's (`build_model`, `make_optimizer`, `make_loss_compute`,
+`train_epoch`, `evaluate`, `predict`, `log_epoch`), the data task_data.py's (`load_data`),
+and the run folder, log, device and Ctrl-C run_frame.py's; a notebook calls them from
+there. The module keeps no state of its own.
 
 Data-parallel training on several GPUs or machines: launch the same script with
 PyTorch's launcher, e.g. `torchrun --nproc_per_node 4 train.py ...`. Each process
@@ -31,19 +32,16 @@ import tasks
 from analysis import format_metrics, plot_log
 from analysis import rocstories as rocstories_analysis
 from checkpoint import (BEST_PARAMS, LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, load_params,
-                        resume_checkpoint, run_flags, save_checkpoint, write_json)
+                        resume_checkpoint, run_flags, save_checkpoint)
 from datasets import ROCSTORIES_URL, TEST_FILE, VAL_FILE, rocstories_test_labels
 from distributed import _debug_fail, broadcast_params, rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
-from finetune import build_parser, log_name, metric_name, split_prefix
-from model_pytorch import ModelConfig
+from finetune import FinetuneConfig, build_parser, log_name, metric_name, split_prefix
 from prefix import SharedPrefixModel
-from readers import DATASETS
-from run_frame import (check_run_flags, check_writable, cli_main, closing_summary, earlier_run_files, interrupted,
+from run_frame import (check_writable, cli_main, closing_summary, earlier_run_files, interrupted,
                        is_due, make_scaler, open_log, prepare_run_folder, previous_entries, remove_files,
-                       resolve_bpe_paths, run_job)
-from task_data import ROC_N_STORIES, check_data_files, load_data
-from tf_checkpoint import N_CTX_MAX
+                       resolve_bpe_paths, run_job, write_run_config)
+from task_data import check_data_files, load_data
 from weights import CHECKPOINT_FORMATS, find_checkpoint_format
 
 ROC_FILES = (VAL_FILE, TEST_FILE)
@@ -55,121 +53,105 @@ PROG = 'train.py'
 
 
 def parse_args(argv=None):
-    """Parse and check the flags (argparse errors, exit status 2, on bad values)."""
+    """The checked FinetuneConfig of the command line (argparse's error, exit status 2, on a bad value)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        validate_args(args)
+        return validate_args(args)
     except InputError as err:
-        parser.error(err.as_flag() if isinstance(err, ConfigError) else str(err))
-    return args
+        parser.error(err.as_flag(FinetuneConfig.flag_of(err.field)) if isinstance(err, ConfigError) else str(err))
 
 
 def validate_args(args):
-    """Fill in derived defaults and check values; raises InputError naming the flag."""
-    if args.desc is None:
-        args.desc = args.dataset
-    check_run_flags(args)
-    if args.dataset not in DATASETS:
-        raise InputError(f"--dataset {args.dataset!r}: expected one of {', '.join(DATASETS)}")
-    if not args.lr > 0 or not math.isfinite(args.lr):
-        raise InputError(f"--lr {args.lr}: expected a positive learning rate")
-    if not 6 <= args.n_ctx <= N_CTX_MAX:
-        raise InputError(f"--n_ctx {args.n_ctx}: expected 6 (3 special tokens plus story and ending) to "
-                         f"{N_CTX_MAX} (the positions of OpenAI's checkpoint)")
-    finetune.check_dataset_flags(args)
-    if args.dataset == 'rocstories' and not 1 <= args.n_valid < ROC_N_STORIES:
-        raise InputError(f"--n_valid {args.n_valid}: expected 1 to {ROC_N_STORIES - 1} validation stories (the rest "
-                         f"of the {ROC_N_STORIES} in the Story Cloze validation file train)")
-    resolve_bpe_paths(args)
-    ModelConfig.from_any(args).check_sizes(args.n_ctx + 1, args.n_ctx)  # the model's flags, before any data is read
-    finetune.check_optimizer_flags(args)
-    if args.n_transfer is not None and not -1 <= args.n_transfer <= args.n_layer:
-        raise InputError(f"--n_transfer {args.n_transfer}: expected -1 (embeddings only) up to --n_layer "
-                         f"{args.n_layer} (the default loads all of them)")
-    if args.analysis and not args.submit:
-        raise InputError("--analysis scores the test predictions that --submit writes: pass --submit too")
-    args.lm_coef = finetune.resolve_lm_coef(args)
-    resolve_device(args.device, args.amp)
-    return args
+    """The checked FinetuneConfig of parsed flags (an argparse Namespace), a dict or a
+    FinetuneConfig, with what the flags leave open filled in: the run's name (the dataset's),
+    the BPE files (those of --model_dir) and the LM loss's weight (0 for a bidirectional
+    --model_dir unless given). Raises InputError, a ConfigError naming the field."""
+    cfg = FinetuneConfig.from_any(args)
+    run = cfg.run if cfg.run.desc is not None else dataclasses.replace(cfg.run, desc=cfg.task.dataset)
+    cfg = dataclasses.replace(cfg, run=run, source=resolve_bpe_paths(cfg.source))
+    cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, lm_coef=finetune.resolve_lm_coef(cfg)))
+    resolve_device(run.device, run.amp)
+    return cfg
 
 
-def check_inputs(args, writes=True):
+def check_inputs(cfg, writes=True):
     """Check, before any work, the files the run reads and the folders it writes
     (writes=False: only the files it reads, as for a torchrun process other than rank 0,
     which writes nothing). Raises InputError saying what is expected and where it comes from."""
-    if args.dataset != 'rocstories':
-        check_data_files(args)
-    elif not os.path.isdir(args.data_dir):
-        raise InputError(f"--data_dir {args.data_dir}: no such folder; expected it to hold {ROC_SOURCE}: "
+    task, source, run = cfg.task, cfg.source, cfg.run
+    if task.dataset != 'rocstories':
+        check_data_files(cfg)
+    elif not os.path.isdir(task.data_dir):
+        raise InputError(f"--data_dir {task.data_dir}: no such folder; expected it to hold {ROC_SOURCE}: "
                          f"{ROC_FILES[0]!r} and {ROC_FILES[1]!r}")
-    missing = [f for f in ROC_FILES if not os.path.isfile(os.path.join(args.data_dir, f))]
-    if missing and args.dataset == 'rocstories':
-        raise InputError(f"--data_dir {args.data_dir}: {', '.join(repr(f) for f in missing)} missing; expected "
+    missing = [f for f in ROC_FILES if not os.path.isfile(os.path.join(task.data_dir, f))]
+    if missing and task.dataset == 'rocstories':
+        raise InputError(f"--data_dir {task.data_dir}: {', '.join(repr(f) for f in missing)} missing; expected "
                          f"{ROC_SOURCE}")
-    if args.init == 'pretrained':
-        if not os.path.isdir(args.model_dir):
-            raise InputError(f"--model_dir {args.model_dir}: no such folder; expected OpenAI's checkpoint "
+    if source.init == 'pretrained':
+        if not os.path.isdir(source.model_dir):
+            raise InputError(f"--model_dir {source.model_dir}: no such folder; expected OpenAI's checkpoint "
                              f"(params_shapes.json, params_0.npy ... params_9.npy) from {MODEL_SOURCE}, or a "
                              f"Hugging Face openai-gpt folder (or --init random for a run without pretrained weights)")
         try:
-            find_checkpoint_format(args.model_dir)
+            find_checkpoint_format(source.model_dir)
         except FileNotFoundError as err:
-            raise InputError(f"--model_dir {args.model_dir}: {err}") from None
-    for flag, path, name in (('--encoder_path', args.encoder_path, 'encoder_bpe_40000.json'),
-                             ('--bpe_path', args.bpe_path, 'vocab_40000.bpe')):
+            raise InputError(f"--model_dir {source.model_dir}: {err}") from None
+    for flag, path, name in (('--encoder_path', source.encoder_path, 'encoder_bpe_40000.json'),
+                             ('--bpe_path', source.bpe_path, 'vocab_40000.bpe')):
         if not os.path.isfile(path):
             raise InputError(f"{flag} {path}: no such file; expected OpenAI's {name} from {MODEL_SOURCE} "
                              f"(it defaults to {{model_dir}}/{name})")
-    if args.analysis and args.dataset == 'rocstories':  # before training: --analysis needs the test answers
-        rocstories_test_labels(args.data_dir)
+    if task.analysis and task.dataset == 'rocstories':  # before training: --analysis needs the test answers
+        rocstories_test_labels(task.data_dir)
     if not writes:
         return
-    check_writable(args.log_dir, '--log_dir')
-    check_writable(os.path.join(args.save_dir, args.desc), '--save_dir')
-    if args.submit:
-        check_writable(args.submission_dir, '--submission_dir')
+    check_writable(run.log_dir, '--log_dir')
+    check_writable(os.path.join(run.save_dir, run.desc), '--save_dir')
+    if task.submit:
+        check_writable(task.submission_dir, '--submission_dir')
 
 
 # ------------------------------------------------------------------ the run
 
-def run_paths(args):
+def run_paths(cfg):
     """The files a run writes: a dict of 'log', 'dir', 'best', 'last', 'config', 'submission'."""
-    run_dir = os.path.join(args.save_dir, args.desc)
-    return dict(log=os.path.join(args.log_dir, f'{args.desc}.jsonl'), dir=run_dir,
+    run = cfg.run
+    run_dir = os.path.join(run.save_dir, run.desc)
+    return dict(log=os.path.join(run.log_dir, f'{run.desc}.jsonl'), dir=run_dir,
                 best=os.path.join(run_dir, BEST_PARAMS), last=os.path.join(run_dir, LAST_CHECKPOINT),
                 config=os.path.join(run_dir, RUN_CONFIG),
-                submission=os.path.join(args.submission_dir, submission_files(args)[0]))
+                submission=os.path.join(cfg.task.submission_dir, submission_files(cfg.task.dataset)[0]))
 
 
-def submission_files(args):
+def submission_files(dataset):
     """The submission files of the dataset's test splits (custom data: custom.tsv)."""
-    return tasks.TASKS[args.dataset].submission_files if args.dataset in tasks.TASKS else ('custom.tsv',)
+    return tasks.TASKS[dataset].submission_files if dataset in tasks.TASKS else ('custom.tsv',)
 
 
 EARLIER_RUN = ('log', 'best', 'last', 'config')  # run_paths' keys of what an earlier run leaves
 
 
-def prepare_run_files(args):
+def prepare_run_files(cfg):
     """Before a run writes anything (holding the run's lock): run_frame.prepare_run_folder.
     Returns the earlier run's files that --overwrite replaces (deleted once the new run has
     read its data and built its model)."""
-    return prepare_run_folder(args, run_paths(args), EARLIER_RUN)
+    return prepare_run_folder(cfg.run, run_paths(cfg), EARLIER_RUN)
 
 
-def run_settings(args, data, fmt, world_size=1):
-    """The flags with the values the run actually uses (n_ctx as cut, n_transfer as loaded)
-    and what it found: the first line of the log and the run's config.json."""
-    settings = dict(vars(args))
-    settings.update(n_ctx=data.n_ctx, max_len=data.max_len, n_vocab=data.n_vocab, n_special=data.n_special,
-                    clf_token=data.clf_token, vocab=data.vocab, n_transfer=finetune.layers_to_load(args),
-                    encoder_path=os.path.abspath(args.encoder_path), bpe_path=os.path.abspath(args.bpe_path),
-                    checkpoint_format=fmt, world_size=world_size, task_head_type=data.task.head,
-                    n_ctx_requested=args.n_ctx)
-    if args.dataset != 'rocstories':  # what the other tasks add; ROCStories' line stays the original's
-        settings.update(task_type=data.task.task_type, classes=data.task.classes, n_truncated=data.n_truncated,
-                        splits={name: len(split.X) for name, split in data.splits.items()})
-    return settings
+def found_settings(cfg, data, fmt, world_size=1):
+    """What the run found beyond its config (n_ctx as cut, the vocabulary, the layers loaded, the
+    weights' format, ...): config.json's 'found'."""
+    found = dict(n_ctx=data.n_ctx, max_len=data.max_len, n_vocab=data.n_vocab, n_special=data.n_special,
+                 clf_token=data.clf_token, vocab=data.vocab, n_transfer=finetune.layers_to_load(cfg),
+                 encoder_path=os.path.abspath(cfg.source.encoder_path), bpe_path=os.path.abspath(cfg.source.bpe_path),
+                 checkpoint_format=fmt, world_size=world_size, task_head_type=data.task.head,
+                 n_ctx_requested=cfg.source.n_ctx)
+    if cfg.task.dataset != 'rocstories':  # what the other tasks add; ROCStories' line stays the original's
+        found.update(task_type=data.task.task_type, classes=data.task.classes, n_truncated=data.n_truncated,
+                     splits={name: len(split.X) for name, split in data.splits.items()})
+    return found
 
 
 def settings_summary(settings, paths):
@@ -215,78 +197,82 @@ def _data_summary(settings):
     return f"{where}; vocabulary {g('n_vocab')} + {g('n_special')} special tokens"
 
 
-def run(args, verbose=True):
-    """The whole job of `python train.py`: returns a dict of results.
+def run(cfg, verbose=True):
+    """The whole job of `python train.py` for `cfg` (a FinetuneConfig, or parsed flags or a dict,
+    checked by validate_args): returns a dict of results.
 
     Rank 0 holds the run's lock ({save_dir}/{desc}/.lock) from start to end. Launched by
     torchrun (WORLD_SIZE, RANK, LOCAL_RANK set), it trains data-parallel with
     DistributedDataParallel (see finetune.train_epoch); only rank 0 logs, prints, writes
     checkpoints and the submission (run_frame.run_job)."""
-    return run_job(args, lambda dist, device, main: train_and_evaluate(args, dist, device, verbose and main),
-                   check_inputs, RunLock(run_paths(args)['dir']), prepare_run_files)
+    cfg = validate_args(cfg)
+    return run_job(cfg, lambda dist, device, main: train_and_evaluate(cfg, dist, device, verbose and main),
+                   check_inputs, RunLock(run_paths(cfg)['dir']), prepare_run_files)
 
 
-def train_and_evaluate(args, dist, device, verbose):
+def train_and_evaluate(cfg, dist, device, verbose):
     """run()'s body in each process: data, model, optimizer, the epochs with their evaluations
     and checkpoints, then predict_and_report; rank 0 logs, writes and prints the closing summary."""
     started = time.monotonic()
-    main = dist.is_main
-    finetune.set_seed(args.seed)
-    data = load_data(args, verbose)
-    finetune.check_global_batch(len(data.trY), args, dist.world_size)
-    fmt = find_checkpoint_format(args.model_dir) if args.init == 'pretrained' else 'random'
-    settings = run_settings(args, data, fmt, dist.world_size)
+    main, run = dist.is_main, cfg.run
+    finetune.set_seed(run.seed)
+    data = load_data(cfg, verbose)
+    finetune.check_global_batch(len(data.trY), cfg, dist.world_size)
+    fmt = find_checkpoint_format(cfg.source.model_dir) if cfg.source.init == 'pretrained' else 'random'
+    found = found_settings(cfg, data, fmt, dist.world_size)
+    paths = run_paths(cfg)
     if verbose:
         where = f" ({dist.world_size} processes, {dist.backend})" if dist.enabled else ""
         print(f"device {device}{where}; weights: {CHECKPOINT_FORMATS.get(fmt, 'random initialisation')}"
-              f"{' from ' + args.model_dir if fmt != 'random' else ''}\nsettings (every value in the log's first "
-              f"line):\n{settings_summary(settings, run_paths(args))}", file=sys.stderr)
-    model = finetune.build_model(args, data, device)
-    if not model.transformer.causal:  # for score.load_run; a causal run's config stays as it was
-        settings['causal'] = False
-    t_total = finetune.n_updates_total(len(data.trY), args, dist.world_size)
-    opt = finetune.make_optimizer(args, model, t_total)
-    scaler = make_scaler(args.amp)
-    paths = run_paths(args)
-    flags = dict(run_flags(args), n_transfer=finetune.layers_to_load(args), world_size=dist.world_size,
+              f"{' from ' + cfg.source.model_dir if fmt != 'random' else ''}\nsettings (every value in the log's "
+              f"first line):\n{settings_summary(dict(cfg.flat(), **found), paths)}", file=sys.stderr)
+    model = finetune.build_model(cfg, data, device)
+    if not model.transformer.causal:  # a bidirectional --model_dir makes a bidirectional model
+        found['causal'] = False
+    settings = dict(cfg.flat(), **found)
+    t_total = finetune.n_updates_total(len(data.trY), cfg, dist.world_size)
+    opt = finetune.make_optimizer(cfg, model, t_total)
+    scaler = make_scaler(run.amp)
+    flags = dict(run_flags(cfg), n_transfer=finetune.layers_to_load(cfg), world_size=dist.world_size,
                  data_sha256=finetune.data_digest(data))
 
     state = TrainState()
-    if args.resume:  # a checkpoint written before the data was compared lacks data_sha256: it passes
-        defaults = dict(vars(build_parser().parse_args([])), data_sha256=flags['data_sha256'])
+    if run.resume:  # a checkpoint written before the data was compared lacks data_sha256: it passes
+        defaults = dict(FinetuneConfig().flat(), data_sha256=flags['data_sha256'])
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, defaults,
-                                  best=paths['best'] if args.submit else None)
+                                  best=paths['best'] if cfg.task.submit else None)
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls
-    train_model = wrap_model(SharedPrefixModel(model) if args.share_prefix else model, dist)
-    loss_compute = finetune.make_loss_compute(args, opt, scaler, data.task.task_type)
+    train_model = wrap_model(SharedPrefixModel(model) if cfg.tuning.share_prefix else model, dist)
+    loss_compute = finetune.make_loss_compute(cfg, opt, scaler, data.task.task_type)
+    ctx = finetune.RunContext(cfg, model, data, device, dist, verbose)
     logger = None
     if main:
-        remove_files(earlier_run_files(paths, EARLIER_RUN) if args.overwrite else [])
-        write_json(paths['config'], settings)
-        logger = open_log(paths['log'], settings, previous_entries(paths['log'], state.n_updates) if args.resume
+        remove_files(earlier_run_files(paths, EARLIER_RUN) if run.overwrite else [])
+        write_run_config(paths['config'], cfg, found)
+        logger = open_log(paths['log'], settings, previous_entries(paths['log'], state.n_updates) if run.resume
                           else [])
         for message in data.data_warnings:
             logger.log(warning=message)
-    saved = dataclasses.replace(state) if args.resume else None  # what the last checkpoint holds
+    saved = dataclasses.replace(state) if run.resume else None  # what the last checkpoint holds
     try:
         def on_update(st):
-            if (st.n_updates in LOG_UPDATES and st.n_epochs == 0) or is_due(st.n_updates, args.eval_every):
-                finetune.log_epoch(model, data, args, st, logger, device, verbose, dist)
+            if (st.n_updates in LOG_UPDATES and st.n_epochs == 0) or is_due(st.n_updates, run.eval_every):
+                finetune.log_epoch(ctx, st, logger)
 
         _debug_fail(dist)
-        if args.eval_every and state.n_updates == 0:
-            finetune.log_epoch(model, data, args, state, logger, device, verbose, dist)
-        while state.n_epochs < args.n_iter:
-            if args.max_updates and state.n_updates >= args.max_updates:
+        if run.eval_every and state.n_updates == 0:
+            finetune.log_epoch(ctx, state, logger)
+        while state.n_epochs < run.n_iter:
+            if run.max_updates and state.n_updates >= run.max_updates:
                 break
             if not main:
-                torch.manual_seed(rank_seed(args.seed, dist.rank, state.n_epochs))
-            finetune.train_epoch(train_model, loss_compute, data.trX, data.trM, data.trY, args, state, device,
+                torch.manual_seed(rank_seed(run.seed, dist.rank, state.n_epochs))
+            finetune.train_epoch(train_model, loss_compute, data.trX, data.trM, data.trY, cfg, state, device,
                                  on_update, verbose, dist=dist)
             state.n_epochs += 1
-            finetune.log_epoch(model, data, args, state, logger, device, verbose, dist)
+            finetune.log_epoch(ctx, state, logger)
             if main:
                 save_checkpoint(paths['dir'], model, opt, state, scaler, flags)
             saved = dataclasses.replace(state)
@@ -297,7 +283,7 @@ def train_and_evaluate(args, dist, device, verbose):
         if logger is not None:
             logger.close()
     try:
-        result = predict_and_report(FinetuneRun(args, model, data, paths, device, dist, verbose), state)
+        result = predict_and_report(ctx, paths, state)
     except KeyboardInterrupt:
         raise interrupted("after training, while predicting the test split", paths['last'], _holds(saved)) from None
     if verbose:
@@ -311,27 +297,15 @@ def _holds(saved):
     return None if saved is None else f"epoch {saved.n_epochs}, update {saved.n_updates}"
 
 
-@dataclasses.dataclass
-class FinetuneRun:
-    """What the end of a run works with: the flags, the model (the plain module, not DDP), the
-    data (task_data's), run_paths, device, torchrun info (DistInfo) and whether to print."""
-    args: object
-    model: torch.nn.Module
-    data: object
-    paths: dict
-    device: object
-    dist: object
-    verbose: bool
-
-
-def predict_and_report(ctx, state):
-    """With --submit: the test predictions of the best parameters, written to the submission
-    file of each test split, and with --analysis the task's metrics. Returns the run's result dict."""
-    args, data, paths, dist = ctx.args, ctx.data, ctx.paths, ctx.dist
+def predict_and_report(ctx, paths, state):
+    """With --submit: the test predictions of the best parameters (`ctx` a finetune.RunContext,
+    `paths` run_paths'), written to the submission file of each test split, and with --analysis
+    the task's metrics. Returns the run's result dict."""
+    cfg, data, dist = ctx.cfg, ctx.data, ctx.dist
     result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'],
                   best_va_acc=state.best_score if math.isfinite(state.best_score) else None,
                   world_size=dist.world_size, rank=dist.rank)
-    if not args.submit:
+    if not cfg.task.submit:
         return result
     if dist.is_main:
         load_params(ctx.model, paths['best'])
@@ -342,19 +316,19 @@ def predict_and_report(ctx, state):
         if split not in data.splits:
             continue
         test = data.splits[split]
-        preds = finetune.predict(ctx.model, test.X, test.M, args.n_batch * args.n_acc, ctx.device, args.amp,
+        preds = finetune.predict(ctx.model, test.X, test.M, cfg.run.n_batch * cfg.run.n_acc, ctx.device, cfg.run.amp,
                                  ctx.verbose, dist, task.task_type, desc=f'predicting {split}')
         if not dist.is_main:
             continue
-        path = tasks.write_submission(task, preds, args.submission_dir, split, test.ids)
+        path = tasks.write_submission(task, preds, cfg.task.submission_dir, split, test.ids)
         result.setdefault('submission_path', path)
         result.setdefault('submission_paths', []).append(path)
-        if args.analysis and task.name != 'rocstories' and test.Y is not None:
+        if cfg.task.analysis and task.name != 'rocstories' and test.Y is not None:
             metrics = finetune.split_metrics(task, test.Y, preds, test.groups)
             result[f'{split}_metrics'] = metrics
             print_metrics(task, split, metrics)
-    if dist.is_main and args.analysis:
-        report_analysis(args, task, result, paths)
+    if dist.is_main and cfg.task.analysis:
+        report_analysis(cfg.task.data_dir, task, result, paths)
         result['plot_path'] = plot_log(paths['log'])
     return result
 
@@ -375,11 +349,11 @@ def print_metrics(task, split, metrics):
     print('\n'.join(format_metrics(title, {metric_name(k): v for k, v in metrics.items()})))
 
 
-def report_analysis(args, task, result, paths):
+def report_analysis(data_dir, task, result, paths):
     """--analysis: ROCStories' original report (validation and test accuracy), or the best
     epoch's validation metrics of the other tasks, printed and added to `result`."""
     if task.name == 'rocstories':
-        valid_acc, test_acc = rocstories_analysis(args.data_dir, result['submission_path'], paths['log'])
+        valid_acc, test_acc = rocstories_analysis(data_dir, result['submission_path'], paths['log'])
         result.update(valid_accuracy=valid_acc, test_accuracy=test_acc)
         return
     with open(paths['log'], encoding='utf-8') as f:
@@ -398,7 +372,7 @@ def main(argv=None):
     """The command line: parse the flags, run, and print any detected bad input as one line
     (exit status 2); a failed collective operation under torchrun exits with status 1; Ctrl-C
     prints where the run stopped and how to continue it (exit status 130)."""
-    return cli_main(PROG, lambda args: run(validate_args(args)), build_parser().parse_args(argv),
+    return cli_main(PROG, run, build_parser().parse_args(argv),
                     sys.argv[1:] if argv is None else argv)
 
 

@@ -121,7 +121,7 @@ def time_ours(model, state, args, store, n_vocab, n_updates, warmup, amp='none')
 def time_hf(model, state, args, store, n_updates, warmup):
     """Seconds of each update after `warmup` of the plain loop from `state`, on the same windows."""
     model.load_state_dict(state)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.l2)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.optimizer.lr, weight_decay=args.optimizer.l2)
     times = []
     for i in range(n_updates):
         torch.manual_seed(i)
@@ -182,7 +182,7 @@ def bench_config(opts, name, text_path, cache_dir, folder):
     hf = hf_copy(ours, n_vocab, os.path.join(folder, name))
     diff = logit_difference(ours, hf, args, store, n_vocab)
     state_ours, state_hf = copy.deepcopy(ours.state_dict()), copy.deepcopy(hf.state_dict())
-    tokens = args.n_batch * args.n_ctx
+    tokens = args.run.n_batch * args.source.n_ctx
     n_updates = opts.warmup + opts.steps
     print(f"\n{name}: {config[0]} layers x {config[1]} wide, {config[2]} heads, n_ctx {config[3]}, "
           f"batch {config[4]} windows ({tokens} tokens an update); largest logit difference at the same weights, "

@@ -171,12 +171,12 @@ def main(argv=None):
         '--encoder_path', os.path.join(opts.openai_dir, 'encoder_bpe_40000.json'),
         '--bpe_path', os.path.join(opts.openai_dir, 'vocab_40000.bpe'),
         '--embd_pdrop', '0', '--attn_pdrop', '0', '--resid_pdrop', '0', '--clf_pdrop', '0'])
-    finetune.set_seed(args.seed)
+    finetune.set_seed(args.run.seed)
     data = train.load_data(args, verbose=False)
     if opts.shape == 'race':
-        data = race_shaped(data, max(opts.eval_examples, opts.n_batch * (opts.warmup + opts.steps)), args.seed)
+        data = race_shaped(data, max(opts.eval_examples, opts.n_batch * (opts.warmup + opts.steps)), args.run.seed)
     n_steps = opts.warmup + opts.steps
-    order = finetune.epoch_order(args.seed, 0, len(data.trY))
+    order = finetune.epoch_order(args.run.seed, 0, len(data.trY))
     batches = [order[i * opts.n_batch:(i + 1) * opts.n_batch] for i in range(n_steps)]
     lengths = data.trM.sum(-1).max(-1)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; n_ctx {data.n_ctx}; "
@@ -215,7 +215,7 @@ def main(argv=None):
 
     n_eval = min(opts.eval_examples, len(data.vaY))
     model.transformer.set_attention('sdpa')  # train.py's default, for both evaluations
-    evals = [time_eval(model, data, n_eval, args.n_batch) for _ in range(opts.eval_repeats or opts.repeats)]
+    evals = [time_eval(model, data, n_eval, args.run.n_batch) for _ in range(opts.eval_repeats or opts.repeats)]
     e_plain, e_shared = np.array([p for p, _, _ in evals]), np.array([s for _, s, _ in evals])
     eval_ratios = e_plain / e_shared
     logit_diff = max(d for _, _, d in evals)
@@ -226,7 +226,7 @@ def main(argv=None):
               f"speed-up {spread(eval_ratios[:, k])}")
     print(f"max |logit difference| {logit_diff:.1e} ({'same logits' if logit_diff <= 1e-4 else 'MISMATCH'}, "
           f"tolerance 1e-4)")
-    plain_tokens, shared_tokens = eval_tokens(model, data, n_eval, args.n_batch)
+    plain_tokens, shared_tokens = eval_tokens(model, data, n_eval, args.run.n_batch)
     print(f"positions the evaluation computes: plain {plain_tokens}, shared prefix with no padding at all "
           f"{shared_tokens}: sharing gains at most {plain_tokens / shared_tokens:.2f}x")
     if opts.shape == 'race':
@@ -237,7 +237,7 @@ def main(argv=None):
                   eval_positions_plain_shared=(plain_tokens, shared_tokens))
         return
     n_updates = finetune.n_updates_total(len(data.trY), args)  # what train.py makes: 3 x 1497 // 8
-    n_stories = args.n_iter * 2 * len(data.vaY) + len(data.teX)  # train subset + valid each epoch, then test
+    n_stories = args.run.n_iter * 2 * len(data.vaY) + len(data.teX)  # train subset + valid each epoch, then test
     story = {'plain': np.median(e_plain, axis=0) / n_eval, 'shared': np.median(e_shared, axis=0) / n_eval}
     hours = {name: (n_updates * med[name] + n_stories * story['plain' if name == 'plain' else 'shared']) / 3600
              for name in paths}

@@ -339,8 +339,8 @@ def test_pretrain_run_writes_the_plot_beside_its_log(tmp_path):
                                 '--log_dir', str(tmp_path / 'log'), '--save_dir', str(tmp_path / 'save'),
                                 '--device', 'cpu'])
     result = pretrain.run(args, verbose=False)
-    png = tmp_path / 'log' / f'{args.desc}.png'
-    assert result['log_path'] == str(tmp_path / 'log' / f'{args.desc}.jsonl')
+    png = tmp_path / 'log' / f'{args.run.desc}.png'
+    assert result['log_path'] == str(tmp_path / 'log' / f'{args.run.desc}.jsonl')
     _, text = _png_text(png)
     assert text['Description'] == 'loss: tr_loss, va_loss; validation perplexity: va_ppl; learning rate: lr'
 

@@ -1,6 +1,5 @@
 """bench/bench_pretrain.py: the baseline holds the same weights, the FLOPs per token
 match the formula re-derived from the layer shapes, and both update loops lower the loss."""
-import argparse
 
 import numpy as np
 import pytest
@@ -41,8 +40,8 @@ def test_the_transformers_copy_gives_the_same_logits(tiny, tmp_path):
 def test_flops_per_token_is_the_formula_from_the_layer_shapes():
     for n_layer, d, n_head, n_ctx in ((12, 768, 12, 512), (2, 32, 2, 16)):
         sizes = dict(n_layer=n_layer, n_embd=d, n_head=n_head, n_ctx=n_ctx)
-        model = pretrain.build_model(argparse.Namespace(**{**vars(pretrain.parse_args(['--data', '-'])), **sizes}),
-                                     N_VOCAB)
+        model = pretrain.build_model(pretrain.PretrainConfig.from_flat({**pretrain.parse_args(['--data', '-']).flat(),
+                                                                        **sizes})[0], N_VOCAB)
         # a block: c_attn d x 3d, c_proj d x d, c_fc d x 4d, mlp c_proj 4d x d (+ biases), two LayerNorms
         per_layer = (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d) + 2 * 2 * d
         expected = 6 * (n_layer * per_layer + d * N_VOCAB) + 12 * n_layer * n_ctx * d
@@ -55,7 +54,7 @@ def test_both_update_loops_train(tiny, tmp_path):
     ours = pretrain.build_model(args, N_VOCAB)
     hf = bench_pretrain.hf_copy(ours, N_VOCAB, str(tmp_path / 'hf'))
     opt_ours = pretrain.make_optimizer(args, ours, t_total=30)
-    opt_hf = torch.optim.AdamW(hf.parameters(), lr=args.lr, weight_decay=args.l2)
+    opt_hf = torch.optim.AdamW(hf.parameters(), lr=args.optimizer.lr, weight_decay=args.optimizer.l2)
     losses = {'ours': [], 'hf': []}
     for i in range(30):
         windows = pretrain.sample_windows(store['train'], args, i)

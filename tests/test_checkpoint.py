@@ -251,8 +251,8 @@ def test_a_second_run_of_the_same_desc_is_refused_while_the_first_runs(tmp_path,
 def test_the_effective_n_ctx_is_logged_and_saved(tmp_path, tiny_run):
     result = train.run(train.parse_args(tiny_run('a')), verbose=False)
     settings = json.loads((tmp_path / 'a' / 'log' / 'rocstories.jsonl').read_text().splitlines()[0])
-    config = json.loads((tmp_path / 'a' / 'save' / 'rocstories' / 'config.json').read_text())
-    for s in (settings, config):
+    found = json.loads((tmp_path / 'a' / 'save' / 'rocstories' / 'config.json').read_text())['found']
+    for s in (settings, found):
         assert s['n_ctx'] == result['n_ctx'] < 512 and s['n_ctx_requested'] == 512 and s['n_transfer'] == 1
         assert s['n_vocab'] == 40478 and s['clf_token'] == 40480 and s['vocab'] == 40478 + 3 + s['n_ctx']
 
@@ -305,9 +305,9 @@ KILLER = textwrap.dedent('''
     def die():
         os.kill(os.getpid(), signal.SIGKILL)
 
-    def log_epoch(model, data, args, state, *a, **k):
+    def log_epoch(ctx, state, *a, **k):
         epoch[0] = state.n_epochs
-        return real_log_epoch(model, data, args, state, *a, **k)
+        return real_log_epoch(ctx, state, *a, **k)
 
     def replace(src, dst):
         real_replace(src, dst)

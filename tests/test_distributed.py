@@ -73,7 +73,7 @@ def test_torchrun_env_detection(monkeypatch):
     # a plain `python train.py`: no process group at all
     for name in distributed.TORCHRUN_VARS:
         monkeypatch.delenv(name, raising=False)
-    dist, device = distributed.setup_distributed(train.parse_args(['--device', 'cpu']))
+    dist, device = distributed.setup_distributed(train.parse_args(['--device', 'cpu']).run)
     assert dist == distributed.DistInfo() and not dist.enabled and dist.world_size == 1
     assert device == torch.device('cpu')
     assert not tdist.is_initialized()

@@ -1,5 +1,6 @@
 """electra.py: parity with electra-pytorch's Electra (randomness fixed), a numpy
 re-derivation of both losses, the masking and sampling statistics, and bad inputs."""
+import dataclasses
 import math
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch.nn as nn
 import electra
 from electra import DiscHead, Electra, ElectraConfig, EmbedProj, MaskedLM
 from errors import ConfigError, InputError
-from model_pytorch import DEFAULT_CONFIG, TransformerModel, dotdict
+from model_pytorch import DEFAULT_CONFIG, ModelConfig, TransformerModel, dotdict
 
 ref_module = pytest.importorskip('electra_pytorch.electra_pytorch')
 
@@ -328,15 +329,14 @@ def test_the_generator_is_gen_size_of_the_discriminator():
 
 
 def test_the_objective_model_follows_the_config():
-    import argparse
-    args = argparse.Namespace(**dict(DEFAULT_CONFIG, n_embd=32, n_head=4, n_layer=1, n_ctx=8,
-                                     attn_impl='explicit', init='random', resume=False, objective='electra',
-                                     mask_prob=0.3, gen_size=0.5, disc_weight=7.0))
-    model = electra.build_objective_model(args, n_vocab=20)
+    model_cfg = ModelConfig(n_embd=32, n_head=4, n_layer=1, attn_impl='explicit')
+    objective = ElectraConfig(objective='electra', mask_prob=0.3, gen_size=0.5, disc_weight=7.0)
+    model = electra.build_objective_model(objective, model_cfg, n_vocab=20, n_ctx=8)
     assert isinstance(model, Electra) and (model.mask_prob, model.disc_weight, model.mask_token_id) == (0.3, 7.0, 20)
     assert (model.generator.n_embd, model.discriminator.n_embd) == (16, 32)
-    args.objective = 'mlm'
-    assert isinstance(electra.build_objective_model(args, n_vocab=20), MaskedLM)
-    assert electra.objective_warnings(args) == []
-    args.objective, args.gen_size = 'electra', 2.0
-    assert electra.objective_warnings(args)[0].startswith('--gen_size 2.0: the generator (64 wide) is wider')
+    assert not model.discriminator.causal and not model.generator.causal
+    mlm = dataclasses.replace(objective, objective='mlm')
+    assert isinstance(electra.build_objective_model(mlm, model_cfg, n_vocab=20, n_ctx=8), MaskedLM)
+    assert electra.objective_warnings(mlm, 32, 4) == []
+    wide = dataclasses.replace(objective, gen_size=2.0)
+    assert electra.objective_warnings(wide, 32, 4)[0].startswith('--gen_size 2.0: the generator (64 wide) is wider')

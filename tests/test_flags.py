@@ -225,3 +225,46 @@ def test_electra_flags_are_pretrains():
     assert_same_flags(derived, script, ElectraConfig,
                       [[], ['--objective', 'electra', '--mask_prob', '0.2', '--gen_size', '0.5', '--disc_weight', '1']],
                       script_argv=['--data', 'x'])
+
+
+@dataclass
+class Other(Config):
+    lr: float = 1.0
+    hidden: int = 7
+
+
+@dataclass
+class Group(flags.ConfigGroup):
+    SKIP = ('hidden',)
+    toy: Toy = field(default_factory=Toy)
+    other: Other = field(default_factory=Other)
+
+    def check(self):
+        if self.toy.n_head > 100 * self.other.lr:
+            raise ConfigError('n_head', self.toy.n_head, f"at most {100 * self.other.lr:g} (100 lr)")
+
+
+def test_a_group_is_its_parts_flags_and_json():
+    parser = Group.add_flags(argparse.ArgumentParser(), defaults={'other': {'lr': 0.5}})
+    assert 'hidden' not in actions(parser) and actions(parser)['lr'].default == 0.5
+    group = Group.from_args(parser.parse_args(['--n_head', '4', '--pdrop', '0.2']))
+    assert group == Group(Toy(n_head=4, pdrop=0.2), Other(lr=0.5))
+    assert 'hidden' not in group.flat() and group.flat()['n_head'] == 4 and group.flat()['lr'] == 0.5
+    assert Group.from_dict(json.loads(json.dumps(group.to_dict()))) == group
+    assert Group.from_dict(dict(group.flat(), hidden=7)) == group  # a flat dict of fields by name
+    assert Group.from_flat({'n_head': 2, 'found': 1}) == (Group(Toy(n_head=2)), {'found': 1})
+    with pytest.raises(ConfigError, match="^colour=1: expected a field of Group's parts"):
+        Group.from_dict({'colour': 1})
+    assert Group.flag_of('schedule') == '--lr_schedule' and Group.flag_of('lr') == '--lr'
+
+
+def test_a_group_replaces_fields_by_name_and_checks_across_parts():
+    group = Group()
+    assert group.replace(n_head=3, lr=0.2) == Group(Toy(n_head=3), Other(lr=0.2))
+    with pytest.raises(ConfigError, match=r"^n_head=12: expected at most 5 \(100 lr\)"):
+        group.replace(lr=0.05)
+    with pytest.raises(ConfigError, match=r"^pdrop=2: expected a probability"):
+        group.replace(pdrop=2)
+    with pytest.raises(ConfigError, match="^bogus=1: expected a field of Group's parts"):
+        group.replace(bogus=1)
+    assert Toy.from_any(group) is group.toy  # a part converts at the boundary as itself

@@ -204,7 +204,7 @@ def test_help_says_what_share_prefix_changes(capsys):
     text = ' '.join(capsys.readouterr().out.split())
     assert '--share_prefix' in text
     assert "the choices share the context's dropout masks (the TF release drew one per choice)" in text
-    assert tiny_args().share_prefix is False
+    assert tiny_args().tuning.share_prefix is False
 
 
 # ------------------------------------------------------------------ with dropout on

@@ -1,6 +1,7 @@
 """pretrain.py: tiny pre-training runs (char mode on a few KB of text, BPE on a tiny
 text with the real vocabulary), resume, the output folder in generate.py and train.py,
 and every bad input as a one-line error."""
+import argparse
 import hashlib
 import json
 import math
@@ -80,7 +81,7 @@ def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path,
     # the untrained model's loss on the same validation split, as the baseline
     args = pretrain.parse_args(argv(tmp_path, 'a', data))
     store = pretrain.load_corpus(args, vocab, verbose=False)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.run.seed)
     untrained, _ = pretrain.evaluate_lm(pretrain.build_model(args, vocab.vocab_size), store['valid'], 32,
                                         vocab.vocab_size)
     assert untrained > math.log(vocab.vocab_size) - 0.5  # about uniform
@@ -134,8 +135,9 @@ def test_gpt2_layout_trains_and_generate_reads_its_folder(tmp_path, capsys):
 
 
 def test_the_defaults_are_the_papers_recipe(tmp_path):
-    args = pretrain.parse_args(['--data', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path',
-                                str(BPE_PATH)])
+    cfg = pretrain.parse_args(['--data', str(tmp_path), '--encoder_path', str(ENCODER_PATH), '--bpe_path',
+                               str(BPE_PATH)])
+    args = argparse.Namespace(**cfg.flat())
     assert (args.n_ctx, args.n_batch, args.n_acc, args.n_layer, args.n_embd, args.n_head) == (512, 64, 1, 12, 768, 12)
     assert (args.lr, args.lr_schedule, args.warmup_updates, args.l2, args.vector_l2) == (
         2.5e-4, 'warmup_cosine', 2000, 0.01, False)
@@ -143,13 +145,13 @@ def test_the_defaults_are_the_papers_recipe(tmp_path):
     assert (args.tokenizer, args.arch, args.init) == ('bpe', 'gpt1', 'random')
     small = pretrain.parse_args(['--data', str(tmp_path), '--tokenizer', 'char', *TINY])
     model = pretrain.build_model(small, 10)
-    opt = pretrain.make_optimizer(args, model, t_total=100000)
+    opt = pretrain.make_optimizer(cfg, model, t_total=100000)
     group = opt.param_groups[0]
     assert (group['lr'], group['schedule'], group['warmup'], group['t_total']) == (
         2.5e-4, 'warmup_cosine', 2000 / 100000, 100000)
     assert (group['l2'], group['vector_l2'], group['max_grad_norm']) == (0.01, False, 1)
     # one update of 64 windows of 512 tokens: t_total is n_iter epochs of the training tokens
-    assert pretrain.n_updates_total(64 * 512 * 10 + 1, args) == 11 * 100
+    assert pretrain.n_updates_total(64 * 512 * 10 + 1, cfg) == 11 * 100
 
 
 def test_evaluate_lm_is_the_mean_cross_entropy_of_every_prediction(tmp_path):
@@ -299,11 +301,11 @@ def test_bpe_output_loads_in_train_and_generate(tmp_path, capsys, monkeypatch, r
 
     targs = train.parse_args(['--model_dir', folder, '--data_dir', str(rocstories_dir), '--n_layer', '1',
                               '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--truncate'])
-    assert (targs.encoder_path, targs.bpe_path) == (os.path.join(folder, 'vocab.json'),
-                                                    os.path.join(folder, 'merges.txt'))
+    assert (targs.source.encoder_path, targs.source.bpe_path) == (os.path.join(folder, 'vocab.json'),
+                                                                  os.path.join(folder, 'merges.txt'))
     train.check_inputs(targs, writes=False)
-    data_roc = task_data.make_roc_data(text_utils.TextEncoder(targs.encoder_path, targs.bpe_path),
-                                   _tiny_roc_encoded(), targs.n_ctx, truncate=True)
+    data_roc = task_data.make_roc_data(text_utils.TextEncoder(targs.source.encoder_path, targs.source.bpe_path),
+                                   _tiny_roc_encoded(), targs.source.n_ctx, truncate=True)
     model = finetune.build_model(targs, data_roc)
     emb = model.transformer.embed.weight.detach()
     assert torch.equal(emb[:40478], saved['transformer.tokens_embed.weight'])
@@ -378,8 +380,8 @@ def test_a_few_dozen_small_files_get_a_validation_split_with_the_default_flags(t
                                 '--cache_dir', str(tmp_path / 'cache')])
     store = pretrain.load_corpus(args, pretrain.build_tokenizer(args), verbose=False)
     meta = store['meta']
-    assert args.valid_fraction == 0.01 and meta['n_docs'] == 36
-    assert meta['n_valid_tokens'] >= args.n_ctx and meta['n_train_tokens'] >= args.n_ctx
+    assert args.corpus.valid_fraction == 0.01 and meta['n_docs'] == 36
+    assert meta['n_valid_tokens'] >= args.source.n_ctx and meta['n_train_tokens'] >= args.source.n_ctx
     assert len(store['valid']) + len(store['train']) == meta['n_valid_tokens'] + meta['n_train_tokens']
 
 
@@ -487,10 +489,10 @@ def test_mlm_and_electra_runs_lower_their_losses_and_write_a_bidirectional_folde
     # the untrained model's statistics on the same validation windows, masked alike
     args = pretrain.parse_args(argv(tmp_path, 'a', data, *extra))
     tok = pretrain.build_tokenizer(args)
-    torch.manual_seed(args.seed)
+    torch.manual_seed(args.run.seed)
     untrained = pretrain.evaluate_objective(pretrain.build_model(args, tok.vocab_size),
                                             pretrain.load_corpus(args, tok, verbose=False)['valid'], 32,
-                                            tok.vocab_size + 1, 8, seed=args.seed)
+                                            tok.vocab_size + 1, 8, seed=args.run.seed)
     margin = 0.3 if objective == 'mlm' else 0.15  # electra's generator is a quarter as wide
     assert entries[-1]['va_mlm_loss'] < untrained['mlm_loss'] - margin, (untrained, entries)
     if objective == 'electra':
@@ -550,9 +552,9 @@ def test_electra_output_finetunes_in_train_and_the_estimators(tmp_path, capsys, 
         train.main(flags + ['--lm_coef', '0.5'])  # given explicitly: refused
     assert "--lm_coef 0.5: --model_dir" in capsys.readouterr().err.strip().splitlines()[-1]
     monkeypatch.setattr(task_data, 'encode_rocstories', lambda a, verbose=True: (
-        text_utils.TextEncoder(a.encoder_path, a.bpe_path), _tiny_roc_encoded()))
+        text_utils.TextEncoder(a.source.encoder_path, a.source.bpe_path), _tiny_roc_encoded()))
     finetune = train.parse_args(flags)  # not given: 0 for a bidirectional folder
-    assert finetune.lm_coef == 0
+    assert finetune.tuning.lm_coef == 0
     out = train.run(finetune, verbose=False)
     assert out['n_updates'] == 1
 

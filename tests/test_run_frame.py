@@ -116,11 +116,11 @@ def _run_args(**kw):
                                            (dict(max_updates=-1), r'^max_updates=-1: expected 0 \(none\)'),
                                            (dict(dist_timeout=float('nan')), '^dist_timeout=nan: expected a positive'),
                                            (dict(resume=True, overwrite=True), 'pass one of them')])
-def test_check_run_flags_names_the_field(change, match):
-    assert run_frame.check_run_flags(_run_args()) == run_frame.RunConfig(desc='x', seed=1, n_batch=1, n_iter=1,
-                                                                         dist_timeout=1.0)
+def test_run_config_of_flags_names_the_field(change, match):
+    assert run_frame.RunConfig.from_any(_run_args()) == run_frame.RunConfig(desc='x', seed=1, n_batch=1, n_iter=1,
+                                                                            dist_timeout=1.0)
     with pytest.raises(InputError, match=match):
-        run_frame.check_run_flags(_run_args(**change))
+        run_frame.RunConfig.from_any(_run_args(**change))
 
 
 def test_run_config_round_trips_and_refuses_unknown_keys():

@@ -47,6 +47,28 @@ def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
 
 
 @pytest.mark.slow
+def test_a_run_config_reads_back_into_its_configs_and_a_flat_one_still_loads(finished_run, tmp_path):
+    """config.json holds the FinetuneConfig (one object per part) and what the run found; it reads
+    back into the same types. The flat file of settings earlier versions wrote (the log's first
+    line: n_ctx as cut, n_ctx_requested as asked) loads to the same model and scores."""
+    work, argv = finished_run
+    run_dir = work / 'save' / 'rocstories'
+    record = finetune.read_run_config(str(run_dir / 'config.json'))
+    assert record.config == train.parse_args(argv)
+    assert record.found['n_ctx'] < record.config.source.n_ctx == record.found['n_ctx_requested']
+    settings = json.loads((work / 'log' / 'rocstories.jsonl').read_text().splitlines()[0])
+    assert {k: v for k, v in settings.items() if k != 'time'} == record.settings
+    flat_dir = shutil.copytree(run_dir, tmp_path / 'flat')
+    (flat_dir / 'config.json').write_text(json.dumps(record.settings))
+    old = finetune.read_run_config(str(flat_dir / 'config.json'))
+    # the flat file has n_transfer as loaded (every layer), the configs as asked (None: every layer)
+    assert old.config.replace(n_transfer=None) == record.config and old.found['n_ctx'] == record.found['n_ctx']
+    story, endings = 'Tom went to the store.', ['He bought milk.', 'He flew to the moon.']
+    np.testing.assert_array_equal(load_run(str(flat_dir)).score(story, endings),
+                                  load_run(str(run_dir)).score(story, endings))
+
+
+@pytest.mark.slow
 def test_cli_prints_each_ending_with_its_probability(finished_run):
     work, _ = finished_run
     story = "Karen was assigned a roommate her first year of college. Their first meeting went well."
@@ -91,6 +113,17 @@ def test_a_run_exports_with_its_tokenizer_and_its_positions(finished_run, tmp_pa
     assert ids == run.text_encoder.encode([sentence], verbose=False)[0]
 
 
+def edit_config(path, changes, part=None):
+    """Rewrite a run's config.json with changes(found) ({name: value}, computed from its 'found'
+    values): in `part` where given, else a name of 'found' there, another in the part of the
+    config that holds it."""
+    config = json.loads(path.read_text())
+    for name, value in changes(config['found']).items():
+        where = part or ('found' if name in config['found'] else next(p for p in config if name in config[p]))
+        config[where][name] = value
+    path.write_text(json.dumps(config))
+
+
 @pytest.mark.parametrize('changes, match', [
     (lambda c: dict(n_ctx=2 ** 31, vocab=c['vocab'] - c['n_ctx'] + 2 ** 31),
      r'best_params\.safetensors: transformer\.embed\.weight has shape \(\d+, 16\), expected \(2147\d+, 16\) '
@@ -103,8 +136,7 @@ def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_r
     shapes (the safetensors header) before a model of that size is built."""
     work, _ = finished_run
     run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'run')
-    config = json.loads((run_dir / 'config.json').read_text())
-    (run_dir / 'config.json').write_text(json.dumps(dict(config, **changes(config))))
+    edit_config(run_dir / 'config.json', changes)
     with pytest.raises(CheckpointError, match=match):
         load_run(str(run_dir))
 
@@ -117,11 +149,7 @@ def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path,
     head read as a multiple-choice one scored every ending alike) is refused."""
     work, _ = finished_run
     run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'sts')
-    with open(run_dir / 'config.json') as f:
-        config = json.load(f)
-    config.update(task_type=task_type, task_head_type=head, dataset='custom')
-    with open(run_dir / 'config.json', 'w') as f:
-        json.dump(config, f)
+    edit_config(run_dir / 'config.json', lambda found: dict(task_type=task_type, task_head_type=head), 'found')
     with pytest.raises(InputError, match=f"run {run_dir} is a {task_type} run .*config\\.json.*: score\\.py scores "
                                          f"multiple-choice runs"):
         load_run(str(run_dir))

@@ -163,7 +163,7 @@ def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards)
     settings, entries = read_log(tmp_path / 'log' / 'reviews.jsonl')
     assert settings['classes'] == ['neg', 'pos'] and settings['task_head_type'] == ['classification', 2]
     config = json.loads((tmp_path / 'save' / 'reviews' / 'config.json').read_text())
-    assert config['classes'] == ['neg', 'pos']  # saved with the checkpoint
+    assert config['found']['classes'] == ['neg', 'pos']  # saved with the checkpoint
     rows = submission(tmp_path / 'submission' / 'custom.tsv')
     assert [r[0] for r in rows] == [str(i) for i in range(5)] and {r[1] for r in rows} <= {'neg', 'pos'}
 
