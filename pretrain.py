@@ -89,6 +89,7 @@ import electra
 from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint, run_flags, save_checkpoint,
                         write_json)
+from corpus import find_inputs
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
 from flags import DefaultsHelpFormatter, add_flags
@@ -100,7 +101,7 @@ from pretraining import (build_model, build_tokenizer, evaluate_lm, evaluate_obj
 from run_frame import (RunConfig, check_run_flags, check_writable, cli_main, closing_summary,
                        earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
                        prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job)
-from token_store import find_inputs
+from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES
 from weights import find_checkpoint_format
 
 PROG = 'pretrain.py'
@@ -179,7 +180,6 @@ def validate_args(args):
 def check_inputs(args, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
-    from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
     find_inputs(args.data)
     if args.tokenizer == 'bpe':
         for flag, path in (('--encoder_path', args.encoder_path), ('--bpe_path', args.bpe_path)):

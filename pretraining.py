@@ -15,6 +15,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 import electra
+from corpus import NotUTF8Error
 from distributed import unwrap_model
 from errors import CheckpointError, DataError, InputError, NonFiniteLossError
 from hf_interop import export_hf
@@ -22,7 +23,8 @@ from loss import IGNORE_INDEX
 from model_pytorch import LMModel, TransformerModel
 from opt import SCHEDULES, OpenAIAdam
 from run_frame import GradientAccumulator, autocast, eval_mode, sync_unless_last
-from token_store import NotUTF8Error, build_token_store
+from text_utils import CharTokenizer, TextEncoder
+from token_store import build_token_store
 from weights import load_pretrained
 
 
@@ -32,7 +34,6 @@ def build_tokenizer(args, verbose=False):
     """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
     for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
     corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
-    from text_utils import CharTokenizer, TextEncoder  # spacy and ftfy load once a run starts, not for --help
     if args.tokenizer == 'bpe':
         return TextEncoder(args.encoder_path, args.bpe_path)
     if args.init == 'pretrained':

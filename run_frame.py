@@ -39,6 +39,7 @@ from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_co
 from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
                     exit_interrupted, exit_with_error)
 from flags import Config
+from text_utils import RELEASE_BPE_FILES, find_bpe_files
 from utils import ResultLogger
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -136,7 +137,6 @@ def resolve_bpe_paths(args):
     (check_inputs then names what is missing)."""
     if args.encoder_path is not None and args.bpe_path is not None:
         return args
-    from text_utils import RELEASE_BPE_FILES, find_bpe_files  # spacy and ftfy load after the flags are parsed
     try:
         found = find_bpe_files(args.model_dir)
     except MissingFileError:
