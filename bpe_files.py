@@ -140,19 +140,22 @@ def check_gpt1_merges(encoder, merges, encoder_path, bpe_path):
 
 def check_gpt2_merges(encoder, merges, encoder_path, bpe_path):
     """Raise DataError unless the byte-level vocabulary is built by these merges in order: the 256 byte
-    symbols, then merge r's symbol with id 256 + r, then special tokens, '<|endoftext|>' among them.
+    symbols, then merge r's symbol with id 256 + r, then '<|endoftext|>', the last id.
 
     GPT-2's files have this shape; it is what makes a symbol's id its merge priority."""
     for b, c in byte_to_char().items():
         if encoder.get(c, 256) >= 256:
             raise DataError(f"BPE vocabulary file {encoder_path} gives the byte 0x{b:02x} ({c!r}) the id "
                             f"{encoder.get(c)}: expected one of the ids 0..255 (GPT-2's byte symbols)")
+    if len(merges) != len(encoder) - 257:
+        raise DataError(f"BPE merges file {bpe_path} holds {len(merges)} merges, expected {len(encoder) - 257}: one "
+                        f"per symbol of {encoder_path} between its 256 bytes and {END_OF_TEXT!r} (a file cut short, "
+                        f"or from another vocabulary?)")
     for rank, (left, right) in enumerate(merges):
         if encoder.get(left + right) != 256 + rank:
             raise DataError(f"BPE merges file {bpe_path} line {rank + 2} merges {left!r} {right!r}, which "
                             f"{encoder_path} gives the id {encoder.get(left + right)}: expected {256 + rank} "
                             f"(256 + its rank; merges of another vocabulary?)")
-    if encoder.get(END_OF_TEXT, -1) < 256 + len(merges):
-        raise DataError(f"BPE vocabulary file {encoder_path} has {len(encoder)} ids and {END_OF_TEXT!r} "
-                        f"at {encoder.get(END_OF_TEXT)}: expected {END_OF_TEXT!r} after the {256 + len(merges)} "
-                        f"symbols of {bpe_path}'s merges")
+    if encoder.get(END_OF_TEXT) != len(encoder) - 1:
+        raise DataError(f"BPE vocabulary file {encoder_path} gives {END_OF_TEXT!r} the id {encoder.get(END_OF_TEXT)}: "
+                        f"expected the last id, {len(encoder) - 1}")
