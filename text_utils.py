@@ -84,22 +84,26 @@ _KINDS = {'gpt1': ("GPT-1's", "words end in '</w>'", 'TextEncoder'), 'gpt2': ("G
 
 
 def _refuse_other_kind(encoder, merges, want, encoder_path, bpe_path):
-    """Raise DataError when the vocabulary or the merges are recognizably the other model's (see
-    bpe_files.vocabulary_kind and merges_kind): one line naming the file, what it is and what was expected."""
-    for what, path, kind in (('vocabulary', encoder_path, vocabulary_kind(encoder)),
-                             ('merges', bpe_path, merges_kind(merges))):
+    """Raise DataError when the two files are recognizably two models' (a mixed pair), or the other
+    model's (bpe_files.vocabulary_kind and merges_kind): one line naming the files, what they hold and
+    what was expected."""
+    kinds = {'vocabulary': vocabulary_kind(encoder), 'merges': merges_kind(merges)}
+    if None not in kinds.values() and len(set(kinds.values())) == 2:
+        held = ', '.join(f"the {what} {_KINDS[kind][0]} ({_KINDS[kind][1]})" for what, kind in kinds.items())
+        raise DataError(f"BPE files {encoder_path} and {bpe_path} are not one model's pair: {held}; expected "
+                        f"both from one model's folder")
+    for (what, kind), path in zip(kinds.items(), (encoder_path, bpe_path)):
         if kind not in (None, want):
             (found, how, reader), (wanted, wanted_how, _) = _KINDS[kind], _KINDS[want]
             raise DataError(f"BPE {what} file {path} holds {found} {what} ({how}): expected {wanted} "
-                            f"({wanted_how}){' to go with ' + str(encoder_path) if what == 'merges' else ''}; "
-                            f"{found} files are read by {reader}")
+                            f"({wanted_how}); {found} files are read by {reader}")
 
 
 class Tokenizer(abc.ABC):
     """Text to token ids and back, the vocabulary's size and the files that keep it beside a model.
 
-    Every script reads text through this interface; TextEncoder (GPT-1's BPE) and
-    CharTokenizer (one id per character) implement it. Ids run 0 .. vocab_size - 1.
+    Every script reads text through this interface; TextEncoder (GPT-1's BPE), GPT2Encoder (GPT-2's
+    byte-level BPE) and CharTokenizer (one id per character) implement it. Ids run 0 .. vocab_size - 1.
     """
 
     @abc.abstractmethod
@@ -383,11 +387,11 @@ class GPT2Encoder(Tokenizer):
         self._n_loaded = len(self.encoder)  # ids from here on were added by a caller: not tiktoken's
         self._fingerprint = 'gpt2:' + hashlib.sha256(json.dumps(
             [sorted(self.encoder, key=self.encoder.get), merges], ensure_ascii=False).encode('utf-8')).hexdigest()
-        char_to_byte = {c: b for b, c in byte_to_char().items()}
+        to_latin1 = {ord(c): b for b, c in byte_to_char().items()}  # a symbol's bytes, as Latin-1 characters
         # With each merge's symbol at id 256 + rank (check_gpt2_merges), a symbol's id is its merge's
         # priority, which is what tiktoken ranks pieces by: the ids equal the release's merge loop
         # (tests compare both on every code point and on generated text).
-        ranks = {bytes(char_to_byte[c] for c in symbol): i for symbol, i in self.encoder.items()
+        ranks = {symbol.translate(to_latin1).encode('latin-1'): i for symbol, i in self.encoder.items()
                  if i < self._n_symbols}
         specials = {symbol: i for symbol, i in self.encoder.items() if i >= self._n_symbols}
         self._bpe = tiktoken.Encoding('gpt2-bpe', pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
@@ -397,10 +401,10 @@ class GPT2Encoder(Tokenizer):
         """One str -> list of int ids. InputError for a lone surrogate (no UTF-8 bytes: the release raises)."""
         if not isinstance(text, str):
             raise TypeError(f"GPT2Encoder.encode: {where} is {type(text).__name__} {text!r:.60}, expected str")
-        if not text.isascii() and _SURROGATE.search(text):
-            at = _SURROGATE.search(text).start()
-            raise InputError(f"GPT2Encoder.encode: {where} holds the lone surrogate U+{ord(text[at]):04X} at "
-                             f"position {at}: expected text that UTF-8 can encode")
+        surrogate = not text.isascii() and _SURROGATE.search(text)
+        if surrogate:
+            raise InputError(f"GPT2Encoder.encode: {where} holds the lone surrogate U+{ord(surrogate[0]):04X} at "
+                             f"position {surrogate.start()}: expected text that UTF-8 can encode")
         return self._bpe.encode_ordinary(text)
 
     def encode(self, texts, verbose=True):

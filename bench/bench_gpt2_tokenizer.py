@@ -36,7 +36,7 @@ def hf_fast(encoder_path, bpe_path):
         sys.path[:] = saved_path
         if saved is not None:
             sys.modules['datasets'] = saved
-    tok = GPT2TokenizerFast(vocab=encoder_path, merges=bpe_path)
+    tok = GPT2TokenizerFast(encoder_path, bpe_path)  # vocab(_file), merges(_file) in transformers 4 and 5
     return lambda texts: tok(texts, split_special_tokens=True)['input_ids']
 
 

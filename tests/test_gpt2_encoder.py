@@ -49,11 +49,11 @@ def plain():
 
 @pytest.fixture(scope='module')
 def hf_gpt2():
-    """transformers' GPT2Tokenizer (the Rust `tokenizers` byte-level BPE) built from the same two files."""
+    """transformers' GPT2Tokenizer built from the same two files (transformers 5: the Rust `tokenizers` BPE)."""
     with _without_project_on_path():
         pytest.importorskip('transformers')
         from transformers import GPT2Tokenizer
-    tok = GPT2Tokenizer(vocab=str(GPT2_ENCODER), merges=str(GPT2_BPE))
+    tok = GPT2Tokenizer(str(GPT2_ENCODER), str(GPT2_BPE))  # vocab(_file), merges(_file) in transformers 4 and 5
     # split_special_tokens: the text '<|endoftext|>' is text, as in the release.
     return lambda texts: tok(texts, split_special_tokens=True)['input_ids']
 
@@ -228,22 +228,28 @@ def one_line_error(error, match, build):
 
 
 def test_files_of_the_other_model_are_named_as_such(tmp_path):
-    one_line_error(DataError, r"vocab_40000.bpe holds GPT-1's merges \(words end in '</w>'\): expected GPT-2's "
-                              r"\(byte-level\) to go with .*encoder.json; GPT-1's files are read by TextEncoder",
-                   lambda: GPT2Encoder(str(GPT2_ENCODER), str(BPE_PATH)))
-    one_line_error(DataError, r"encoder_bpe_40000.json holds GPT-1's vocabulary .*: expected GPT-2's",
-                   lambda: GPT2Encoder(str(ENCODER_PATH), str(GPT2_BPE)))
     one_line_error(DataError, r"encoder.json holds GPT-2's vocabulary \(byte-level\): expected GPT-1's \(words end "
                               r"in '</w>'\); GPT-2's files are read by GPT2Encoder",
                    lambda: TextEncoder(str(GPT2_ENCODER), str(GPT2_BPE)))
-    mixed = tmp_path / 'mixed'
-    mixed.mkdir()
-    shutil.copyfile(ENCODER_PATH, mixed / 'vocab.json')
-    shutil.copyfile(GPT2_BPE, mixed / 'merges.txt')
-    one_line_error(DataError, r"vocab.json holds GPT-1's vocabulary .*: expected GPT-2's",
-                   lambda: load_tokenizer(str(mixed)))
+    one_line_error(DataError, r"encoder_bpe_40000.json holds GPT-1's vocabulary \(words end in '</w>'\): expected "
+                              r"GPT-2's \(byte-level\); GPT-1's files are read by TextEncoder",
+                   lambda: GPT2Encoder(str(ENCODER_PATH), str(BPE_PATH)))
     one_line_error(MissingFileError, r"holds neither .*encoder_bpe_40000.json .* nor GPT-2's encoder.json and "
                                      r"vocab.bpe nor .*vocab.json", lambda: load_tokenizer(str(tmp_path / 'none')))
+
+
+@pytest.mark.parametrize('vocab, merges', [(ENCODER_PATH, GPT2_BPE), (GPT2_ENCODER, BPE_PATH)])
+def test_a_mixed_pair_is_refused(tmp_path, vocab, merges):
+    mixed = tmp_path / 'mixed'
+    mixed.mkdir()
+    shutil.copyfile(vocab, mixed / 'vocab.json')
+    shutil.copyfile(merges, mixed / 'merges.txt')
+    gpt1_first = vocab == ENCODER_PATH
+    held = (r"the vocabulary GPT-1's \(words end in '</w>'\), the merges GPT-2's \(byte-level\)" if gpt1_first else
+            r"the vocabulary GPT-2's \(byte-level\), the merges GPT-1's \(words end in '</w>'\)")
+    message = rf"BPE files .*vocab.json and .*merges.txt are not one model's pair: {held}; expected both from one"
+    for build in (TextEncoder, GPT2Encoder, lambda *paths: load_tokenizer(str(mixed))):
+        one_line_error(DataError, message, lambda: build(str(mixed / 'vocab.json'), str(mixed / 'merges.txt')))
 
 
 def _edited_vocabulary(tmp_path, edit):
@@ -288,9 +294,3 @@ def test_files_that_are_not_utf8_name_the_line(tmp_path):
                               r"expected GPT-2's vocab.bpe", lambda: GPT2Encoder(str(GPT2_ENCODER), str(bad)))
     one_line_error(MissingFileError, r"nothing.json not found: expected GPT-2's encoder.json",
                    lambda: GPT2Encoder(str(tmp_path / 'nothing.json'), str(GPT2_BPE)))
-
-
-def test_gpt2_merges_given_to_gpt1s_reader_are_named():
-    one_line_error(DataError, r"vocab.bpe holds GPT-2's merges \(byte-level\): expected GPT-1's \(words end in "
-                              r"'</w>'\) to go with .*encoder_bpe_40000.json",
-                   lambda: TextEncoder(str(ENCODER_PATH), str(GPT2_BPE)))
