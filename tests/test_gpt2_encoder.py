@@ -155,6 +155,11 @@ def test_the_interface(gpt2):
         gpt2.decode([50257])
 
 
+def test_end_of_text_separates_pretraining_documents(gpt2):
+    from pretraining import separator_id
+    assert separator_id(gpt2) == 50256 == gpt2.encoder['<|endoftext|>']
+
+
 def test_special_tokens_added_by_finetuning():
     enc = GPT2Encoder(str(GPT2_ENCODER), str(GPT2_BPE))
     fingerprint = enc.fingerprint()
