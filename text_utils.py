@@ -536,7 +536,7 @@ class CharTokenizer(Tokenizer):
 
     @classmethod
     def fit(cls, paths, verbose=False, strict=False, extra=''):
-        """The characters of every input under `paths` (token_store.find_inputs) plus those of
+        """The characters of every input under `paths` (corpus.find_inputs) plus those of
         `extra`. A file that is not UTF-8 is left out (as build_token_store leaves it out), or
         with `strict` refused with NotUTF8Error."""
         seen = set(extra)
