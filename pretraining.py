@@ -17,6 +17,7 @@ import torch.distributed as tdist
 import torch.nn.functional as F
 
 import electra
+from corpus import NotUTF8Error
 from electra import ElectraConfig
 from distributed import unwrap_model
 from errors import CheckpointError, ConfigError, DataError, InputError, NonFiniteLossError
@@ -26,7 +27,8 @@ from loss import IGNORE_INDEX
 from model_pytorch import LMModel, ModelConfig, TransformerModel
 from opt import SCHEDULES, AdamConfig
 from run_frame import GradientAccumulator, RunConfig, SourceConfig, autocast, eval_mode, sync_unless_last
-from token_store import NotUTF8Error, build_token_store
+from text_utils import CharTokenizer, TextEncoder
+from token_store import build_token_store
 from weights import load_pretrained
 
 
@@ -93,7 +95,6 @@ def build_tokenizer(cfg, verbose=False):
     """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
     for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
     corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
-    from text_utils import CharTokenizer, TextEncoder  # spacy and ftfy load once a run starts, not for --help
     if cfg.corpus.tokenizer == 'bpe':
         return TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
     if cfg.source.init == 'pretrained':

@@ -42,6 +42,7 @@ from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_co
 from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
                     exit_interrupted, exit_with_error)
 from flags import Config
+from text_utils import RELEASE_BPE_FILES, find_bpe_files
 from utils import ResultLogger
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -170,7 +171,6 @@ def resolve_bpe_paths(source):
     the release's names (check_inputs then names what is missing)."""
     if source.encoder_path is not None and source.bpe_path is not None:
         return source
-    from text_utils import RELEASE_BPE_FILES, find_bpe_files  # spacy and ftfy load after the flags are parsed
     try:
         found = find_bpe_files(source.model_dir)
     except MissingFileError:

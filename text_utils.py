@@ -1,168 +1,66 @@
-"""The tokenizers: one interface (Tokenizer), GPT-1's BPE (TextEncoder) and characters (CharTokenizer).
+"""The tokenizers: one interface (Tokenizer), GPT-1's BPE (TextEncoder), GPT-2's byte-level BPE
+(GPT2Encoder) and characters (CharTokenizer).
 
 GPT-1's text pipeline: ftfy, standardize, spaCy tokens, lower-case, 40,000-merge BPE.
 Token ids are identical to OpenAI's finetune-transformer-lm encoder for every input,
 quirks included (see TextEncoder.bpe). Encoding is faster than the original: texts go
 to spaCy's tokenizer without the pipeline around it, repeated texts are encoded once,
 every word's ids are cached, and ftfy is skipped where it cannot change anything.
+spaCy and ftfy load when a TextEncoder is built, not on import.
+
+GPT-2's tokenizer: the release's pattern splits the text, each piece's UTF-8 bytes are
+merged by rank; ids are identical to openai/gpt-2's encoder.py for every str UTF-8 can
+encode, and decode(encode(s)) == s. tiktoken runs it, built from the two files.
 
 A model folder holds its tokenizer's files beside the weights (Tokenizer.save: vocab.json
-and merges.txt for BPE, char_vocab.json for characters); load_tokenizer(folder) reads back
-whichever one is there.
+and merges.txt for either BPE, char_vocab.json for characters); load_tokenizer(folder) reads
+back whichever one is there, telling GPT-1's files from GPT-2's by their content.
 """
 import abc
+import codecs
 import hashlib
 import json
 import os
 import re
 import shutil
 
-import ftfy
 import numpy as np
-import spacy
+import regex
+import tiktoken
 from tqdm import tqdm
 
+from bpe_files import (END_OF_TEXT, END_OF_WORD, UNKNOWN, byte_to_char, check_gpt1_merges, check_gpt2_merges,
+                       load_merges, load_vocabulary, merges_kind, vocabulary_kind)
+from corpus import NotUTF8Error, file_digest, find_inputs, iter_documents
 from errors import DataError, InputError, MissingFileError
-from token_store import MAX_U16, NotUTF8Error, file_digest, find_inputs, iter_documents
+from gpt1_text import StreamDecoder, fix_text, text_standardize
 from utils import read_json
 
-# Runs of one repeated character among - ~ ! " ; ? + , ) ( / * [ ] } { | _
-# (the spaCy tokenizer of 2018 split these badly on the books corpus). Not the
-# backslash: the original's pattern was a plain string, so the '\\+' in its source
-# reached the regex engine as '\+', a literal plus, and backslashes were never padded.
-_SPACED_RUN = re.compile(r'''(([-~!";?+,)(/*\[\]}{|_])\2*)''')
-_NEWLINE_RUN = re.compile(r'\s*\n\s*')
-_OTHER_SPACE_RUN = re.compile(r'[^\S\n]+')
-_REPLACEMENTS = (('\u2014', '-'), ('\u2013', '-'), ('\u2015', '-'), ('\u2026', '...'), ('\u00b4', "'"))
-
-END_OF_WORD = '</w>'
+MAX_ID = 65535  # encode_chunk's ids are uint16
 CHAR_VOCAB = 'char_vocab.json'  # a character model's vocabulary, beside the weights
-UNKNOWN = '<unk>'  # id 0 in OpenAI's vocabulary; encode() maps every unknown symbol to id 0
-RELEASE_BPE_FILES = ('encoder_bpe_40000.json', 'vocab_40000.bpe')  # OpenAI's model/ folder
-HF_BPE_FILES = ('vocab.json', 'merges.txt')  # a Hugging Face openai-gpt folder: the same BPE
+RELEASE_BPE_FILES = ('encoder_bpe_40000.json', 'vocab_40000.bpe')  # OpenAI's GPT-1 model/ folder
+GPT2_RELEASE_FILES = ('encoder.json', 'vocab.bpe')  # a model folder of OpenAI's GPT-2 release
+HF_BPE_FILES = ('vocab.json', 'merges.txt')  # a Hugging Face openai-gpt or gpt2 folder
 _ENCODER_HINT = ("encoder_bpe_40000.json from OpenAI's finetune-transformer-lm model/ folder "
                  "(or vocab.json from a Hugging Face openai-gpt folder)")
 _MERGES_HINT = ("vocab_40000.bpe from OpenAI's finetune-transformer-lm model/ folder "
                 "(or merges.txt from a Hugging Face openai-gpt folder)")
+_GPT2_ENCODER_HINT = "GPT-2's encoder.json (or vocab.json from a Hugging Face gpt2 folder)"
+_GPT2_MERGES_HINT = "GPT-2's vocab.bpe (or merges.txt from a Hugging Face gpt2 folder)"
 # spaCy yields '\n ' for the ' \n ' that standardize leaves; its BPE joins to this string,
 # which the original rewrote to the vocabulary's newline symbol.
 _NEWLINE_BPE = '\n  ' + END_OF_WORD
 _NEWLINE_SYMBOL = '\n' + END_OF_WORD
-
-
-def text_standardize(text):
-    """Take a str, return it standardized as the original did before tokenizing.
-
-    Dashes and ellipses are replaced by ASCII, runs of the characters above get
-    a space on each side, a whitespace run holding a newline becomes ' \\n ',
-    any other whitespace run becomes one space, and the ends are stripped.
-    """
-    for old, new in _REPLACEMENTS:
-        text = text.replace(old, new)
-    text = _SPACED_RUN.sub(r' \1 ', text)
-    if text.isprintable():
-        # The only whitespace a printable str can hold is ' ' (tests check every
-        # code point), so split() and join() do the two regexes below, faster.
-        return ' '.join(text.split())
-    text = _NEWLINE_RUN.sub(' \n ', text)
-    text = _OTHER_SPACE_RUN.sub(' ', text)
-    return text.strip()
-
-
-def _fix_text(text):
-    """str -> ftfy.fix_text(str), skipping ftfy where it provably changes nothing.
-
-    ftfy only alters non-ASCII text, control characters, line breaks and HTML
-    entities, so printable ASCII without '&' comes back unchanged (a test
-    checks this against ftfy); skipping it saves a third of the encoding time.
-    """
-    if text.isascii() and text.isprintable() and '&' not in text:
-        return text
-    return ftfy.fix_text(text)
-
-
-def _read_text(path, kind, expected):
-    """Read a vocabulary or merges file as UTF-8 text with universal newlines, as open() did.
-
-    kind names the file in messages ('BPE merges file'), expected says which file
-    belongs there. Returns the str. Raises MissingFileError if `path` is not a
-    file, DataError if it cannot be read or is not UTF-8 (naming the line).
-    """
-    if not os.path.isfile(path):
-        raise MissingFileError(f"{kind} {path} not found: expected {expected}")
-    try:
-        with open(path, 'rb') as f:
-            data = f.read()
-    except OSError as err:
-        raise DataError(f"{kind} {path} could not be read: {err.strerror or err}") from None
-    try:
-        text = data.decode('utf-8')
-    except UnicodeDecodeError as err:
-        line = data.count(b'\n', 0, err.start) + 1
-        raise DataError(f"{kind} {path} is not UTF-8 text: line {line} holds the byte 0x{data[err.start]:02x}, "
-                        f"expected {expected}") from None
-    return text.replace('\r\n', '\n').replace('\r', '\n')
-
-
-def _load_encoder(path):
-    """Path of encoder_bpe_40000.json (or Hugging Face's vocab.json) -> dict symbol -> id, ids exactly 0..len-1."""
-    text = _read_text(path, 'BPE vocabulary file', _ENCODER_HINT)
-    try:
-        encoder = json.loads(text)
-    except ValueError as err:
-        raise DataError(f"BPE vocabulary file {path} is malformed: expected a JSON object of symbol -> id "
-                        f"(line {err.lineno}: {err.msg})") from None
-    if not isinstance(encoder, dict) or not encoder:
-        raise DataError(f"BPE vocabulary file {path} is malformed: expected a non-empty JSON object of symbol -> id, "
-                        f"got {type(encoder).__name__}")
-    # Ids must cover 0..n-1 so that every id encode() returns indexes the embedding.
-    if any(type(i) is not int for i in encoder.values()) or sorted(encoder.values()) != list(range(len(encoder))):
-        raise DataError(f"BPE vocabulary file {path} is malformed: expected the ids to be the integers "
-                        f"0..{len(encoder) - 1}, each once")
-    return encoder
-
-
-def _load_merges(path):
-    """Path of vocab_40000.bpe (or Hugging Face's merges.txt) -> list of (left, right) pairs in rank order.
-
-    The first line is the '#version' line; trailing empty lines are ignored.
-    """
-    lines = _read_text(path, 'BPE merges file', _MERGES_HINT).split('\n')
-    if not lines[0].startswith('#version'):
-        raise DataError(f"BPE merges file {path} is malformed: expected a '#version' first line, got {lines[0][:40]!r}")
-    while lines and lines[-1] == '':
-        lines.pop()
-    merges = []
-    for number, line in enumerate(lines[1:], start=2):
-        pair = tuple(line.split())
-        if len(pair) != 2:
-            raise DataError(f"BPE merges file {path} is malformed: line {number} is {line[:40]!r}, "
-                            "expected two symbols separated by a space")
-        merges.append(pair)
-    return merges
-
-
-def _check_merges_match(encoder, merges, encoder_path, bpe_path):
-    """Raise DataError unless the merges build exactly the vocabulary's multi-character symbols.
-
-    In OpenAI's files (and Hugging Face's copies) every symbol longer than one
-    character ('</w>' aside), '<unk>' excepted, is made by exactly one merge and
-    every merge makes one of them: a merges file cut short or from another
-    vocabulary would still load but tokenize differently.
-    """
-    built = {symbol for symbol in encoder if len(symbol.removesuffix(END_OF_WORD)) > 1} - {UNKNOWN}
-    if len(merges) != len(built):
-        raise DataError(f"BPE merges file {bpe_path} holds {len(merges)} merges, expected {len(built)}: one per "
-                        f"multi-character symbol of {encoder_path} (a file cut short, or from another vocabulary?)")
-    missing = built - {left + right for left, right in merges}
-    if missing:
-        raise DataError(f"BPE merges file {bpe_path} builds {len(built) - len(missing)} of the {len(built)} "
-                        f"multi-character symbols of {encoder_path}, expected all: none builds {min(missing)!r} "
-                        f"(repeated merges, or from another vocabulary?)")
+# openai/gpt-2's src/encoder.py splits text with this pattern (the `regex` module's classes).
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+_SURROGATE = re.compile('[\ud800-\udfff]')
+# Where a document's text may be cut for GPT2Encoder.encode_document: whitespace after other text.
+_GPT2_CUT = regex.compile(r'\S(?=\s)', flags=regex.REVERSE)
+_MAX_HELD = 1 << 22  # characters held without such a place before they are encoded anyway
 
 
 def find_bpe_files(model_dir):
-    """Take a model folder; return (encoder_path, bpe_path) of the BPE files in it.
+    """Take a model folder; return (encoder_path, bpe_path) of GPT-1's BPE files in it.
 
     OpenAI's release pair encoder_bpe_40000.json and vocab_40000.bpe when both
     are there, else a Hugging Face openai-gpt folder's vocab.json and merges.txt
@@ -178,11 +76,34 @@ def find_bpe_files(model_dir):
                            f"nor a Hugging Face openai-gpt folder's {' and '.join(HF_BPE_FILES)}")
 
 
+def _has_files(folder, names):
+    return all(os.path.isfile(os.path.join(folder, name)) for name in names)
+
+
+_KINDS = {'gpt1': ("GPT-1's", "words end in '</w>'", 'TextEncoder'), 'gpt2': ("GPT-2's", 'byte-level', 'GPT2Encoder')}
+
+
+def _refuse_other_kind(encoder, merges, want, encoder_path, bpe_path):
+    """Raise DataError when the two files are recognizably two models' (a mixed pair), or the other
+    model's (bpe_files.vocabulary_kind and merges_kind): one line naming the files, what they hold and
+    what was expected."""
+    kinds = {'vocabulary': vocabulary_kind(encoder), 'merges': merges_kind(merges)}
+    if None not in kinds.values() and len(set(kinds.values())) == 2:
+        held = ', '.join(f"the {what} {_KINDS[kind][0]} ({_KINDS[kind][1]})" for what, kind in kinds.items())
+        raise DataError(f"BPE files {encoder_path} and {bpe_path} are not one model's pair: {held}; expected "
+                        f"both from one model's folder")
+    for (what, kind), path in zip(kinds.items(), (encoder_path, bpe_path)):
+        if kind not in (None, want):
+            (found, how, reader), (wanted, wanted_how, _) = _KINDS[kind], _KINDS[want]
+            raise DataError(f"BPE {what} file {path} holds {found} {what} ({how}): expected {wanted} "
+                            f"({wanted_how}); {found} files are read by {reader}")
+
+
 class Tokenizer(abc.ABC):
     """Text to token ids and back, the vocabulary's size and the files that keep it beside a model.
 
-    Every script reads text through this interface; TextEncoder (GPT-1's BPE) and
-    CharTokenizer (one id per character) implement it. Ids run 0 .. vocab_size - 1.
+    Every script reads text through this interface; TextEncoder (GPT-1's BPE), GPT2Encoder (GPT-2's
+    byte-level BPE) and CharTokenizer (one id per character) implement it. Ids run 0 .. vocab_size - 1.
     """
 
     @abc.abstractmethod
@@ -206,7 +127,8 @@ class Tokenizer(abc.ABC):
     @property
     @abc.abstractmethod
     def newline_id(self):
-        """The id of a line break, which ends each document of a token store; None when there is none."""
+        """The id that ends each document of a token store (pretraining's separator): the line break of
+        GPT-1's BPE and of characters, '<|endoftext|>' of GPT-2's; None when there is none."""
 
     @abc.abstractmethod
     def fingerprint(self):
@@ -251,6 +173,12 @@ class Tokenizer(abc.ABC):
         writes for it, the pieces of a document one after another."""
         return np.asarray(self.encode([text], verbose=False)[0], dtype=np.uint16)
 
+    def encode_document(self, chunks):
+        """Yield the uint16 ids of one document given as consecutive pieces of its text (cut after line
+        breaks), as a token store writes them: here encode_chunk of each piece."""
+        for chunk in chunks:
+            yield self.encode_chunk(chunk)
+
 
 class TextEncoder(Tokenizer):
     """Encode texts to GPT-1 BPE ids and decode ids back to text.
@@ -269,15 +197,17 @@ class TextEncoder(Tokenizer):
         or for merges that do not build the vocabulary's symbols.
         """
         self.paths = (encoder_path, bpe_path)
-        self.encoder = _load_encoder(encoder_path)
+        self.encoder = load_vocabulary(encoder_path, _ENCODER_HINT)
         self._n_symbols = len(self.encoder)  # ids from here on are special tokens added later
         self.decoder = {v: k for k, v in self.encoder.items()}
-        merges = _load_merges(bpe_path)
-        _check_merges_match(self.encoder, merges, encoder_path, bpe_path)
+        merges = load_merges(bpe_path, _MERGES_HINT)
+        _refuse_other_kind(self.encoder, merges, 'gpt1', encoder_path, bpe_path)
+        check_gpt1_merges(self.encoder, merges, encoder_path, bpe_path)
         # A repeated merge keeps its last rank, as dict(zip(merges, ranks)) did in the original.
         self.bpe_ranks = {pair: rank for rank, pair in enumerate(merges)}
         # spacy.load('en') of the original is gone in spaCy 3; the blank English
         # pipeline has the same tokenizer and needs no model download.
+        import spacy  # loaded with the first TextEncoder: a script's --help stays light
         self.nlp = spacy.blank('en')
         # Only token texts are used; the lexical attributes spaCy computes for each
         # new word (like_num, shape, ...) do not affect tokenization and cost a
@@ -336,7 +266,7 @@ class TextEncoder(Tokenizer):
                                 "expected str")
         # Equal texts encode equally, so each distinct one is tokenized once.
         distinct = list(dict.fromkeys(texts))
-        cleaned = (text_standardize(_fix_text(text)) for text in distinct)
+        cleaned = (text_standardize(fix_text(text)) for text in distinct)
         docs = self.nlp.tokenizer.pipe(cleaned)
         if verbose:
             docs = tqdm(docs, total=len(distinct), ncols=80, leave=False)
@@ -420,8 +350,7 @@ class TextEncoder(Tokenizer):
 
     @classmethod
     def found_in(cls, folder):
-        return any(all(os.path.isfile(os.path.join(folder, n)) for n in names)
-                   for names in (RELEASE_BPE_FILES, HF_BPE_FILES))
+        return _bpe_files_in(folder, None, None)[0] is cls
 
     @classmethod
     def load(cls, folder, encoder_path=None, bpe_path=None):
@@ -433,45 +362,157 @@ class TextEncoder(Tokenizer):
         return cls(encoder_path, bpe_path)
 
 
-class StreamDecoder:
-    """Decode ids one at a time for printing as they arrive, never splitting a word.
+class GPT2Encoder(Tokenizer):
+    """Encode texts to GPT-2's byte-level BPE ids and decode ids back to text, as openai/gpt-2's encoder.py.
 
-    push(id) returns the text to print now (often ''), flush() the rest after
-    the last id. Guarantee: for any ids, the pieces of push(ids[0]), ...,
-    push(ids[-1]), flush() concatenated equal text_encoder.decode(ids) exactly
-    (continuation_text(ids) with strip=' '). A word (the symbols up to one ending
-    in '</w>') is printed whole, in one piece; the whitespace after a word (with
-    strip=' ', the spaces) is held back and printed before the next one, so no
-    piece ends in it and nothing trails the output.
+    `encoder` maps symbol -> id (a symbol's characters stand for bytes, bpe_files.byte_to_char),
+    `paths` is (encoder_path, bpe_path). '<|endoftext|>' (50256) ends each document of a token store
+    (newline_id); encode never yields it, since the release encodes the text '<|endoftext|>' as text.
+    Symbols a caller adds to `encoder` (finetuning's) are special tokens, like '<|endoftext|>'.
     """
 
-    def __init__(self, text_encoder, strip=None):
-        """Take the TextEncoder whose vocabulary the ids index, and the characters stripped at
-        either end: None (any whitespace) as decode, ' ' as continuation_text."""
-        self.text_encoder = text_encoder
-        self.strip = strip
-        self._held = ''  # decoded text not printed yet: an unfinished word and/or the whitespace before it
-        self._started = False  # whether anything was printed: leading whitespace is dropped, as decode strips it
+    def __init__(self, encoder_path, bpe_path):
+        """Take the paths of GPT-2's encoder.json and vocab.bpe (or of a Hugging Face gpt2 folder's
+        vocab.json and merges.txt).
+
+        Raises MissingFileError for a missing file, DataError for a malformed one, for GPT-1's
+        files or for merges that do not build the vocabulary's symbols in id order.
+        """
+        self.paths = (encoder_path, bpe_path)
+        self.encoder = load_vocabulary(encoder_path, _GPT2_ENCODER_HINT)
+        merges = load_merges(bpe_path, _GPT2_MERGES_HINT)
+        _refuse_other_kind(self.encoder, merges, 'gpt2', encoder_path, bpe_path)
+        check_gpt2_merges(self.encoder, merges, encoder_path, bpe_path)
+        self._n_symbols = 256 + len(merges)  # ids from here on are special tokens
+        self._n_loaded = len(self.encoder)  # ids from here on were added by a caller: not tiktoken's
+        self._fingerprint = 'gpt2:' + hashlib.sha256(json.dumps(
+            [sorted(self.encoder, key=self.encoder.get), merges], ensure_ascii=False).encode('utf-8')).hexdigest()
+        to_latin1 = {ord(c): b for b, c in byte_to_char().items()}  # a symbol's bytes, as Latin-1 characters
+        # With each merge's symbol at id 256 + rank (check_gpt2_merges), a symbol's id is its merge's
+        # priority, which is what tiktoken ranks pieces by: the ids equal the release's merge loop
+        # (tests compare both on every code point and on generated text).
+        ranks = {symbol.translate(to_latin1).encode('latin-1'): i for symbol, i in self.encoder.items()
+                 if i < self._n_symbols}
+        specials = {symbol: i for symbol, i in self.encoder.items() if i >= self._n_symbols}
+        self._bpe = tiktoken.Encoding('gpt2-bpe', pat_str=GPT2_PATTERN, mergeable_ranks=ranks,
+                                      special_tokens=specials)
+
+    def _ids(self, text, where='text'):
+        """One str -> list of int ids. InputError for a lone surrogate (no UTF-8 bytes: the release raises)."""
+        if not isinstance(text, str):
+            raise TypeError(f"GPT2Encoder.encode: {where} is {type(text).__name__} {text!r:.60}, expected str")
+        surrogate = not text.isascii() and _SURROGATE.search(text)
+        if surrogate:
+            raise InputError(f"GPT2Encoder.encode: {where} holds the lone surrogate U+{ord(surrogate[0]):04X} at "
+                             f"position {surrogate.start()}: expected text that UTF-8 can encode")
+        return self._bpe.encode_ordinary(text)
+
+    def encode(self, texts, verbose=True):
+        """Take a list of str, return one list of int ids per text (verbose has no effect: it is fast).
+
+        Raises TypeError for a str given as the list or an item that is not a str, InputError for a
+        text holding a lone surrogate."""
+        if isinstance(texts, str):
+            raise TypeError(f"GPT2Encoder.encode: texts is the str {texts!r:.60}, expected a list of str")
+        return [self._ids(text, f'texts[{index}]') for index, text in enumerate(texts)]
+
+    def encode_chunk(self, text):
+        return np.asarray(self._ids(text), dtype=np.uint16)
+
+    def encode_document(self, chunks):
+        """Yield the uint16 ids of a document given in consecutive pieces; together they are the ids of
+        the whole text. A piece's end is encoded with the next piece: the text is cut where a whitespace
+        run follows other text, the one place where the pattern's pieces never depend on what follows."""
+        held = ''
+        for chunk in chunks:
+            text = held + chunk
+            cut = _GPT2_CUT.search(text)
+            at = cut.start() + 1 if cut else (len(text) if len(text) > _MAX_HELD else 0)
+            held = text[at:]
+            if at:
+                yield self.encode_chunk(text[:at])
+        if held:
+            yield self.encode_chunk(held)
+
+    def _added(self):
+        """{id: symbol} of the special tokens a caller added to `encoder`."""
+        return {i: s for s, i in self.encoder.items() if i >= self._n_loaded}
+
+    def token_bytes(self, token_id):
+        """The bytes an id stands for ('<|endoftext|>' as its text); None for an added special token.
+        InputError for an id outside the vocabulary."""
+        i = int(token_id)
+        if 0 <= i < self._n_loaded:
+            return self._bpe.decode_single_token_bytes(i)
+        if i in self._added():
+            return None
+        raise InputError(f"GPT2Encoder.decode: id {i} is not in the vocabulary of {self.vocab_size} symbols")
+
+    def decode(self, ids):
+        """Take a sequence of int ids, return their text: their bytes as UTF-8, each byte sequence that
+        is not UTF-8 as U+FFFD (as the release); an added special token as its symbol."""
+        ids = [int(i) for i in ids]
+        if all(0 <= i < self._n_loaded for i in ids):
+            return self._bpe.decode(ids, errors='replace')
+        stream = self.stream_decoder()
+        return ''.join(stream.push(i) for i in ids) + stream.flush()
+
+    def stream_decoder(self, continuation=False):
+        """A fresh _ByteStream: text is printed as soon as its UTF-8 characters are complete."""
+        return _ByteStream(self)
+
+    @property
+    def vocab_size(self):
+        return len(self.encoder)
+
+    @property
+    def special_tokens(self):
+        return {symbol: i for symbol, i in self.encoder.items() if i >= self._n_symbols}
+
+    @property
+    def newline_id(self):
+        return self.encoder[END_OF_TEXT]
+
+    def fingerprint(self):
+        """'gpt2:' and the sha256 of the symbols in id order and the merges: the same for the
+        release's files and a Hugging Face copy of them."""
+        return self._fingerprint
+
+    def files(self):
+        """The two files as a Hugging Face gpt2 folder names them (vocab.json, merges.txt), copied
+        byte for byte."""
+        return {name: lambda dest, src=src: shutil.copyfile(src, dest) for name, src in zip(HF_BPE_FILES, self.paths)}
+
+    @classmethod
+    def found_in(cls, folder):
+        return _bpe_files_in(folder, None, None)[0] is cls
+
+    @classmethod
+    def load(cls, folder, encoder_path=None, bpe_path=None):
+        """GPT-2's files in `folder` (encoder.json and vocab.bpe, else vocab.json and merges.txt);
+        `encoder_path` and `bpe_path`, where given, replace them."""
+        paths = _folder_pair(folder, (GPT2_RELEASE_FILES, HF_BPE_FILES), encoder_path, bpe_path)
+        return cls(*paths)
+
+
+class _ByteStream:
+    """Decode GPT-2 ids one at a time: push(id) returns the text of the characters whose last byte
+    it brings (a character split across ids prints whole, never as U+FFFD), flush() the rest (bytes
+    that end no character, as U+FFFD). The pieces join to decode(ids)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self._utf8 = codecs.getincrementaldecoder('utf-8')(errors='replace')
 
     def push(self, token_id):
-        """Take one id (int-like); return the text to print now: '' until a word ends."""
-        symbol = self.text_encoder.symbols([token_id])[0]
-        self._held += symbol.replace(END_OF_WORD, ' ')
-        return self._release() if symbol.endswith(END_OF_WORD) else ''
+        data = self.tokenizer.token_bytes(token_id)
+        if data is None:  # an added special token: the bytes before it end there
+            return self.flush() + self.tokenizer._added()[int(token_id)]
+        return self._utf8.decode(data)
 
     def flush(self):
-        """Return what is left (a word cut off by the end of generation); the decoder starts afresh."""
-        piece = self._release()
-        self._held, self._started = '', False
-        return piece
-
-    def _release(self):
-        """The held text up to its last non-space character, now printable; keep the trailing whitespace."""
-        body = self._held.rstrip(self.strip)
-        piece = body if self._started else body.lstrip(self.strip)
-        if piece:
-            self._started = True
-            self._held = self._held[len(body):]
+        piece = self._utf8.decode(b'', final=True)
+        self._utf8.reset()
         return piece
 
 
@@ -487,15 +528,15 @@ class CharTokenizer(Tokenizer):
         chars = sorted(set(chars))
         if not chars:
             raise DataError("the corpus has no characters: expected some text")
-        if len(chars) > MAX_U16 + 1:
+        if len(chars) > MAX_ID + 1:
             raise DataError(f"the corpus has {len(chars)} distinct characters: a character vocabulary holds at "
-                            f"most {MAX_U16 + 1} (ids are stored as uint16)")
+                            f"most {MAX_ID + 1} (ids are stored as uint16)")
         self.chars = chars
         self._points = np.array([ord(c) for c in chars], dtype=np.uint32)
 
     @classmethod
     def fit(cls, paths, verbose=False, strict=False, extra=''):
-        """The characters of every input under `paths` (token_store.find_inputs) plus those of
+        """The characters of every input under `paths` (corpus.find_inputs) plus those of
         `extra`. A file that is not UTF-8 is left out (as build_token_store leaves it out), or
         with `strict` refused with NotUTF8Error."""
         seen = set(extra)
@@ -593,10 +634,51 @@ class _CharStream:
         return ''
 
 
+def _folder_pair(folder, pairs, encoder_path, bpe_path):
+    """(encoder_path, bpe_path): the first pair of file names in `pairs` that `folder` holds, each
+    replaced by the path given. MissingFileError naming every pair when none is there."""
+    if encoder_path and bpe_path:
+        return encoder_path, bpe_path
+    found = next((names for names in pairs if _has_files(folder, names)), None)
+    if found is None:
+        raise MissingFileError(_no_bpe_files(folder))
+    return encoder_path or os.path.join(folder, found[0]), bpe_path or os.path.join(folder, found[1])
+
+
+def _no_bpe_files(folder):
+    where = f"{folder} holds" if os.path.isdir(folder) else f"model folder {folder} does not exist: it holds"
+    return (f"{where} neither OpenAI's BPE files {' and '.join(RELEASE_BPE_FILES)} nor GPT-2's "
+            f"{' and '.join(GPT2_RELEASE_FILES)} nor a Hugging Face folder's {' and '.join(HF_BPE_FILES)}")
+
+
+def _bpe_files_in(folder, encoder_path, bpe_path):
+    """(TextEncoder or GPT2Encoder, encoder_path, bpe_path) of the BPE files of `folder` (the paths
+    given replace them); (None, None, None) when there are none. GPT-1's and GPT-2's release names
+    say which; a Hugging Face folder's vocab.json and merges.txt, or files given, are told apart by
+    their merges (bpe_files.merges_kind); the class's reader refuses a mixed pair."""
+    pairs = (RELEASE_BPE_FILES, GPT2_RELEASE_FILES, HF_BPE_FILES)
+    try:
+        encoder_path, bpe_path = _folder_pair(folder, pairs, encoder_path, bpe_path)
+    except MissingFileError:
+        return None, None, None
+    names = (os.path.basename(encoder_path), os.path.basename(bpe_path))
+    if names in (RELEASE_BPE_FILES, GPT2_RELEASE_FILES):
+        return (TextEncoder if names == RELEASE_BPE_FILES else GPT2Encoder), encoder_path, bpe_path
+    try:
+        kind = merges_kind(load_merges(bpe_path, 'a BPE merges file'))
+    except DataError:  # the reader says what is wrong
+        kind = None
+    return (GPT2Encoder if kind == 'gpt2' else TextEncoder), encoder_path, bpe_path
+
+
 def load_tokenizer(folder, encoder_path=None, bpe_path=None):
-    """The tokenizer whose files a model folder holds: its char_vocab.json (CharTokenizer), else
-    GPT-1's BPE files (TextEncoder.load; `encoder_path` and `bpe_path` replace the folder's).
-    Raises MissingFileError naming the files expected when there are none."""
+    """The tokenizer whose files a model folder holds: its char_vocab.json (CharTokenizer), else its
+    BPE files, GPT-1's (TextEncoder) or GPT-2's (GPT2Encoder) by their names or content; `encoder_path`
+    and `bpe_path` replace the folder's. Raises MissingFileError naming the files expected when there
+    are none, DataError for files that are not one model's pair."""
     if CharTokenizer.found_in(folder):
         return CharTokenizer.load(folder)
-    return TextEncoder.load(folder, encoder_path, bpe_path)
+    cls, encoder_path, bpe_path = _bpe_files_in(folder, encoder_path, bpe_path)
+    if cls is None:
+        raise MissingFileError(_no_bpe_files(folder))
+    return cls(encoder_path, bpe_path)

@@ -4,7 +4,7 @@
     train, valid = store['train'], store['valid']            # TokenSplit: .tokens (memmap), .offsets
     x = train.windows(train.sample_starts(rng, 64, 513), 513)  # (64, 513) int64
 
-The tokenizer is any text_utils.Tokenizer: the store reads its encode_chunk, vocab_size
+The tokenizer is any text_utils.Tokenizer: the store reads its encode_document, vocab_size
 and fingerprint. Inputs are text files (each one document), folders of them (walked in sorted order:
 *.txt, *.jsonl) and JSONL files (each line an object whose `text` field is one
 document). Documents go to the validation split by a hash of their position, a
@@ -46,12 +46,11 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 from tqdm import tqdm
 
-from errors import DataError, DataWarning, InputError, MissingFileError, one_line
+from corpus import CHUNK_CHARS, NotUTF8Error, file_digest, iter_documents, walk_inputs
+from errors import DataError, DataWarning, InputError, one_line
+from text_utils import MAX_ID
 
-CHUNK_CHARS = 1 << 20
-MAX_U16 = 65535
 META = 'meta.json'
-TEXT_SUFFIXES = ('.txt', '.jsonl')
 # A validation split topped up to one window takes whole documents only while they hold at
 # most this share of the corpus; otherwise the last tokens (see _top_up_valid).
 WHOLE_DOCS_SHARE = 0.1
@@ -61,107 +60,6 @@ OWNER = 'owner.lock'
 # A temporary folder without an owner file (written by an older version) is a dead build's
 # when nothing in it changed for this long.
 STALE_SECONDS = 600
-
-
-# ------------------------------------------------------------------ documents
-
-def find_inputs(paths):
-    """The regular files under `paths` (files, or folders walked in sorted order for *.txt
-    and *.jsonl), in order. Raises MissingFileError for a path that does not exist or when no
-    text file is found."""
-    return walk_inputs(paths)[0]
-
-
-def walk_inputs(paths):
-    """(the regular files under `paths`, as find_inputs gives them; a message per entry left
-    out because it is not a regular file: a named pipe, socket or device would block or never
-    end). Raises MissingFileError for a path that does not exist or when no text file is found."""
-    found, skipped = [], []
-    for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                candidates = [os.path.join(root, f) for f in sorted(files) if f.endswith(TEXT_SUFFIXES)]
-                found += [p for p in candidates if os.path.isfile(p)]
-                skipped += [_not_regular(p) for p in candidates if not os.path.isfile(p)]
-        elif os.path.isfile(path):
-            found.append(path)
-        elif os.path.exists(path):
-            skipped.append(_not_regular(path))
-        else:
-            raise MissingFileError(f"--data {path}: no such file or folder; expected text files, folders of them, "
-                                   f"or JSONL files with a 'text' field")
-    if not found:
-        left_out = f" ({len(skipped)} not regular files left out)" if skipped else ''
-        raise MissingFileError(f"--data {' '.join(paths)}: no text found{left_out}; expected *.txt or *.jsonl files")
-    return found, skipped
-
-
-def _not_regular(path):
-    """The skip message of an input that is not a regular file."""
-    return f"{path}: not a regular file (a named pipe, socket, device or broken link); expected a text file"
-
-
-class NotUTF8Error(DataError):
-    """An input file that is not UTF-8 text: skipped (and counted) unless strict."""
-
-
-def _text_chunks(path):
-    """Yield a UTF-8 text file's content in pieces of about CHUNK_CHARS cut after a newline.
-    Raises NotUTF8Error naming the file and line of the first byte that is not UTF-8."""
-    line_no, pending = 1, ''
-    with open(path, encoding='utf-8', newline='') as f:
-        while True:
-            try:
-                block = f.read(CHUNK_CHARS)
-            except UnicodeDecodeError as err:
-                raise NotUTF8Error(f"{path}: not UTF-8 near line {line_no} ({err.reason}); expected UTF-8 "
-                                   f"text") from None
-            if not block:
-                break
-            line_no += block.count('\n')
-            block = pending + block
-            cut = block.rfind('\n') + 1
-            pending = block[cut:]
-            if cut:
-                yield block[:cut]
-            elif len(pending) > 4 * CHUNK_CHARS:  # one very long line: cut it anyway
-                yield pending
-                pending = ''
-    if pending:
-        yield pending
-
-
-def iter_documents(path):
-    """Yield each document of `path` as an iterator of text chunks: a text file is one
-    document; a .jsonl file one per line (its 'text' field)."""
-    if not path.endswith('.jsonl'):
-        yield _text_chunks(path)
-        return
-    try:
-        with open(path, encoding='utf-8') as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as err:
-                    raise DataError(f"{path} line {n}: not JSON ({err}); expected one object per line") from None
-                if not isinstance(record, dict) or not isinstance(record.get('text'), str):
-                    raise DataError(f"{path} line {n}: expected an object with a 'text' string, got "
-                                    f"{str(record)[:60]!r}")
-                yield iter([record['text']])
-    except UnicodeDecodeError as err:
-        raise NotUTF8Error(f"{path}: not UTF-8 ({err.reason}); expected UTF-8 JSON lines") from None
-
-
-def file_digest(path):
-    """sha256 of a file's bytes, read in blocks."""
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ------------------------------------------------------------------ the store
@@ -238,6 +136,18 @@ class _SplitWriter:
         np.save(os.path.join(self.folder, f'{self.name}_offsets.npy'), np.asarray(self.offsets, dtype=np.int64))
 
 
+class _TextSeen:
+    """The chunks of a document, passed through; `seen` tells whether one held non-whitespace."""
+
+    def __init__(self, chunks):
+        self.chunks, self.seen = chunks, False
+
+    def __iter__(self):
+        for chunk in self.chunks:
+            self.seen = self.seen or bool(chunk.strip())
+            yield chunk
+
+
 def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction, strict=False):
     """Encode one input file into part files `{file_index}.train.u16` / `.valid.u16` (and
     offsets) in `folder`; each document ends with `sep_id` (when given) unless its own last
@@ -247,18 +157,17 @@ def _encode_file(file_index, path, tokenizer, folder, sep_id, valid_fraction, st
     writers = {name: _SplitWriter(folder, f'{file_index}.{name}') for name in ('train', 'valid')}
     n_docs, has_text = 0, False
     try:
-        for doc in iter_documents(path):
+        for doc in iter_documents(path, CHUNK_CHARS):
             w = writers['valid' if _is_valid(file_index, n_docs, valid_fraction) else 'train']
             w.start_document()
-            last = None
-            for chunk in doc:
-                has_text = has_text or bool(chunk.strip())
-                try:
-                    ids = tokenizer.encode_chunk(chunk)
-                except InputError as err:  # a character outside a given vocabulary: say where
-                    raise InputError(f"{path}: {err}") from None
-                w.write(ids)
-                last = int(ids[-1]) if len(ids) else last
+            last, text = None, _TextSeen(doc)
+            try:
+                for ids in tokenizer.encode_document(text):
+                    w.write(ids)
+                    last = int(ids[-1]) if len(ids) else last
+            except InputError as err:  # a character outside a given vocabulary: say where
+                raise InputError(f"{path}: {err}") from None
+            has_text = has_text or text.seen
             if sep_id is not None and last != sep_id:
                 w.write([sep_id])
             n_docs += 1
@@ -364,9 +273,9 @@ def build_token_store(paths, tokenizer, cache_dir, valid_fraction=0.0, sep_id=No
     whose files do not match its meta is rebuilt, with a DataWarning."""
     if not 0 <= valid_fraction < 1:
         raise InputError(f"--valid_fraction {valid_fraction}: expected a fraction in [0, 1)")
-    if tokenizer.vocab_size > MAX_U16 + 1:
+    if tokenizer.vocab_size > MAX_ID + 1:
         raise InputError(f"the tokenizer has {tokenizer.vocab_size} symbols: the store keeps ids as uint16 "
-                         f"(at most {MAX_U16 + 1})")
+                         f"(at most {MAX_ID + 1})")
     inputs, not_regular = walk_inputs(paths)
     min_valid = min_valid_tokens if valid_fraction > 0 else 0
     drawn = os.path.join(cache_dir, store_key(inputs, tokenizer, sep_id, valid_fraction))

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from bench.bench_encode import rocstories_fields
 from bench.plain_encoder import PlainEncoder, plain_standardize
 from errors import DataError, InputError, MissingFileError
-from text_utils import (CHAR_VOCAB, CharTokenizer, StreamDecoder, TextEncoder, Tokenizer, find_bpe_files,
-                        load_tokenizer, text_standardize)
+from gpt1_text import StreamDecoder, text_standardize
+from text_utils import CHAR_VOCAB, CharTokenizer, TextEncoder, Tokenizer, find_bpe_files, load_tokenizer
 
 HARD_CASES = [
     '', ' ', '   \t  ', '\n', '\n\n\n', 'a\nb', 'Line one.\r\nLine two.\n\n  Line three.',

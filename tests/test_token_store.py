@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import token_store
+from corpus import find_inputs
 from errors import DataError, DataWarning, InputError, MissingFileError
 from tests.conftest import BPE_PATH, ENCODER_PATH, ROOT
 from text_utils import CharTokenizer, TextEncoder
@@ -88,7 +89,7 @@ def test_cache_is_reused_and_invalidated_by_inputs_and_tokenizer(tmp_path, corpu
     assert len(os.listdir(cache)) == 2
     build_token_store([str(corpus)], other, cache, verbose=False)
     assert len(os.listdir(cache)) == 3
-    folder = os.path.join(cache, token_store.store_key(token_store.find_inputs([str(corpus)]), tok, None, 0.0))
+    folder = os.path.join(cache, token_store.store_key(find_inputs([str(corpus)]), tok, None, 0.0))
     with pytest.raises(DataError, match='built with tokenizer .* not this one'):
         open_token_store(folder, other)
 
@@ -247,7 +248,7 @@ def test_named_pipes_are_skipped_with_a_count(tmp_path, corpus, alarm):
     again = build_token_store(paths, tok, str(tmp_path / 'cache'), verbose=False, workers=1)
     assert again['meta']['skipped'] == skipped  # reused, still counted
     with pytest.raises(MissingFileError, match=r'no text found \(1 not regular files left out\)'):
-        token_store.find_inputs([str(tmp_path / 'pipe.jsonl')])
+        find_inputs([str(tmp_path / 'pipe.jsonl')])
 
 
 def _damage(folder, how):
