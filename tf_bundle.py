@@ -3,8 +3,10 @@ OpenAI's GPT-2 release ships it), read and written without TensorFlow.
 
 The index is a table in LevelDB's SSTable format: data blocks of prefix-compressed (key, value)
 entries with restart points, each followed by a 5-byte trailer (compression type, masked CRC32C of
-the block and that type byte); an index block of (last key, data block handle); a 48-byte footer
-(metaindex and index handles, padding, the magic number). The empty key holds a BundleHeaderProto,
+the block and that type byte); an index block of (key, data block handle), each key at or after
+the last of its block and before the next block's first; a 48-byte footer
+(metaindex and index handles, padding, the magic number); LevelDB's FindShortestSeparator and
+FindShortSuccessor give the index block's keys. The empty key holds a BundleHeaderProto,
 every other key a variable's name whose value is a BundleEntryProto: dtype, shape, shard, offset,
 size and the masked CRC32C of the tensor's bytes in the data file `{prefix}.data-{shard:05d}-of-{n:05d}`.
 
@@ -112,8 +114,22 @@ def proto_fields(data, where):
     return fields
 
 
-def _one(fields, number, default=0):
-    return fields.get(number, [default])[-1]
+def _one(fields, number, where, default=0):
+    """The last value of field `number` (protobuf's rule for a repeated scalar), `default` when absent;
+    CheckpointError when its wire type is not the default's (bytes for a message, int otherwise)."""
+    value = fields.get(number, [default])[-1]
+    if type(value) is not type(default):
+        raise CheckpointError(f"{where}: protobuf field {number} holds {type(value).__name__}: expected "
+                              f"{type(default).__name__}")
+    return value
+
+
+def _messages(fields, number, where):
+    """Every value of the repeated message field `number`; CheckpointError for one that is not bytes."""
+    values = fields.get(number, [])
+    if not all(isinstance(v, bytes) for v in values):
+        raise CheckpointError(f"{where}: protobuf field {number} holds an int: expected a message")
+    return values
 
 
 def _varint_bytes(v):
@@ -192,6 +208,11 @@ def read_table(path):
             data = f.read()
     except FileNotFoundError:
         raise MissingFileError(f"{path} is missing: expected a tensor bundle's index (a LevelDB table)") from None
+    return parse_table(data, path)
+
+
+def parse_table(data, path):
+    """read_table's entries of a table's bytes `data`, read from the file `path`."""
     if len(data) < FOOTER_SIZE:
         raise CheckpointError(f"{path} is {len(data)} bytes: expected a LevelDB table, at least its "
                               f"{FOOTER_SIZE}-byte footer")
@@ -313,12 +334,14 @@ def parse_entry(value, where):
     f = proto_fields(value, where)
     if 7 in f:
         raise CheckpointError(f"{where}: the tensor is saved as {len(f[7])} slices: expected a whole tensor")
-    shape_fields = proto_fields(_one(f, 2, b''), f"{where} (shape)")
-    if _one(shape_fields, 3):
+    shape_where = f"{where} (shape)"
+    shape_fields = proto_fields(_one(f, 2, where, b''), shape_where)
+    if _one(shape_fields, 3, shape_where):
         raise CheckpointError(f"{where}: the shape has unknown rank: expected a known shape")
-    shape = tuple(_signed64(_one(proto_fields(d, f"{where} (dim)"), 1)) for d in shape_fields.get(2, []))
-    entry = BundleEntry(_one(f, 1), shape, _signed64(_one(f, 3)), _signed64(_one(f, 4)), _signed64(_one(f, 5)),
-                        _one(f, 6))
+    dims = [proto_fields(d, f"{where} (dim)") for d in _messages(shape_fields, 2, shape_where)]
+    shape = tuple(_signed64(_one(d, 1, f"{where} (dim)")) for d in dims)
+    entry = BundleEntry(_one(f, 1, where), shape, *(_signed64(_one(f, i, where)) for i in (3, 4, 5)),
+                        _one(f, 6, where))
     for name, v in (('a dimension', min(shape, default=0)), ('shard_id', entry.shard_id), ('offset', entry.offset),
                     ('size', entry.size)):
         if v < 0:
@@ -333,35 +356,39 @@ def entry_bytes(entry):
             _field(5, entry.size) + _field(6, entry.crc32c, 5))
 
 
+def parse_index(table, path):
+    """(num_shards, {name: BundleEntry}) of a bundle index's table entries (read_table), read from
+    the file `path`: its header (the empty key) checked to be little-endian, every other key decoded
+    as a variable's name and its value as a BundleEntryProto."""
+    if not table or table[0][0] != b'':
+        raise CheckpointError(f"{path}: no bundle header (the empty key): expected a tensor bundle index")
+    where = f"{path} (header)"
+    header = proto_fields(table[0][1], where)
+    num_shards = _one(header, 1, where)
+    if _one(header, 2, where) != 0:
+        raise CheckpointError(f"{where}: endianness {_one(header, 2, where)} (big): expected 0 (little-endian)")
+    if not 1 <= num_shards <= 100000:
+        raise CheckpointError(f"{where}: num_shards {num_shards}: expected 1 up to 100000")
+    entries = {}
+    for key, value in table[1:]:
+        try:
+            name = key.decode('utf-8')
+        except UnicodeDecodeError:
+            raise CheckpointError(f"{path}: key {key!r} is not UTF-8: expected a variable's name") from None
+        entries[name] = parse_entry(value, f"{path} ({name})")
+    return num_shards, entries
+
+
 class TensorBundle:
     """The tensor bundle with prefix `prefix` (`.../model.ckpt`): `names` (sorted), `entries`
-    {name: BundleEntry}, `array(name)` a tensor as a read-only memory map, its CRC32C checked.
+    {name: BundleEntry}, `array(name)` a tensor as a memory map, its CRC32C checked.
     The index is parsed and checked whole on opening: its table, its header (little-endian),
     every entry's dtype, shape and size, and the data files' lengths."""
 
     def __init__(self, prefix):
         self.prefix = os.fspath(prefix)
         self.index_path = self.prefix + '.index'
-        table = read_table(self.index_path)
-        if not table or table[0][0] != b'':
-            raise CheckpointError(f"{self.index_path}: no bundle header (the empty key): expected a tensor bundle "
-                                  f"index")
-        header = proto_fields(table[0][1], f"{self.index_path} (header)")
-        self.num_shards = _one(header, 1)
-        if _one(header, 2) != 0:
-            raise CheckpointError(f"{self.index_path}: the header's endianness is {_one(header, 2)} (big): expected "
-                                  f"0 (little-endian)")
-        if not 1 <= self.num_shards <= 100000:
-            raise CheckpointError(f"{self.index_path}: the header gives num_shards {self.num_shards}: expected 1 or "
-                                  f"more")
-        self.entries = {}
-        for key, value in table[1:]:
-            try:
-                name = key.decode('utf-8')
-            except UnicodeDecodeError:
-                raise CheckpointError(f"{self.index_path}: key {key!r} is not UTF-8: expected a variable's "
-                                      f"name") from None
-            self.entries[name] = parse_entry(value, f"{self.index_path} ({name})")
+        self.num_shards, self.entries = parse_index(read_table(self.index_path), self.index_path)
         self.names = sorted(self.entries)
         self._check_entries()
 
@@ -425,7 +452,7 @@ def write_bundle(prefix, tensors, block_size=262144):
     def write_data(tmp):
         with open(tmp, 'wb') as f:
             for name in sorted(tensors):
-                a = np.ascontiguousarray(tensors[name])
+                a = np.asarray(tensors[name], order='C')
                 dtype = a.dtype.newbyteorder('<') if a.dtype.byteorder == '>' else a.dtype
                 if dtype not in DTYPE_IDS:
                     raise CheckpointError(f"write_bundle: {name} has dtype {a.dtype}: expected one of "
