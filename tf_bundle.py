@@ -30,6 +30,7 @@ from errors import CheckpointError, MissingFileError
 TABLE_MAGIC = 0xdb4775248b80fb57
 FOOTER_SIZE = 48  # two block handles of up to 10 + 10 varint bytes each, zero-padded to 40, then the magic
 TRAILER_SIZE = 5  # compression type byte, masked CRC32C
+PIECE_BYTES = 16 << 20  # TensorBundle.pieces: how much of a tensor is mapped at once
 CRC_MASK_DELTA = 0xa282ead8
 DTYPES = {1: np.dtype('<f4'), 2: np.dtype('<f8'), 3: np.dtype('<i4'), 4: np.dtype('u1'), 5: np.dtype('<i2'),
           6: np.dtype('i1'), 9: np.dtype('<i8'), 10: np.dtype('?'), 17: np.dtype('<u2'), 19: np.dtype('<f2')}
@@ -426,19 +427,40 @@ class TensorBundle:
         (writes stay in memory, the file is never changed; delete it to unmap); with check_crc,
         CheckpointError unless its bytes' masked CRC32C is the stored one."""
         e = self.entries[name]
-        path = self.data_path(e.shard_id)
         dtype = DTYPES[e.dtype]
         if e.size == 0:
-            values = np.zeros(e.shape, dtype)
-        else:
-            values = np.memmap(path, dtype=dtype, mode='c', offset=e.offset, shape=e.shape)
+            return np.zeros(e.shape, dtype)
+        values = np.memmap(self.data_path(e.shard_id), dtype=dtype, mode='c', offset=e.offset, shape=e.shape)
         if check_crc:
-            actual = masked_crc32c(memoryview(values).cast('B') if e.size else b'')
-            if actual != e.crc32c:
-                raise CheckpointError(f"{path}: {name} (bytes {e.offset}..{e.offset + e.size}) has masked CRC32C "
-                                      f"{actual:#010x} but {self.index_path} stores {e.crc32c:#010x}: expected equal "
-                                      f"(the data file is damaged)")
+            self._check_crc(name, crc32c.crc32c(memoryview(values).cast('B')))
         return values
+
+    def pieces(self, name, check_crc=True, piece_bytes=None):
+        """Yield (start, values) covering tensor `name` flattened (C order): consecutive 1-D pieces of
+        at most piece_bytes (None: PIECE_BYTES), values[i] being element start + i, each memory-mapped copy-on-write on
+        its own, so that only the pieces the caller still holds are mapped. With check_crc,
+        CheckpointError after the last piece unless the bytes' masked CRC32C is the stored one."""
+        e = self.entries[name]
+        dtype = DTYPES[e.dtype]
+        n, step, crc = e.size // dtype.itemsize, max(1, (piece_bytes or PIECE_BYTES) // dtype.itemsize), 0
+        for start in range(0, n, step):
+            offset = e.offset + start * dtype.itemsize
+            values = np.memmap(self.data_path(e.shard_id), dtype=dtype, mode='c', offset=offset,
+                               shape=(min(step, n - start),))
+            if check_crc:
+                crc = crc32c.crc32c(memoryview(values).cast('B'), crc)
+            yield start, values
+            del values
+        if check_crc:
+            self._check_crc(name, crc)
+
+    def _check_crc(self, name, crc):
+        """CheckpointError unless `crc`, the unmasked CRC32C of tensor `name`'s bytes, is the index's."""
+        e, actual = self.entries[name], mask_crc(crc)
+        if actual != e.crc32c:
+            raise CheckpointError(f"{self.data_path(e.shard_id)}: {name} (bytes {e.offset}..{e.offset + e.size}) has "
+                                  f"masked CRC32C {actual:#010x} but {self.index_path} stores {e.crc32c:#010x}: "
+                                  f"expected equal (the data file is damaged)")
 
 
 def write_bundle(prefix, tensors, block_size=262144):

@@ -488,18 +488,43 @@ def _gpt2_plan(transformer, hparams, layout):
     return plan
 
 
-def _gpt2_values(bundle, name, rows, target, check_crc):
-    """Tensor `name` of the bundle (its first `rows` rows when given) shaped as `target`: conv weights
-    [1, nx, nf] squeezed."""
-    values = bundle.array(name, check_crc=check_crc)
-    values = values[:rows] if rows is not None else values
-    return values.reshape(target.shape)
+def _check_gpt2_plan(plan, bundle):
+    """CheckpointError for a tensor of the plan that does not fill its target, or whose CRC32C or
+    values are bad (NaN or inf among the values loaded), before anything is copied. The tensors
+    are read in pieces, so that at most two pieces are mapped at a time."""
+    for name, target, rows in plan:
+        shape = bundle.entries[name].shape
+        if rows is not None:
+            shape = (rows,) + shape[1:]
+        elif len(shape) == 3:  # conv weights [1, nx, nf]
+            shape = shape[1:]
+        if tuple(target.shape) != shape:
+            raise CheckpointError(f"{bundle.index_path}: {name} gives {list(shape)} but the model's parameter has "
+                                  f"shape {list(target.shape)}")
+        n, bad = target.numel(), 0
+        for start, values in bundle.pieces(name):
+            bad += count_nonfinite(values[:max(n - start, 0)])
+        if bad:
+            raise CheckpointError(f"{bundle.data_path(bundle.entries[name].shard_id)}: {name} holds {bad} non-finite "
+                                  f"values (NaN or inf) of {n}: expected finite floats; the checkpoint is damaged")
+
+
+def _copy_gpt2_plan(plan, bundle):
+    """Copy each tensor of the plan (its first target.numel() values) into its target, piece by piece."""
+    with torch.no_grad():
+        for name, target, _ in plan:
+            flat, n = target.view(-1), target.numel()
+            for start, values in bundle.pieces(name, check_crc=False):
+                if start >= n:
+                    break
+                piece = values[:n - start]
+                flat[start:start + len(piece)].copy_(torch.from_numpy(piece))
 
 
 def load_gpt2_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=None):
     """Copy GPT-2's release in folder `path` (hparams.json, checkpoint, model.ckpt.index and
-    model.ckpt.data-00000-of-00001: a TF tensor bundle, read without TensorFlow, one memory-mapped
-    tensor at a time) into `transformer`, a TransformerModel built with arch='gpt2' and
+    model.ckpt.data-00000-of-00001: a TF tensor bundle, read without TensorFlow, memory-mapped a
+    piece of a tensor at a time) into `transformer`, a TransformerModel built with arch='gpt2' and
     hparams.json's n_embd and n_head.
 
     model/wte fills the n_vocab token rows of `embed`, model/wpe its n_ctx position rows (after
@@ -513,19 +538,8 @@ def load_gpt2_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=N
     layout = check_layout(transformer, hp['n_vocab'], hp['n_ctx'], hp['n_layer'], n_ctx, n_special, n_transfer,
                           release.hparams_path)
     plan = _gpt2_plan(transformer, hp, layout)
-    for name, target, rows in plan:
-        values = _gpt2_values(bundle, name, rows, target, check_crc=True)
-        bad = count_nonfinite(values)
-        if bad:
-            raise CheckpointError(f"{bundle.data_path(bundle.entries[name].shard_id)}: {name} holds {bad} non-finite "
-                                  f"values (NaN or inf) of {values.size}: expected finite floats; the checkpoint is "
-                                  f"damaged")
-        del values  # unmapped before the next tensor is mapped: at most one tensor's pages are resident
-    with torch.no_grad():
-        for name, target, rows in plan:
-            values = _gpt2_values(bundle, name, rows, target, check_crc=False)
-            target.copy_(torch.from_numpy(values))
-            del values
+    _check_gpt2_plan(plan, bundle)
+    _copy_gpt2_plan(plan, bundle)
     return transformer
 
 

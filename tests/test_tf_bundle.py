@@ -66,6 +66,20 @@ def test_round_trip_through_many_blocks(tiny_arrays, tmp_path, block_size):
         assert got.dtype == np.asarray(a).dtype and got.shape == np.shape(a) and np.array_equal(got, a)
 
 
+@pytest.mark.parametrize('piece_bytes', [4, 100, 1 << 20])
+def test_pieces_cover_the_tensor_and_check_its_crc(tiny_arrays, tmp_path, piece_bytes):
+    bundle = TensorBundle(PREFIX)
+    for name in ('model/wpe', 'model/h1/ln_2/b'):
+        starts, values = zip(*[(start, np.array(v)) for start, v in bundle.pieces(name, piece_bytes=piece_bytes)])
+        assert all(v.nbytes <= max(piece_bytes, 4) for v in values)
+        assert list(starts) == list(np.cumsum([0] + [len(v) for v in values[:-1]]))
+        np.testing.assert_array_equal(np.concatenate(values), tiny_arrays[name].ravel())
+    damaged = TensorBundle(copy_bundle(tmp_path, edit_data=flip(bundle.entries['model/wpe'].offset + 5000)))
+    with pytest.raises(CheckpointError, match=r"model/wpe \(bytes 400384\.\.433152\) has masked CRC32C"):
+        list(damaged.pieces('model/wpe', piece_bytes=piece_bytes))
+    assert sum(len(v) for _, v in damaged.pieces('model/wpe', check_crc=False, piece_bytes=piece_bytes)) == 128 * 64
+
+
 def test_a_table_of_many_keys_keeps_them_in_order():
     entries = [(f'k{i:05d}'.encode(), bytes([i % 256]) * (i % 7)) for i in range(1000)]
     for block_size in (1, 100, 262144):

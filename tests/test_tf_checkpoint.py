@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import tf_bundle
 import weights
 from errors import CheckpointError, MissingFileError
 from model_pytorch import LMModel, ModelConfig
@@ -82,6 +83,18 @@ def test_logits_equal_the_release_graphs(tiny_hparams, reference, attn_impl):
     got = logits_of(model, tokens, tiny_hparams['n_vocab']).numpy()
     assert got.shape == expected.shape == (1, 22, 50257)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_loading_in_small_pieces_gives_the_same_model(tiny_hparams, reference, monkeypatch):
+    """Tensors are mapped and copied a piece at a time: pieces of 100 bytes, cut anywhere in a row,
+    load the same values (with fewer positions than the checkpoint too)."""
+    whole = gpt2_model(tiny_hparams, n_ctx=100)
+    weights.load_pretrained(whole, TINY)
+    monkeypatch.setattr(tf_bundle, 'PIECE_BYTES', 100)
+    pieces = gpt2_model(tiny_hparams, n_ctx=100)
+    weights.load_pretrained(pieces, TINY)
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), pieces.state_dict().values()))
+    np.testing.assert_allclose(logits_of(pieces, reference[0], 50257).numpy(), reference[1], atol=1e-5, rtol=0)
 
 
 def hf_state_dict(arrays, n_layer):
