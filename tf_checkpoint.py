@@ -513,12 +513,18 @@ def _copy_gpt2_plan(plan, bundle):
     """Copy each tensor of the plan (its first target.numel() values) into its target, piece by piece."""
     with torch.no_grad():
         for name, target, _ in plan:
-            flat, n = target.view(-1), target.numel()
+            flat, n = target.detach().view(-1), target.numel()
+            # numpy copies into a float32 CPU model on one thread: torch's parallel copy_ runs
+            # several times slower when other processes share the cores
+            dest = flat.numpy() if flat.device.type == 'cpu' and flat.dtype == torch.float32 else None
             for start, values in bundle.pieces(name, check_crc=False):
                 if start >= n:
                     break
                 piece = values[:n - start]
-                flat[start:start + len(piece)].copy_(torch.from_numpy(piece))
+                if dest is not None:
+                    dest[start:start + len(piece)] = piece
+                else:
+                    flat[start:start + len(piece)].copy_(torch.from_numpy(piece))
 
 
 def load_gpt2_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=None):
