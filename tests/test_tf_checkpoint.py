@@ -1,6 +1,7 @@
 """GPT-2's release (hparams.json + a TF tensor bundle) loaded without TensorFlow: the logits the
 release's own graph computed (../shared/data/gpt2-tiny-tf/reference_logits.npy), transformers'
-GPT2LMHeadModel given the same weights, and every kind of bad input refused before the model is touched."""
+GPT2LMHeadModel given the same weights, every kind of bad input refused before the model is
+touched, and the export to a Hugging Face gpt2 folder with the release's tokenizer."""
 import json
 import os
 import shutil
@@ -11,7 +12,8 @@ import torch
 
 import tf_bundle
 import weights
-from errors import CheckpointError, MissingFileError
+from errors import CheckpointError, InputError, MissingFileError
+from hf_interop import export_hf
 from model_pytorch import LMModel, ModelConfig
 from tests.conftest import SHARED
 from tests.helpers import tf_shapes, write_tf_checkpoint
@@ -306,3 +308,96 @@ def test_the_writer_writes_exactly_the_releases_variables(small):
     assert sorted(os.listdir(folder)) == sorted(RELEASE_FILES)
     assert {k: v.shape for k, v in arrays.items()} == gpt2_variable_shapes(**hp)
     assert len(arrays) == 2 + 12 * hp['n_layer'] + 2 and all(a.dtype == np.float32 for a in arrays.values())
+
+
+# ------------------------------------------------------------- GPT-2's release exported
+
+RELEASE_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+HARD_TEXTS = ["Hello world", " leading space", "trailing  \n\n", "I'm can't we'll they've she'd it's",
+              "ROCStories!!! 2016... $3.50?", "tabs\tand\r\nwindows", "emoji 🦄🏳️‍🌈 and ñandú, 日本語のテキスト",
+              "\x00\x07 control", "   ", "", "Ünïcödé COMBINING é"]
+
+
+def release_bpe(encoder_path, bpe_path):
+    """GPT-2's release tokenizer written from the SPEC (its encoder.py's steps): text -> ids."""
+    import regex
+    encoder = json.loads(open(encoder_path, encoding='utf-8').read())
+    merges = open(bpe_path, encoding='utf-8').read().split('\n')[1:-1]
+    ranks = {tuple(m.split()): i for i, m in enumerate(merges)}
+    printable = [*range(ord('!'), ord('~') + 1), *range(ord('¡'), ord('¬') + 1), *range(ord('®'), ord('ÿ') + 1)]
+    extra = iter(range(256, 512))
+    byte_char = {b: chr(b) if b in printable else chr(next(extra)) for b in range(256)}
+
+    def bpe(word):
+        parts = list(word)
+        while len(parts) > 1:
+            pairs = [(ranks.get(p, len(ranks)), i) for i, p in enumerate(zip(parts, parts[1:]))]
+            rank, i = min(pairs)
+            if rank == len(ranks):
+                break
+            first, second = parts[i], parts[i + 1]
+            merged, j = [], 0
+            while j < len(parts):
+                if j < len(parts) - 1 and parts[j] == first and parts[j + 1] == second:
+                    merged.append(first + second)
+                    j += 2
+                else:
+                    merged.append(parts[j])
+                    j += 1
+            parts = merged
+        return parts
+
+    def encode(text):
+        return [encoder[s] for piece in regex.findall(RELEASE_PATTERN, text)
+                for s in bpe(''.join(byte_char[b] for b in piece.encode('utf-8')))]
+    return encode
+
+
+def rocstories_sentences(n):
+    import csv
+    with open(SHARED / 'data' / 'rocstories' / 'cloze_test_val__spring2016 - cloze_test_ALL_val.csv',
+              encoding='utf-8') as f:
+        rows = list(csv.reader(f))[1:n + 1]
+    return [' '.join(row[1:7]) for row in rows]
+
+
+def test_exports_to_a_hf_folder_transformers_loads_and_tokenizes_as_the_release(tiny_hparams, reference, tmp_path):
+    """GPT-2's release loaded and exported with its encoder.json and vocab.bpe: transformers'
+    GPT2LMHeadModel gives the release graph's logits, and AutoTokenizer (and the slow
+    GPT2Tokenizer) of the folder give the release's ids (its algorithm written from the SPEC)."""
+    transformers = pytest.importorskip('transformers')
+    hp = tiny_hparams
+    model = gpt2_model(hp)
+    weights.load_pretrained(model, TINY)
+    encoder_path, bpe_path = TINY / 'encoder.json', TINY / 'vocab.bpe'
+    folder = export_hf(model, tmp_path / 'gpt2', bpe_files=(encoder_path, bpe_path))
+    assert sorted(os.listdir(folder)) == ['config.json', 'merges.txt', 'model.safetensors', 'tokenizer_config.json',
+                                          'vocab.json']
+    assert (tmp_path / 'gpt2' / 'vocab.json').read_bytes() == encoder_path.read_bytes()
+    assert (tmp_path / 'gpt2' / 'merges.txt').read_bytes() == bpe_path.read_bytes()
+    tokens, expected = reference
+    with torch.no_grad():
+        logits = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()(torch.tensor(tokens)).logits
+    np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5, rtol=0)
+
+    release = release_bpe(encoder_path, bpe_path)
+    fast = transformers.AutoTokenizer.from_pretrained(folder)
+    slow = transformers.GPT2Tokenizer.from_pretrained(folder)
+    assert fast.eos_token_id == fast.bos_token_id == 50256 and fast.model_max_length == hp['n_ctx']
+    for text in HARD_TEXTS + rocstories_sentences(100):
+        ids = release(text)
+        assert fast(text, add_special_tokens=False)['input_ids'] == ids, text
+        assert slow(text, add_special_tokens=False)['input_ids'] == ids, text
+        assert fast.decode(ids) == text
+    # the one difference: transformers reads the text <|endoftext|> as the special token, the release spells it out
+    text = 'end <|endoftext|>'
+    assert release(text) == [437, 1279, 91, 437, 1659, 5239, 91, 29]
+    assert fast(text)['input_ids'] == slow(text)['input_ids'] == [437, 220, 50256]
+
+
+def test_export_refuses_gpt1_bpe_files(tiny_hparams, tmp_path, encoder_path, bpe_path):
+    model = gpt2_model(tiny_hparams, n_ctx=8, n_layer=1)
+    with pytest.raises(InputError, match=r"bpe_files: .*encoder_bpe_40000\.json holds 40478 tokens, expected n_vocab "
+                                         r"50257"):
+        export_hf(model, tmp_path / 'out', bpe_files=(encoder_path, bpe_path))
+    assert not os.path.exists(tmp_path / 'out')
