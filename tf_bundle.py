@@ -466,22 +466,23 @@ class TensorBundle:
 def write_bundle(prefix, tensors, block_size=262144):
     """Write {name: numpy array} as a one-shard tensor bundle `{prefix}.index` and
     `{prefix}.data-00000-of-00001`, as TensorFlow's Saver does (values little-endian, C order,
-    back to back; an uncompressed index). Each file is written atomically, the index last.
-    Returns {name: BundleEntry}."""
+    back to back; an uncompressed index). Each file is written atomically, the index last; a dtype
+    the format lacks is a CheckpointError before anything is written. Returns {name: BundleEntry}."""
     prefix = os.fspath(prefix)
-    entries = {}
+    arrays, entries = {}, {}
+    for name in sorted(tensors):  # every dtype checked before anything is written
+        a = np.asarray(tensors[name], order='C')
+        dtype = a.dtype.newbyteorder('<') if a.dtype.byteorder == '>' else a.dtype
+        if dtype not in DTYPE_IDS:
+            raise CheckpointError(f"write_bundle: {name} has dtype {a.dtype}: expected one of "
+                                  f"{', '.join(str(d) for d in DTYPE_IDS)}")
+        arrays[name] = a.astype(dtype, copy=False)
 
     def write_data(tmp):
         with open(tmp, 'wb') as f:
-            for name in sorted(tensors):
-                a = np.asarray(tensors[name], order='C')
-                dtype = a.dtype.newbyteorder('<') if a.dtype.byteorder == '>' else a.dtype
-                if dtype not in DTYPE_IDS:
-                    raise CheckpointError(f"write_bundle: {name} has dtype {a.dtype}: expected one of "
-                                          f"{', '.join(str(d) for d in DTYPE_IDS)}")
-                a = a.astype(dtype, copy=False)
+            for name, a in arrays.items():
                 raw = memoryview(a).cast('B') if a.size else b''
-                entries[name] = BundleEntry(DTYPE_IDS[dtype], tuple(a.shape), 0, f.tell(), a.nbytes,
+                entries[name] = BundleEntry(DTYPE_IDS[a.dtype], tuple(a.shape), 0, f.tell(), a.nbytes,
                                             masked_crc32c(raw))
                 f.write(raw)
 

@@ -550,10 +550,11 @@ def load_gpt2_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=N
 
 
 def write_gpt2_checkpoint(path, hparams, seed=0, std=0.02, arrays=None, block_size=262144):
-    """Write GPT-2's release format to folder `path`: hparams.json, `checkpoint` and the model.ckpt
-    tensor bundle (tf_bundle.write_bundle; the index last). `arrays` {TF name: float32 array} are
-    the values, else N(0, std) float32 (1 + N(0, std) for LayerNorm gains) of gpt2_variable_shapes(**hparams):
-    for trying the loader without OpenAI's files. Returns the arrays."""
+    """Write GPT-2's release format to folder `path`: the model.ckpt tensor bundle
+    (tf_bundle.write_bundle), `checkpoint`, and hparams.json last, so that a folder cut short is
+    not taken for a release. `arrays` {TF name: float32 array} are the values, else N(0, std)
+    float32 (1 + N(0, std) for LayerNorm gains) of gpt2_variable_shapes(**hparams): for trying
+    the loader without OpenAI's files. Returns the arrays."""
     if arrays is None:
         rng = np.random.default_rng(seed)
         arrays = {}
@@ -561,8 +562,8 @@ def write_gpt2_checkpoint(path, hparams, seed=0, std=0.02, arrays=None, block_si
             values = rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
             arrays[name] = values + np.float32(1) if name.endswith('/g') else values
     os.makedirs(path, exist_ok=True)
-    _save_atomically(os.path.join(path, GPT2_HPARAMS), lambda f: f.write(json.dumps(hparams, indent=2).encode()))
     write_bundle(os.path.join(path, GPT2_PREFIX), arrays, block_size=block_size)
     _save_atomically(os.path.join(path, GPT2_CHECKPOINT), lambda f: f.write(
         f'model_checkpoint_path: "{GPT2_PREFIX}"\nall_model_checkpoint_paths: "{GPT2_PREFIX}"\n'.encode()))
+    _save_atomically(os.path.join(path, GPT2_HPARAMS), lambda f: f.write(json.dumps(hparams, indent=2).encode()))
     return arrays

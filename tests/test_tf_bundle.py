@@ -80,6 +80,13 @@ def test_pieces_cover_the_tensor_and_check_its_crc(tiny_arrays, tmp_path, piece_
     assert sum(len(v) for _, v in damaged.pieces('model/wpe', check_crc=False, piece_bytes=piece_bytes)) == 128 * 64
 
 
+def test_a_dtype_the_format_lacks_is_refused_before_anything_is_written(tmp_path):
+    tensors = {'a': np.zeros(3, np.float32), 'b': np.zeros(2, np.complex64)}
+    with pytest.raises(CheckpointError, match=r"write_bundle: b has dtype complex64: expected one of float32, "):
+        write_bundle(tmp_path / 'model.ckpt', tensors)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_table_of_many_keys_keeps_them_in_order():
     entries = [(f'k{i:05d}'.encode(), bytes([i % 256]) * (i % 7)) for i in range(1000)]
     for block_size in (1, 100, 262144):
