@@ -35,6 +35,7 @@ CRC_MASK_DELTA = 0xa282ead8
 DTYPES = {1: np.dtype('<f4'), 2: np.dtype('<f8'), 3: np.dtype('<i4'), 4: np.dtype('u1'), 5: np.dtype('<i2'),
           6: np.dtype('i1'), 9: np.dtype('<i8'), 10: np.dtype('?'), 17: np.dtype('<u2'), 19: np.dtype('<f2')}
 DTYPE_IDS = {dtype: tf_id for tf_id, dtype in DTYPES.items()}
+DT_FLOAT = 1  # TF's DataType for float32
 DTYPE_NAMES = {1: 'float32', 2: 'float64', 3: 'int32', 4: 'uint8', 5: 'int16', 6: 'int8', 7: 'string', 9: 'int64',
                10: 'bool', 14: 'bfloat16', 17: 'uint16', 19: 'float16'}
 
@@ -315,7 +316,7 @@ def table_bytes(entries, block_size=262144, restart_interval=16):
 
 class BundleEntry(NamedTuple):
     """A BundleEntryProto: where a tensor's bytes lie and what they hold."""
-    dtype: int  # TF's DataType enum (1: float32)
+    dtype: int  # TF's DataType enum (DT_FLOAT: float32)
     shape: tuple
     shard_id: int
     offset: int

@@ -1,7 +1,9 @@
-"""OpenAI's TF release of GPT-1 (the `model/` folder of finetune-transformer-lm): its variable
+"""OpenAI's TF releases. GPT-1's (the `model/` folder of finetune-transformer-lm): its variable
 names, its checkpoint (params_shapes.json and the shards params_0.npy ... params_9.npy) read
 one memory-mapped shard at a time, checked against a model's layout, copied into it, and
-written (random weights of any size, for trying the loaders without OpenAI's files).
+written (random weights of any size, for trying the loaders without OpenAI's files). GPT-2's
+(openai/gpt-2's models/124M/ ...: hparams.json and a TF tensor bundle, read through tf_bundle)
+the same way: load_gpt2_checkpoint, gpt2_checkpoint_sizes, write_gpt2_checkpoint.
 
 The model side is duck-typed (a TransformerModel's `embed`, `h`, `vocab`, `n_ctx`, `n_embd`,
 `arch`, `causal`), so this module does not import model_pytorch, which imports it.
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from errors import CheckpointError, InputError, MissingFileError
-from tf_bundle import TensorBundle, dtype_name, write_bundle
+from tf_bundle import DT_FLOAT, TensorBundle, dtype_name, write_bundle
 
 N_CTX_MAX = 512  # position rows in OpenAI's checkpoint
 
@@ -431,8 +433,8 @@ def open_gpt2_release(path):
     missing = [n for n in want if n not in bundle.entries]
     extra = [n for n in bundle.names if n not in want]
     if missing or extra:
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + \
-                ([f"unexpected {', '.join(extra)}"] if extra else [])
+        parts = ([f"missing {_listing(missing)}"] if missing else []) + \
+                ([f"unexpected {_listing(extra)}"] if extra else [])
         raise CheckpointError(f"{bundle.index_path}: {'; '.join(parts)}: expected the variables of "
                               f"{hparams['n_layer']} layers that {hp_path} describes")
     for name, shape in want.items():
@@ -441,9 +443,15 @@ def open_gpt2_release(path):
             sizes = ', '.join(f'{k} {v}' for k, v in hparams.items() if k != 'n_head')
             raise CheckpointError(f"{bundle.index_path}: {name} has shape {list(e.shape)}, expected {list(shape)} "
                                   f"from {hp_path} ({sizes})")
-        if e.dtype != 1:
+        if e.dtype != DT_FLOAT:
             raise CheckpointError(f"{bundle.index_path}: {name} has dtype {dtype_name(e.dtype)}, expected float32")
     return _Release(hparams, bundle, hp_path)
+
+
+def _listing(names, most=6):
+    """'a, b, c' for a few names; the first `most` and how many more for many."""
+    shown = ', '.join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
 
 
 def gpt2_checkpoint_sizes(path):

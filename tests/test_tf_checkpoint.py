@@ -263,7 +263,8 @@ def test_hparams_that_disagree_with_the_tensors(small):
     refused(folder, hp, r"model\.ckpt\.index: model/wpe has shape \[16, 8\], expected \[32, 8\] from .*hparams\.json "
                         r"\(n_vocab 50, n_ctx 32, n_embd 8, n_layer 2\)")
     (folder / 'hparams.json').write_text(json.dumps(dict(hp, n_layer=3)))
-    refused(folder, hp, r"missing model/h2/attn/c_attn/w, .*: expected the variables of 3 layers that")
+    refused(folder, hp, r"missing model/h2/attn/c_attn/w, .*, model/h2/ln_1/b and 6 more: expected the variables of 3 "
+                        r"layers that .*hparams\.json describes")
     (folder / 'hparams.json').write_text(json.dumps(dict(hp, n_head=3)))
     refused(folder, hp, r"hparams\.json: n_head 3 does not divide n_embd 8: expected a divisor")
     (folder / 'hparams.json').write_text('{"n_vocab": 50,')
