@@ -87,17 +87,12 @@ def test_a_dtype_the_format_lacks_is_refused_before_anything_is_written(tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_table_of_many_keys_keeps_them_in_order():
+def test_a_table_of_many_keys_keeps_them_in_order(tmp_path):
     entries = [(f'k{i:05d}'.encode(), bytes([i % 256]) * (i % 7)) for i in range(1000)]
     for block_size in (1, 100, 262144):
-        data = table_bytes(entries, block_size=block_size)
-        path = f'/tmp/table-{os.getpid()}-{block_size}'
-        try:
-            with open(path, 'wb') as f:
-                f.write(data)
-            assert read_table(path) == entries
-        finally:
-            os.remove(path)
+        path = tmp_path / f'table-{block_size}'
+        path.write_bytes(table_bytes(entries, block_size=block_size))
+        assert read_table(path) == entries
 
 
 # ------------------------------------------------------------- damaged bundles
