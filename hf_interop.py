@@ -33,6 +33,8 @@ HF_PREFIX = 'transformer.'
 HF_MODEL_TYPE = 'openai-gpt'
 HF_ARCHS = {'openai-gpt': 'gpt1', 'gpt2': 'gpt2'}  # config.json's model_type -> our arch
 HF_MODEL_TYPES = {arch: model_type for model_type, arch in HF_ARCHS.items()}
+BPE_VOCAB_SIZES = {'gpt1': 40478, 'gpt2': 50257}  # each release's vocabulary, export_hf's default n_vocab
+GPT2_EOT = '<|endoftext|>'  # GPT-2's one special token: document separator, and its tokenizer's bos/eos/unk
 _HF_EMBEDS = {'gpt1': ('tokens_embed.weight', 'positions_embed.weight'), 'gpt2': ('wte.weight', 'wpe.weight')}
 _HF_FINAL_LN = (('ln_f.g', 'ln_f.weight'), ('ln_f.b', 'ln_f.bias'))  # gpt2 only
 # GPT-2's config names its activation in ACT2FN's words, where 'gelu' is the exact erf form
@@ -446,9 +448,11 @@ def _write_atomically(folder, files):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def hf_config(model, n_vocab=40478, n_special=-1):
+def hf_config(model, n_vocab=None, n_special=-1):
     """The config.json dict `export_hf` writes for `model` (see there)."""
     transformer = transformer_of(model)
+    if n_vocab is None:
+        n_vocab = BPE_VOCAB_SIZES[transformer.arch]
     if n_special < 0:
         n_special = transformer.vocab - n_vocab - transformer.n_ctx
     if n_special < 0 or n_vocab + n_special + transformer.n_ctx != transformer.vocab:
@@ -504,14 +508,27 @@ def bpe_tokenizer_files(encoder_path, bpe_path, n_vocab):
             HF_BPE_FILES[1]: lambda p: shutil.copyfile(bpe_path, p)}
 
 
-def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None, bpe_files=None):
+def _gpt2_tokenizer_config(n_ctx):
+    """A writer of tokenizer_config.json for GPT-2's byte-level BPE (vocab.json, merges.txt)."""
+    settings = {'tokenizer_class': 'GPT2Tokenizer', 'model_max_length': n_ctx, 'add_prefix_space': False,
+                'bos_token': GPT2_EOT, 'eos_token': GPT2_EOT, 'unk_token': GPT2_EOT}
+
+    def write(p):
+        with open(p, 'w', encoding='utf-8') as f:
+            json.dump(settings, f, indent=2)
+            f.write('\n')
+    return write
+
+
+def export_hf(model, folder, n_vocab=None, n_special=-1, extra_files=None, bpe_files=None):
     """Write `model`'s transformer (and its tied LM head) as a Hugging Face
     `openai-gpt` folder that `transformers.OpenAIGPTLMHeadModel.from_pretrained(folder)`
     loads: config.json and model.safetensors, written atomically. A model with
     arch='gpt2' becomes a `gpt2` folder for `GPT2LMHeadModel` (wte, wpe, ln_f).
 
     model: a TransformerModel, LMModel or DoubleHeadModel; a task head is not exported.
-    n_vocab: the BPE vocabulary's size (40478); n_special: the special-token rows
+    n_vocab: the BPE vocabulary's size (None: the release's, 40478 for GPT-1, 50257 for a
+    model with arch='gpt2'); n_special: the special-token rows
     after it (-1: what the model's embedding leaves between tokens and positions).
     HF keeps tokens and positions apart, so the special rows become extra token rows:
     config.json has vocab_size = n_vocab + n_special (token id n_vocab + k is special
@@ -523,14 +540,19 @@ def export_hf(model, folder, n_vocab=40478, n_special=-1, extra_files=None, bpe_
     written into the folder with the weights and config in the same atomic write (the
     tokenizer files beside the model). bpe_files: (encoder_path, bpe_path), GPT-1's BPE
     files of n_vocab tokens, copied as vocab.json and merges.txt so that AutoTokenizer
-    finds them (without them, or a tokenizer in extra_files, the folder holds no tokenizer).
+    finds them (without them, or a tokenizer in extra_files, the folder holds no tokenizer);
+    for a gpt2 folder GPT-2's encoder.json and vocab.bpe, with a tokenizer_config.json naming
+    GPT2Tokenizer, <|endoftext|> as its bos, eos and unk token, and model_max_length n_ctx.
     A finetuned model holds only the n_ctx position rows of its run, so n_positions is that.
     Returns the folder.
     """
     from safetensors.torch import save_file
     transformer = transformer_of(model)
+    n_vocab = BPE_VOCAB_SIZES[transformer.arch] if n_vocab is None else n_vocab
     config = hf_config(model, n_vocab=n_vocab, n_special=n_special)
     tokenizer = {} if bpe_files is None else bpe_tokenizer_files(*bpe_files, n_vocab)
+    if bpe_files is not None and transformer.arch == 'gpt2':
+        tokenizer['tokenizer_config.json'] = _gpt2_tokenizer_config(config['n_positions'])
     n_tok = config['vocab_size']
     emb = transformer.embed.weight.detach()
     tokens, positions = _HF_EMBEDS[transformer.arch]

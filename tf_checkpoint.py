@@ -1,7 +1,9 @@
-"""OpenAI's TF release of GPT-1 (the `model/` folder of finetune-transformer-lm): its variable
+"""OpenAI's TF releases. GPT-1's (the `model/` folder of finetune-transformer-lm): its variable
 names, its checkpoint (params_shapes.json and the shards params_0.npy ... params_9.npy) read
 one memory-mapped shard at a time, checked against a model's layout, copied into it, and
-written (random weights of any size, for trying the loaders without OpenAI's files).
+written (random weights of any size, for trying the loaders without OpenAI's files). GPT-2's
+(openai/gpt-2's models/124M/ ...: hparams.json and a TF tensor bundle, read through tf_bundle)
+the same way: load_gpt2_checkpoint, gpt2_checkpoint_sizes, write_gpt2_checkpoint.
 
 The model side is duck-typed (a TransformerModel's `embed`, `h`, `vocab`, `n_ctx`, `n_embd`,
 `arch`, `causal`), so this module does not import model_pytorch, which imports it.
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from errors import CheckpointError, InputError, MissingFileError
+from tf_bundle import DT_FLOAT, TensorBundle, dtype_name, write_bundle
 
 N_CTX_MAX = 512  # position rows in OpenAI's checkpoint
 
@@ -341,4 +344,234 @@ def write_tf_checkpoint(path, shapes, seed=0, n_shards=N_SHARDS, std=0.02):
         _save_atomically(os.path.join(path, f'params_{i}.npy'), lambda f: np.save(f, shard))
     shapes_json = json.dumps([list(s) for s in shapes]).encode()
     _save_atomically(os.path.join(path, 'params_shapes.json'), lambda f: f.write(shapes_json))
+    return arrays
+
+
+# ---------------------------------------------------------------- GPT-2's release
+
+GPT2_HPARAMS = 'hparams.json'
+GPT2_CHECKPOINT = 'checkpoint'  # names the bundle's prefix: model_checkpoint_path: "model.ckpt"
+GPT2_PREFIX = 'model.ckpt'
+GPT2_SOURCE_HINT = ("the files come from openai/gpt-2's download_model.py (models/124M/: hparams.json, checkpoint, "
+                    "model.ckpt.index, model.ckpt.data-00000-of-00001)")
+# Sizes beyond any GPT-2 (vocab 50257, 1024 positions, width 1600, 48 layers, 25 heads) by far
+GPT2_SIZE_MAX = {'n_vocab': 2 ** 22, 'n_ctx': 2 ** 20, 'n_embd': 2 ** 16, 'n_head': 2 ** 10, 'n_layer': 2 ** 10}
+
+
+def gpt2_variable_shapes(n_vocab, n_ctx, n_embd, n_layer, **_):
+    """{TF variable name: shape} of GPT-2's release for these hparams.json sizes: model/wte,
+    model/wpe, the 12 variables of each block model/h{i}/..., and model/ln_f/{g,b}."""
+    layer = dict(zip(LAYER_VARS, tf_shapes(1, n_embd, 0)[2:]))
+    shapes = {'model/wte': (n_vocab, n_embd), 'model/wpe': (n_ctx, n_embd), 'model/ln_f/g': (n_embd,),
+              'model/ln_f/b': (n_embd,)}
+    shapes.update({f'model/h{i}/{v}': s for i in range(n_layer) for v, s in layer.items()})
+    return shapes
+
+
+def is_gpt2_release(path):
+    """Whether folder `path` holds GPT-2's release: hparams.json beside a `checkpoint` file or model.ckpt.index."""
+    return os.path.isfile(os.path.join(path, GPT2_HPARAMS)) and any(
+        os.path.isfile(os.path.join(path, f)) for f in (GPT2_CHECKPOINT, GPT2_PREFIX + '.index'))
+
+
+def read_hparams(path):
+    """hparams.json of GPT-2's release in folder `path` as a dict, checked: n_vocab, n_ctx, n_embd,
+    n_head and n_layer positive integers (within GPT2_SIZE_MAX), n_head dividing n_embd."""
+    p = os.path.join(path, GPT2_HPARAMS)
+    try:
+        with open(p, encoding='utf-8') as f:
+            hparams = json.load(f)
+    except FileNotFoundError:
+        raise MissingFileError(f"{p} is missing: {GPT2_SOURCE_HINT}") from None
+    except ValueError as err:
+        raise CheckpointError(f"{p} is not valid JSON ({err}): expected an object of n_vocab, n_ctx, n_embd, "
+                              f"n_head, n_layer") from None
+    if not isinstance(hparams, dict):
+        raise CheckpointError(f"{p} holds a JSON {type(hparams).__name__}: expected an object of n_vocab, n_ctx, "
+                              f"n_embd, n_head, n_layer")
+    for field, most in GPT2_SIZE_MAX.items():
+        value = hparams.get(field)
+        if not _is_int(value) or not 1 <= value <= most:
+            raise CheckpointError(f"{p}: {field} is {value!r}: expected an integer from 1 to {most}")
+    if hparams['n_embd'] % hparams['n_head']:
+        raise CheckpointError(f"{p}: n_head {hparams['n_head']} does not divide n_embd {hparams['n_embd']}: "
+                              f"expected a divisor")
+    return {k: hparams[k] for k in GPT2_SIZE_MAX}
+
+
+def gpt2_bundle_prefix(path):
+    """The tensor bundle's prefix in folder `path`: the file `checkpoint`'s model_checkpoint_path
+    (its base name, taken inside `path`, so that a moved folder still loads), else model.ckpt."""
+    p = os.path.join(path, GPT2_CHECKPOINT)
+    if not os.path.isfile(p):
+        return os.path.join(path, GPT2_PREFIX)
+    with open(p, encoding='utf-8', errors='replace') as f:
+        m = re.search(r'^model_checkpoint_path:\s*"([^"]+)"\s*$', f.read(), re.M)
+    if not m:
+        raise CheckpointError(f"{p} names no model_checkpoint_path: expected a line model_checkpoint_path: "
+                              f"\"model.ckpt\"")
+    return os.path.join(path, os.path.basename(m.group(1).replace('\\', '/')))
+
+
+class _Release(NamedTuple):
+    """GPT-2's release in a folder, its index checked against hparams.json."""
+    hparams: dict
+    bundle: TensorBundle
+    hparams_path: str
+
+
+def open_gpt2_release(path):
+    """hparams.json and the tensor bundle of GPT-2's release in folder `path`, checked without reading
+    the values: exactly the variables hparams.json describes, each float32 of the shape it gives.
+    CheckpointError naming the file, the variable and what was expected otherwise."""
+    if not os.path.isdir(path):
+        raise MissingFileError(f"checkpoint folder {path!r} does not exist: {GPT2_SOURCE_HINT}")
+    hparams = read_hparams(path)
+    hp_path = os.path.join(path, GPT2_HPARAMS)
+    bundle = TensorBundle(gpt2_bundle_prefix(path))
+    want = gpt2_variable_shapes(**hparams)
+    missing = [n for n in want if n not in bundle.entries]
+    extra = [n for n in bundle.names if n not in want]
+    if missing or extra:
+        parts = ([f"missing {_listing(missing)}"] if missing else []) + \
+                ([f"unexpected {_listing(extra)}"] if extra else [])
+        raise CheckpointError(f"{bundle.index_path}: {'; '.join(parts)}: expected the variables of "
+                              f"{hparams['n_layer']} layers that {hp_path} describes")
+    for name, shape in want.items():
+        e = bundle.entries[name]
+        if e.shape != shape:
+            sizes = ', '.join(f'{k} {v}' for k, v in hparams.items() if k != 'n_head')
+            raise CheckpointError(f"{bundle.index_path}: {name} has shape {list(e.shape)}, expected {list(shape)} "
+                                  f"from {hp_path} ({sizes})")
+        if e.dtype != DT_FLOAT:
+            raise CheckpointError(f"{bundle.index_path}: {name} has dtype {dtype_name(e.dtype)}, expected float32")
+    return _Release(hparams, bundle, hp_path)
+
+
+def _listing(names, most=6):
+    """'a, b, c' for a few names; the first `most` and how many more for many."""
+    shown = ', '.join(names[:most])
+    return shown if len(names) <= most else f"{shown} and {len(names) - most} more"
+
+
+def gpt2_checkpoint_sizes(path):
+    """The sizes of GPT-2's release in `path` (hparams.json, checked against the index): dict(n_ctx,
+    n_embd, n_layer, n_head, arch 'gpt2', causal True)."""
+    hp = open_gpt2_release(path).hparams
+    return dict(n_ctx=hp['n_ctx'], n_embd=hp['n_embd'], n_layer=hp['n_layer'], n_head=hp['n_head'], arch='gpt2',
+                causal=True)
+
+
+def _check_gpt2(transformer, release):
+    """CheckpointError unless the model has GPT-2's blocks, causal attention and hparams.json's width,
+    heads and activation."""
+    where, hp, cfg = release.hparams_path, release.hparams, transformer.config
+    if transformer.arch != 'gpt2':
+        raise CheckpointError(f"{where}: GPT-2's release has pre-LN blocks and a final ln_f but the model has "
+                              f"arch={transformer.arch!r}: expected arch 'gpt2' (--arch gpt2)")
+    if not transformer.causal:
+        raise CheckpointError(f"{where}: GPT-2's release has causal attention but the model has causal=False: "
+                              f"expected causal=True")
+    for field in ('n_embd', 'n_head'):
+        if hp[field] != getattr(cfg, field):
+            raise CheckpointError(f"{where}: {field} is {hp[field]} but the model has {field}={getattr(cfg, field)}: "
+                                  f"expected equal")
+    if cfg.afn != 'gelu':
+        raise CheckpointError(f"{where}: GPT-2's release uses the tanh GELU but the model has afn={cfg.afn!r}: "
+                              f"expected afn 'gelu'")
+
+
+def _gpt2_plan(transformer, hparams, layout):
+    """[(TF name, target tensor, rows to read or None)]: what a load of GPT-2's release copies where;
+    ln_f goes with the last layer, so only when every layer is loaded."""
+    emb, n_vocab = transformer.embed.weight, hparams['n_vocab']
+    plan = [('model/wte', emb[:n_vocab], None), ('model/wpe', emb[n_vocab + layout.n_special:], layout.n_ctx)]
+    params = dict(transformer.named_parameters())
+    names = [f'h{i}/{v}' for i in range(max(layout.n_transfer, 0)) for v in LAYER_VARS]
+    if layout.n_transfer == hparams['n_layer']:
+        names += ['ln_f/g', 'ln_f/b']
+    for name in names:
+        target = params[tf_to_torch_name(f'model/{name}:0') if name[0] == 'h' else name.replace('/', '.')]
+        plan.append((f'model/{name}', target, None))
+    return plan
+
+
+def _check_gpt2_plan(plan, bundle):
+    """CheckpointError for a tensor of the plan that does not fill its target, or whose CRC32C or
+    values are bad (NaN or inf among the values loaded), before anything is copied. The tensors
+    are read in pieces, so that at most two pieces are mapped at a time."""
+    for name, target, rows in plan:
+        shape = bundle.entries[name].shape
+        if rows is not None:
+            shape = (rows,) + shape[1:]
+        elif len(shape) == 3:  # conv weights [1, nx, nf]
+            shape = shape[1:]
+        if tuple(target.shape) != shape:
+            raise CheckpointError(f"{bundle.index_path}: {name} gives {list(shape)} but the model's parameter has "
+                                  f"shape {list(target.shape)}")
+        n, bad = target.numel(), 0
+        for start, values in bundle.pieces(name):
+            bad += count_nonfinite(values[:max(n - start, 0)])
+        if bad:
+            raise CheckpointError(f"{bundle.data_path(bundle.entries[name].shard_id)}: {name} holds {bad} non-finite "
+                                  f"values (NaN or inf) of {n}: expected finite floats; the checkpoint is damaged")
+
+
+def _copy_gpt2_plan(plan, bundle):
+    """Copy each tensor of the plan (its first target.numel() values) into its target, piece by piece."""
+    with torch.no_grad():
+        for name, target, _ in plan:
+            flat, n = target.detach().view(-1), target.numel()
+            # numpy copies into a float32 CPU model on one thread: torch's parallel copy_ runs
+            # several times slower when other processes share the cores
+            dest = flat.numpy() if flat.device.type == 'cpu' and flat.dtype == torch.float32 else None
+            for start, values in bundle.pieces(name, check_crc=False):
+                if start >= n:
+                    break
+                piece = values[:n - start]
+                if dest is not None:
+                    dest[start:start + len(piece)] = piece
+                else:
+                    flat[start:start + len(piece)].copy_(torch.from_numpy(piece))
+
+
+def load_gpt2_checkpoint(transformer, path, n_ctx=-1, n_special=-1, n_transfer=None):
+    """Copy GPT-2's release in folder `path` (hparams.json, checkpoint, model.ckpt.index and
+    model.ckpt.data-00000-of-00001: a TF tensor bundle, read without TensorFlow, memory-mapped a
+    piece of a tensor at a time) into `transformer`, a TransformerModel built with arch='gpt2' and
+    hparams.json's n_embd and n_head.
+
+    model/wte fills the n_vocab token rows of `embed`, model/wpe its n_ctx position rows (after
+    n_special rows kept at their initialisation); n_ctx, n_special and n_transfer as for
+    load_tf_checkpoint (n_ctx at most hparams.json's); model/ln_f loads with the last layer. Every
+    tensor is checked before the model is touched: its dtype and shape against hparams.json, its
+    bytes' CRC32C against the index, its values finite. Returns the transformer."""
+    release = open_gpt2_release(path)
+    hp, bundle = release.hparams, release.bundle
+    _check_gpt2(transformer, release)
+    layout = check_layout(transformer, hp['n_vocab'], hp['n_ctx'], hp['n_layer'], n_ctx, n_special, n_transfer,
+                          release.hparams_path)
+    plan = _gpt2_plan(transformer, hp, layout)
+    _check_gpt2_plan(plan, bundle)
+    _copy_gpt2_plan(plan, bundle)
+    return transformer
+
+
+def write_gpt2_checkpoint(path, hparams, seed=0, std=0.02, arrays=None, block_size=262144):
+    """Write GPT-2's release format to folder `path`: the model.ckpt tensor bundle
+    (tf_bundle.write_bundle), `checkpoint`, and hparams.json last, so that a folder cut short is
+    not taken for a release. `arrays` {TF name: float32 array} are the values, else N(0, std)
+    float32 (1 + N(0, std) for LayerNorm gains) of gpt2_variable_shapes(**hparams): for trying
+    the loader without OpenAI's files. Returns the arrays."""
+    if arrays is None:
+        rng = np.random.default_rng(seed)
+        arrays = {}
+        for name, shape in gpt2_variable_shapes(**hparams).items():
+            values = rng.standard_normal(shape, dtype=np.float32) * np.float32(std)
+            arrays[name] = values + np.float32(1) if name.endswith('/g') else values
+    os.makedirs(path, exist_ok=True)
+    write_bundle(os.path.join(path, GPT2_PREFIX), arrays, block_size=block_size)
+    _save_atomically(os.path.join(path, GPT2_CHECKPOINT), lambda f: f.write(
+        f'model_checkpoint_path: "{GPT2_PREFIX}"\nall_model_checkpoint_paths: "{GPT2_PREFIX}"\n'.encode()))
+    _save_atomically(os.path.join(path, GPT2_HPARAMS), lambda f: f.write(json.dumps(hparams, indent=2).encode()))
     return arrays

@@ -28,7 +28,7 @@ from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
 PAGES = ['README.md'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'docs').glob('*.md'))
-DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'python-api', 'faithfulness', 'benchmarks')
+DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'gpt2', 'python-api', 'faithfulness', 'benchmarks')
 FULL_SIZE_PAGES = {'docs/python-api.md', 'docs/generation.md'}
 MAX_NOT_RUN = 3
 NOT_RUN = '# not run by the tests:'
