@@ -62,3 +62,10 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first, each set in its own order: pytest-xdist hands tests out in this
+    order, so the long runs start while both workers have work, and the last tests handed
+    out are short ones that keep both cores busy to the end."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)

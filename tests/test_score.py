@@ -3,6 +3,7 @@
 The runs are train.main in this process on ROCStories encoded once (helpers.rocstories_encoded_once);
 one test starts `python score.py`, the refusals call score.main here."""
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -13,15 +14,16 @@ import pytest
 import torch
 
 import finetune
+import score
 import train
 from datasets import rocstories
 from errors import CheckpointError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
-import score
 from helpers import rocstories_encoded_once, run_main
 from score import load_run
 from test_train import ROOT, _common_argv, tiny_shards  # noqa: F401 (a fixture)
+from tests.conftest import ONE_THREAD_ENV
 
 
 @pytest.fixture(scope='module')
@@ -66,7 +68,8 @@ def test_cli_prints_each_ending_with_its_probability(finished_run):
     story = "Karen was assigned a roommate her first year of college. Their first meeting went well."
     proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(work / 'save' / 'rocstories'),
                            '--story', story, '--ending', 'Karen became friends with her.', '--ending',
-                           'Karen hated pizza.'], capture_output=True, text=True, timeout=120)
+                           'Karen hated pizza.'], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **ONE_THREAD_ENV})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and sum(line.startswith('*') for line in lines) == 1
