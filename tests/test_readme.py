@@ -275,10 +275,8 @@ def run_step(step, work, env, page):
     return out.stdout
 
 
-# The pages run in one pytest-xdist worker (the 'pages' group of --dist loadgroup): there a page goes
-# on from another's AFTER_STEPS and the weights of model_dirs are written once.
+# The pages run in one pytest-xdist worker (conftest.XDIST_GROUPS).
 @pytest.mark.slow
-@pytest.mark.xdist_group('pages')
 @pytest.mark.parametrize('page', [p for p in PAGES if runnable(p)])
 def test_page_blocks_run_as_written(page, model_dirs, tmp_path, tmp_path_factory):
     work = tmp_path / 'project'
