@@ -2,11 +2,13 @@
 
 Fast checks use synthetic stories over a small vocabulary; the real-data checks use
 the ROCStories files and the real BPE vocabulary from ../shared/data, encoded once per
-session. The end-to-end runs are subprocesses of `python train.py` with a tiny model
-and checkpoint shards in the TF release's format with the real vocabulary's 40,478
-token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CPU cores
-the 40k-way LM softmax at every real token costs about a second per batch whatever
-the model's width (the LM path is checked below, and in the determinism runs).
+session. The end-to-end runs use a tiny model and checkpoint shards in the TF release's
+format with the real vocabulary's 40,478 token rows; they call train.main in the tests'
+process (helpers.run_main), but for the determinism runs, the Ctrl-C run and one refusal,
+which start `python train.py`. They pass --lm_coef 0 where they train on all 1,497
+stories: on 2 CPU cores the 40k-way LM softmax at every real token costs about a second
+per batch whatever the model's width (the LM path is checked below, and in the
+determinism runs).
 """
 import argparse
 import contextlib
@@ -238,10 +240,11 @@ def _err(capsys, argv):
 
 
 def train_cli(capsys, cwd, argv):
-    """(exit status, stderr) of train.main(argv) run in this process in `cwd`."""
+    """(exit status, stdout, stderr) of train.main(argv) run in this process in `cwd`."""
     capsys.readouterr()
     status = run_main(train.main, cwd, argv)
-    return status, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
 @pytest.mark.parametrize('flag,value', [('--n_batch', '0'), ('--n_iter', '0'), ('--n_acc', '-1'),
@@ -420,13 +423,17 @@ def _common_argv(rocstories_dir, encoder_path, bpe_path, shards):
 
 
 @pytest.mark.slow
-def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+def test_end_to_end_cli_on_real_rocstories(tmp_path, capsys, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    """train.main on the whole data for the default 3 epochs, in this process (the determinism
+    test below starts `python train.py`)."""
     argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
         '--desc', 'tiny_e2e', '--submit', '--analysis', '--lm_coef', '0']
-    proc = _run_cli(tmp_path, argv, env=ONE_THREAD_ENV)
+    with rocstories_encoded_once():
+        status, out, err = train_cli(capsys, tmp_path, argv)
+    assert status == 0, err[-3000:]
     log = [json.loads(line) for line in (tmp_path / 'log' / 'tiny_e2e.jsonl').read_text().splitlines()]
     assert log[0]['desc'] == 'tiny_e2e' and log[0]['n_iter'] == 3 and log[0]['checkpoint_format'] == 'tf'
-    assert f"weights: TF release's checkpoint from {tiny_shards}" in proc.stderr
+    assert f"weights: TF release's checkpoint from {tiny_shards}" in err
     assert [e['n_updates'] for e in log[1:]] == [187, 374, 561]  # 1497 // 8 updates an epoch
     assert {'tr_cost', 'va_cost', 'tr_acc', 'va_acc', 'n_epochs'} <= set(log[1])
     assert (tmp_path / 'save' / 'tiny_e2e' / 'best_params.safetensors').is_file()
@@ -435,8 +442,8 @@ def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_pat
     assert lines[0] == 'index\tprediction' and len(lines) == 1 + 1871
     assert all(line.split('\t')[1] in ('0', '1') for line in lines[1:])
     best_va = max(e['va_acc'] for e in log[1:])
-    assert f'ROCStories Valid Accuracy: {best_va:.2f}' in proc.stdout
-    assert 'ROCStories Test Accuracy:' in proc.stdout
+    assert f'ROCStories Valid Accuracy: {best_va:.2f}' in out
+    assert 'ROCStories Test Accuracy:' in out
     assert (tmp_path / 'log' / 'tiny_e2e.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'  # the log, drawn
 
 
@@ -541,7 +548,7 @@ def test_suspicious_data_is_logged_with_counts(tmp_path, capsys, rocstories_dir,
     val.write_text('\n'.join(lines), encoding='utf-8')
     argv = _common_argv(data_dir, encoder_path, bpe_path, tiny_shards) + ['--n_valid', '1835', '--n_iter', '1',
                                                                           '--lm_coef', '0']
-    status, err = train_cli(capsys, tmp_path, argv)
+    status, _, err = train_cli(capsys, tmp_path, argv)
     assert status == 0, err[-3000:]
     log = [json.loads(line) for line in (tmp_path / 'log' / 'rocstories.jsonl').read_text().splitlines()]
     warned = [e['warning'] for e in log if 'warning' in e]
@@ -558,7 +565,7 @@ def test_analysis_without_test_answers_is_refused_before_training(tmp_path, caps
     (data_dir / train.ROC_FILES[1]).write_text('\n'.join(r.rsplit(',', 1)[0] for r in rows), encoding='utf-8')
     args = train.parse_args(good_argv + ['--data_dir', str(data_dir)])
     train.check_inputs(args)  # training and --submit need no answers
-    status, err = train_cli(capsys, tmp_path, [*good_argv, '--data_dir', str(data_dir), '--analysis'])
+    status, _, err = train_cli(capsys, tmp_path, [*good_argv, '--data_dir', str(data_dir), '--analysis'])
     assert status == 2 and 'Traceback' not in err
     assert err.strip().splitlines()[-1].startswith('train.py: error: ')
     assert 'AnswerRightEnding' in err and not (tmp_path / 'log' / 'rocstories.jsonl').exists()
@@ -610,7 +617,7 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, capsys
         np.save(shard, np.full_like(np.load(shard), np.nan))
     argv = good_argv + ['--model_dir', str(model_dir), '--n_embd', '16', '--n_layer', '1', '--n_head', '2']
     with rocstories_encoded_once():
-        status, err = train_cli(capsys, tmp_path, argv)
+        status, _, err = train_cli(capsys, tmp_path, argv)
     assert status == 2 and 'Traceback' not in err, err[-2000:]
     last = err.strip().splitlines()[-1]
     assert last.startswith('train.py: error: ') and re.search(expected, last), last
@@ -619,7 +626,7 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, capsys
 
 def test_cli_flag_errors_are_one_line(tmp_path, capsys):
     for argv in (['--n_head', '5'], ['--b1', '2'], ['--resume', '--overwrite']):
-        status, err = train_cli(capsys, tmp_path, argv)
+        status, _, err = train_cli(capsys, tmp_path, argv)
         assert status == 2 and err.count('\n') == 1, err
         assert err.startswith('train.py: error: --')
 
@@ -779,7 +786,7 @@ def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path
 ])
 def test_seed_and_lm_coef_out_of_range_are_refused_before_any_work(tmp_path, capsys, good_argv, flag, value,
                                                                    expected):
-    status, err = train_cli(capsys, tmp_path, [*good_argv, flag, value])
+    status, _, err = train_cli(capsys, tmp_path, [*good_argv, flag, value])
     assert status == 2 and err.count('\n') == 1, err
     assert re.search('^train.py: error: ' + expected, err), err
     assert not (tmp_path / 'log').exists() and not (tmp_path / 'save').exists()
@@ -966,5 +973,5 @@ def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, capsys, roc
     assert line.endswith(' --resume') and hashlib.sha256(last.read_bytes()).hexdigest() == before
     assert not (last.parent / '.lock').exists() and not [f for f in os.listdir(last.parent) if f.endswith('.tmp')]
     with rocstories_encoded_once():
-        status, err = train_cli(capsys, tmp_path, [*argv, '--resume'])
+        status, _, err = train_cli(capsys, tmp_path, [*argv, '--resume'])
     assert status == 0 and 'resuming after epoch 1, update 4' in err, err[-2000:]
