@@ -64,7 +64,6 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-
 def pytest_collection_modifyitems(items):
     """The slow tests first, each set in its own order: pytest-xdist hands tests out in this
     order, so the long runs start while both workers have work, and the last tests handed

@@ -17,8 +17,9 @@ _ROCSTORIES_ENCODED = {}
 @contextlib.contextmanager
 def rocstories_encoded_once():
     """task_data.encode_rocstories memoized for the session: each data folder, BPE files and
-    --n_valid are read and encoded once (several seconds of BPE), for runs whose encoding is
-    not what they check. The encoder is the one make_roc_data gives its special tokens once."""
+    --n_valid are read and encoded once (several seconds of BPE), for runs whose encoding and
+    data warnings (given by the first call only) are not what they check. The encoder is
+    shared: make_roc_data gives it its special tokens once."""
     real = task_data.encode_rocstories
 
     def encode(args, verbose=True):
