@@ -71,9 +71,10 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker('slow') is None)
 
 
-# Tests that share what one process computes once (test_readme's pages go on from another page's
-# AFTER_STEPS and write the full-size weights once): the test function's node id -> its group.
-XDIST_GROUPS = {'tests/test_readme.py::test_page_blocks_run_as_written': 'pages'}
+# Tests that share what one process computes once: test_readme's pages go on from another page's
+# AFTER_STEPS and write the full-size weights once; test_score's tests share one finished run (a
+# module fixture). The start of their node ids -> their group.
+XDIST_GROUPS = {'tests/test_readme.py::test_page_blocks_run_as_written': 'pages', 'tests/test_score.py::': 'score'}
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -87,5 +88,5 @@ def pytest_xdist_make_scheduler(config, log):
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            return XDIST_GROUPS.get(nodeid.split('[')[0], nodeid)
+            return next((group for start, group in XDIST_GROUPS.items() if nodeid.startswith(start)), nodeid)
     return GroupScheduling(config, log)
