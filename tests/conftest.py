@@ -62,3 +62,31 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests first, each set in its own order: pytest-xdist hands tests out in this
+    order, so the long runs start while both workers have work, and the last tests handed
+    out are short ones that keep both cores busy to the end."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)
+
+
+# Tests that share what one process computes once: test_readme's pages go on from another page's
+# AFTER_STEPS and write the full-size weights once; test_score's tests share one finished run (a
+# module fixture). The start of their node ids -> their group.
+XDIST_GROUPS = {'tests/test_readme.py::test_page_blocks_run_as_written': 'pages', 'tests/test_score.py::': 'score'}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's default distribution (-n N), but each of XDIST_GROUPS runs in one worker
+    (xdist's own --dist loadgroup cannot mark a test's node id under pytest 9); the groups go
+    out first, then every other test alone, in the order of collection."""
+    if config.getvalue('dist') != 'load':
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return next((group for start, group in XDIST_GROUPS.items() if nodeid.startswith(start)), nodeid)
+    return GroupScheduling(config, log)

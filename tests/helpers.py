@@ -1,10 +1,48 @@
 """Test utilities: write checkpoints in the exact format of OpenAI's TF release (the
 library's own writer, tf_checkpoint.write_tf_checkpoint, importable from here too);
-read a parser's --help per flag."""
+read a parser's --help per flag; run a script's main(argv) in the tests' own process."""
 import argparse
+import contextlib
 import re
 
+import pytest
+
+import task_data
 from tf_checkpoint import tf_shapes, write_tf_checkpoint  # noqa: F401
+
+# (data_dir, encoder_path, bpe_path, n_valid) -> what task_data.encode_rocstories returned
+_ROCSTORIES_ENCODED = {}
+
+
+@contextlib.contextmanager
+def rocstories_encoded_once():
+    """task_data.encode_rocstories memoized for the session: each data folder, BPE files and
+    --n_valid are read and encoded once (several seconds of BPE), for runs whose encoding and
+    data warnings (given by the first call only) are not what they check. The encoder is
+    shared: make_roc_data gives it its special tokens once."""
+    real = task_data.encode_rocstories
+
+    def encode(args, verbose=True):
+        key = (str(args.data_dir), str(args.encoder_path), str(args.bpe_path), args.n_valid)
+        if key not in _ROCSTORIES_ENCODED:
+            _ROCSTORIES_ENCODED[key] = real(args, verbose)
+        return _ROCSTORIES_ENCODED[key]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(task_data, 'encode_rocstories', encode)
+        yield
+
+
+def run_main(main, cwd, argv):
+    """main(argv) of a script in this process with `cwd` as the working folder: what
+    `python script.py argv` in `cwd` runs, without a second start of Python and torch.
+    Returns main's exit status (0 when it returns; a refusal's SystemExit gives its code)."""
+    cwd.mkdir(parents=True, exist_ok=True)
+    with contextlib.chdir(cwd):
+        try:
+            main(argv)
+        except SystemExit as exit_:
+            return 0 if exit_.code is None else exit_.code
+    return 0
 
 
 def help_chunks(parser):

@@ -16,7 +16,9 @@ import finetune
 import task_data
 import train
 from errors import CheckpointError, InputError, NonFiniteLossError
+from helpers import rocstories_encoded_once, run_main
 from test_train import ROOT, _model, synthetic_data, tiny_args, tiny_shards  # noqa: F401 (a fixture)
+from tests.conftest import ONE_THREAD_ENV
 
 
 # ------------------------------------------------------------------ files
@@ -376,7 +378,8 @@ def _a_temporary_file_with_bytes(folder):
 
 @pytest.mark.slow
 @pytest.mark.parametrize('mode', ['inside_write', 'after_first_rename'])
-def test_a_run_killed_while_saving_resumes(tmp_path, mode, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+def test_a_run_killed_while_saving_resumes(tmp_path, capsys, mode, rocstories_dir, encoder_path, bpe_path,
+                                           tiny_shards):
     """SIGKILL inside the second epoch's checkpoint write, or just after its first file lands:
     a --resume run continues from a whole checkpoint, removes the temporary file and the stale
     lock, and ends where an uninterrupted run ends."""
@@ -385,16 +388,18 @@ def test_a_run_killed_while_saving_resumes(tmp_path, mode, rocstories_dir, encod
             '--n_valid', '1835', '--n_iter', '3', '--submit']
     script = tmp_path / 'killer.py'
     script.write_text(KILLER)
-    env = {**os.environ, 'PYTHONPATH': str(ROOT)}
+    env = {**os.environ, **ONE_THREAD_ENV, 'PYTHONPATH': str(ROOT)}
     proc = subprocess.run([sys.executable, str(script), mode, *argv], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     run_dir = tmp_path / 'save' / 'rocstories'
     assert (run_dir / '.lock').exists()
-    resumed = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv, '--resume'], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    capsys.readouterr()
+    with rocstories_encoded_once():
+        status = run_main(train.main, tmp_path, [*argv, '--resume'])
+    err = capsys.readouterr().err
+    assert status == 0, err[-2000:]
     assert not [f for f in os.listdir(run_dir) if f.endswith('.tmp') or f == '.lock']
     log = [json.loads(line) for line in (tmp_path / 'log' / 'rocstories.jsonl').read_text().splitlines()[1:]]
     assert [e['n_updates'] for e in log if 'va_acc' in e] == [4, 8, 12]  # 36 stories // 8 a epoch, 3 epochs
-    assert 'resuming after epoch' in resumed.stderr
+    assert 'resuming after epoch' in err

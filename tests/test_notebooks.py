@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import OPENAI_DIR, ROCSTORIES_DIR, ROOT
+from tests.conftest import ONE_THREAD_ENV, OPENAI_DIR, ROCSTORIES_DIR, ROOT
 
 NOTEBOOKS = ('finetune_rocstories.ipynb', 'your_own_data.ipynb', 'play_char.ipynb', 'play_math.ipynb')
 SMALL_SWITCH = "SMALL = os.environ.get('GPT1_NOTEBOOK_SMALL') == '1'"
@@ -49,7 +49,7 @@ def test_notebook_runs_top_to_bottom_in_small_mode(name, tmp_path, request):
     # fresh download without it, as under -p no:cacheprovider)
     cache = request.config.cache.mkdir('notebooks') if hasattr(request.config, 'cache') else tmp_path
     env = dict(os.environ, GPT1_NOTEBOOK_SMALL='1', GPT1_DATA_DIR=str(ROCSTORIES_DIR), GPT1_MODEL_DIR=str(OPENAI_DIR),
-               GPT1_SHAKESPEARE_DIR=str(cache / 'shakespeare'))
+               GPT1_SHAKESPEARE_DIR=str(cache / 'shakespeare'), **ONE_THREAD_ENV)
     client = NotebookClient(nb, timeout=300, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}})
     try:
         client.execute(env=env)

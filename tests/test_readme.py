@@ -169,17 +169,22 @@ def test_few_blocks_are_left_unrun():
 
 @pytest.fixture(scope='session')
 def model_dirs(tmp_path_factory):
-    """{'tiny': a 1-layer 16-wide checkpoint, 'full': the release's shapes}, each in the release's
-    format with the real BPE files beside it."""
+    """model_dirs(size): a folder of weights in the release's format with the real BPE files
+    beside it, written the first time a page asks for it: 'tiny' a 1-layer 16-wide checkpoint,
+    'full' the release's shapes (half a gigabyte)."""
     dirs = {}
-    shapes = {'tiny': tf_shapes(1, 16, 40478), 'full': [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())]}
-    for size in ('tiny', 'full'):
-        folder = tmp_path_factory.mktemp(size) / 'model'
-        write_tf_checkpoint(folder, shapes[size])
-        for f in (ENCODER_PATH, BPE_PATH):
-            (folder / f.name).symlink_to(f)
-        dirs[size] = folder
-    return dirs
+
+    def model_dir(size):
+        if size not in dirs:
+            shapes = (tf_shapes(1, 16, 40478) if size == 'tiny' else
+                      [tuple(s) for s in json.loads(PARAMS_SHAPES_PATH.read_text())])
+            folder = tmp_path_factory.mktemp(size) / 'model'
+            write_tf_checkpoint(folder, shapes)
+            for f in (ENCODER_PATH, BPE_PATH):
+                (folder / f.name).symlink_to(f)
+            dirs[size] = folder
+        return dirs[size]
+    return model_dir
 
 
 def project_copy(work, model_dir):
@@ -270,6 +275,7 @@ def run_step(step, work, env, page):
     return out.stdout
 
 
+# The pages run in one pytest-xdist worker (conftest.XDIST_GROUPS).
 @pytest.mark.slow
 @pytest.mark.parametrize('page', [p for p in PAGES if runnable(p)])
 def test_page_blocks_run_as_written(page, model_dirs, tmp_path, tmp_path_factory):
@@ -280,7 +286,7 @@ def test_page_blocks_run_as_written(page, model_dirs, tmp_path, tmp_path_factory
         copy, stdout = AFTER_STEPS[size, tuple(todo[:done])]
         shutil.copytree(copy, work, symlinks=True)
     else:
-        project_copy(work, model_dirs[size])
+        project_copy(work, model_dirs(size))
         stdout = ''
     venv_bin = work / '.venv' / 'bin'
     env = {'PATH': f'{venv_bin}:/usr/bin:/bin', 'HOME': str(tmp_path), 'VIRTUAL_ENV': str(work / '.venv'),

@@ -1,23 +1,29 @@
-"""score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI."""
+"""score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI.
+
+The runs are train.main in this process on ROCStories encoded once (helpers.rocstories_encoded_once);
+one test starts `python score.py`, the refusals call score.main here."""
 import json
-
-
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import finetune
+import score
 import train
 from datasets import rocstories
 from errors import CheckpointError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
+from helpers import rocstories_encoded_once, run_main
 from score import load_run
-from test_train import ROOT, _common_argv, _run_cli, tiny_shards  # noqa: F401 (a fixture)
+from test_train import ROOT, _common_argv, tiny_shards  # noqa: F401 (a fixture)
+from tests.conftest import ONE_THREAD_ENV
 
 
 @pytest.fixture(scope='module')
@@ -26,8 +32,17 @@ def finished_run(tmp_path_factory, rocstories_dir, encoder_path, bpe_path, tiny_
     work = tmp_path_factory.mktemp('run')
     argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
         '--n_valid', '1835', '--n_iter', '1', '--lm_coef', '0', '--submit']
-    _run_cli(work, argv)
+    with rocstories_encoded_once():
+        assert run_main(train.main, work, argv) == 0
     return work, argv
+
+
+def score_cli(capsys, argv):
+    """(exit status, stdout, stderr) of score.main(argv) in this process."""
+    capsys.readouterr()
+    status = run_main(score.main, Path.cwd(), argv)
+    out, err = capsys.readouterr()
+    return status, out, err
 
 
 @pytest.mark.slow
@@ -37,7 +52,8 @@ def test_scores_equal_the_training_pipeline(finished_run, rocstories_dir):
     work, argv = finished_run
     run = load_run(str(work / 'save' / 'rocstories'))
     args = train.parse_args(argv)
-    data = train.load_data(args, verbose=False)
+    with rocstories_encoded_once():
+        data = train.load_data(args, verbose=False)
     logits = finetune._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
     _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
     for i in range(3):
@@ -74,7 +90,8 @@ def test_cli_prints_each_ending_with_its_probability(finished_run):
     story = "Karen was assigned a roommate her first year of college. Their first meeting went well."
     proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(work / 'save' / 'rocstories'),
                            '--story', story, '--ending', 'Karen became friends with her.', '--ending',
-                           'Karen hated pizza.'], capture_output=True, text=True, timeout=120)
+                           'Karen hated pizza.'], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **ONE_THREAD_ENV})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and sum(line.startswith('*') for line in lines) == 1
@@ -83,7 +100,7 @@ def test_cli_prints_each_ending_with_its_probability(finished_run):
 
 
 @pytest.mark.slow
-def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
+def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path, capsys):
     work, _ = finished_run
     with pytest.raises(MissingFileError, match=r'config\.json does not exist: expected a run folder of train\.py'):
         load_run(str(tmp_path))
@@ -92,9 +109,8 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path):
         run.score('word ' * 200, ['an ending.', 'another.'])
     with pytest.raises(InputError, match='at least two non-empty endings'):
         run.score('a story.', ['one ending.'])
-    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(tmp_path), '--story', 's',
-                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and proc.stderr.startswith('score.py: error: ')
+    status, _, err = score_cli(capsys, ['--run', str(tmp_path), '--story', 's', '--ending', 'a', '--ending', 'b'])
+    assert status == 2 and err.count('\n') == 1 and err.startswith('score.py: error: ')
 
 
 def test_a_run_exports_with_its_tokenizer_and_its_positions(finished_run, tmp_path):
@@ -144,7 +160,7 @@ def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_r
 @pytest.mark.slow
 @pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
                                              ('classification', ['classification', 2])])
-def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, task_type, head):
+def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, capsys, task_type, head):
     """score.py picks story endings: a run whose config.json names another task (a regression
     head read as a multiple-choice one scored every ending alike) is refused."""
     work, _ = finished_run
@@ -153,9 +169,8 @@ def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path,
     with pytest.raises(InputError, match=f"run {run_dir} is a {task_type} run .*config\\.json.*: score\\.py scores "
                                          f"multiple-choice runs"):
         load_run(str(run_dir))
-    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(run_dir), '--story', 's',
-                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1 and task_type in proc.stderr
+    status, _, err = score_cli(capsys, ['--run', str(run_dir), '--story', 's', '--ending', 'a', '--ending', 'b'])
+    assert status == 2 and err.count('\n') == 1 and task_type in err
 
 
 @pytest.mark.slow
@@ -169,10 +184,11 @@ def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_d
     folder = export_hf(source, tmp_path / 'bidirectional', n_vocab=40478, n_special=0)
     argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
         '--model_dir', folder, '--n_valid', '1835', '--n_iter', '1', '--lm_coef', '0', '--submit']
-    _run_cli(tmp_path / 'work', argv)
+    with rocstories_encoded_once():
+        assert run_main(train.main, tmp_path / 'work', argv) == 0
+        data = train.load_data(train.parse_args(argv), verbose=False)
     run = load_run(str(tmp_path / 'work' / 'save' / 'rocstories'))
     assert run.config['causal'] is False and run.model.transformer.causal is False
-    data = train.load_data(train.parse_args(argv), verbose=False)
     logits = finetune._eval_logits(run.model, data.teX[:3], data.teM[:3], n_batch=3, verbose=False)
     _, _, (teX1, teX2, teX3) = rocstories(str(rocstories_dir), n_train=36, n_valid=1835)
     for i in range(3):
@@ -181,14 +197,14 @@ def test_a_bidirectional_run_scores_as_train_py_evaluates(tmp_path, rocstories_d
 
 
 @pytest.mark.slow
-def test_a_run_whose_parameters_hold_nan_is_one_line(finished_run, tmp_path):
+def test_a_run_whose_parameters_hold_nan_is_one_line(finished_run, tmp_path, capsys):
     from test_checkpoint import poison
     work, _ = finished_run
     run_dir = tmp_path / 'run'
     shutil.copytree(work / 'save' / 'rocstories', run_dir)
     name = poison(run_dir / 'best_params.safetensors')
-    proc = subprocess.run([sys.executable, str(ROOT / 'score.py'), '--run', str(run_dir), '--story', 'A story.',
-                           '--ending', 'a', '--ending', 'b'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
-    assert proc.stderr.startswith(f'score.py: error: {run_dir}/best_params.safetensors: {name} holds 1 non-finite '
-                                  f'value (NaN or inf)') and proc.stdout == ''
+    status, out, err = score_cli(capsys, ['--run', str(run_dir), '--story', 'A story.', '--ending', 'a',
+                                          '--ending', 'b'])
+    assert status == 2 and err.count('\n') == 1, err
+    assert err.startswith(f'score.py: error: {run_dir}/best_params.safetensors: {name} holds 1 non-finite '
+                          f'value (NaN or inf)') and out == ''

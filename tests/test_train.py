@@ -2,11 +2,13 @@
 
 Fast checks use synthetic stories over a small vocabulary; the real-data checks use
 the ROCStories files and the real BPE vocabulary from ../shared/data, encoded once per
-session. The end-to-end runs are subprocesses of `python train.py` with a tiny model
-and checkpoint shards in the TF release's format with the real vocabulary's 40,478
-token rows. They pass --lm_coef 0 where they train on all 1,497 stories: on 2 CPU cores
-the 40k-way LM softmax at every real token costs about a second per batch whatever
-the model's width (the LM path is checked below, and in the determinism runs).
+session. The end-to-end runs use a tiny model and checkpoint shards in the TF release's
+format with the real vocabulary's 40,478 token rows; they call train.main in the tests'
+process (helpers.run_main), but for the determinism runs, the Ctrl-C run and one refusal,
+which start `python train.py`. They pass --lm_coef 0 where they train on all 1,497
+stories: on 2 CPU cores the 40k-way LM softmax at every real token costs about a second
+per batch whatever the model's width (the LM path is checked below, and in the
+determinism runs).
 """
 import contextlib
 import hashlib
@@ -30,10 +32,12 @@ import task_data
 import train
 from checkpoint import read_checkpoint
 from errors import CheckpointError, DataError, InputError
-from helpers import flags_without_default, help_chunks, tf_shapes, write_tf_checkpoint
+from helpers import (flags_without_default, help_chunks, rocstories_encoded_once, run_main, tf_shapes,
+                     write_tf_checkpoint)
 from hf_interop import export_hf
 from loss import lm_mask_from
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
+from tests.conftest import ONE_THREAD_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
@@ -234,6 +238,14 @@ def _err(capsys, argv):
     return err
 
 
+def train_cli(capsys, cwd, argv):
+    """(exit status, stdout, stderr) of train.main(argv) run in this process in `cwd`."""
+    capsys.readouterr()
+    status = run_main(train.main, cwd, argv)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 @pytest.mark.parametrize('flag,value', [('--n_batch', '0'), ('--n_iter', '0'), ('--n_acc', '-1'),
                                         ('--lr', '0'), ('--lr', '-1e-4')])
 def test_non_positive_values_are_refused(capsys, flag, value):
@@ -318,7 +330,7 @@ def test_bad_paths_are_refused(tmp_path, good_argv, flag, where, expected):
 def test_cli_prints_one_line_error(tmp_path, good_argv):
     argv = good_argv + ['--data_dir', str(tmp_path / 'missing')]
     proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=120)
+                          cwd=tmp_path, timeout=120, env={**os.environ, **ONE_THREAD_ENV})
     assert proc.returncode == 2
     assert 'Traceback' not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
@@ -410,13 +422,17 @@ def _common_argv(rocstories_dir, encoder_path, bpe_path, shards):
 
 
 @pytest.mark.slow
-def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+def test_end_to_end_cli_on_real_rocstories(tmp_path, capsys, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+    """train.main on the whole data for the default 3 epochs, in this process (the determinism
+    test below starts `python train.py`)."""
     argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
         '--desc', 'tiny_e2e', '--submit', '--analysis', '--lm_coef', '0']
-    proc = _run_cli(tmp_path, argv)
+    with rocstories_encoded_once():
+        status, out, err = train_cli(capsys, tmp_path, argv)
+    assert status == 0, err[-3000:]
     log = [json.loads(line) for line in (tmp_path / 'log' / 'tiny_e2e.jsonl').read_text().splitlines()]
     assert log[0]['desc'] == 'tiny_e2e' and log[0]['n_iter'] == 3 and log[0]['checkpoint_format'] == 'tf'
-    assert f"weights: TF release's checkpoint from {tiny_shards}" in proc.stderr
+    assert f"weights: TF release's checkpoint from {tiny_shards}" in err
     assert [e['n_updates'] for e in log[1:]] == [187, 374, 561]  # 1497 // 8 updates an epoch
     assert {'tr_cost', 'va_cost', 'tr_acc', 'va_acc', 'n_epochs'} <= set(log[1])
     assert (tmp_path / 'save' / 'tiny_e2e' / 'best_params.safetensors').is_file()
@@ -425,8 +441,8 @@ def test_end_to_end_cli_on_real_rocstories(tmp_path, rocstories_dir, encoder_pat
     assert lines[0] == 'index\tprediction' and len(lines) == 1 + 1871
     assert all(line.split('\t')[1] in ('0', '1') for line in lines[1:])
     best_va = max(e['va_acc'] for e in log[1:])
-    assert f'ROCStories Valid Accuracy: {best_va:.2f}' in proc.stdout
-    assert 'ROCStories Test Accuracy:' in proc.stdout
+    assert f'ROCStories Valid Accuracy: {best_va:.2f}' in out
+    assert 'ROCStories Test Accuracy:' in out
     assert (tmp_path / 'log' / 'tiny_e2e.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'  # the log, drawn
 
 
@@ -515,7 +531,8 @@ def run_digest(run_dir, desc, paths):
 
 
 @pytest.mark.slow
-def test_suspicious_data_is_logged_with_counts(tmp_path, rocstories_dir, encoder_path, bpe_path, tiny_shards):
+def test_suspicious_data_is_logged_with_counts(tmp_path, capsys, rocstories_dir, encoder_path, bpe_path,
+                                               tiny_shards):
     """A validation file whose first story id repeats three times: the run says so on stderr
     and in its log (with the count), and trains as before."""
     data_dir = tmp_path / 'data'
@@ -530,16 +547,16 @@ def test_suspicious_data_is_logged_with_counts(tmp_path, rocstories_dir, encoder
     val.write_text('\n'.join(lines), encoding='utf-8')
     argv = _common_argv(data_dir, encoder_path, bpe_path, tiny_shards) + ['--n_valid', '1835', '--n_iter', '1',
                                                                           '--lm_coef', '0']
-    proc = _run_cli(tmp_path, argv)
+    status, _, err = train_cli(capsys, tmp_path, argv)
+    assert status == 0, err[-3000:]
     log = [json.loads(line) for line in (tmp_path / 'log' / 'rocstories.jsonl').read_text().splitlines()]
     warned = [e['warning'] for e in log if 'warning' in e]
     assert len(warned) == 1 and '3 duplicate InputStoryid' in warned[0] and first_id in warned[0]
-    assert f"warning: {warned[0]}" in proc.stderr
+    assert f"warning: {warned[0]}" in err
     assert [e['n_updates'] for e in log if 'va_acc' in e] == [4]
 
 
-@pytest.mark.slow
-def test_analysis_without_test_answers_is_refused_before_training(tmp_path, good_argv, rocstories_dir):
+def test_analysis_without_test_answers_is_refused_before_training(tmp_path, capsys, good_argv, rocstories_dir):
     data_dir = tmp_path / 'data'
     data_dir.mkdir()
     (data_dir / train.ROC_FILES[0]).write_bytes((Path(rocstories_dir) / train.ROC_FILES[0]).read_bytes())
@@ -547,11 +564,10 @@ def test_analysis_without_test_answers_is_refused_before_training(tmp_path, good
     (data_dir / train.ROC_FILES[1]).write_text('\n'.join(r.rsplit(',', 1)[0] for r in rows), encoding='utf-8')
     args = train.parse_args(good_argv + ['--data_dir', str(data_dir)])
     train.check_inputs(args)  # training and --submit need no answers
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *good_argv, '--data_dir', str(data_dir),
-                           '--analysis'], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith('train.py: error: ')
-    assert 'AnswerRightEnding' in proc.stderr and not (tmp_path / 'log' / 'rocstories.jsonl').exists()
+    status, _, err = train_cli(capsys, tmp_path, [*good_argv, '--data_dir', str(data_dir), '--analysis'])
+    assert status == 2 and 'Traceback' not in err
+    assert err.strip().splitlines()[-1].startswith('train.py: error: ')
+    assert 'AnswerRightEnding' in err and not (tmp_path / 'log' / 'rocstories.jsonl').exists()
 
 
 def test_n_transfer_defaults_to_every_layer_of_the_model(tmp_path):
@@ -588,7 +604,7 @@ def test_arch_gpt2_finetunes_a_gpt2_folder_and_gpt1_refuses_it(tmp_path):
     ('missing', r"--model_dir .*: .*params_3\.npy is missing"),
     ('nan', r"--model_dir .*: .*params_\d\.npy.* non-finite|--model_dir .*: .*NaN"),
 ])
-def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, good_argv, damage, expected):
+def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, capsys, good_argv, damage, expected):
     """A missing shard was a traceback; a shard full of NaN trained and submitted all-zero
     predictions with exit status 0."""
     model_dir = tmp_path / 'ckpt'
@@ -599,21 +615,19 @@ def test_a_broken_checkpoint_is_one_line_and_nothing_is_written(tmp_path, good_a
     else:
         np.save(shard, np.full_like(np.load(shard), np.nan))
     argv = good_argv + ['--model_dir', str(model_dir), '--n_embd', '16', '--n_layer', '1', '--n_head', '2']
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=300)
-    assert proc.returncode == 2 and 'Traceback' not in proc.stderr, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
+    with rocstories_encoded_once():
+        status, _, err = train_cli(capsys, tmp_path, argv)
+    assert status == 2 and 'Traceback' not in err, err[-2000:]
+    last = err.strip().splitlines()[-1]
     assert last.startswith('train.py: error: ') and re.search(expected, last), last
     assert not (tmp_path / 'sub' / 'ROCStories.tsv').exists()
 
 
-@pytest.mark.slow
-def test_cli_flag_errors_are_one_line(tmp_path):
+def test_cli_flag_errors_are_one_line(tmp_path, capsys):
     for argv in (['--n_head', '5'], ['--b1', '2'], ['--resume', '--overwrite']):
-        proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=120)
-        assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
-        assert proc.stderr.startswith('train.py: error: --')
+        status, _, err = train_cli(capsys, tmp_path, argv)
+        assert status == 2 and err.count('\n') == 1, err
+        assert err.startswith('train.py: error: --')
 
 
 # ------------------------------------------------------------------ --bucket
@@ -762,7 +776,6 @@ def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path
 
 # ------------------------------------------------------------------ flags refused before any work
 
-@pytest.mark.slow
 @pytest.mark.parametrize('flag,value,expected', [
     ('--seed', '-1', r'--seed -1: expected an integer from 0 to 4294967295'),
     ('--seed', '4294967296', r'--seed 4294967296: expected an integer from 0 to 4294967295'),
@@ -770,11 +783,11 @@ def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path
     ('--lm_coef', 'nan', r'--lm_coef nan: expected a finite weight >= 0 of the LM loss'),
     ('--lm_coef', 'inf', r'--lm_coef inf: expected a finite weight >= 0 of the LM loss'),
 ])
-def test_seed_and_lm_coef_out_of_range_are_refused_before_any_work(tmp_path, good_argv, flag, value, expected):
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *good_argv, flag, value], capture_output=True,
-                          text=True, cwd=tmp_path, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.count('\n') == 1, proc.stderr
-    assert re.search('^train.py: error: ' + expected, proc.stderr), proc.stderr
+def test_seed_and_lm_coef_out_of_range_are_refused_before_any_work(tmp_path, capsys, good_argv, flag, value,
+                                                                   expected):
+    status, _, err = train_cli(capsys, tmp_path, [*good_argv, flag, value])
+    assert status == 2 and err.count('\n') == 1, err
+    assert re.search('^train.py: error: ' + expected, err), err
     assert not (tmp_path / 'log').exists() and not (tmp_path / 'save').exists()
 
 
@@ -941,12 +954,12 @@ def interrupt(tmp_path, script, at, checkpoint, argv):
     (tmp_path / 'interrupter.py').write_text(INTERRUPTER)
     proc = subprocess.run([sys.executable, str(tmp_path / 'interrupter.py'), script, str(at), str(checkpoint),
                            str(tmp_path / 'sha256'), *argv], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300, env={**os.environ, 'PYTHONPATH': str(ROOT)})
+                          timeout=300, env={**os.environ, **ONE_THREAD_ENV, 'PYTHONPATH': str(ROOT)})
     return proc, (tmp_path / 'sha256').read_text()
 
 
 @pytest.mark.slow
-def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, rocstories_dir, encoder_path, bpe_path,
+def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, capsys, rocstories_dir, encoder_path, bpe_path,
                                                            tiny_shards):
     argv = _common_argv(rocstories_dir, encoder_path, bpe_path, tiny_shards) + [
         '--n_valid', '1835', '--n_iter', '3', '--lm_coef', '0', '--submit']  # 4 updates an epoch
@@ -959,6 +972,6 @@ def test_ctrl_c_is_one_line_saying_where_and_how_to_resume(tmp_path, rocstories_
                            f"epoch 1, update 4; to continue: python train.py "), line
     assert line.endswith(' --resume') and hashlib.sha256(last.read_bytes()).hexdigest() == before
     assert not (last.parent / '.lock').exists() and not [f for f in os.listdir(last.parent) if f.endswith('.tmp')]
-    resumed = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv, '--resume'], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=300)
-    assert resumed.returncode == 0 and 'resuming after epoch 1, update 4' in resumed.stderr, resumed.stderr[-2000:]
+    with rocstories_encoded_once():
+        status, _, err = train_cli(capsys, tmp_path, [*argv, '--resume'])
+    assert status == 0 and 'resuming after epoch 1, update 4' in err, err[-2000:]

@@ -1,11 +1,9 @@
-"""train.py on the paper's other tasks and on the user's own data: one end-to-end CLI run per
-task type on a tiny model (generated TF-format shards, the real BPE files), with data
-written by the tests in each release's layout (tests/test_readers.py's writers)."""
+"""train.py on the paper's other tasks and on the user's own data: one end-to-end run of
+train.main per task type (in the tests' process) on a tiny model (generated TF-format shards,
+the real BPE files), with data written by the tests in each release's layout
+(tests/test_readers.py's writers)."""
 import json
-import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -14,8 +12,7 @@ import task_data
 import tasks
 import finetune
 import train
-from tests.conftest import ONE_THREAD_ENV, ROOT
-from tests.helpers import tf_shapes, write_tf_checkpoint
+from tests.helpers import run_main, tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_csv, write_glue, write_race
 
 TINY = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2', '--n_iter', '2', '--n_batch', '4', '--lm_coef', '0']
@@ -28,13 +25,16 @@ def shards(tmp_path_factory):
     return path
 
 
-def run_cli(cwd, argv, encoder_path, bpe_path, shards):
+def run_cli(cwd, argv, encoder_path, bpe_path, shards, capsys):
+    """train.main(argv with the tiny model's flags, --submit --analysis) in this process in `cwd`:
+    what it printed on stdout."""
     argv = [*argv, '--model_dir', str(shards), '--encoder_path', str(encoder_path), '--bpe_path', str(bpe_path),
             *TINY, '--submit', '--analysis']
-    proc = subprocess.run([sys.executable, str(ROOT / 'train.py'), *argv], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, **ONE_THREAD_ENV})
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+    capsys.readouterr()
+    status = run_main(train.main, cwd, argv)
+    out, err = capsys.readouterr()
+    assert status == 0, err[-3000:]
+    return out
 
 
 def read_log(path):
@@ -68,12 +68,12 @@ GLUE_SIZES = {'train.tsv': 12, 'dev.tsv': 6, 'test.tsv': 5, 'dev_matched.tsv': 6
     ('mrpc', ['f1', 'acc'], ['MRPC Valid F1:', 'MRPC Valid Accuracy:']),
     ('stsb', ['pearson', 'spearman'], ['STS-B Valid Pearson']),
 ])
-def test_glue_task_end_to_end(tmp_path, name, metrics, printed, encoder_path, bpe_path, shards):
+def test_glue_task_end_to_end(tmp_path, capsys, name, metrics, printed, encoder_path, bpe_path, shards):
     spec = GLUE[name]
     written = write_glue(tmp_path / 'glue' / spec['folder'], spec,
                          {f: GLUE_SIZES[f] for f in spec['files']}, random.Random(0))
-    proc = run_cli(tmp_path, ['--dataset', name, '--data_dir', str(tmp_path / 'glue')], encoder_path, bpe_path,
-                   shards)
+    out = run_cli(tmp_path, ['--dataset', name, '--data_dir', str(tmp_path / 'glue')], encoder_path, bpe_path,
+                  shards, capsys)
     settings, entries = read_log(tmp_path / 'log' / f'{name}.jsonl')
     task = tasks.TASKS[name]
     assert settings['task_type'] == task.task_type and settings['n_truncated'] == {s: 0 for s in written}
@@ -90,25 +90,26 @@ def test_glue_task_end_to_end(tmp_path, name, metrics, printed, encoder_path, bp
         else:
             assert {r[1] for r in rows} <= set(task.classes)
     for line in printed:
-        assert line in proc.stdout
+        assert line in out
 
 
 @pytest.mark.slow
-def test_race_end_to_end_with_groups(tmp_path, encoder_path, bpe_path, shards):
+def test_race_end_to_end_with_groups(tmp_path, capsys, encoder_path, bpe_path, shards):
     written = write_race(tmp_path / 'RACE', random.Random(1), n_files=[1, 2])
-    proc = run_cli(tmp_path, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), '--bucket'], encoder_path,
-                   bpe_path, shards)
+    out = run_cli(tmp_path, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), '--bucket'], encoder_path,
+                  bpe_path, shards, capsys)
     settings, entries = read_log(tmp_path / 'log' / 'race.jsonl')
     assert settings['bucket']
     assert {'va_acc', 'va_acc_high', 'va_acc_middle', 'tr_acc'} <= set(entries[-1])
     n_test = sum(len(article['questions']) for _, _, article in written['test'])
     rows = submission(tmp_path / 'submission' / 'RACE.tsv')
     assert len(rows) == n_test and {r[1] for r in rows} <= set('ABCD')
-    assert 'RACE Test Accuracy (high):' in proc.stdout and 'RACE Valid Accuracy:' in proc.stdout
+    assert 'RACE Test Accuracy (high):' in out and 'RACE Valid Accuracy:' in out
 
 
 @pytest.mark.slow
-def test_race_with_share_prefix_equals_the_default_without_dropout(tmp_path, encoder_path, bpe_path, shards):
+def test_race_with_share_prefix_equals_the_default_without_dropout(tmp_path, capsys, encoder_path, bpe_path,
+                                                                   shards):
     """RACE's four answers share the article and question: with dropout off --share_prefix trains
     to the same log (to float rounding) and the same submission as the default step."""
     write_race(tmp_path / 'RACE', random.Random(3), n_files=[1, 2])
@@ -117,7 +118,7 @@ def test_race_with_share_prefix_equals_the_default_without_dropout(tmp_path, enc
     for name, extra in (('plain', []), ('shared', ['--share_prefix'])):
         (tmp_path / name).mkdir()
         run_cli(tmp_path / name, ['--dataset', 'race', '--data_dir', str(tmp_path / 'RACE'), *no_dropout, *extra],
-                encoder_path, bpe_path, shards)
+                encoder_path, bpe_path, shards, capsys)
         settings, entries = read_log(tmp_path / name / 'log' / 'race.jsonl')
         runs.append((settings, entries, (tmp_path / name / 'submission' / 'RACE.tsv').read_text()))
     assert runs[1][0]['share_prefix'] and not runs[0][0]['share_prefix']
@@ -150,7 +151,7 @@ def test_a_task_trains_and_evaluates_without_laying_out_a_whole_split(tmp_path, 
 
 
 @pytest.mark.slow
-def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards):
+def test_custom_csv_with_string_labels(tmp_path, capsys, encoder_path, bpe_path, shards):
     rng = random.Random(2)
     words = ['good', 'bad', 'fine', 'awful', 'great', 'poor']
     for name, n in (('train', 12), ('valid', 6), ('test', 5)):
@@ -159,7 +160,7 @@ def test_custom_csv_with_string_labels(tmp_path, encoder_path, bpe_path, shards)
     argv = ['--dataset', 'custom', '--task_type', 'classification', '--train_file', str(tmp_path / 'train.csv'),
             '--valid_file', str(tmp_path / 'valid.csv'), '--test_file', str(tmp_path / 'test.csv'),
             '--text_columns', 'review', '--label_column', 'sentiment', '--desc', 'reviews']
-    run_cli(tmp_path, argv, encoder_path, bpe_path, shards)
+    run_cli(tmp_path, argv, encoder_path, bpe_path, shards, capsys)
     settings, entries = read_log(tmp_path / 'log' / 'reviews.jsonl')
     assert settings['classes'] == ['neg', 'pos'] and settings['task_head_type'] == ['classification', 2]
     config = json.loads((tmp_path / 'save' / 'reviews' / 'config.json').read_text())
