@@ -59,7 +59,7 @@ import torch.nn.functional as F
 from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
 from hf_interop import resolve_hf_folder
-from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
+from model_pytorch import LMModel, ModelConfig
 from run_frame import eval_mode
 from text_utils import Tokenizer, load_tokenizer
 from utils import ResultLogger
@@ -348,8 +348,7 @@ def model_sizes(args):
 def build_model(model_dir, n_vocab, n_ctx=512, n_embd=768, n_head=12, n_layer=12, device='cpu', arch='gpt1'):
     """(LMModel of this size and block layout (arch 'gpt1' or 'gpt2') with the pretrained
     weights of `model_dir` in eval mode, the checkpoint format found: 'tf' or 'hf')."""
-    cfg = dotdict(DEFAULT_CONFIG)
-    cfg.update(n_embd=n_embd, n_head=n_head, n_layer=n_layer, arch=arch)
+    cfg = ModelConfig(n_embd=n_embd, n_head=n_head, n_layer=n_layer, arch=arch)
     model = LMModel(cfg, vocab=n_vocab + n_ctx, n_ctx=n_ctx)
     fmt = load_pretrained(model, model_dir, n_ctx=n_ctx, n_special=0, n_transfer=n_layer)
     return model.to(device).eval(), fmt

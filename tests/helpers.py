@@ -22,10 +22,10 @@ def rocstories_encoded_once():
     shared: make_roc_data gives it its special tokens once."""
     real = task_data.encode_rocstories
 
-    def encode(args, verbose=True):
-        key = (str(args.data_dir), str(args.encoder_path), str(args.bpe_path), args.n_valid)
+    def encode(cfg, verbose=True):
+        key = (str(cfg.task.data_dir), str(cfg.source.encoder_path), str(cfg.source.bpe_path), cfg.task.n_valid)
         if key not in _ROCSTORIES_ENCODED:
-            _ROCSTORIES_ENCODED[key] = real(args, verbose)
+            _ROCSTORIES_ENCODED[key] = real(cfg, verbose)
         return _ROCSTORIES_ENCODED[key]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(task_data, 'encode_rocstories', encode)

@@ -37,4 +37,4 @@ def test_a_difference_in_logits_fails(tmp_path, monkeypatch):
 def _fake_child(how, out):
     import torch
     torch.save(torch.zeros(1, 2, 3) + (how == 'ours'), out)
-    return dict(seconds=1.0, build_s=0.5, load_s=0.5, added=100)
+    return dict(seconds=1.0, build_s=0.5, load_s=0.5, ready_s=1.2, added=100, load_added=10)
