@@ -295,9 +295,9 @@ class GPT1Estimator(BaseEstimator):
             opt = finetune.make_optimizer(cfg, model, finetune.n_updates_total(len(labels), cfg))
             loss_compute = finetune.make_loss_compute(cfg, opt, make_scaler(run.amp), task.task_type)
             state = TrainState()
+            ctx = finetune.RunContext(cfg, model, data, device, verbose=self.verbose)
             while state.n_epochs < run.n_iter:
-                finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, cfg, state, device,
-                                     verbose=self.verbose)
+                finetune.train_epoch(ctx, model, loss_compute, state)
                 state.n_epochs += 1
         self.model_ = model.eval()
         self.task_, self.text_encoder_, self.n_ctx_ = task, encoder, data.n_ctx

@@ -395,20 +395,23 @@ def bucketed_order(order, lengths, n_up, seed, epoch):
     return np.concatenate([updates.reshape(-1), order[n:]])
 
 
-def train_epoch(model, loss_compute, X, M, Y, cfg, state, device='cpu', on_update=None, verbose=True,
-                trim=True, use_lm_mask=True, dist=None):
-    """One epoch, shuffled with (cfg.run.seed, state.n_epochs): updates of n_batch * world_size *
+def train_epoch(ctx, model, loss_compute, state, on_update=None, trim=True, use_lm_mask=True):
+    """One epoch of the run `ctx` (a RunContext: its config, its data's trX, trM, trY, device,
+    dist and verbose) training `model` (ctx.model, or the DDP or SharedPrefixModel around it),
+    shuffled with (cfg.run.seed, state.n_epochs): updates of n_batch * world_size *
     n_acc examples (the last partial one dropped, as the original), each as n_acc micro-batches
     of n_batch per process. Calls on_update(state) after every update; stops early once
     state.n_updates reaches cfg.run.max_updates (when set). Returns the mean objective (of this
     process's micro-batches).
 
-    Under torchrun (`dist`, a DistInfo, and `model` wrapped by DDP) every process walks the
+    Under torchrun (ctx.dist, a DistInfo, and `model` wrapped by DDP) every process walks the
     same shuffled order; micro-batch k of an update is the update's examples
     [k*W*b, (k+1)*W*b) and rank r takes its slice [r*b, (r+1)*b) of it. The gradients of the
     first n_acc - 1 micro-batches stay local (model.no_sync()); DDP averages the sum over the
     ranks at the last one, so the update's gradient is that of the mean loss over the global
     batch, as one process with n_batch * W would get."""
+    cfg, device, dist = ctx.cfg, ctx.device, ctx.dist
+    X, M, Y = ctx.data.trX, ctx.data.trM, ctx.data.trY
     world, rank = (dist.world_size, dist.rank) if dist is not None else (1, 0)
     max_updates = cfg.run.max_updates
     order = epoch_order(cfg.run.seed, state.n_epochs, len(Y))
@@ -418,7 +421,7 @@ def train_epoch(model, loss_compute, X, M, Y, cfg, state, device='cpu', on_updat
         order = bucketed_order(order, example_lengths(M), n_up, cfg.run.seed, state.n_epochs)
     total, count = 0.0, 0
     bar = tqdm(iter_data(order, n_batch=n_up, truncate=True), total=len(order) // n_up, file=sys.stderr, ncols=100,
-               leave=False, disable=not verbose, desc=f'epoch {state.n_epochs + 1}/{cfg.run.n_iter} train')
+               leave=False, disable=not ctx.verbose, desc=f'epoch {state.n_epochs + 1}/{cfg.run.n_iter} train')
     with bar:  # closed (cleared) before an error or Ctrl-C is printed
         for idx in bar:
             for k in range(cfg.run.n_acc):

@@ -269,8 +269,7 @@ def train_and_evaluate(cfg, dist, device, verbose):
                 break
             if not main:
                 torch.manual_seed(rank_seed(run.seed, dist.rank, state.n_epochs))
-            finetune.train_epoch(train_model, loss_compute, data.trX, data.trM, data.trY, cfg, state, device,
-                                 on_update, verbose, dist=dist)
+            finetune.train_epoch(ctx, train_model, loss_compute, state, on_update)
             state.n_epochs += 1
             finetune.log_epoch(ctx, state, logger)
             if main:

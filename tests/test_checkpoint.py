@@ -97,8 +97,8 @@ def test_parameters_holding_nan_are_refused_naming_the_file_and_tensor(tmp_path)
 def _trained(args, data):
     model = _model(args, data)
     opt = finetune.make_optimizer(args, model, 10)
-    finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
-                      train.TrainState(), verbose=False)
+    finetune.train_epoch(finetune.RunContext(args, model, data, verbose=False), model,
+                         finetune.make_loss_compute(args, opt), train.TrainState())
     return model, opt
 
 
@@ -268,8 +268,8 @@ def test_a_non_finite_objective_stops_before_the_update(tiny_run):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     opt = finetune.make_optimizer(args, model, 10)
     with pytest.raises(NonFiniteLossError, match=r"^update 1 \(epoch 0\): the objective is nan"):
-        finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args,
-                          train.TrainState(), verbose=False)
+        finetune.train_epoch(finetune.RunContext(args, model, data, verbose=False), model,
+                             finetune.make_loss_compute(args, opt), train.TrainState())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k], ) or k.endswith('ln_1.g') for k in before)
     assert all(p.grad is None for p in model.parameters())

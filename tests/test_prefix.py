@@ -5,6 +5,7 @@ that share `[_start_] context [_delimiter_]` (of different lengths in one batch)
 examples whose choices differ inside the context or at the first token (user data).
 """
 from statistics import NormalDist
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -131,7 +132,8 @@ def test_share_prefix_training_equals_the_default_after_several_updates_with_n_a
         model = make_model(args)
         opt = finetune.make_optimizer(args, model, finetune.n_updates_total(len(Y), args))
         state = train.TrainState()
-        loss = finetune.train_epoch(model, finetune.make_loss_compute(args, opt), X, M, Y, args, state, verbose=False)
+        ctx = finetune.RunContext(args, model, SimpleNamespace(trX=X, trM=M, trY=Y), verbose=False)
+        loss = finetune.train_epoch(ctx, model, finetune.make_loss_compute(args, opt), state)
         assert state.n_updates == 3
         params.append((loss, {k: v.detach().clone() for k, v in model.named_parameters()}))
     (loss, ref), (loss_shared, got) = params

@@ -187,8 +187,9 @@ def test_gradient_accumulation_equals_the_bigger_batch(schedule):
         opt = finetune.make_optimizer(args, model, finetune.n_updates_total(32, args))
         state = train.TrainState()
         seen = []
-        finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY, args, state,
-                          on_update=lambda st: seen.append(st.n_updates), verbose=False)
+        ctx = finetune.RunContext(args, model, data, verbose=False)
+        finetune.train_epoch(ctx, model, finetune.make_loss_compute(args, opt), state,
+                             on_update=lambda st: seen.append(st.n_updates))
         assert state.n_updates == 2 and seen == [1, 2]
         params.append({k: v.detach().clone() for k, v in model.named_parameters()})
     initial = dict(_model(args, data).named_parameters())
@@ -214,8 +215,8 @@ def test_bf16_autocast_on_the_cpu_follows_float32(share_prefix):
         args = tiny_args(*flags, *(['--share_prefix'] if share_prefix else []))
         model = _model(args, data)
         opt = finetune.make_optimizer(args, model, finetune.n_updates_total(16, args))
-        costs[amp] = finetune.train_epoch(model, finetune.make_loss_compute(args, opt), data.trX, data.trM, data.trY,
-                                       args, train.TrainState(), verbose=False)
+        costs[amp] = finetune.train_epoch(finetune.RunContext(args, model, data, verbose=False), model,
+                                          finetune.make_loss_compute(args, opt), train.TrainState())
         logits[amp], _, _ = finetune.evaluate(model, data.vaX, data.vaM, data.vaY, amp=amp, verbose=False)
     np.testing.assert_allclose(costs['bf16'], costs['none'], rtol=0.02)
     np.testing.assert_allclose(logits['bf16'], logits['none'], atol=0.05)
@@ -670,7 +671,8 @@ def test_bucket_flag_trains_on_bucketed_batches(monkeypatch):
     for bucket in (False, True):
         seen.clear()
         args = train.parse_args(['--n_batch', str(b)] + (['--bucket'] if bucket else []))
-        finetune.train_epoch(None, None, X, M, Y, args, train.TrainState(), verbose=False)
+        data = types.SimpleNamespace(trX=X, trM=M, trY=Y)
+        finetune.train_epoch(finetune.RunContext(args, None, data, verbose=False), None, None, train.TrainState())
         order = finetune.epoch_order(args.run.seed, 0, n)
         if bucket:
             order = finetune.bucketed_order(order, M.sum(-1).max(-1), b, args.run.seed, 0)

@@ -144,7 +144,7 @@ def test_a_task_trains_and_evaluates_without_laying_out_a_whole_split(tmp_path, 
     monkeypatch.setattr(tasks.Padded, '__array__', lambda *a, **k: pytest.fail('a whole split was laid out'))
     model = finetune.build_model(args, data)
     loss_compute = finetune.make_loss_compute(args, finetune.make_optimizer(args, model, 3), None, data.task.task_type)
-    finetune.train_epoch(model, loss_compute, data.trX, data.trM, data.trY, args, train.TrainState(), verbose=False)
+    finetune.train_epoch(finetune.RunContext(args, model, data, verbose=False), model, loss_compute, train.TrainState())
     _, cost, acc = finetune.evaluate(model, data.vaX, data.vaM, data.vaY, verbose=False, task_type='entailment')
     assert np.isfinite(cost) and 0 <= acc <= 100
     assert finetune.predict(model, data.teX, data.teM, verbose=False, task_type='entailment').shape == (len(data.teX),)
