@@ -35,6 +35,8 @@ TSV_BREAKERS = '\t\n\r'
 # its id, its four sentences, its two endings and its label (AnswerRightEnding - 1, or None
 # in a test file without that column).
 Record = collections.namedtuple('Record', ['row', 'line', 'id', 'sentences', 'ending1', 'ending2', 'label'])
+# one Story Cloze file read: stories (four sentences joined), the two endings, labels (None without the column), ids
+Cloze = collections.namedtuple('Cloze', ['stories', 'endings1', 'endings2', 'labels', 'ids'])
 
 
 @dataclasses.dataclass
@@ -217,10 +219,10 @@ def _warn_suspicious(path, records):
 def _read_cloze_csv(data_dir, name, need_label=True):
     """Read one Story Cloze CSV of `data_dir`.
 
-    Returns (stories, endings1, endings2, labels): three lists of str, a story
-    being its four sentences joined by a space (an empty field is ''), and a list
-    of int labels AnswerRightEnding - 1, or None when the file has no such column
-    and not need_label. Raises MissingFileError for a missing folder or file and
+    Returns a Cloze (stories, endings1, endings2, labels, ids): three lists of str,
+    a story being its four sentences joined by a space (an empty field is ''), a
+    list of int labels AnswerRightEnding - 1, or None when the file has no such
+    column and not need_label, and the story ids. Raises MissingFileError for a missing folder or file and
     DataError naming the file and row for anything malformed; warns (DataWarning)
     about suspicious data.
     """
@@ -242,7 +244,21 @@ def _read_cloze_csv(data_dir, name, need_label=True):
     _warn_suspicious(path, records)
     labels = [r.label for r in records] if LABEL in columns else None
     stories = [' '.join(r.sentences) for r in records]
-    return stories, [r.ending1 for r in records], [r.ending2 for r in records], labels
+    return Cloze(stories, [r.ending1 for r in records], [r.ending2 for r in records], labels, [r.id for r in records])
+
+
+def is_cloze_file(path):
+    """Whether the file at `path` starts with the Story Cloze header's first column."""
+    with open(path, encoding='utf-8-sig', errors='replace') as f:
+        return f.readline().lstrip('"').startswith(HEADER[0])
+
+
+def read_cloze_file(path):
+    """One Story Cloze CSV with the release's columns (AnswerRightEnding optional) as a Split:
+    texts (stories, [[ending 1, ending 2], ...]), labels (the right ending's index) or None, ids
+    (the story ids). Raises as rocstories() does."""
+    cloze = _read_cloze_csv(os.path.dirname(path) or '.', os.path.basename(path), need_label=False)
+    return Split((cloze.stories, [[a, b] for a, b in zip(cloze.endings1, cloze.endings2)]), cloze.labels, cloze.ids)
 
 
 def rocstories(data_dir, n_train=1497, n_valid=374):
@@ -260,8 +276,8 @@ def rocstories(data_dir, n_train=1497, n_valid=374):
     X1 stories, X2 and X3 the two endings (lists of str), Y the index of the
     right ending (numpy int32 array of 0/1).
     """
-    stories, endings1, endings2, labels = _read_cloze_csv(data_dir, VAL_FILE)
-    teX1, teX2, teX3, _ = _read_cloze_csv(data_dir, TEST_FILE, need_label=False)
+    stories, endings1, endings2, labels, _ = _read_cloze_csv(data_dir, VAL_FILE)
+    teX1, teX2, teX3, _, _ = _read_cloze_csv(data_dir, TEST_FILE, need_label=False)
     if n_valid < 1 or n_train < 1 or n_train + n_valid > len(stories):
         error = InputError if min(n_train, n_valid) < 1 else DataError
         raise error(f"rocstories: n_train={n_train} and n_valid={n_valid} must be positive and sum to at most "
@@ -282,7 +298,7 @@ def rocstories(data_dir, n_train=1497, n_valid=374):
 def rocstories_test_labels(data_dir):
     """Take the folder of the two CSVs; return the test set's right-ending indices, a numpy int32
     array of 0/1. Raises DataError when the test file has no AnswerRightEnding column."""
-    return np.asarray(_read_cloze_csv(data_dir, TEST_FILE)[3], dtype=np.int32)
+    return np.asarray(_read_cloze_csv(data_dir, TEST_FILE).labels, dtype=np.int32)
 
 
 

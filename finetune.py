@@ -76,7 +76,7 @@ class TaskConfig(Config):
         'help': "the dataset's folder as released (see docs/finetuning.md's table of tasks)"})
     submission_dir: str = 'submission/'
     submit: bool = field(default=False, metadata={
-        'help': "keep the best-validation parameters and write the test predictions"})
+        'help': "write the test predictions of the best-validation parameters to --submission_dir"})
     analysis: bool = field(default=False, metadata={
         'help': "with --submit: print the validation and test accuracy; draw the log to {log_dir}/{desc}.png"})
     n_valid: int = 374
@@ -613,8 +613,8 @@ def split_prefix(split):
 def log_epoch(ctx, state, logger):
     """The original's log(): cost and the task's metrics on the first n_valid training
     examples and on each validation split, one JSONL entry (ROCStories: tr_cost, va_cost,
-    tr_acc, va_acc, as the original); with --submit keeps the best parameters by the first
-    validation split's first metric (the first evaluation of a run always sets them).
+    tr_acc, va_acc, as the original); keeps the best parameters by the first validation split's
+    first metric (the first evaluation of a run always sets them), which score.py predicts with.
     `ctx` is the run's RunContext. Returns the entry.
 
     Under torchrun every rank calls it (the evaluations are collective and every rank gets the
@@ -637,7 +637,7 @@ def log_epoch(ctx, state, logger):
     entry.update({f'{p}_{k}': v for p, (_, metrics) in scored.items() for k, v in metrics.items()})
     key = f"va_{log_name(task.metrics[0])}"
     score = entry[key] if math.isfinite(entry[key]) else -math.inf
-    improved = cfg.task.submit and (score > state.best_score or state.best_score == -math.inf)
+    improved = score > state.best_score or state.best_score == -math.inf
     if improved:
         state.best_score = score
         if main:

@@ -8,8 +8,8 @@ import warnings
 
 from tqdm import tqdm
 
-from datasets import (TSV_BREAKERS, Split, csv_fields, jsonl_rows, named_rows, numbered_lines, rocstories,
-                      rocstories_test_labels, shown, tsv_rows)
+from datasets import (TSV_BREAKERS, Split, csv_fields, is_cloze_file, jsonl_rows, named_rows, numbered_lines,
+                      read_cloze_file, rocstories, rocstories_test_labels, shown, tsv_rows)
 from errors import DataError, DataWarning, InputError, MissingFileError
 
 GLUE_URL = 'https://gluebenchmark.com/tasks'
@@ -653,6 +653,36 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
             # Validation and test labels must be classes of the training file.
             parse = _known_class(class_names(splits['train'].labels))
     return splits
+
+
+def read_examples(path, task_type, text_columns=None, label_column='label', id_column='id', need_id=False,
+                  classes=None, verbose=False):
+    """Read one file of new examples to predict (score.py --input): a CSV, TSV or JSONL file laid
+    out as --dataset custom's (the text columns default to CUSTOM_TEXT_COLUMNS[task_type]), or, for
+    multiple choice, a Story Cloze CSV (the ROCStories release's columns; its story id is the
+    example's id). Labels are read when the file has the label column (classes: the names a
+    label must be one of), ids when it has the id column (refused without it when need_id; else
+    the row numbers from 0). Returns a Split. Raises InputError / MissingFileError for a bad path
+    and DataError as read_custom does."""
+    ending = os.path.splitext(path)[1].lower()
+    if ending not in CUSTOM_FORMATS:
+        raise InputError(f"--input {path}: expected a file ending in {', '.join(CUSTOM_FORMATS)} (CSV or TSV with a "
+                         f"header row, or JSON lines)")
+    if not os.path.isfile(path):
+        raise MissingFileError(f"--input {path} not found; expected a CSV, TSV or JSON lines file")
+    if task_type == 'multiple_choice' and ending == '.csv' and is_cloze_file(path):
+        return read_cloze_file(path)
+    columns = _Columns(tuple(text_columns or CUSTOM_TEXT_COLUMNS[task_type]), label_column, id_column, need_id)
+    if task_type == 'multiple_choice':
+        choices = _Choices()
+        parse, unpack = choices.label, choices.unpack
+    elif task_type == 'regression':
+        parse, unpack = _number(), _plain_texts
+    else:
+        parse, unpack = (_class_label if classes is None else _known_class(list(classes))), _plain_texts
+    split, _ = _read_split(path, 'input', _custom_rows(path, verbose), columns, parse, need_label=False,
+                           unpack=unpack)
+    return split
 
 
 READERS = {

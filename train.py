@@ -171,9 +171,9 @@ def settings_summary(settings, paths):
                     f"b1 {g('b1')} b2 {g('b2')} e {g('e')}, lm_coef {g('lm_coef')}, seed {g('seed')}" +
                     ''.join(f", {flag} {g(flag)}" for flag in ('max_updates', 'amp') if g(flag) not in (0, 'none')) +
                     ''.join(f", {flag}" for flag in ('share_prefix', 'bucket', 'truncate') if g(flag)))
-    files = f"log {paths['log']}, checkpoint {paths['last']}"
+    files = f"log {paths['log']}, checkpoint {paths['last']}, best parameters {paths['best']}"
     if g('submit'):
-        files += f", best parameters {paths['best']}, submission {paths['submission']}"
+        files += f", submission {paths['submission']}"
     if g('analysis'):
         files += f", plot {os.path.splitext(paths['log'])[0]}.png"
     lines = dict(model=model, data=_data_summary(settings), optimisation=optimisation, files=files)
@@ -240,7 +240,7 @@ def train_and_evaluate(cfg, dist, device, verbose):
     if run.resume:  # a checkpoint written before the data was compared lacks data_sha256: it passes
         defaults = dict(FinetuneConfig().flat(), data_sha256=flags['data_sha256'])
         state = resume_checkpoint(paths['dir'], model, opt, scaler, dist, flags, defaults,
-                                  best=paths['best'] if cfg.task.submit else None)
+                                  best=paths['best'])
         if verbose:
             print(f"resuming after epoch {state.n_epochs}, update {state.n_updates}", file=sys.stderr)
     # after a resume: DDP copies rank 0's parameters; it wraps the module whose forward the step calls
@@ -297,19 +297,21 @@ def _holds(saved):
 
 
 def predict_and_report(ctx, paths, state):
-    """With --submit: the test predictions of the best parameters (`ctx` a finetune.RunContext,
+    """The run's result dict: where its best parameters are (score.py predicts with them), and with
+    --submit the test predictions of those parameters (`ctx` a finetune.RunContext,
     `paths` run_paths'), written to the submission file of each test split, and with --analysis
-    the task's metrics. Returns the run's result dict."""
+    the task's metrics."""
     cfg, data, dist = ctx.cfg, ctx.data, ctx.dist
     result = dict(n_ctx=data.n_ctx, n_updates=state.n_updates, log_path=paths['log'],
                   best_va_acc=state.best_score if math.isfinite(state.best_score) else None,
                   world_size=dist.world_size, rank=dist.rank)
+    if dist.is_main and os.path.isfile(paths['best']):
+        result['best_params'] = paths['best']
     if not cfg.task.submit:
         return result
     if dist.is_main:
         load_params(ctx.model, paths['best'])
     broadcast_params(ctx.model, dist)  # the other ranks need not see rank 0's files
-    result['best_params'] = paths['best']
     task = data.task
     for split in task.test_splits:
         if split not in data.splits:

@@ -215,8 +215,12 @@ def check_command(command, out, work):
         assert ('SST-2 Valid Accuracy' if '--dataset sst2' in command else 'ROCStories Test Accuracy') in out.stdout
     if '--dataset custom' in command:
         assert (work / 'submission' / 'custom.tsv').read_text().count('\n') == 1 + 4
-    if 'score.py' in command:
+    if 'score.py' in command and '--story' in command:
         assert sum(line.startswith('*') for line in out.stdout.splitlines()) == 1
+    if 'score.py' in command and '--out' in command:
+        rows = (work / command.split('--out ')[1].split()[0]).read_text().splitlines()
+        assert len(rows) == (4 if '--run save/reviews' in command else 1871)
+        assert all(set(json.loads(row)) == {'id', 'prediction', 'probabilities'} for row in rows)
     if command.startswith('python train.py --dataset rocstories --submit'):  # the main job, run as `rocstories`
         settings = json.loads((work / 'log' / 'rocstories.jsonl').read_text().splitlines()[0])
         assert settings['n_ctx'] == 77 and settings['n_ctx_requested'] == 512

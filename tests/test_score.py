@@ -1,4 +1,5 @@
-"""score.py: a finetuned run's folder scores the endings of new stories, from Python and the CLI.
+"""score.py and finetuned.py on a ROCStories run: its folder scores the endings of new stories and a
+Story Cloze file, from Python and the CLI.
 
 The runs are train.main in this process on ROCStories encoded once (helpers.rocstories_encoded_once);
 one test starts `python score.py`, the refusals call score.main here."""
@@ -21,7 +22,7 @@ from errors import CheckpointError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
 from helpers import rocstories_encoded_once, run_main
-from score import load_run
+from finetuned import load_run
 from test_train import ROOT, _common_argv, tiny_shards  # noqa: F401 (a fixture)
 from tests.conftest import ONE_THREAD_ENV
 
@@ -105,7 +106,7 @@ def test_bad_runs_and_stories_are_one_line_errors(finished_run, tmp_path, capsys
     with pytest.raises(MissingFileError, match=r'config\.json does not exist: expected a run folder of train\.py'):
         load_run(str(tmp_path))
     run = load_run(str(work / 'save' / 'rocstories'))
-    with pytest.raises(InputError, match=r'story and ending 1 are \d+ tokens .* more than the run\'s n_ctx'):
+    with pytest.raises(InputError, match=r'example 0 is \d+ tokens with its special tokens, more than the run'):
         run.score('word ' * 200, ['an ending.', 'another.'])
     with pytest.raises(InputError, match='at least two non-empty endings'):
         run.score('a story.', ['one ending.'])
@@ -158,19 +159,17 @@ def test_run_sizes_the_weights_contradict_are_refused_before_building(finished_r
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('task_type, head', [('regression', 'similarity'), ('similarity', ['similarity', 2]),
-                                             ('classification', ['classification', 2])])
-def test_a_run_of_another_task_type_is_refused_naming_it(finished_run, tmp_path, capsys, task_type, head):
-    """score.py picks story endings: a run whose config.json names another task (a regression
-    head read as a multiple-choice one scored every ending alike) is refused."""
+def test_a_story_cloze_file_predicts_as_the_runs_submission(finished_run, rocstories_dir, tmp_path, capsys):
+    """score.py --input with the release's Story Cloze test CSV: the endings train.py --submit
+    picked for it, the story ids as ids."""
     work, _ = finished_run
-    run_dir = shutil.copytree(work / 'save' / 'rocstories', tmp_path / 'sts')
-    edit_config(run_dir / 'config.json', lambda found: dict(task_type=task_type, task_head_type=head), 'found')
-    with pytest.raises(InputError, match=f"run {run_dir} is a {task_type} run .*config\\.json.*: score\\.py scores "
-                                         f"multiple-choice runs"):
-        load_run(str(run_dir))
-    status, _, err = score_cli(capsys, ['--run', str(run_dir), '--story', 's', '--ending', 'a', '--ending', 'b'])
-    assert status == 2 and err.count('\n') == 1 and task_type in err
+    test_file = rocstories_dir / 'cloze_test_test__spring2016 - cloze_test_ALL_test.csv'
+    capsys.readouterr()
+    assert run_main(score.main, tmp_path, ['--run', str(work / 'save' / 'rocstories'), '--input', str(test_file)]) == 0
+    lines = [line.split('\t') for line in capsys.readouterr().out.splitlines()]
+    submission = (work / 'submission' / 'ROCStories.tsv').read_text().splitlines()[1:]
+    assert [line[1] for line in lines] == [line.split('\t')[1] for line in submission]
+    assert len({line[0] for line in lines}) == len(lines) == 1871 and all(0.5 <= float(line[2]) <= 1 for line in lines)
 
 
 @pytest.mark.slow
