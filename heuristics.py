@@ -140,9 +140,12 @@ def choice_examples(tokenizer, contexts, choices, n_ctx, givens=None, space=' ',
         if not all(conts):
             raise InputError(f"example {i}: a choice encodes to no ids ({cs!r:.80}): expected text to score")
         room = n_ctx + 1 - max(len(g) + len(c) for g, c in zip(gives, conts))
+        if room < 1:
+            raise InputError(f"example {i}: a choice is {n_ctx + 1 - room} ids: expected at most n_ctx = {n_ctx}, "
+                             f"leaving room for one id of context")
         full = sep + ctx
         if len(full) > room:
-            full, n_cut = full[len(full) - room:] if room > 0 else [], n_cut + 1
+            full, n_cut = full[len(full) - room:], n_cut + 1
         if not full and not all(gives):
             raise InputError(f"example {i}: the context {contexts[i]!r:.80} leaves nothing to predict the first "
                              f"scored id from (no separator, and empty or cut away)")
