@@ -28,7 +28,8 @@ from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
 PAGES = ['README.md'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'docs').glob('*.md'))
-DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'gpt2', 'python-api', 'faithfulness', 'benchmarks')
+DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'gpt2', 'python-api', 'faithfulness', 'benchmarks',
+             'zeroshot')
 FULL_SIZE_PAGES = {'docs/python-api.md', 'docs/generation.md'}
 MAX_NOT_RUN = 3
 NOT_RUN = '# not run by the tests:'
@@ -41,8 +42,10 @@ TINY_MODEL = ['--n_embd', '16', '--n_layer', '1', '--n_head', '2']
 TINY_FLAGS = {'train.py': TINY_MODEL + ['--n_iter', '1', '--n_valid', '1835'],
               'pretrain.py': TINY_MODEL + ['--n_ctx', '80', '--n_batch', '4', '--max_updates', '2',
                                            '--eval_every', '2'],
-              'generate.py': TINY_MODEL}
-TINY_PY = {'Classifier(': 'Classifier(n_embd=16, n_layer=1, n_head=2, '}
+              'generate.py': TINY_MODEL,
+              'zeroshot.py': ['--n_head', '2', '--n_examples', '20']}
+TINY_PY = {'Classifier(': 'Classifier(n_embd=16, n_layer=1, n_head=2, ',
+           "load_language_model('model/')": "load_language_model('model/', n_head=2)"}
 
 # what each page's blocks print, all together
 EXPECTED_STDOUT = {
@@ -50,6 +53,7 @@ EXPECTED_STDOUT = {
     'docs/finetuning.md': [r'ROCStories Test Accuracy', r'SST-2 Valid Accuracy', r'\[0\.\d+ 0\.\d+\]'],
     'docs/your-data.md': [re.escape("['negative' 'positive']")],
     'docs/pretraining.md': [],
+    'docs/zeroshot.md': [r'ROCStories test zero-shot accuracy: \d', r'^text: perplexity \d'],
     'docs/generation.md': [r"^\['.*', '.*'\]$"],
     'docs/python-api.md': [re.escape('torch.Size([152, 40558]) torch.Size([1, 2])'),
                            re.escape('karen was assigned a roommate her first year of college .'),

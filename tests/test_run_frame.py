@@ -14,7 +14,7 @@ from errors import ConfigError, InputError, NonFiniteLossError
 from tests.conftest import ROOT
 from tests.helpers import CountingOpt
 
-SCRIPTS = ('train', 'pretrain', 'generate', 'score')
+SCRIPTS = ('train', 'pretrain', 'generate', 'score', 'zeroshot')
 HEAVY = ('sklearn', 'spacy', 'pandas', 'ftfy')
 
 
