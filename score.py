@@ -62,15 +62,15 @@ def _check_multiple_choice(run_dir, config):
 
 @dataclasses.dataclass
 class FinetunedRun:
-    """A finetuned run ready to score: the model (eval mode), its TextEncoder with the special
-    tokens, and the run's config.json."""
+    """A finetuned run ready to score: the model (eval mode), its tokenizer (TextEncoder or
+    GPT2Encoder) with the special tokens, and the run's config.json."""
     model: DoubleHeadModel
     text_encoder: object
     config: dict
     bpe_files: tuple = None  # (encoder_path, bpe_path) the text encoder was read from
 
     def export_hf(self, folder):
-        """Write the run's transformer as a Hugging Face openai-gpt folder (hf_interop.export_hf),
+        """Write the run's transformer as a Hugging Face openai-gpt or gpt2 folder (hf_interop.export_hf),
         with the BPE files as its vocab.json and merges.txt; the special tokens are ids
         n_vocab.. (_start_, _delimiter_, _classify_), n_positions the run's n_ctx, the task head
         is left out. Returns the folder."""
@@ -99,14 +99,14 @@ class FinetunedRun:
 def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, device='cpu'):
     """FinetunedRun of `run_dir` with the parameters `params` (a file name in run_dir, default
     the best ones); the BPE files default to those the run used (config.json keeps their
-    absolute paths)."""
-    from text_utils import TextEncoder
+    absolute paths): GPT-1's BPE or GPT-2's, as the files say (text_utils.load_bpe)."""
+    from text_utils import load_bpe
 
     record = read_run_config(run_dir)
     config = record.settings
     _check_multiple_choice(run_dir, config)
     bpe_files = (encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
-    text_encoder = TextEncoder(*bpe_files)
+    text_encoder = load_bpe(*bpe_files)
     for name in SPECIALS:
         text_encoder.encoder.setdefault(name, len(text_encoder.encoder))
     if text_encoder.encoder['_classify_'] != config['clf_token']:
