@@ -157,7 +157,7 @@ class EstimatorConfig(ConfigGroup):
 
 
 ESTIMATOR_ONLY = ('truncate', 'verbose')  # the hyperparameters that are not a config's
-MODEL_SIZES = ('arch', 'n_embd', 'n_head', 'n_layer')  # a save's fitted model: the checkpoint's sizes
+MODEL_SIZES = ('arch', 'n_embd', 'n_head', 'n_layer')  # a save's fitted model: those the checkpoint gave
 
 
 # ------------------------------------------------------------------ the shared estimator
@@ -341,11 +341,13 @@ class GPT1Estimator(BaseEstimator):
         """What load needs besides the hyperparameters and the weights (JSON-able)."""
         specials = tasks.add_special_tokens(self.text_encoder_.encoder)
         task = self.task_
-        model = self.model_.transformer.config  # the sizes fit took from model_dir's checkpoint
+        model = self.model_.transformer.config
+        params = dict(vars(ModelConfig()), **self.get_params())
+        taken = {k: getattr(model, k) for k in MODEL_SIZES if getattr(model, k) != params[k]}  # model_dir's sizes
         return dict(task_type=task.task_type, classes=None if task.classes is None else list(task.classes),
                     n_choices=task.n_choices, n_ctx=self.n_ctx_, n_vocab=specials.n_vocab,
                     n_special=specials.n_special, n_updates=self.n_updates_, n_truncated=self.n_truncated_,
-                    causal=self.model_.transformer.causal, model={k: getattr(model, k) for k in MODEL_SIZES})
+                    causal=self.model_.transformer.causal, model=taken)
 
     def save(self, path):
         """Write the fitted estimator to the folder `path`, as a whole: its weights
