@@ -49,22 +49,19 @@ def _sizes(path):
 def resolve_model(cfg):
     """`cfg` (a config group with the parts `source` and `model`) with the model's sizes taken from
     the checkpoint of source.model_dir where it starts from one (init 'pretrained'): each of arch,
-    n_embd, n_head and n_layer left at ModelConfig's default (GPT-1's) becomes the checkpoint's
-    (n_head where the checkpoint records it; GPT-1's TF shards do not); a size given otherwise is
-    kept for the loader to check (fewer layers load with n_transfer). An n_ctx left at its default
+    n_embd, n_head and n_layer left at ModelConfig's default (GPT-1's) becomes the checkpoint's; a
+    size given otherwise is kept for the loader to check (fewer layers load with n_transfer).
+    GPT-1's TF shards, which do not record n_head, leave every size to the flags. An n_ctx left at its default
     (512) is cut to the checkpoint's positions where it has fewer; ConfigError for an n_ctx above
-    them (random init: above 512 for arch gpt1, 1,024 for gpt2)."""
+    them (random init, or a folder that cannot be read: above 512 for arch gpt1, 1,024 for gpt2)."""
     source, model = cfg.source, cfg.model
     sizes = _sizes(source.model_dir) if source.init == 'pretrained' else None
-    if sizes is not None:
-        taken = {k: sizes[k] for k in SIZE_FIELDS
-                 if sizes[k] is not None and getattr(model, k) == getattr(_DEFAULT_MODEL, k)}
+    if sizes is not None and sizes['n_head'] is not None:
+        taken = {k: sizes[k] for k in SIZE_FIELDS if getattr(model, k) == getattr(_DEFAULT_MODEL, k)}
         model = dataclasses.replace(model, **taken)
     if sizes is not None:
         limit, where = sizes['n_ctx'], f"the checkpoint in {source.model_dir}"
-    elif source.init == 'pretrained':
-        return dataclasses.replace(cfg, model=model)
-    else:
+    else:  # random weights, or a folder the loader will name the fault of
         limit, where = RANDOM_N_CTX[model.arch], f"OpenAI's {'GPT-2' if model.arch == 'gpt2' else 'GPT-1'} models"
     if source.n_ctx == _DEFAULT_SOURCE.n_ctx and sizes is not None:  # the default: as many as the checkpoint has
         source = dataclasses.replace(source, n_ctx=min(source.n_ctx, limit))
@@ -74,9 +71,10 @@ def resolve_model(cfg):
 
 
 def check_vocabulary(source):
-    """InputError unless the BPE vocabulary file source.encoder_path holds as many tokens as the
-    checkpoint of source.model_dir has token rows (init 'pretrained'): GPT-1's checkpoint given
-    GPT-2's files, or the reverse, is one line before any work. A folder or file that cannot be
+    """InputError when the checkpoint of source.model_dir (init 'pretrained') has the token rows of
+    one of OpenAI's vocabularies (GPT-1's 40,478, GPT-2's 50,257) and the BPE vocabulary file
+    source.encoder_path holds another number of tokens: GPT-1's checkpoint given GPT-2's files, or
+    the reverse, is one line before any work. A folder or file that cannot be
     read passes: check_inputs and the tokenizer say what is wrong with it."""
     if source.init != 'pretrained':
         return
@@ -85,7 +83,7 @@ def check_vocabulary(source):
         vocab = load_vocabulary(source.encoder_path, "a BPE vocabulary file")
     except (OSError, ValueError):
         return
-    if len(vocab) == rows:
+    if len(vocab) == rows or rows not in BPE_VOCAB_SIZES.values():  # other sizes: the loader names the rows
         return
     kind = vocabulary_kind(vocab)
     held = f"{len(vocab)} tokens" + (f", {VOCABULARIES[kind]}" if kind else '')

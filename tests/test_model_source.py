@@ -46,8 +46,8 @@ def test_gpt1_shards_keep_the_flags_sizes_and_their_512_positions(gpt1_shards):
     cfg = config(gpt1_shards, n_embd=16, n_layer=1, n_head=2)
     assert (cfg.model.arch, cfg.model.n_embd, cfg.model.n_layer, cfg.model.n_head, cfg.source.n_ctx) == \
         ('gpt1', 16, 1, 2, 512)
-    # the TF shards record no n_head: the flag's stays, the others come from the shards
-    assert (config(gpt1_shards, n_head=2).model.n_embd, config(gpt1_shards, n_head=2).model.n_layer) == (16, 1)
+    # the TF shards record no n_head: every size stays the flags' (the loader names a mismatch)
+    assert (config(gpt1_shards).model.n_embd, config(gpt1_shards).model.n_layer) == (768, 12)
     assert checkpoint_vocab(gpt1_shards) == 40478
     with pytest.raises(ConfigError, match=r"n_ctx=513: expected at most the 512 positions of the checkpoint"):
         config(gpt1_shards, n_ctx=513, n_embd=16, n_layer=1, n_head=2)
@@ -64,6 +64,8 @@ def test_random_initialisation_allows_the_positions_of_its_layouts_release(tmp_p
 def test_a_folder_that_cannot_be_read_is_left_to_the_loader(tmp_path):
     cfg = config(tmp_path / 'missing')
     assert (cfg.model.arch, cfg.model.n_embd, cfg.source.n_ctx) == ('gpt1', 768, 512)
+    with pytest.raises(ConfigError, match=r"n_ctx=513: expected at most the 512 positions of OpenAI's GPT-1"):
+        config(tmp_path / 'missing', n_ctx=513)
 
 
 def test_the_bpe_files_of_a_folder_are_found_by_their_names(gpt2_tiny_dir, gpt2_hf_dir, gpt1_shards):
