@@ -51,9 +51,9 @@ from errors import CheckpointError, ConfigError, InputError, MissingFileError
 from flags import ConfigGroup
 from model_pytorch import ModelConfig
 from opt import AdamConfig
-from run_frame import RunConfig, SourceConfig, make_scaler
-from text_utils import RELEASE_BPE_FILES, TextEncoder, find_bpe_files
-from tf_checkpoint import N_CTX_MAX
+from run_frame import RunConfig, SourceConfig, make_scaler, resolve_bpe_paths
+from model_source import check_vocabulary, resolve_model
+from text_utils import GPT2_RELEASE_FILES, RELEASE_BPE_FILES, TextEncoder, find_bpe_files, load_bpe
 from utils import read_json
 from weights import check_params_shapes, find_checkpoint_format
 
@@ -66,15 +66,16 @@ _ENCODERS = {}  # content digest of the BPE files -> TextEncoder: loading one ta
 
 
 def text_encoder(encoder_path, bpe_path):
-    """The TextEncoder of the two BPE files, shared by every estimator whose files hold the
-    same bytes (its special tokens are added once, at the same ids, by every fit)."""
+    """The tokenizer of the two BPE files (text_utils.load_bpe: GPT-1's TextEncoder or GPT-2's
+    GPT2Encoder), shared by every estimator whose files hold the same bytes (its special tokens
+    are added once, at the same ids, by every fit)."""
     h = hashlib.sha256()
     for path in (encoder_path, bpe_path):
         with open(path, 'rb') as f:
             h.update(hashlib.sha256(f.read()).digest())
     key = h.hexdigest()
     if key not in _ENCODERS:
-        _ENCODERS[key] = TextEncoder(encoder_path, bpe_path)
+        _ENCODERS[key] = load_bpe(encoder_path, bpe_path)
     return _ENCODERS[key]
 
 
@@ -149,13 +150,14 @@ class EstimatorConfig(ConfigGroup):
     def check(self):
         """The checks that span parts (each part checked its own fields when built)."""
         n_ctx = self.source.n_ctx
-        if not 4 <= n_ctx <= N_CTX_MAX:
-            raise ConfigError('n_ctx', n_ctx, f"4 to {N_CTX_MAX} (the checkpoint's positions)")
+        if n_ctx < 4:  # the most is the checkpoint's positions: model_source.resolve_model checks it
+            raise ConfigError('n_ctx', n_ctx, "4 or more (the checkpoint's positions at most)")
         self.model.check_sizes(n_ctx + 1, n_ctx)
         finetune.check_transfer(self)
 
 
 ESTIMATOR_ONLY = ('truncate', 'verbose')  # the hyperparameters that are not a config's
+MODEL_SIZES = ('arch', 'n_embd', 'n_head', 'n_layer')  # a save's fitted model: those the checkpoint gave
 
 
 # ------------------------------------------------------------------ the shared estimator
@@ -166,8 +168,10 @@ class GPT1Estimator(BaseEstimator):
     examples, save and load. Subclasses say how X is read (`_fields`), which task it is
     (`_make_task`) and what a prediction is (`_predictions`).
 
-    model_dir: OpenAI's checkpoint or a Hugging Face openai-gpt folder, and the BPE files
-    (encoder_path, bpe_path: None finds them there). init: 'pretrained' or 'random'.
+    model_dir: OpenAI's GPT-1 checkpoint, GPT-2's release folder or a Hugging Face openai-gpt or
+    gpt2 folder, and the BPE files (encoder_path, bpe_path: None finds them there; GPT-2's select
+    GPT-2's tokenizer); the model's sizes left at their defaults are the checkpoint's
+    (model_source.resolve_model). init: 'pretrained' or 'random'.
     truncate: 'fit' cuts only the training examples that do not fit in n_ctx, 'always'
     every one by the original's rule, 'never' refuses them. verbose: progress bars and
     messages on stderr. cache_dir: where BPE encodings are kept (None: not kept).
@@ -222,7 +226,8 @@ class GPT1Estimator(BaseEstimator):
     def _config(self, find_files=True):
         """The EstimatorConfig of this estimator's hyperparameters, checked; InputError naming the
         first one that cannot work. With find_files, encoder_path and bpe_path (None) are found
-        in model_dir."""
+        in model_dir (GPT-1's or GPT-2's), and the model's sizes and n_ctx's limit are model_dir's
+        checkpoint's (model_source.resolve_model)."""
         name = type(self).__name__
         params = {k: v.item() if isinstance(v, np.generic) else v for k, v in self.get_params().items()}
         if params['truncate'] not in tasks.TRUNCATE_MODES:
@@ -230,13 +235,14 @@ class GPT1Estimator(BaseEstimator):
                              f"{', '.join(tasks.TRUNCATE_MODES)}")
         try:
             cfg, _ = EstimatorConfig.from_flat({k: v for k, v in params.items() if k not in ESTIMATOR_ONLY})
+            cfg = resolve_model(cfg) if find_files else cfg
         except ConfigError as err:
             raise InputError(f"{name}({err.field}={err.value!r}): expected {err.expected}") from None
         source = cfg.source
         if find_files and (source.encoder_path is None or source.bpe_path is None):
-            found = find_bpe_files(source.model_dir)
-            source = dataclasses.replace(source, encoder_path=source.encoder_path or found[0],
-                                         bpe_path=source.bpe_path or found[1])
+            source = resolve_bpe_paths(source)
+            if not os.path.isfile(source.encoder_path) or not os.path.isfile(source.bpe_path):
+                find_bpe_files(source.model_dir)  # names the files expected
         try:
             resolve_device(cfg.run.device, cfg.run.amp)
         except InputError as err:  # names the flag: the estimator's parameter has its name
@@ -283,6 +289,7 @@ class GPT1Estimator(BaseEstimator):
         task = self._make_task(task_type, fields, labels)
         if source.init == 'pretrained':
             find_checkpoint_format(source.model_dir)
+            check_vocabulary(source)
         encoder = text_encoder(source.encoder_path, source.bpe_path)
         splits = {'train': Split(fields, labels)}
         encoded = task_data.encode_task(task, splits, encoder, run.cache_dir, self.verbose)
@@ -334,10 +341,13 @@ class GPT1Estimator(BaseEstimator):
         """What load needs besides the hyperparameters and the weights (JSON-able)."""
         specials = tasks.add_special_tokens(self.text_encoder_.encoder)
         task = self.task_
+        model = self.model_.transformer.config
+        params = dict(vars(ModelConfig()), **self.get_params())
+        taken = {k: getattr(model, k) for k in MODEL_SIZES if getattr(model, k) != params[k]}  # model_dir's sizes
         return dict(task_type=task.task_type, classes=None if task.classes is None else list(task.classes),
                     n_choices=task.n_choices, n_ctx=self.n_ctx_, n_vocab=specials.n_vocab,
                     n_special=specials.n_special, n_updates=self.n_updates_, n_truncated=self.n_truncated_,
-                    causal=self.model_.transformer.causal)
+                    causal=self.model_.transformer.causal, model=taken)
 
     def save(self, path):
         """Write the fitted estimator to the folder `path`, as a whole: its weights
@@ -362,7 +372,8 @@ class GPT1Estimator(BaseEstimator):
 
     def _write(self, folder):
         save_params(self.model_, os.path.join(folder, SAVE_PARAMS))
-        for src, name in zip(self.bpe_files_, RELEASE_BPE_FILES):
+        names = RELEASE_BPE_FILES if isinstance(self.text_encoder_, TextEncoder) else GPT2_RELEASE_FILES
+        for src, name in zip(self.bpe_files_, names):
             if not os.path.isfile(src):
                 raise MissingFileError(f"save: {src} does not exist: expected the BPE file the estimator was "
                                        f"fitted (or loaded) with, copied into the save")
@@ -386,7 +397,7 @@ class GPT1Estimator(BaseEstimator):
         config_path = os.path.join(path, SAVE_CONFIG)
         est = kind(**_check_params(config['params'], kind, config_path))
         fitted = _check_fitted(config['fitted'], config_path)
-        bpe_files = tuple(os.path.abspath(os.path.join(path, name)) for name in RELEASE_BPE_FILES)
+        bpe_files = tuple(os.path.abspath(os.path.join(path, name)) for name in _saved_bpe_names(path))
         encoder = text_encoder(*bpe_files)
         specials = tasks.add_special_tokens(encoder.encoder)
         if specials.n_vocab != fitted['n_vocab']:
@@ -400,11 +411,12 @@ class GPT1Estimator(BaseEstimator):
         if not 1 <= fitted['n_ctx'] <= cfg.source.n_ctx:
             raise CheckpointError(f"{config_path}: fitted.n_ctx is {fitted['n_ctx']}: expected 1 to the n_ctx "
                                   f"parameter {cfg.source.n_ctx}")
-        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, cfg.model.n_embd,
-                            cfg.model.n_layer)
+        sizes = dict(vars(cfg.model), **fitted.get('model', {}))
+        check_params_shapes(os.path.join(path, SAVE_PARAMS), config_path, data.vocab, sizes['n_embd'],
+                            sizes['n_layer'])
         cfg = dataclasses.replace(  # the saved weights replace the initial ones, of a bidirectional model where
             cfg, source=dataclasses.replace(cfg.source, init='random'),  # pretrain.py --objective electra made it
-            model=dataclasses.replace(cfg.model, causal=fitted.get('causal', True)))
+            model=dataclasses.replace(cfg.model, causal=fitted.get('causal', True), **fitted.get('model', {})))
         model = finetune.build_model(cfg, data, resolve_device(est.device, est.amp))
         load_params(model, os.path.join(path, SAVE_PARAMS))
         est.model_ = model.eval()
@@ -433,12 +445,19 @@ def _swap_in(tmp, path):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _saved_bpe_names(path):
+    """The names of the BPE files in a save: GPT-2's release names where they are there, else GPT-1's."""
+    if all(os.path.isfile(os.path.join(path, name)) for name in GPT2_RELEASE_FILES):
+        return GPT2_RELEASE_FILES
+    return RELEASE_BPE_FILES
+
+
 def _read_config(path):
     """The estimator.json of a save, checked; MissingFileError / CheckpointError."""
     if not os.path.isdir(path):
         raise MissingFileError(f"estimator folder {path} does not exist: expected a folder written by save()")
     config_path = os.path.join(path, SAVE_CONFIG)
-    missing = [name for name in (SAVE_CONFIG, SAVE_PARAMS, *RELEASE_BPE_FILES)
+    missing = [name for name in (SAVE_CONFIG, SAVE_PARAMS, *_saved_bpe_names(path))
                if not os.path.isfile(os.path.join(path, name))]
     if missing:
         raise CheckpointError(f"{path} is not an estimator save ({', '.join(missing)} missing): expected a folder "
@@ -484,6 +503,10 @@ def _check_fitted(fitted, config_path):
         if isinstance(value, bool) or not isinstance(value, types_):
             raise CheckpointError(f"{config_path}: fitted.{key} is {value!r}: expected "
                                   f"{' or '.join(_TYPE_NAMES[t] for t in types_)}")
+    model = fitted.get('model', {})
+    if not isinstance(model, dict) or not set(model) <= set(MODEL_SIZES):
+        raise CheckpointError(f"{config_path}: fitted.model is {model!r}: expected an object of "
+                              f"{', '.join(MODEL_SIZES)}")
     if not isinstance(fitted.get('causal', True), bool):
         raise CheckpointError(f"{config_path}: fitted.causal is {fitted['causal']!r}: expected true or false")
     return fitted

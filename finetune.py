@@ -1,4 +1,4 @@
-"""Finetuning GPT-1 (DoubleHeadModel) on a task: the steps train.py runs and the estimators
+"""Finetuning GPT-1 or GPT-2 (DoubleHeadModel) on a task: the steps train.py runs and the estimators
 reuse. The configs: `TaskConfig` (the data and what a run writes at its end), `TuningConfig`
 (layers loaded, the LM loss's weight, shared contexts, buckets) and `FinetuneConfig`, the
 group of every part train.py is set up with, whose fields are its flags (`build_parser`,
@@ -44,7 +44,6 @@ from prefix import grouped_clf_logits, shared_prefix_model
 from readers import DATASETS
 from run_frame import RunConfig, SourceConfig, autocast, eval_mode, nonfinite_stop, sync_unless_last
 from task_data import ROC_N_STORIES, SplitData
-from tf_checkpoint import N_CTX_MAX
 from utils import iter_data, read_json
 from weights import checkpoint_causal, load_pretrained
 
@@ -172,9 +171,8 @@ class FinetuneConfig(ConfigGroup):
     def check(self):
         """The checks that span parts (each part checked its own fields when built)."""
         n_ctx = self.source.n_ctx
-        if not 6 <= n_ctx <= N_CTX_MAX:
-            raise ConfigError('n_ctx', n_ctx, f"6 (3 special tokens plus story and ending) to {N_CTX_MAX} (the "
-                                              f"positions of OpenAI's checkpoint)")
+        if n_ctx < 6:  # the most is the checkpoint's positions: model_source.resolve_model checks it
+            raise ConfigError('n_ctx', n_ctx, "6 (3 special tokens plus story and ending) or more")
         self.model.check_sizes(n_ctx + 1, n_ctx)
         check_transfer(self)
         task = self.task

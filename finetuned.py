@@ -90,7 +90,7 @@ class Predictions(NamedTuple):
 
 @dataclasses.dataclass
 class FinetunedRun:
-    """A finetuned model ready to predict: the model (eval mode), its TextEncoder with the special
+    """A finetuned model ready to predict: the model (eval mode), its tokenizer with the special
     tokens, the task it was trained on, the run's settings and the mode new examples are cut by
     (tasks.TRUNCATE_MODES)."""
     model: DoubleHeadModel
@@ -102,7 +102,7 @@ class FinetunedRun:
     n_batch: int = 8
 
     def export_hf(self, folder):
-        """Write the run's transformer as a Hugging Face openai-gpt folder (hf_interop.export_hf),
+        """Write the run's transformer as a Hugging Face openai-gpt or gpt2 folder (hf_interop.export_hf),
         with the BPE files as its vocab.json and merges.txt; the special tokens are ids
         n_vocab.. (_start_, _delimiter_, _classify_), n_positions the run's n_ctx, the task head
         is left out. Returns the folder."""
@@ -204,16 +204,17 @@ def _truncate_mode(settings, task):
 def load_run(run_dir, params=BEST_PARAMS, encoder_path=None, bpe_path=None, device='cpu'):
     """FinetunedRun of `run_dir`: a train.py run folder with the parameters `params` (a file name
     in run_dir, default the best ones; the BPE files default to those the run used, whose absolute
-    paths config.json keeps), or an estimator's save (estimators.GPT1Estimator.load)."""
+    paths config.json keeps: GPT-1's BPE or GPT-2's, as the files say), or an estimator's save
+    (estimators.GPT1Estimator.load)."""
     if os.path.isfile(os.path.join(run_dir, ESTIMATOR_CONFIG)):
         return _load_estimator(run_dir)
-    from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
+    from text_utils import load_bpe  # spacy and ftfy load only when a GPT-1 text is encoded
 
     record = read_run_config(run_dir)
     config = record.settings
     task = run_task(config)
     bpe_files = (encoder_path or config['encoder_path'], bpe_path or config['bpe_path'])
-    text_encoder = TextEncoder(*bpe_files)
+    text_encoder = load_bpe(*bpe_files)
     specials = tasks.add_special_tokens(text_encoder.encoder)
     if specials.classify != config['clf_token']:
         raise InputError(f"the BPE vocabulary gives _classify_ the id {specials.classify} but the run "

@@ -21,8 +21,12 @@ ends with exactly one (added unless its text ends with a newline already). The p
 trained on BooksCorpus as contiguous text and the original pre-training code is not
 public; a newline is what the original pipeline gives at a paragraph break, so a
 document boundary reads as one, without a symbol the vocabulary does not have.
-`--tokenizer char` makes each distinct character of the training text (plus '\\n', the
-document separator) one id; the vocabulary is saved with the model.
+`--tokenizer gpt2` is GPT-2's byte-level BPE (text_utils.GPT2Encoder, the release's ids; its
+encoder.json and vocab.bpe, or a Hugging Face gpt2 folder's vocab.json and merges.txt, from
+--encoder_path/--bpe_path or --model_dir); every document ends with '<|endoftext|>' (50256),
+GPT-2's end of text, which no encoded text yields. `--tokenizer char` makes each distinct
+character of the training text (plus '\\n', the document separator) one id. The tokenizer's
+files are saved with the model.
 
 The recipe (every number a flag): windows of `--n_ctx` 512 contiguous tokens at random
 places of the training split, minibatches of `--n_batch` 64 windows (where memory is
@@ -102,12 +106,13 @@ from run_frame import (check_writable, cli_main, closing_summary,
                        earlier_run_files, format_settings, interrupted, is_due, make_scaler, nonfinite_stop, open_log,
                        prepare_run_folder, previous_entries, remove_files, resolve_bpe_paths, run_job,
                        write_run_config)
-from text_utils import CHAR_VOCAB, HF_BPE_FILES, RELEASE_BPE_FILES
+from text_utils import CHAR_VOCAB, GPT2_RELEASE_FILES, HF_BPE_FILES, RELEASE_BPE_FILES
 from weights import find_checkpoint_format
 
 PROG = 'pretrain.py'
 MODEL_FOLDER = 'model'  # {save_dir}/{desc}/model/: the output
 GENERATOR = 'generator.safetensors'  # --objective electra: the generator, beside the model folder
+BPE_KINDS = {'bpe': "GPT-1's", 'gpt2': "GPT-2's"}  # --tokenizer -> whose BPE files it reads
 # Flags that change nothing a resumed run computes, besides checkpoint.py's FREE_FLAGS: the
 # corpus is compared by its content (the token store's key), not by where it lies.
 PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict')
@@ -143,7 +148,7 @@ def validate_args(args):
     run = cfg.run
     if run.cache_dir is None:
         run = dataclasses.replace(run, cache_dir=os.path.join(run.save_dir, 'tokens'))
-    source = resolve_bpe_paths(cfg.source) if cfg.corpus.tokenizer == 'bpe' else cfg.source
+    source = resolve_bpe_paths(cfg.source, cfg.corpus.tokenizer) if cfg.corpus.tokenizer != 'char' else cfg.source
     cfg = dataclasses.replace(cfg, run=run, source=source)
     if os.path.abspath(run.cache_dir) == os.path.abspath(run_paths(cfg)['dir']):
         raise InputError(f"--desc {run.desc}: its run folder {run_paths(cfg)['dir']} is the token cache "
@@ -156,12 +161,13 @@ def check_inputs(cfg, writes=True):
     """Check, before any work, the files the run reads and (writes=True) the folders it
     writes; raises InputError (or MissingFileError for --data) saying what is expected."""
     find_inputs(cfg.corpus.data)
-    if cfg.corpus.tokenizer == 'bpe':
+    if cfg.corpus.tokenizer != 'char':
+        names = RELEASE_BPE_FILES if cfg.corpus.tokenizer == 'bpe' else GPT2_RELEASE_FILES
         for flag, path in (('--encoder_path', cfg.source.encoder_path), ('--bpe_path', cfg.source.bpe_path)):
             if not os.path.isfile(path):
-                raise InputError(f"{flag} {path}: no such file; expected GPT-1's BPE files "
-                                 f"({' and '.join(RELEASE_BPE_FILES)}, or {' and '.join(HF_BPE_FILES)}), by "
-                                 f"default from --model_dir")
+                raise InputError(f"{flag} {path}: no such file; expected {BPE_KINDS[cfg.corpus.tokenizer]} BPE files "
+                                 f"({' and '.join(names)}, or {' and '.join(HF_BPE_FILES)}), by default from "
+                                 f"--model_dir")
     if cfg.source.init == 'pretrained':
         try:
             find_checkpoint_format(cfg.source.model_dir)

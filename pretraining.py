@@ -27,14 +27,14 @@ from loss import IGNORE_INDEX
 from model_pytorch import LMModel, ModelConfig, TransformerModel
 from opt import SCHEDULES, AdamConfig
 from run_frame import GradientAccumulator, RunConfig, SourceConfig, autocast, eval_mode, sync_unless_last
-from text_utils import CharTokenizer, TextEncoder
+from text_utils import CharTokenizer, GPT2Encoder, TextEncoder
 from token_store import build_token_store
 from weights import load_pretrained
 
 
 # ------------------------------------------------------------------ configs
 
-TOKENIZERS = ('bpe', 'char')
+TOKENIZERS = ('bpe', 'gpt2', 'char')  # GPT-1's BPE, GPT-2's byte-level BPE, characters
 
 
 @dataclasses.dataclass
@@ -43,7 +43,10 @@ class CorpusConfig(Config):
     validation, whether a file that is not UTF-8 stops the run, and the warm-up in updates."""
     data: list[str] = field(metadata={
         'metavar': 'PATH', 'help': "text files, folders of them (*.txt, *.jsonl) or JSONL files with a 'text' field"})
-    tokenizer: str = field(default='bpe', metadata={'choices': TOKENIZERS})
+    tokenizer: str = field(default='bpe', metadata={
+        'choices': TOKENIZERS, 'help': "bpe: GPT-1's BPE; gpt2: GPT-2's byte-level BPE (its 50,257 ids, "
+                                       "'<|endoftext|>' between documents); char: the corpus' characters. The BPE "
+                                       "files come from --encoder_path/--bpe_path, else --model_dir"})
     valid_fraction: float = field(default=0.01, metadata={
         'help': "share of the documents (of a single document: of its tokens) kept for validation; 0: none"})
     strict: bool = field(default=False, metadata={'help': "refuse a file that is not UTF-8 instead of skipping it"})
@@ -91,12 +94,15 @@ class PretrainConfig(ConfigGroup):
 
 # ------------------------------------------------------------------ tokenizer and corpus
 
+BPE_TOKENIZERS = {'bpe': TextEncoder, 'gpt2': GPT2Encoder}  # --tokenizer -> the class reading its two files
+
 def build_tokenizer(cfg, verbose=False):
-    """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder of --encoder_path/--bpe_path;
-    for char, the vocabulary saved in --model_dir (--init pretrained) or the characters of the
-    corpus plus '\\n'. Raises DataError for a corpus of more than 65,536 characters."""
-    if cfg.corpus.tokenizer == 'bpe':
-        return TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
+    """The tokenizer of the run (a text_utils.Tokenizer): TextEncoder (bpe) or GPT2Encoder (gpt2) of
+    --encoder_path/--bpe_path; for char, the vocabulary saved in --model_dir (--init pretrained) or
+    the characters of the corpus plus '\\n'. Raises DataError for a corpus of more than 65,536
+    characters, or for BPE files of the other kind."""
+    if cfg.corpus.tokenizer in BPE_TOKENIZERS:
+        return BPE_TOKENIZERS[cfg.corpus.tokenizer](cfg.source.encoder_path, cfg.source.bpe_path)
     if cfg.source.init == 'pretrained':
         return CharTokenizer.load(cfg.source.model_dir)
     try:
@@ -108,8 +114,11 @@ def build_tokenizer(cfg, verbose=False):
 
 
 def separator_id(tokenizer):
-    """The id that ends every document: the newline ('\\n</w>' in BPE, '\\n' in char mode).
-    InputError for a vocabulary without one, where documents would run together."""
+    """The id that ends every document (the tokenizer's newline_id): GPT-1's newline symbol
+    '\\n</w>' (bpe), '\\n' (char), GPT-2's '<|endoftext|>' (gpt2, id 50256: the release's end of
+    text, from which its samplers start unconditional samples; GPT2Encoder.encode never yields it,
+    so no text is read as a boundary). InputError for a vocabulary without one, where documents
+    would run together."""
     if tokenizer.newline_id is None:
         raise InputError(f"the {type(tokenizer).__name__}'s vocabulary of {tokenizer.vocab_size} symbols has no "
                          f"line break: expected '\\n' in it, the separator that ends every document of the corpus")
@@ -312,8 +321,10 @@ def evaluate_lm(model, split, n_ctx, n_vocab, n_batch=64, device='cpu', amp='non
 
 def save_model_folder(model, folder, tokenizer):
     """Write `model` (an LMModel without special rows, or DDP around one) and its tokenizer
-    as a Hugging Face openai-gpt folder (hf_interop.export_hf: config.json,
-    model.safetensors, plus the tokenizer's files), all in one atomic folder write. Returns the folder."""
+    as a Hugging Face openai-gpt or gpt2 folder (hf_interop.export_hf: config.json,
+    model.safetensors, plus the tokenizer's files, Tokenizer.files as Tokenizer.save writes them:
+    GPT-2's vocab.json and merges.txt make text_utils.load_tokenizer pick GPT2Encoder), all in one
+    atomic folder write. Returns the folder."""
     model = unwrap_model(model)
     if not isinstance(model, LMModel):  # mlm, electra: the encoder, without the mask token's row
         return electra.export_encoder(model, folder, tokenizer.vocab_size, tokenizer.files())

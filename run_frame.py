@@ -3,7 +3,7 @@
 - configs: `RunConfig` (what every run is: name, folders, seed, length, batch, device,
   precision, resume/overwrite, the encoded data's cache) and `SourceConfig` (where the model
   starts: pretrained weights or random, the BPE files, n_ctx), parts of each script's
-  ConfigGroup; `resolve_bpe_paths` (the BPE files of model_dir), `check_writable` (a folder
+  ConfigGroup; `resolve_bpe_paths` (the BPE files of model_dir, GPT-1's or GPT-2's), `check_writable` (a folder
   the run writes);
 - the run folder: `earlier_run_files`, `refuse_earlier_run`, `remove_files` (an earlier
   run of the same name is refused, or with --overwrite deleted only once the new run has
@@ -39,10 +39,10 @@ import torch
 from checkpoint import atomic_write, remove_stale_tmp, write_json
 from distributed import (CollectiveFailure, cleanup_distributed, env_rank, is_collective_failure,
                          setup_distributed, torchrun_env)
-from errors import (ConfigError, GPT1Error, InputError, Interrupted, MissingFileError, NonFiniteLossError,
+from errors import (ConfigError, GPT1Error, InputError, Interrupted, NonFiniteLossError,
                     exit_interrupted, exit_with_error)
 from flags import Config
-from text_utils import RELEASE_BPE_FILES, find_bpe_files
+from text_utils import GPT2_RELEASE_FILES, HF_BPE_FILES, RELEASE_BPE_FILES
 from utils import ResultLogger
 
 AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -131,20 +131,22 @@ class SourceConfig(Config):
     of model_dir), and the positions the model has (n_ctx). Defaults are train.py's; pretrain.py
     starts from random weights."""
     model_dir: str = field(default='model/', metadata={
-        'help': "OpenAI's checkpoint (params_shapes.json, params_0..9.npy), a Hugging Face openai-gpt folder "
-                "(config.json, model.safetensors) or a folder pretrain.py wrote; the BPE files are read from it "
-                "too (pretrain.py --tokenizer char: its char_vocab.json)"})
+        'help': "OpenAI's GPT-1 checkpoint (params_shapes.json, params_0..9.npy), OpenAI's GPT-2 release folder "
+                "(hparams.json, model.ckpt.*), a Hugging Face openai-gpt or gpt2 folder (config.json, "
+                "model.safetensors) or a folder pretrain.py wrote; the BPE files are read from it too, and GPT-2's "
+                "select GPT-2's tokenizer (pretrain.py --tokenizer char: its char_vocab.json)"})
     encoder_path: Optional[str] = field(default=None, metadata={
-        'help': "BPE vocabulary (default: {model_dir}/encoder_bpe_40000.json, or a Hugging Face folder's "
-                "vocab.json)"})
+        'help': "BPE vocabulary (default: {model_dir}/encoder_bpe_40000.json, else GPT-2's encoder.json, else a "
+                "Hugging Face folder's vocab.json)"})
     bpe_path: Optional[str] = field(default=None, metadata={
-        'help': "BPE merges (default: {model_dir}/vocab_40000.bpe, or a Hugging Face folder's merges.txt)"})
+        'help': "BPE merges (default: {model_dir}/vocab_40000.bpe, else GPT-2's vocab.bpe, else a Hugging Face "
+                "folder's merges.txt)"})
     init: str = field(default='pretrained', metadata={
         'choices': INITS, 'help': "pretrained: the weights of --model_dir; random: a fresh initialisation "
                                   "(train.py: smoke runs; the BPE files are still needed)"})
     n_ctx: int = field(default=512, metadata={
-        'help': "positions: train.py the most an example takes (cut to the longest example), pretrain.py the "
-                "tokens per window"})
+        'help': "positions: train.py the most an example takes (cut to the longest example; at most the "
+                "checkpoint's positions, 512 for GPT-1, 1024 for GPT-2), pretrain.py the tokens per window"})
 
     def check(self):
         """Raise errors.ConfigError naming the first field whose value cannot work."""
@@ -165,16 +167,18 @@ def check_writable(path, flag):
                          f"can create files in") from None
 
 
-def resolve_bpe_paths(source):
+def resolve_bpe_paths(source, kind='any'):
     """The SourceConfig `source` with encoder_path and bpe_path filled in where not given, from
-    model_dir: the release's pair, else a Hugging Face folder's vocab.json and merges.txt, else
-    the release's names (check_inputs then names what is missing)."""
+    model_dir: the first complete pair of GPT-1's release names, GPT-2's release names and a
+    Hugging Face folder's vocab.json and merges.txt (kind 'gpt2': GPT-2's names, then Hugging
+    Face's), else the first pair's names (check_inputs then names what is missing). Which
+    tokenizer reads the pair is text_utils.load_bpe's choice."""
     if source.encoder_path is not None and source.bpe_path is not None:
         return source
-    try:
-        found = find_bpe_files(source.model_dir)
-    except MissingFileError:
-        found = tuple(os.path.join(source.model_dir, name) for name in RELEASE_BPE_FILES)
+    pairs = (GPT2_RELEASE_FILES, HF_BPE_FILES) if kind == 'gpt2' else (RELEASE_BPE_FILES, GPT2_RELEASE_FILES,
+                                                                         HF_BPE_FILES)
+    paths = [tuple(os.path.join(source.model_dir, name) for name in names) for names in pairs]
+    found = next((pair for pair in paths if all(os.path.isfile(p) for p in pair)), paths[0])
     return dataclasses.replace(source, encoder_path=source.encoder_path or found[0],
                                bpe_path=source.bpe_path or found[1])
 

@@ -1,5 +1,6 @@
 """A task's data as train.py's loop takes it: read by readers.py (datasets.py for ROCStories),
-BPE-encoded once (and cached on disk) by tasks.encode_fields, laid out with the special tokens by
+BPE-encoded once (and cached on disk) by tasks.encode_fields with GPT-1's or GPT-2's BPE
+(text_utils.load_bpe's choice, by the files), laid out with the special tokens by
 tasks.prepare_inputs, labels turned into targets by tasks.label_ids.
 
     data = load_task_data(cfg)           # cfg: a finetune.FinetuneConfig
@@ -135,8 +136,8 @@ def load_task_data(cfg, verbose=True):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         task, splits = read_task(cfg, verbose)
-        from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
-        text_encoder = TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
+        from text_utils import load_bpe  # spacy and ftfy load only when a text is encoded
+        text_encoder = load_bpe(cfg.source.encoder_path, cfg.source.bpe_path)
         encoded = encode_task(task, splits, text_encoder, cfg.run.cache_dir, verbose)
     truncate = 'always' if cfg.task.truncate else 'never' if cfg.task.no_truncate else 'fit'
     data = build_task_data(task, splits, text_encoder, encoded, cfg.source.n_ctx, truncate)
@@ -222,11 +223,11 @@ def _longest_example(splits, max_len=None):
 
 
 def encode_rocstories(cfg, verbose=True):
-    """Read ROCStories from cfg.task.data_dir and BPE-encode it (tqdm bar).
+    """Read ROCStories from cfg.task.data_dir and BPE-encode it (tqdm bar; GPT-1's or GPT-2's BPE).
     Returns (text_encoder, ((trX1, trX2, trX3, trY), (vaX1, vaX2, vaX3, vaY), (teX1, teX2, teX3)))
     with token-id lists, before the special tokens exist."""
-    from text_utils import TextEncoder  # spacy and ftfy load only when a text is encoded
-    text_encoder = TextEncoder(cfg.source.encoder_path, cfg.source.bpe_path)
+    from text_utils import load_bpe  # spacy and ftfy load only when a text is encoded
+    text_encoder = load_bpe(cfg.source.encoder_path, cfg.source.bpe_path)
     if verbose:
         print("Encoding dataset...", file=sys.stderr)
     n_valid = cfg.task.n_valid

@@ -27,7 +27,7 @@ import numpy as np
 from checkpoint import atomic_write
 from errors import DataError, DataWarning, InputError
 from readers import LABELS, TASK_TYPES
-from tf_checkpoint import N_CTX_MAX
+from tf_checkpoint import GPT2_N_CTX, N_CTX_MAX
 
 SPECIAL_TOKENS = ('_start_', '_delimiter_', '_classify_')
 N_FIELDS = {'classification': 1, 'entailment': 2, 'similarity': 2, 'regression': 2, 'multiple_choice': 2}
@@ -376,14 +376,16 @@ def _longest(seqs_by_split):
 
 
 def prepare_inputs(task, fields_by_split, specials, n_ctx=N_CTX_MAX, truncate='fit'):
-    """Take a Task, {split name: encoded fields}, the Specials, the cap n_ctx (at most 512)
+    """Take a Task, {split name: encoded fields}, the Specials, the cap n_ctx (at most 1024: the
+    checkpoint's own positions are model_source.resolve_model's check)
     and a TRUNCATE_MODES mode; return Inputs, whose n_ctx is the longest sequence after any
     cut (the original's rule). 'always' cuts every example's segments to the task's limits
     (the original's max_len, at any n_ctx), 'fit' only the examples that do not fit whole,
     and both count them; 'never' raises InputError for an example that does not fit whole,
     naming it and the n_ctx it needs."""
-    if not 4 <= n_ctx <= N_CTX_MAX:
-        raise InputError(f"--n_ctx {n_ctx}: expected 4 to {N_CTX_MAX} (the checkpoint's positions)")
+    if not 4 <= n_ctx <= GPT2_N_CTX:
+        raise InputError(f"--n_ctx {n_ctx}: expected 4 to {GPT2_N_CTX} (the positions of OpenAI's checkpoints: "
+                         f"GPT-1's {N_CTX_MAX}, GPT-2's {GPT2_N_CTX})")
     if truncate not in TRUNCATE_MODES:
         raise InputError(f"truncate={truncate!r}: expected one of {', '.join(TRUNCATE_MODES)}")
     built = {split: build_sequences(task.task_type, fields, specials, n_ctx, task.truncation, truncate != 'always')
@@ -404,7 +406,8 @@ def _refuse(task, fields_by_split, n_ctx, n_truncated):
             if n > need:
                 need, split, index = n, name, i
     counts = ', '.join(f'{n} {s}' for s, n in n_truncated.items() if n)
-    expected = f"expected --n_ctx >= {need}" if need <= N_CTX_MAX else f"the model has only {N_CTX_MAX} positions"
+    expected = (f"expected --n_ctx >= {need}" if need <= GPT2_N_CTX else
+                f"OpenAI's checkpoints have at most {GPT2_N_CTX} positions (GPT-1's {N_CTX_MAX})")
     raise InputError(f"--no_truncate: {task.title} {split} example {index} needs --n_ctx {need} to keep all its "
                      f"tokens but --n_ctx is {n_ctx} ({counts} examples would be cut); {expected}, or drop "
                      f"--no_truncate to cut the examples that do not fit")
@@ -418,7 +421,12 @@ CACHE_FORMAT = 2  # bump when the file layout or the text pipeline's code change
 def encoder_fingerprint(text_encoder):
     """A hex digest of what decides a TextEncoder's ids: its vocabulary (special tokens
     left out: encoding never yields them), its merges in rank order, and the versions of
-    ftfy and spaCy, whose text fixing and tokenization come first."""
+    ftfy and spaCy, whose text fixing and tokenization come first. A GPT2Encoder (no merges table
+    of its own, no text pipeline before its BPE): its fingerprint and tiktoken's version."""
+    if not hasattr(text_encoder, 'bpe_ranks'):
+        import tiktoken
+        blob = json.dumps([CACHE_FORMAT, 'tiktoken', tiktoken.__version__, text_encoder.fingerprint()])
+        return hashlib.sha256(blob.encode('utf-8')).hexdigest()
     import ftfy
     import spacy
     vocab = sorted((s, i) for s, i in text_encoder.encoder.items() if s not in SPECIAL_TOKENS)

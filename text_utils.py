@@ -671,6 +671,13 @@ def _bpe_files_in(folder, encoder_path, bpe_path):
     return (GPT2Encoder if kind == 'gpt2' else TextEncoder), encoder_path, bpe_path
 
 
+def load_bpe(encoder_path, bpe_path):
+    """TextEncoder or GPT2Encoder of two BPE files, told apart as load_tokenizer tells them (by their release
+    names, else by their merges); DataError for files that are not one model's pair."""
+    cls, encoder_path, bpe_path = _bpe_files_in(os.path.dirname(encoder_path), encoder_path, bpe_path)
+    return cls(encoder_path, bpe_path)
+
+
 def load_tokenizer(folder, encoder_path=None, bpe_path=None):
     """The tokenizer whose files a model folder holds: its char_vocab.json (CharTokenizer), else its
     BPE files, GPT-1's (TextEncoder) or GPT-2's (GPT2Encoder) by their names or content; `encoder_path`

@@ -23,6 +23,7 @@ from errors import CheckpointError, InputError, MissingFileError
 from tf_bundle import DT_FLOAT, TensorBundle, dtype_name, write_bundle
 
 N_CTX_MAX = 512  # position rows in OpenAI's checkpoint
+GPT2_N_CTX = 1024  # position rows in each of OpenAI's GPT-2 checkpoints
 
 LAYER_VARS = ('attn/c_attn/w', 'attn/c_attn/b', 'attn/c_proj/w', 'attn/c_proj/b', 'ln_1/g', 'ln_1/b',
               'mlp/c_fc/w', 'mlp/c_fc/b', 'mlp/c_proj/w', 'mlp/c_proj/b', 'ln_2/g', 'ln_2/b')
@@ -163,6 +164,11 @@ def tf_checkpoint_sizes(path):
     shapes = _Shards(path).shapes
     return dict(n_ctx=shapes[0][0], n_embd=shapes[0][-1], n_layer=(len(shapes) - 2) // len(LAYER_VARS), n_head=None,
                 arch='gpt1', causal=True)
+
+
+def tf_checkpoint_vocab(path):
+    """The token rows of the TF release's checkpoint in `path` (params_shapes.json's second array)."""
+    return _read_shapes(path)[1][0]
 
 
 def _is_int(value):

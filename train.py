@@ -1,5 +1,6 @@
 """Finetune OpenAI's GPT-1 on ROCStories (the Story Cloze Test), as the TF release did, or on
-any task of the paper (tasks.TASKS) and the user's own data.
+any task of the paper (tasks.TASKS) and the user's own data; GPT-2 from its release folder or
+a Hugging Face gpt2 folder as --model_dir (its files select GPT-2's tokenizer and sizes).
 
     python train.py --dataset rocstories --desc rocstories --submit --analysis --data_dir DIR
     python train.py --dataset sst2 --data_dir glue/SST-2 --submit --analysis
@@ -42,6 +43,7 @@ from run_frame import (check_writable, cli_main, closing_summary, earlier_run_fi
                        is_due, make_scaler, open_log, prepare_run_folder, previous_entries, remove_files,
                        resolve_bpe_paths, run_job, write_run_config)
 from task_data import check_data_files, load_data
+from model_source import check_vocabulary, resolve_model
 from weights import CHECKPOINT_FORMATS, find_checkpoint_format
 
 ROC_FILES = (VAL_FILE, TEST_FILE)
@@ -65,11 +67,13 @@ def parse_args(argv=None):
 def validate_args(args):
     """The checked FinetuneConfig of parsed flags (an argparse Namespace), a dict or a
     FinetuneConfig, with what the flags leave open filled in: the run's name (the dataset's),
-    the BPE files (those of --model_dir) and the LM loss's weight (0 for a bidirectional
-    --model_dir unless given). Raises InputError, a ConfigError naming the field."""
+    the BPE files (those of --model_dir, GPT-1's or GPT-2's), the model's block layout and sizes
+    where --model_dir's checkpoint records them (model_source.resolve_model; --n_ctx at most its
+    positions) and the LM loss's weight (0 for a bidirectional --model_dir unless given). Raises
+    InputError, a ConfigError naming the field."""
     cfg = FinetuneConfig.from_any(args)
     run = cfg.run if cfg.run.desc is not None else dataclasses.replace(cfg.run, desc=cfg.task.dataset)
-    cfg = dataclasses.replace(cfg, run=run, source=resolve_bpe_paths(cfg.source))
+    cfg = resolve_model(dataclasses.replace(cfg, run=run, source=resolve_bpe_paths(cfg.source)))
     cfg = dataclasses.replace(cfg, tuning=dataclasses.replace(cfg.tuning, lm_coef=finetune.resolve_lm_coef(cfg)))
     resolve_device(run.device, run.amp)
     return cfg
@@ -92,17 +96,19 @@ def check_inputs(cfg, writes=True):
     if source.init == 'pretrained':
         if not os.path.isdir(source.model_dir):
             raise InputError(f"--model_dir {source.model_dir}: no such folder; expected OpenAI's checkpoint "
-                             f"(params_shapes.json, params_0.npy ... params_9.npy) from {MODEL_SOURCE}, or a "
-                             f"Hugging Face openai-gpt folder (or --init random for a run without pretrained weights)")
+                             f"(params_shapes.json, params_0.npy ... params_9.npy) from {MODEL_SOURCE}, GPT-2's "
+                             f"release folder, or a Hugging Face openai-gpt or gpt2 folder (or --init random for a "
+                             f"run without pretrained weights)")
         try:
             find_checkpoint_format(source.model_dir)
         except FileNotFoundError as err:
             raise InputError(f"--model_dir {source.model_dir}: {err}") from None
-    for flag, path, name in (('--encoder_path', source.encoder_path, 'encoder_bpe_40000.json'),
-                             ('--bpe_path', source.bpe_path, 'vocab_40000.bpe')):
+    for flag, path, name, gpt2 in (('--encoder_path', source.encoder_path, 'encoder_bpe_40000.json', 'encoder.json'),
+                                   ('--bpe_path', source.bpe_path, 'vocab_40000.bpe', 'vocab.bpe')):
         if not os.path.isfile(path):
             raise InputError(f"{flag} {path}: no such file; expected OpenAI's {name} from {MODEL_SOURCE} "
-                             f"(it defaults to {{model_dir}}/{name})")
+                             f"(it defaults to {{model_dir}}/{name}), or GPT-2's {gpt2} for a GPT-2 model")
+    check_vocabulary(source)
     if task.analysis and task.dataset == 'rocstories':  # before training: --analysis needs the test answers
         rocstories_test_labels(task.data_dir)
     if not writes:

@@ -11,6 +11,8 @@ ROCSTORIES_DIR = SHARED / "data" / "rocstories"
 ENCODER_PATH = OPENAI_DIR / "encoder_bpe_40000.json"
 BPE_PATH = OPENAI_DIR / "vocab_40000.bpe"
 PARAMS_SHAPES_PATH = OPENAI_DIR / "params_shapes.json"
+GPT2_DIR = SHARED / "data" / "gpt2"
+GPT2_TINY_DIR = SHARED / "data" / "gpt2-tiny-tf"  # OpenAI's GPT-2 release layout: 2 layers, 64 wide, 128 positions
 
 
 def _require(path):
@@ -37,6 +39,27 @@ def encoder_path():
 @pytest.fixture(scope="session")
 def bpe_path():
     return _require(BPE_PATH)
+
+
+@pytest.fixture(scope="session")
+def gpt2_tiny_dir():
+    """The tiny GPT-2 checkpoint in the release's folder layout, with GPT-2's encoder.json and vocab.bpe."""
+    return _require(GPT2_TINY_DIR)
+
+
+@pytest.fixture(scope="session")
+def gpt2_hf_dir(gpt2_tiny_dir, tmp_path_factory):
+    """The tiny release as a Hugging Face gpt2 folder (hf_interop.export_hf, with its vocab.json and
+    merges.txt): config.json, model.safetensors, the tokenizer's files."""
+    from hf_interop import export_hf
+    from model_pytorch import LMModel, ModelConfig
+    from weights import checkpoint_sizes, load_pretrained
+    sizes = checkpoint_sizes(gpt2_tiny_dir)
+    cfg = ModelConfig(n_embd=sizes['n_embd'], n_head=sizes['n_head'], n_layer=sizes['n_layer'], arch='gpt2')
+    model = LMModel(cfg, vocab=50257 + sizes['n_ctx'], n_ctx=sizes['n_ctx'])
+    load_pretrained(model, gpt2_tiny_dir)
+    folder = tmp_path_factory.mktemp('gpt2_hf') / 'tiny'
+    return Path(export_hf(model, folder, bpe_files=(gpt2_tiny_dir / 'encoder.json', gpt2_tiny_dir / 'vocab.bpe')))
 
 
 # For the processes a test starts where the thread count does not matter to what it checks
@@ -73,8 +96,9 @@ def pytest_collection_modifyitems(items):
 
 # Tests that share what one process computes once: test_readme's pages go on from another page's
 # AFTER_STEPS and write the full-size weights once; test_score's tests share one finished run (a
-# module fixture). The start of their node ids -> their group.
-XDIST_GROUPS = {'tests/test_readme.py::test_page_blocks_run_as_written': 'pages', 'tests/test_score.py::': 'score'}
+# module fixture), as do test_train_gpt2's. The start of their node ids -> their group.
+XDIST_GROUPS = {'tests/test_readme.py::test_page_blocks_run_as_written': 'pages', 'tests/test_score.py::': 'score',
+                'tests/test_train_gpt2.py::': 'train_gpt2'}
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -418,3 +418,29 @@ def test_cache_dir_keeps_the_encodings(fitted, tmp_path):
 def test_verbose_shows_progress(capsys):
     Classifier(**dict(TINY, verbose=True)).fit(TEXTS, LABELS).predict(TEXTS)
     assert 'Encoding' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ GPT-2
+
+def test_gpt2_release_folder_fits_saves_and_loads(gpt2_tiny_dir, gpt2_hf_dir, tmp_path):
+    """model_dir a GPT-2 release folder: GPT-2's tokenizer and the checkpoint's layout and sizes with no
+    other parameter; the save keeps GPT-2's files and those sizes; the Hugging Face copy of the same
+    weights fits to the same parameters."""
+    from text_utils import GPT2Encoder
+    clf = Classifier(model_dir=str(gpt2_tiny_dir), n_iter=1, n_batch=4, device='cpu').fit(TEXTS, LABELS)
+    cfg = clf.model_.transformer.config
+    assert isinstance(clf.text_encoder_, GPT2Encoder) and clf.text_encoder_.encoder['_classify_'] == 50259
+    assert (cfg.arch, cfg.n_embd, cfg.n_head, cfg.n_layer) == ('gpt2', 64, 4, 2)
+    path = clf.save(str(tmp_path / 'est'))
+    assert {'encoder.json', 'vocab.bpe'} <= set(os.listdir(path))
+    loaded = GPT1Estimator.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(TEXTS), clf.predict_proba(TEXTS), atol=1e-6)
+    hf = Classifier(model_dir=str(gpt2_hf_dir), n_iter=1, n_batch=4, device='cpu').fit(TEXTS, LABELS)
+    ours, theirs = clf.model_.state_dict(), hf.model_.state_dict()
+    assert ours.keys() == theirs.keys() and all(torch.allclose(ours[k], theirs[k], atol=1e-6) for k in ours)
+
+
+def test_gpt2_n_ctx_above_the_checkpoints_positions_is_refused(gpt2_tiny_dir):
+    with pytest.raises(InputError, match=r"^Classifier\(n_ctx=129\): expected at most the 128 positions of the "
+                                         r"checkpoint in .*gpt2-tiny-tf$"):
+        Classifier(model_dir=str(gpt2_tiny_dir), n_ctx=129).fit(TEXTS, LABELS)

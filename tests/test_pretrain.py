@@ -723,3 +723,51 @@ def test_a_character_vocabulary_without_a_line_break_is_refused_as_a_corpus_sepa
     with pytest.raises(InputError, match=r"CharTokenizer's vocabulary of 3 symbols has no line break: expected '\\n'"):
         pretraining.separator_id(CharTokenizer('abc'))
     assert pretraining.separator_id(CharTokenizer('ab\nc')) == CharTokenizer('ab\nc').encode(['\n'])[0][0]
+
+
+# ------------------------------------------------------------------ GPT-2's tokenizer
+
+@pytest.mark.slow
+@pytest.mark.parametrize('arch', ['gpt2', 'gpt1'])
+def test_gpt2_tokenizer_run_writes_a_folder_generate_and_train_read(tmp_path, capsys, arch):
+    """--tokenizer gpt2: GPT-2's files from --model_dir, '<|endoftext|>' after every document, the
+    folder's vocab.json and merges.txt GPT-2's own bytes, so that generate.py and train.py pick
+    GPT2Encoder and the model's sizes from the folder alone."""
+    from tests.conftest import GPT2_DIR
+    data = tmp_path / 'docs.jsonl'
+    stories = [' '.join(np.random.default_rng(i).choice(WORDS, 40)).capitalize() + '.' for i in range(10)]
+    data.write_text(''.join(json.dumps({'text': s}) + '\n' for s in stories))
+    args = ['--data', str(data), '--tokenizer', 'gpt2', '--model_dir', str(GPT2_DIR), '--arch', arch, '--n_layer',
+            '1', '--n_embd', '16', '--n_head', '2', '--n_ctx', '24', '--n_batch', '4', '--max_updates', '2',
+            '--valid_fraction', '0.2', '--log_dir', str(tmp_path / 'log'), '--save_dir', str(tmp_path / 'save'),
+            '--device', 'cpu']
+    cfg = pretrain.parse_args(args)
+    assert (cfg.source.encoder_path, cfg.source.bpe_path) == (str(GPT2_DIR / 'encoder.json'),
+                                                              str(GPT2_DIR / 'vocab.bpe'))
+    result = pretrain.run(cfg, verbose=False)
+    folder = result['model_dir']
+    assert sorted(os.listdir(folder)) == ['config.json', 'merges.txt', 'model.safetensors', 'vocab.json']
+    config = json.load(open(os.path.join(folder, 'config.json')))
+    assert config['vocab_size'] == 50257 and config['model_type'] == ('gpt2' if arch == 'gpt2' else 'openai-gpt')
+    assert open(os.path.join(folder, 'vocab.json'), 'rb').read() == (GPT2_DIR / 'encoder.json').read_bytes()
+    tok = text_utils.load_tokenizer(folder)
+    assert isinstance(tok, text_utils.GPT2Encoder)
+    store = pretrain.load_corpus(cfg, pretrain.build_tokenizer(cfg), verbose=False)
+    for split in ('train', 'valid'):
+        tokens = np.asarray(store[split].tokens)
+        assert (tokens == 50256).sum() == len(store[split].offsets) and tokens[-1] == 50256
+
+    gen = generate.load_generator(generate.parse_args(['--model_dir', folder, '--log_path', str(tmp_path / 'g.jsonl')]))
+    assert isinstance(gen.tokenizer, text_utils.GPT2Encoder) and gen.model.transformer.arch == arch
+    assert gen.model.transformer.n_embd == 16
+
+    rows = 'text,label\n' + ''.join(f"{s},{i % 2}\n" for i, s in enumerate(stories[:6]))
+    (tmp_path / 'd.csv').write_text(rows)
+    targs = ['--dataset', 'custom', '--task_type', 'classification', '--train_file', str(tmp_path / 'd.csv'),
+             '--valid_file', str(tmp_path / 'd.csv'), '--model_dir', folder, '--n_batch', '2', '--n_iter', '1',
+             '--log_dir', str(tmp_path / 'ft'), '--save_dir', str(tmp_path / 'ft'), '--device', 'cpu']
+    out = train.run(train.parse_args(targs), verbose=False)
+    settings, entries = log_entries(out['log_path'])
+    assert (settings['arch'], settings['n_embd'], settings['n_layer'], settings['n_head']) == (arch, 16, 1, 2)
+    assert settings['n_vocab'] == 50257 and settings['clf_token'] == 50259 and settings['checkpoint_format'] == 'hf'
+    assert out['n_updates'] == 3 and math.isfinite(entries[-1]['va_cost'])

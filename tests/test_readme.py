@@ -23,7 +23,8 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
+from tests.conftest import (BPE_PATH, ENCODER_PATH, GPT2_TINY_DIR, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR,
+                            ROOT)
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
@@ -194,7 +195,9 @@ def model_dirs(tmp_path_factory):
 def project_copy(work, model_dir):
     """`work` laid out as a user's project after set-up: the sources, .venv, the weights in model/,
     ROCStories in data/, and the files the pages' examples name: a tiny GLUE SST-2 under glue/,
-    your-data.md's CSV as my_train.csv and my_valid.csv, some English text as my_text.txt."""
+    your-data.md's CSV as my_train.csv and my_valid.csv, some English text as my_text.txt, and in
+    models/124M/ GPT-2's release folder as download_model.py lays it out, the tiny one of
+    ../shared/data (2 layers, 64 wide, GPT-2's vocabulary), so gpt2.md's commands run as written."""
     work.mkdir()
     for source in ROOT.glob('*.py'):
         (work / source.name).symlink_to(source)
@@ -211,6 +214,8 @@ def project_copy(work, model_dir):
     for name in ('my_train.csv', 'my_valid.csv'):
         (work / name).write_text(csv)
     (work / 'my_text.txt').write_text(page_text('docs/finetuning.md')[:20000])
+    (work / 'models').mkdir()
+    (work / 'models' / '124M').symlink_to(GPT2_TINY_DIR)
 
 
 def check_command(command, out, work):

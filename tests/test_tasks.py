@@ -208,16 +208,21 @@ def test_context_tail_keeps_the_question_and_the_answers():
     assert seqs[0][0] == [S, 7, 7, 7, 7, D, 1, 1, 1, C] and all(len(s) <= 10 for s in seqs[0])
 
 
-@pytest.mark.parametrize('n_ctx', [3, 513])
+@pytest.mark.parametrize('n_ctx', [3, 1025])
 def test_n_ctx_out_of_range_is_refused(n_ctx):
-    with pytest.raises(InputError, match=rf"--n_ctx {n_ctx}: expected 4 to 512"):
+    """At most GPT-2's 1,024 positions (a run's own checkpoint is model_source's check)."""
+    with pytest.raises(InputError, match=rf"--n_ctx {n_ctx}: expected 4 to 1024 \(the positions of OpenAI's "
+                                         rf"checkpoints: GPT-1's 512, GPT-2's 1024\)"):
         tasks.prepare_inputs(tasks.TASKS['sst2'], {'train': ([[1]],)}, SP, n_ctx)
 
 
 def test_longer_than_the_model_says_so():
     task = tasks.TASKS['sst2']
-    with pytest.raises(InputError, match=r"train example 0 needs --n_ctx 602 .*the model has only 512 positions"):
+    with pytest.raises(InputError, match=r"train example 0 needs --n_ctx 602 .*expected --n_ctx >= 602"):
         tasks.prepare_inputs(task, {'train': ([[1] * 600],)}, SP, 512, truncate='never')
+    with pytest.raises(InputError, match=r"train example 0 needs --n_ctx 1102 .*OpenAI's checkpoints have at most "
+                                         r"1024 positions \(GPT-1's 512\)"):
+        tasks.prepare_inputs(task, {'train': ([[1] * 1100],)}, SP, 1024, truncate='never')
 
 
 # ------------------------------------------------------------------ the registry

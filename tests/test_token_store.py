@@ -377,3 +377,24 @@ def test_a_corpus_whose_draw_suffices_keeps_its_split_and_key(tmp_path):
                               verbose=False)
     assert store['folder'] == plain['folder'] and os.listdir(cache) == [os.path.basename(plain['folder'])]
     assert _digests(store['folder']) == before and store['meta']['n_valid_tokens'] >= 500
+
+
+def test_gpt2_store_holds_the_releases_ids_in_uint16_with_endoftext_between_documents(tmp_path, corpus,
+                                                                                       monkeypatch):
+    """GPT-2's 50,257 ids fit uint16 unsigned (<|endoftext|> is 50256): each document is its ids as
+    the whole text's, then 50256 (the separator pretraining.separator_id gives GPT2Encoder), in
+    chunks as small as 16 characters too."""
+    from pretraining import separator_id
+    from tests.conftest import GPT2_DIR
+    from text_utils import GPT2Encoder
+    tok = GPT2Encoder(str(GPT2_DIR / 'encoder.json'), str(GPT2_DIR / 'vocab.bpe'))
+    assert separator_id(tok) == tok.encoder['<|endoftext|>'] == 50256
+    monkeypatch.setattr(token_store, 'CHUNK_CHARS', 16)
+    store = build_token_store([str(corpus)], tok, str(tmp_path / 'cache'), verbose=False, sep_id=separator_id(tok))
+    tokens = store['train'].tokens
+    expected = [i for ids in tok.encode(DOCS, verbose=False) for i in ids + [50256]]
+    assert tokens.dtype == np.uint16 and store['meta']['vocab_size'] == 50257
+    np.testing.assert_array_equal(np.asarray(tokens, dtype=np.int64), expected)
+    ends = np.flatnonzero(np.asarray(tokens) == 50256)
+    np.testing.assert_array_equal(store['train'].offsets, np.concatenate([[0], ends[:-1] + 1]))
+    assert [tok.decode(tokens[a:b]) for a, b in zip(store['train'].offsets, ends)] == DOCS

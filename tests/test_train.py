@@ -11,6 +11,7 @@ per batch whatever the model's width (the LM path is checked below, and in the
 determinism runs).
 """
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -264,7 +265,8 @@ def test_non_positive_values_are_refused(capsys, flag, value):
     (['--lr_warmup', '0'], r'--lr_warmup 0.0: expected a fraction'),
     (['--b1', '2'], r'--b1 2.0: expected a number in \[0, 1\)'),
     (['--max_grad_norm', 'inf'], r'--max_grad_norm inf: .*expected a finite number'),
-    (['--n_ctx', '600'], r'--n_ctx 600: expected 6 .* to 512'),
+    (['--n_ctx', '600'], r"--n_ctx 600: expected at most the 512 positions of OpenAI's GPT-1 models"),
+    (['--n_ctx', '5'], r'--n_ctx 5: expected 6 .* or more'),
     (['--n_transfer', '13'], r'--n_transfer 13: expected -1 .* up to n_layer 12'),
 ])
 def test_bad_model_and_optimizer_flags_are_refused_before_any_work(capsys, argv, expected):
@@ -585,19 +587,24 @@ def test_n_transfer_defaults_to_every_layer_of_the_model(tmp_path):
 
 
 def test_arch_gpt2_finetunes_a_gpt2_folder_and_gpt1_refuses_it(tmp_path):
+    """The folder's layout and sizes are the model's with or without the flags (model_source); a
+    config that asks for GPT-1's blocks anyway is refused when the weights load."""
     data = synthetic_data()
     torch.manual_seed(0)
     source = LMModel(dotdict(DEFAULT_CONFIG, n_embd=16, n_layer=2, n_head=2, arch='gpt2'),
                      vocab=data.n_vocab + data.n_ctx, n_ctx=data.n_ctx)
     export_hf(source, tmp_path / 'gpt2', n_vocab=data.n_vocab, n_special=0)
     argv = ['--model_dir', str(tmp_path / 'gpt2'), '--n_embd', '16', '--n_layer', '2', '--n_head', '2']
-    model = finetune.build_model(train.parse_args(argv + ['--arch', 'gpt2']), data)
-    assert model.transformer.arch == 'gpt2'
-    assert torch.equal(model.transformer.ln_f.g, source.transformer.ln_f.g)
-    assert torch.equal(model.transformer.h[1].mlp.c_fc.w, source.transformer.h[1].mlp.c_fc.w)
+    for given in (argv + ['--arch', 'gpt2'], argv[:2]):
+        model = finetune.build_model(train.parse_args(given), data)
+        assert model.transformer.arch == 'gpt2'
+        assert torch.equal(model.transformer.ln_f.g, source.transformer.ln_f.g)
+        assert torch.equal(model.transformer.h[1].mlp.c_fc.w, source.transformer.h[1].mlp.c_fc.w)
+    cfg = train.parse_args(argv)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, arch='gpt1'))
     with pytest.raises(CheckpointError, match=r"--model_dir .*model_type 'gpt2' is the gpt2 block layout but the "
                                               r"model has arch='gpt1': expected --arch gpt2"):
-        finetune.build_model(train.parse_args(argv), data)
+        finetune.build_model(cfg, data)
 
 
 @pytest.mark.slow
