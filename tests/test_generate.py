@@ -364,7 +364,7 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     (['--prompt', 'hi', '--topp', '1.01'], 'top_p=1.01'),
     (['--prompt', 'hi', '--temperature', '0'], 'temperature=0.0'),
     (['--prompt', 'hi there friend', '--n_ctx', '2'], 'a prompt of 3 tokens is more than the model.s n_ctx=2'),
-    (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
+    (['--prompt', 'hi', '--n_ctx', '600'], '--n_ctx 600: the checkpoint in .* has 512 positions'),
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
     assert refused(cli_args(shards, *extra), capsys, match)
