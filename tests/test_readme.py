@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, PARAMS_SHAPES_PATH, ROCSTORIES_DIR, ROOT, SHARED
 from tests.helpers import tf_shapes, write_tf_checkpoint
 from tests.test_readers import GLUE, write_glue
 
@@ -31,6 +31,7 @@ PAGES = ['README.md'] + sorted(str(p.relative_to(ROOT)) for p in (ROOT / 'docs')
 DOC_PAGES = ('finetuning', 'your-data', 'pretraining', 'generation', 'gpt2', 'python-api', 'faithfulness', 'benchmarks')
 FULL_SIZE_PAGES = {'docs/python-api.md', 'docs/generation.md'}
 MAX_NOT_RUN = 3
+GPT2_TINY_DIR = SHARED / 'data' / 'gpt2-tiny-tf'
 NOT_RUN = '# not run by the tests:'
 TINY = '<!-- tests: tiny -->'
 
@@ -190,7 +191,9 @@ def model_dirs(tmp_path_factory):
 def project_copy(work, model_dir):
     """`work` laid out as a user's project after set-up: the sources, .venv, the weights in model/,
     ROCStories in data/, and the files the pages' examples name: a tiny GLUE SST-2 under glue/,
-    your-data.md's CSV as my_train.csv and my_valid.csv, some English text as my_text.txt."""
+    your-data.md's CSV as my_train.csv and my_valid.csv, some English text as my_text.txt, and
+    OpenAI's GPT-2 release folder as models/124M/ (the tiny one in ../shared/data/gpt2-tiny-tf:
+    the release's layout and vocabulary, 2 blocks, 128 positions)."""
     work.mkdir()
     for source in ROOT.glob('*.py'):
         (work / source.name).symlink_to(source)
@@ -207,6 +210,8 @@ def project_copy(work, model_dir):
     for name in ('my_train.csv', 'my_valid.csv'):
         (work / name).write_text(csv)
     (work / 'my_text.txt').write_text(page_text('docs/finetuning.md')[:20000])
+    (work / 'models').mkdir()
+    (work / 'models' / '124M').symlink_to(GPT2_TINY_DIR)
 
 
 def check_command(command, out, work):
