@@ -169,13 +169,14 @@ HEAD_COPY_MIN_TOKENS = 32
 
 def _output_layer(model, n_vocab, gen_len, device):
     """A function: the last hidden states (B, n_embd) -> their logits (B, n_vocab) over the token rows
-    of the tied output matrix, multiplied as they are, or, on a CPU for gen_len >=
+    of the tied output matrix, multiplied as they are, or, for float32 on a CPU and gen_len >=
     HEAD_COPY_MIN_TOKENS, as a transposed copy (n_embd, n_vocab) made for this generation. None for
     a stand-in without lm_head, whose output is its logits."""
     if not hasattr(model, 'lm_head'):
         return None
     rows = model.lm_head.decoder.weight[:n_vocab]
-    if device.type == 'cpu' and gen_len >= HEAD_COPY_MIN_TOKENS:
+    # float32 only: without native bfloat16 kernels a one-row bfloat16 x @ W takes a plain loop
+    if device.type == 'cpu' and rows.dtype == torch.float32 and gen_len >= HEAD_COPY_MIN_TOKENS:
         with torch.no_grad():
             columns = rows.t().contiguous()
         return lambda last: last @ columns

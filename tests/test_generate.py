@@ -931,3 +931,17 @@ def test_bf16_greedy_agrees_with_float32(gpt2_tiny):
     margins = top2[:, 0] - top2[:, 1]
     assert first == 30 or margins[first] <= 2 * err
     assert first >= 10  # the tiny checkpoint's margins (over 1) are far above the differences (about 0.03)
+
+
+def test_the_transposed_output_layer_gives_the_same_logits():
+    """From HEAD_COPY_MIN_TOKENS new tokens on a CPU the logits come from a transposed copy of the
+    output rows: the same logits as the tied rows multiplied directly, and the model is left as it was."""
+    m = build()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    n = gen.HEAD_COPY_MIN_TOKENS
+    long = list(iter_generate(m, PROMPTS, n, greedy=True, n_special=N_SPECIAL))
+    short = list(iter_generate(m, PROMPTS, n - 1, greedy=True, n_special=N_SPECIAL))
+    for a, b in zip(long, short):
+        assert a.tokens == b.tokens
+        torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=1e-5)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
