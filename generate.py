@@ -1,4 +1,4 @@
-"""Sample text from OpenAI's GPT-1 with a key/value cache.
+"""Sample text from OpenAI's GPT-1 or GPT-2 with a key/value cache.
 
 The prompt is run once and each new token is then fed alone, attending to the
 cached keys and values of every layer, so a step costs one position instead of
@@ -33,17 +33,23 @@ Command line::
 
     python generate.py --prompt "the old house" --gen_len 40 --seed 0
     python generate.py             # interactive: one prompt per line on stdin
+    python generate.py --model_dir models/124M --unconditional --stop_at_eot   # GPT-2's release
 
-A prompt longer than the model's `n_ctx` positions (512 for the released
-weights) is refused up front with an InputError (a ValueError); nothing is
+Each step chooses the next token as GPT-2's release does (sampling.py): the logits divided
+by the temperature, then top-k, then top-p, then one draw. With GPT-2's vocabulary the
+flags left unset take the release's defaults (top_k 0, gen_len n_ctx // 2, its top-k and
+top-p rule); with GPT-1's, this library's (top_k 10, gen_len 20).
+
+A prompt longer than the model's `n_ctx` positions (512 for GPT-1's released
+weights, 1,024 for GPT-2's) is refused up front with an InputError (a ValueError); nothing is
 generated. A continuation may run past `n_ctx`: each token is then predicted
 from the last `n_ctx` tokens (a sliding window, as minGPT and nanoGPT sample).
 
-The size flags default to the checkpoint's own sizes (the TF shards' shapes, a
-Hugging Face folder's config.json checked against its weights' shapes); a flag
-that contradicts them is refused, but --n_ctx may ask for fewer positions.
+The size flags default to the checkpoint's own sizes (the TF shards' shapes, GPT-2's
+hparams.json, a Hugging Face folder's config.json checked against its weights' shapes); a
+flag that contradicts them is refused, but --n_ctx may ask for fewer positions.
 Prompts are encoded and continuations decoded with the tokenizer the model folder
-holds (text_utils.load_tokenizer): GPT-1's BPE, or a character vocabulary
+holds (text_utils.load_tokenizer): GPT-1's BPE, GPT-2's byte-level BPE, or a character vocabulary
 (`char_vocab.json`, from pretrain.py --tokenizer char), one character per token.
 """
 import argparse
