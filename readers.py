@@ -614,6 +614,17 @@ def _check_classes(path, labels):
                         f"learn from")
 
 
+def _parsers(task_type, classes=None):
+    """(label parser, text unpacker) of a task type's rows; classes: the names a label must be
+    one of (None: any, read from the training file)."""
+    if task_type == 'multiple_choice':
+        choices = _Choices()
+        return choices.label, choices.unpack
+    if task_type == 'regression':
+        return _number(), _plain_texts
+    return (_class_label if classes is None else _known_class(list(classes))), _plain_texts
+
+
 def read_custom(task_type, train_file, valid_file=None, test_file=None, text_columns=None, label_column='label',
                 id_column=None, classes=None, verbose=False):
     """Read the user's own data (--dataset custom).
@@ -635,13 +646,7 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
     files = {'train_file': train_file, 'valid_file': valid_file, 'test_file': test_file}
     columns = _Columns(_check_custom_args(task_type, files, text_columns), label_column, id_column,
                        need_id=id_column is not None)
-    if task_type == 'multiple_choice':
-        choices = _Choices()
-        parse, unpack = choices.label, choices.unpack
-    elif task_type == 'regression':
-        parse, unpack = _number(), _plain_texts
-    else:
-        parse, unpack = (_class_label if classes is None else _known_class(list(classes))), _plain_texts
+    parse, unpack = _parsers(task_type, classes)
     splits = {}
     for path, split in zip(files.values(), ('train', 'valid', 'test')):
         if path is None:
@@ -657,29 +662,20 @@ def read_custom(task_type, train_file, valid_file=None, test_file=None, text_col
 
 def read_examples(path, task_type, text_columns=None, label_column='label', id_column='id', need_id=False,
                   classes=None, verbose=False):
-    """Read one file of new examples to predict (score.py --input): a CSV, TSV or JSONL file laid
-    out as --dataset custom's (the text columns default to CUSTOM_TEXT_COLUMNS[task_type]), or, for
-    multiple choice, a Story Cloze CSV (the ROCStories release's columns; its story id is the
-    example's id). Labels are read when the file has the label column (classes: the names a
-    label must be one of), ids when it has the id column (refused without it when need_id; else
-    the row numbers from 0). Returns a Split. Raises InputError / MissingFileError for a bad path
-    and DataError as read_custom does."""
+    """Read one file of new examples (score.py --input) into a Split: CSV, TSV or JSONL laid out as
+    --dataset custom's (text columns default to CUSTOM_TEXT_COLUMNS[task_type]), or for multiple
+    choice a Story Cloze CSV as released. Labels are read when the file has the label column
+    (classes: the names allowed), ids when it has the id column (required when need_id; else row
+    numbers). Raises InputError / MissingFileError for a bad path, DataError as read_custom."""
     ending = os.path.splitext(path)[1].lower()
-    if ending not in CUSTOM_FORMATS:
-        raise InputError(f"--input {path}: expected a file ending in {', '.join(CUSTOM_FORMATS)} (CSV or TSV with a "
-                         f"header row, or JSON lines)")
-    if not os.path.isfile(path):
-        raise MissingFileError(f"--input {path} not found; expected a CSV, TSV or JSON lines file")
+    if ending not in CUSTOM_FORMATS or not os.path.isfile(path):
+        raise (InputError if ending not in CUSTOM_FORMATS else MissingFileError)(
+            f"--input {path}: expected an existing file ending in {', '.join(CUSTOM_FORMATS)} (CSV or TSV with a "
+            f"header row, or JSON lines)")
     if task_type == 'multiple_choice' and ending == '.csv' and is_cloze_file(path):
         return read_cloze_file(path)
     columns = _Columns(tuple(text_columns or CUSTOM_TEXT_COLUMNS[task_type]), label_column, id_column, need_id)
-    if task_type == 'multiple_choice':
-        choices = _Choices()
-        parse, unpack = choices.label, choices.unpack
-    elif task_type == 'regression':
-        parse, unpack = _number(), _plain_texts
-    else:
-        parse, unpack = (_class_label if classes is None else _known_class(list(classes))), _plain_texts
+    parse, unpack = _parsers(task_type, classes)
     split, _ = _read_split(path, 'input', _custom_rows(path, verbose), columns, parse, need_label=False,
                            unpack=unpack)
     return split

@@ -116,7 +116,7 @@ def test_bad_input_is_one_line(tmp_path, encoder_path, bpe_path, shards, capsys)
         run.predict_file(str(tmp_path / 'wrong.csv'))
     with pytest.raises(InputError, match=r"this run is a classification run"):
         run.score('a story.', ['one.', 'two.'])
-    for argv, message in ((['--input', str(tmp_path / 'wrong.txt')], 'expected a file ending in'),
+    for argv, message in ((['--input', str(tmp_path / 'wrong.txt')], 'file ending in'),
                           ([], 'expected either --input FILE or --story'),
                           (['--input', str(tmp_path / 'wrong.csv')], "has no column 'text'")):
         capsys.readouterr()

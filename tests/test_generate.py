@@ -16,7 +16,7 @@ import generate as gen
 from errors import InputError
 from generate import filter_logits, generate, iter_generate, sample_next
 from model_pytorch import DEFAULT_CONFIG, LMModel, dotdict
-from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, ROOT
+from tests.conftest import BPE_PATH, ENCODER_PATH, ONE_THREAD_ENV, ROOT, SHARED
 from tests.helpers import tf_shapes, write_tf_checkpoint
 
 N_VOCAB, N_SPECIAL, N_CTX = 50, 3, 40
@@ -364,7 +364,7 @@ def test_cli_text_matches_the_api(shards, encoder_path, bpe_path, capsys):
     (['--prompt', 'hi', '--topp', '1.01'], 'top_p=1.01'),
     (['--prompt', 'hi', '--temperature', '0'], 'temperature=0.0'),
     (['--prompt', 'hi there friend', '--n_ctx', '2'], 'a prompt of 3 tokens is more than the model.s n_ctx=2'),
-    (['--prompt', 'hi', '--n_ctx', '600'], 'n_ctx=600'),
+    (['--prompt', 'hi', '--n_ctx', '600'], '--n_ctx 600: the checkpoint in .* has 512 positions'),
 ])
 def test_cli_bad_input_one_line_error(shards, extra, match, capsys):
     assert refused(cli_args(shards, *extra), capsys, match)
@@ -705,3 +705,243 @@ def test_interactive_output_ends_with_a_newline_at_end_of_input(shards, capsys):
     text = out.getvalue()
     assert text.count('Input some beginning words: ') == 2 and text.endswith('\n')
     assert text.splitlines()[-1] == 'Input some beginning words: '
+
+
+# ---------------------------------------------------------------- GPT-2
+
+GPT2_TINY = SHARED / 'data' / 'gpt2-tiny-tf'  # OpenAI's release layout: 2 blocks, 64 wide, 4 heads, 128 positions
+EOT = 50256
+
+
+@pytest.fixture(scope='module')
+def gpt2_tiny():
+    """(the release folder, its GPT2Encoder, our LMModel loaded from it in float32)."""
+    from text_utils import GPT2Encoder, load_tokenizer
+    if not GPT2_TINY.exists():
+        raise FileNotFoundError(f"{GPT2_TINY} is missing: the tests need ../shared/data beside the project")
+    enc = load_tokenizer(str(GPT2_TINY))
+    assert type(enc) is GPT2Encoder  # chosen by the folder's encoder.json and vocab.bpe
+    model, fmt = gen.build_model(str(GPT2_TINY), enc.vocab_size, 128, 64, 4, 2, arch='gpt2')
+    assert fmt == 'gpt2-tf'
+    return GPT2_TINY, enc, model
+
+
+@pytest.fixture(scope='module')
+def gpt2_tiny_hf(gpt2_tiny, tmp_path_factory):
+    """transformers' GPT2LMHeadModel holding the tiny release's weights (exported as a gpt2 folder)."""
+    import transformers
+    from hf_interop import export_hf
+    folder = tmp_path_factory.mktemp('gpt2_tiny_hf')
+    export_hf(gpt2_tiny[2], str(folder), bpe_files=(str(GPT2_TINY / 'encoder.json'), str(GPT2_TINY / 'vocab.bpe')))
+    return folder, transformers.GPT2LMHeadModel.from_pretrained(str(folder)).eval()
+
+
+def hf_greedy(model, ids, gen_len):
+    """transformers' greedy generate(): (the new ids, the logits of each step (gen_len, V))."""
+    x = torch.tensor([ids])
+    with torch.no_grad():
+        out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, max_new_tokens=gen_len,
+                             min_new_tokens=gen_len, pad_token_id=EOT, output_scores=True, return_dict_in_generate=True)
+    return out.sequences[0, len(ids):].tolist(), torch.cat(out.scores)
+
+
+@pytest.mark.parametrize('text', ['The quick brown fox', 'Hello', "It's 3.14 o'clock\n\nand then"])
+def test_gpt2_greedy_equals_transformers_generate(gpt2_tiny, gpt2_tiny_hf, text):
+    _, enc, model = gpt2_tiny
+    ids = enc.encode([text])[0]
+    theirs, scores = hf_greedy(gpt2_tiny_hf[1], ids, 40)
+    steps = list(iter_generate(model, ids, 40, greedy=True))
+    assert [s.tokens[0] for s in steps] == theirs
+    torch.testing.assert_close(torch.stack([s.logits[0] for s in steps]), scores, rtol=0, atol=1e-4)
+
+
+def test_gpt2_cli_reads_the_release_folder_and_a_transformers_folder(gpt2_tiny, gpt2_tiny_hf, tmp_path, capsys):
+    """Both folders alone select GPT-2's tokenizer, the gpt2 blocks and their sizes; greedy text equals
+    the API's and transformers'."""
+    folder, enc, model = gpt2_tiny
+    ids = enc.encode(['The quick brown fox'])[0]
+    theirs, _ = hf_greedy(gpt2_tiny_hf[1], ids, 12)
+    expected = f"The quick brown fox\n=> {enc.decode(theirs)}\n"
+    for model_dir, what in ((folder, "GPT-2 release's TF checkpoint"), (gpt2_tiny_hf[0], 'Hugging Face')):
+        log = tmp_path / f'{len(what)}.jsonl'
+        assert gen.main(['--model_dir', str(model_dir), '--prompt', 'The quick brown fox', '--gen_len', '12',
+                         '--greedy', '--log_path', str(log)]) == 0
+        out, err = capsys.readouterr()
+        assert out == expected and what in err
+        settings = json.loads(log.read_text().splitlines()[0])
+        assert (settings['arch'], settings['n_ctx'], settings['n_embd'], settings['n_layer'], settings['n_head']) == \
+            ('gpt2', 128, 64, 2, 4)
+
+
+def test_gpt2_cli_reads_a_folder_transformers_saved(tmp_path, capsys):
+    """A gpt2 folder written by transformers' own save_pretrained, with GPT-2's vocab.json and merges.txt."""
+    import shutil
+    import transformers
+    from text_utils import GPT2Encoder
+    torch.manual_seed(0)
+    theirs = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, n_embd=32, n_head=4, n_positions=48,
+                                                                  initializer_range=0.3)).eval()
+    theirs.save_pretrained(tmp_path / 'hf')
+    shutil.copyfile(GPT2_TINY / 'encoder.json', tmp_path / 'hf' / 'vocab.json')
+    shutil.copyfile(GPT2_TINY / 'vocab.bpe', tmp_path / 'hf' / 'merges.txt')
+    enc = GPT2Encoder(str(GPT2_TINY / 'encoder.json'), str(GPT2_TINY / 'vocab.bpe'))
+    new, _ = hf_greedy(theirs, enc.encode(['Once upon a time'])[0], 10)
+    assert gen.main(['--model_dir', str(tmp_path / 'hf'), '--prompt', 'Once upon a time', '--gen_len', '10',
+                     '--greedy', '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    assert capsys.readouterr().out == f"Once upon a time\n=> {enc.decode(new)}\n"
+
+
+def test_gpt2_defaults_are_the_release_and_gpt1_defaults_stay(gpt2_tiny, shards, tmp_path, capsys):
+    log = tmp_path / 'g2.jsonl'
+    assert gen.main(['--model_dir', str(GPT2_TINY), '--prompt', 'Hi', '--seed', '0', '--log_path', str(log)]) == 0
+    settings, sample = [json.loads(line) for line in log.read_text().splitlines()]
+    assert (settings['topk'], settings['topp'], settings['temperature'], settings['filter_rule']) == \
+        (0, 1.0, 1.0, 'release')
+    assert settings['gen_len'] == 64 and len(sample['ids']) == 64  # the release's length: n_ctx // 2
+    log = tmp_path / 'g1.jsonl'
+    assert gen.main(cli_args(shards, '--prompt', 'hi', '--seed', '0', '--log_path', str(log))) == 0
+    settings = json.loads(log.read_text().splitlines()[0])
+    assert (settings['gen_len'], settings['topk'], settings['filter_rule']) == (20, 10, 'smallest')
+    # --top_k and --top_p are --topk and --topp
+    args = gen.parse_args(['--top_k', '40', '--top_p', '0.9'])
+    assert (args.topk, args.topp) == (40, 0.9)
+
+
+def test_gpt2_cli_samples_as_the_api_with_the_release_rule(gpt2_tiny, tmp_path, capsys):
+    _, enc, model = gpt2_tiny
+    ids = enc.encode(['In a shocking finding'])[0]
+    new = generate(model, [ids] * 3, 9, top_k=40, top_p=0.9, temperature=0.8, seed=5, filter_rule='release')
+    assert gen.main(['--model_dir', str(GPT2_TINY), '--prompt', 'In a shocking finding', '--gen_len', '9',
+                     '--top_k', '40', '--top_p', '0.9', '--temperature', '0.8', '--seed', '5', '--n_samples', '3',
+                     '--log_path', str(tmp_path / 'g.jsonl')]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'In a shocking finding' and len(lines) == 4
+    assert lines[1:] == [f"=> {enc.decode(row)}" for row in new]
+    assert len({tuple(row) for row in new}) > 1  # three draws, not one copied
+
+
+def test_gpt2_unconditional_samples_start_from_endoftext(gpt2_tiny, tmp_path, capsys):
+    _, enc, model = gpt2_tiny
+    new = generate(model, [[EOT]] * 2, 7, seed=1, filter_rule='release')
+    log = tmp_path / 'g.jsonl'
+    assert gen.main(['--model_dir', str(GPT2_TINY), '--unconditional', '--n_samples', '2', '--gen_len', '7',
+                     '--seed', '1', '--log_path', str(log)]) == 0
+    assert capsys.readouterr().out == '<|endoftext|>\n' + ''.join(f"=> {enc.decode(row)}\n" for row in new)
+    assert [json.loads(line)['ids'] for line in log.read_text().splitlines()[1:]] == new
+
+
+def test_stop_id_ends_each_row_and_the_loop():
+    """Token 0 is the most likely (.42): every row draws it soon, ends there, and the loop stops."""
+    m = FixedLogitsLM(TOKEN_LOGITS)
+    steps = list(iter_generate(m, [[1, 2, 3], [4], [5]], 50, seed=0, n_special=2, stop_id=0))
+    assert len(steps) < 50
+    rows = generate(m, [[1, 2, 3], [4], [5]], 50, seed=0, n_special=2, stop_id=0)
+    for r, row in enumerate(rows):
+        assert row[-1] == 0 and 0 not in row[:-1]
+        assert [s.tokens[r] for s in steps][:len(row)] == row
+        assert all(s.tokens[r] == 0 for s in steps[len(row):])  # a finished row repeats stop_id
+    assert max(len(row) for row in rows) == len(steps)
+    # without stop_id the same draws go on
+    plain = generate(m, [[1, 2, 3], [4], [5]], 50, seed=0, n_special=2)
+    assert [p[:len(row)] for p, row in zip(plain, rows)] == rows
+    with pytest.raises(InputError, match=r'stop_id=8: expected a token id from 0 to 7'):
+        generate(m, [1], 3, n_special=2, stop_id=8)
+
+
+def test_cli_stop_at_eot_prints_the_text_before_it(gpt2_tiny, tmp_path, capsys, monkeypatch):
+    _, enc, _ = gpt2_tiny
+    seen = {}
+
+    def fake_generate(model, prompt_ids, gen_len, **kw):
+        seen.update(kw)
+        return [[464, 2068, EOT]] + [[464, 2068, 7586]] * (len(prompt_ids) - 1)
+    monkeypatch.setattr(gen, 'generate', fake_generate)
+    log = tmp_path / 'g.jsonl'
+    assert gen.main(['--model_dir', str(GPT2_TINY), '--prompt', 'x', '--n_samples', '2', '--stop_at_eot',
+                     '--log_path', str(log)]) == 0
+    assert capsys.readouterr().out == f"x\n=> {enc.decode([464, 2068])}\n=> {enc.decode([464, 2068, 7586])}\n"
+    assert seen['stop_id'] == EOT
+    assert json.loads(log.read_text().splitlines()[1])['ids'] == [464, 2068, EOT]
+
+
+def test_cli_interactive_gpt2_streams_and_stops_at_eot(gpt2_tiny, tmp_path, capsys, monkeypatch):
+    _, enc, _ = gpt2_tiny
+    steps = [gen.GenerationStep(i, [t], None) for i, t in enumerate([464, 2068, EOT])]
+    monkeypatch.setattr(gen, 'iter_generate', lambda *a, **kw: iter(steps))
+    stdin = io.TextIOWrapper(io.BytesIO('Ünïcode\n'.encode('utf-8')), encoding='utf-8')
+    assert gen.main(['--model_dir', str(GPT2_TINY), '--stop_at_eot', '--log_path', str(tmp_path / 'g.jsonl')],
+                    stdin=stdin) == 0
+    assert capsys.readouterr().out == f"=> {enc.decode([464, 2068])}\n"
+
+
+def test_unconditional_and_stop_at_eot_need_gpt2s_vocabulary(shards, capsys):
+    refused(cli_args(shards, '--unconditional'), capsys, r'--unconditional: the vocabulary of .* has no '
+                                                          r'<\|endoftext\|> token')
+    refused(cli_args(shards, '--prompt', 'hi', '--stop_at_eot'), capsys, r'--stop_at_eot: .* no <\|endoftext\|>')
+    refused(cli_args(shards, '--prompt', 'hi', '--unconditional'), capsys, r'--unconditional with --prompt')
+    refused(cli_args(shards, '--prompt', 'hi', '--n_samples', '0'), capsys, r'--n_samples 0: expected an integer')
+
+
+def test_gpt2_prompt_longer_than_the_context_is_one_line(capsys, tmp_path):
+    long_prompt = 'word ' * 199 + 'word'
+    refused(['--model_dir', str(GPT2_TINY), '--prompt', long_prompt, '--log_path', str(tmp_path / 'g.jsonl')], capsys,
+            r"a prompt of 200 tokens is more than the model's n_ctx=128 positions")
+
+
+def test_text_that_is_not_utf8_is_one_line(gpt2_tiny, tmp_path, capsys):
+    stdin = io.TextIOWrapper(io.BytesIO(b'caf\xe9 au lait\nhello\n'), encoding='utf-8')
+    argv = ['--model_dir', str(GPT2_TINY), '--gen_len', '3', '--greedy', '--log_path', str(tmp_path / 'g.jsonl')]
+    assert gen.main(argv, stdin=stdin) == 2
+    out, err = capsys.readouterr()
+    err = error_lines(err)
+    assert err == ['generate.py: error: stdin line 1 is not UTF-8 text: byte 0xe9 at offset 3 (invalid continuation '
+                   'byte); expected UTF-8']
+    assert out.count('=> ') == 1  # the next line, continued
+    bad = tmp_path / 'bad.txt'
+    bad.write_bytes(b'na\xefve')
+    refused(argv + ['--prompt_file', str(bad)], capsys, r'--prompt_file .*bad.txt is not UTF-8 text: byte 0xef at '
+                                                        r'offset 2')
+    refused(argv + ['--prompt_file', str(tmp_path / 'gone.txt')], capsys, r'gone.txt does not exist')
+    good = tmp_path / 'good.txt'
+    good.write_text('Two lines\nof prompt\n', encoding='utf-8')
+    assert gen.main(argv + ['--prompt_file', str(good)]) == 0
+    from_file = capsys.readouterr().out
+    assert gen.main(argv + ['--prompt', 'Two lines\nof prompt']) == 0
+    assert capsys.readouterr().out == from_file
+
+
+def test_bf16_greedy_agrees_with_float32(gpt2_tiny):
+    """bfloat16 keeps 8 significant bits, so each rounding (the weights, then every matrix product's
+    output) is off by at most 2**-9 relatively; along the tiny model's path (embedding, two blocks,
+    head) a handful of them add up, so the logits may differ by a few times 2**-8 of their size:
+    allowed, 8 * 2**-8 of the largest logit. Wherever float32's top two logits lie further apart than
+    twice the largest difference seen, bfloat16 must choose the same token."""
+    folder, enc, model = gpt2_tiny
+    bf16, _ = gen.build_model(str(folder), enc.vocab_size, 128, 64, 4, 2, arch='gpt2', dtype='bf16')
+    assert {p.dtype for p in bf16.parameters()} == {torch.bfloat16}
+    ids = enc.encode(['The quick brown fox jumps over the lazy dog.'])[0]
+    f32_steps = list(iter_generate(model, ids, 30, greedy=True))
+    bf16_steps = list(iter_generate(bf16, ids, 30, greedy=True))
+    f32_logits = torch.stack([s.logits[0] for s in f32_steps])
+    bf16_logits = torch.stack([s.logits[0] for s in bf16_steps])
+    first = next((i for i, (a, b) in enumerate(zip(f32_steps, bf16_steps)) if a.tokens != b.tokens), 30)
+    err = (f32_logits[:first + 1] - bf16_logits[:first + 1]).abs().max()
+    assert err <= 8 * 2 ** -8 * f32_logits.abs().max()
+    top2 = f32_logits.topk(2, dim=-1).values
+    margins = top2[:, 0] - top2[:, 1]
+    assert first == 30 or margins[first] <= 2 * err
+    assert first >= 10  # the tiny checkpoint's margins (over 1) are far above the differences (about 0.03)
+
+
+def test_the_transposed_output_layer_gives_the_same_logits():
+    """From HEAD_COPY_MIN_TOKENS new tokens on a CPU the logits come from a transposed copy of the
+    output rows: the same logits as the tied rows multiplied directly, and the model is left as it was."""
+    m = build()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    n = gen.HEAD_COPY_MIN_TOKENS
+    long = list(iter_generate(m, PROMPTS, n, greedy=True, n_special=N_SPECIAL))
+    short = list(iter_generate(m, PROMPTS, n - 1, greedy=True, n_special=N_SPECIAL))
+    for a, b in zip(long, short):
+        assert a.tokens == b.tokens
+        torch.testing.assert_close(a.logits, b.logits, rtol=0, atol=1e-5)
+    assert all(torch.equal(v, m.state_dict()[k]) for k, v in before.items())
