@@ -259,7 +259,7 @@ def format_metrics(prefix, metrics):
 # that ending. train.py logs no learning rate; pretrain.py logs the schedule's value.
 FINETUNE_PANELS = (('cost', ('*_cost',)), ('metrics (%)', ('*_metric',)))
 PRETRAIN_PANELS = (('loss', ('tr_loss', 'va_loss')), ('validation perplexity', ('va_ppl',)),
-                   ('learning rate', ('lr',)))
+                   ('zero-shot', ('zs_*',)), ('learning rate', ('lr',)))
 LOG_LOSS_FIELDS = {'tr_cost': FINETUNE_PANELS, 'tr_loss': PRETRAIN_PANELS}  # which log it is, by its loss
 NOT_PLOTTED = ('n_updates', 'n_epochs', 'time', 'tokens_per_s')
 
@@ -294,12 +294,15 @@ def _log_rows(log_path):
 
 def _panel_fields(patterns, entries):
     """The fields of `entries` a panel draws: its named fields, or for '*_cost' every field
-    ending in '_cost', for '*_metric' every other tr_/va_ field (accuracy, F1, ...)."""
+    ending in '_cost', for '*_metric' every other tr_/va_ field (accuracy, F1, ...), for 'zs_*'
+    the zero-shot heuristics' metrics."""
     found = list(dict.fromkeys(k for e in entries for k in e))
     if patterns == ('*_cost',):
         return [k for k in found if k.endswith('_cost')]
     if patterns == ('*_metric',):
         return [k for k in found if k.startswith(('tr_', 'va_')) and not k.endswith('_cost')]
+    if patterns == ('zs_*',):
+        return [k for k in found if k.startswith('zs_')]
     return [k for k in patterns if k in found]
 
 
@@ -340,20 +343,34 @@ def log_curves(log_path):
     return curves
 
 
-def _draw_panel(ax, title, panel):
+def _draw_panel(ax, title, panel, chance=None):
     """Draw one panel's fields, each a line with markers against n_updates, its final value in
-    the legend; plain tick labels (matplotlib's offset would read a flat curve as 1e-6+6.93e-1)."""
+    the legend; plain tick labels (matplotlib's offset would read a flat curve as 1e-6+6.93e-1).
+    chance: {task: level} of the zero-shot fields zs_{task}, each drawn as a dashed line."""
     from matplotlib.ticker import ScalarFormatter
 
     for field, (xs, ys) in panel.items():
         label = f"{field} (final {ys[-1]:.4g})" if ys else field
-        ax.plot(xs, ys, linestyle='-', marker='o', markersize=4 if len(xs) < 30 else 2, label=label)
+        line, = ax.plot(xs, ys, linestyle='-', marker='o', markersize=4 if len(xs) < 30 else 2, label=label)
+        level = (chance or {}).get(field[len('zs_'):]) if field.startswith('zs_') else None
+        if level is not None:
+            ax.axhline(level, linestyle='--', color=line.get_color(), label=f"{field} chance ({level:g})")
     ax.set(title=title, xlabel='n_updates', ylabel=title)
     for axis in (ax.xaxis, ax.yaxis):
         formatter = ScalarFormatter(useOffset=False)
         formatter.set_scientific(False)
         axis.set_major_formatter(formatter)
     ax.legend()
+
+
+def _settings(log_path):
+    """The settings line of a run log (its first line) as a dict; {} where it is not a JSON object."""
+    lines = _lines(log_path)
+    try:
+        settings = json.loads(lines[0][1]) if lines else {}
+    except ValueError:
+        return {}
+    return settings if isinstance(settings, dict) else {}
 
 
 def log_figure(log_path):
@@ -369,8 +386,9 @@ def _figure(curves, log_path):
 
     fig = Figure(figsize=(5 * len(curves), 4), layout='constrained')
     FigureCanvasAgg(fig)
+    chance = _settings(log_path).get('zero_shot_chance')
     for ax, (title, panel) in zip(fig.subplots(1, len(curves), squeeze=False)[0], curves.items()):
-        _draw_panel(ax, title, panel)
+        _draw_panel(ax, title, panel, chance)
     fig.suptitle(os.path.basename(log_path))
     return fig
 

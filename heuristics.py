@@ -397,3 +397,56 @@ def evaluate_scores(lm, data, budget=DEFAULT_BUDGET, verbose=True):
 
 METRIC_OF = {'rocstories': 'accuracy', 'race': 'accuracy', 'sst2': 'accuracy', 'dprd': 'accuracy', 'cola': 'mcc',
              'text': 'ppl_token'}
+
+
+# ------------------------------------------------------------------ during pre-training (figure 2, right)
+
+# what each task's metric is worth without knowledge: one of k answers at random, or MCC 0
+CHANCE = {'rocstories': 50.0, 'race': 25.0, 'sst2': 50.0, 'dprd': 50.0, 'cola': 0.0}
+
+
+@dataclasses.dataclass
+class ZeroShotEvalConfig(Config):
+    """The heuristics a pre-training run scores at every validation, logged as zs_{task} (the
+    task's METRIC_OF, in percent) beside the validation perplexity."""
+    zero_shot: str = field(default='', metadata={
+        'help': "zero-shot tasks scored at every validation, comma-separated (rocstories, race, sst2, cola, dprd); "
+                "TASK=FOLDER reads a task's data from FOLDER instead of --zero_shot_dir"})
+    zero_shot_dir: str = field(default='data/', metadata={'help': "the --zero_shot tasks' data, as zeroshot.py "
+                                                                  "--data_dir"})
+    zero_shot_examples: int = field(default=0, metadata={
+        'help': "score the first N examples of each --zero_shot task (CoLA: of its training split too); 0: all"})
+
+    def check(self):
+        for task in self.folders():
+            if task not in CHANCE:
+                raise ConfigError('zero_shot', self.zero_shot, f"tasks among {', '.join(CHANCE)}")
+        check_number('zero_shot_examples', self.zero_shot_examples, lambda v: int(v) == v and v >= 0,
+                     "an integer >= 0")
+
+    def folders(self):
+        """{task: its data folder} of --zero_shot, in the order given."""
+        items = [item.strip() for item in self.zero_shot.split(',') if item.strip()]
+        return {task: folder or self.zero_shot_dir for task, _, folder in (i.partition('=') for i in items)}
+
+
+class ZeroShotTasks(NamedTuple):
+    """The tasks a run scores as it trains: the tokenizer and {task: TaskData}, encoded once."""
+    tokenizer: object
+    data: dict
+
+
+def prepare_tasks(cfg, tokenizer, n_ctx, verbose=False):
+    """ZeroShotTasks of a ZeroShotEvalConfig for a model of n_ctx positions (their default splits)."""
+    return ZeroShotTasks(tokenizer, {task: prepare_task(task, folder, tokenizer, n_ctx,
+                                                        n_examples=cfg.zero_shot_examples, verbose=verbose)
+                                     for task, folder in cfg.folders().items()})
+
+
+def evaluate_tasks(model, tasks):
+    """{'zs_{task}': its metric} of `model` (an LMModel) on every task of a ZeroShotTasks; no bars."""
+    out = {}
+    for task, data in tasks.data.items():
+        metrics = evaluate_task(model, tasks.tokenizer, data, verbose=False).metrics
+        out[f'zs_{task}'] = metrics[METRIC_OF[task]]
+    return out

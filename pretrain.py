@@ -97,6 +97,7 @@ from corpus import find_inputs
 from distributed import rank_seed, resolve_device, wrap_model
 from errors import ConfigError, InputError
 from flags import DefaultsHelpFormatter
+from heuristics import CHANCE, evaluate_tasks, prepare_tasks
 from model_pytorch import LMModel
 from opt import OpenAIAdam
 from pretraining import (DEFAULTS, PretrainConfig, build_model, build_tokenizer, evaluate_lm, evaluate_objective,
@@ -115,7 +116,7 @@ GENERATOR = 'generator.safetensors'  # --objective electra: the generator, besid
 BPE_KINDS = {'bpe': "GPT-1's", 'gpt2': "GPT-2's"}  # --tokenizer -> whose BPE files it reads
 # Flags that change nothing a resumed run computes, besides checkpoint.py's FREE_FLAGS: the
 # corpus is compared by its content (the token store's key), not by where it lies.
-PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict')
+PRETRAIN_FREE = ('data', 'cache_dir', 'eval_every', 'strict', 'zero_shot', 'zero_shot_dir', 'zero_shot_examples')
 # for --resume: the values that runs from before a flag existed computed with
 RESUME_DEFAULTS = dict(electra.OBJECTIVE_DEFAULTS, dropout_masks='bernoulli', max_updates=0)
 
@@ -217,7 +218,9 @@ def found_settings(cfg, store, n_vocab, t_total, world_size=1):
                 warmup=warmup_fraction(cfg, t_total),
                 n_docs=meta['n_docs'], n_train_tokens=meta['n_train_tokens'], n_valid_tokens=meta['n_valid_tokens'],
                 n_skipped_files=len(meta.get('skipped', [])), token_store=store['folder'],
-                tokenizer_fingerprint=meta['tokenizer'])
+                tokenizer_fingerprint=meta['tokenizer'],
+                **({'zero_shot_chance': {t: CHANCE[t] for t in cfg.zero_shot.folders()}} if cfg.zero_shot.folders()
+                   else {}))
 
 
 def resume_flags(cfg, store, n_vocab, world_size=1):
@@ -260,6 +263,7 @@ class PretrainRun:
     flags: dict
     logger: object = None
     saved: int = None  # the update the last checkpoint holds (None: none yet)
+    zero_shot: object = None  # heuristics.ZeroShotTasks scored at each validation (rank 0), or None
 
 
 class Validation(NamedTuple):
@@ -298,13 +302,15 @@ def log_progress(ctx, state, losses, train_seconds, verbose, stats=()):
         entry[f'tr_{name}'] = float(np.mean([s[name] for s in stats]))
         entry[f'va_{name}'] = va_stats.get(name)
     if ctx.dist.is_main:
+        if ctx.zero_shot is not None:
+            entry.update(evaluate_tasks(ctx.model, ctx.zero_shot))
         ctx.logger.log(**entry)
         save_checkpoint(ctx.paths['dir'], ctx.model, ctx.opt, state, ctx.scaler, ctx.flags)
         ctx.saved = state.n_updates
         if verbose:
             valid = f" | valid loss {va_loss:.4f}" if va_loss is not None else ""
             valid += f" ppl {va_ppl:.2f}" if va_ppl is not None else ""
-            more = ''.join(f" | {k} {v:.4f}" for k, v in entry.items() if k.startswith(('tr_', 'va_'))
+            more = ''.join(f" | {k} {v:.4f}" for k, v in entry.items() if k.startswith(('tr_', 'va_', 'zs_'))
                            and k not in ('tr_loss', 'va_loss', 'va_ppl') and v is not None)
             tqdm.write(f"update {state.n_updates} | train loss (mean of {len(losses)} updates) "
                        f"{entry['tr_loss']:.4f}{valid}{more} | "
@@ -393,6 +399,8 @@ def pretrain_and_save(cfg, dist, device, verbose):
                       n_vocab=n_vocab + electra.special_rows(cfg.objective.objective), t_total=t_total, device=device,
                       dist=dist, paths=paths, flags=flags, saved=state.n_updates if cfg.run.resume else None)
     if dist.is_main:
+        if cfg.zero_shot.folders():
+            ctx.zero_shot = prepare_tasks(cfg.zero_shot, tokenizer, cfg.source.n_ctx, verbose)
         remove_files(earlier_run_files(paths, EARLIER_RUN) if cfg.run.overwrite else [])
         write_run_config(paths['config'], cfg, found)
         previous = previous_entries(paths['log'], state.n_updates) if cfg.run.resume else []

@@ -22,6 +22,7 @@ from electra import ElectraConfig
 from distributed import unwrap_model
 from errors import CheckpointError, ConfigError, DataError, InputError, NonFiniteLossError
 from flags import Config, ConfigGroup, check_number
+from heuristics import ZeroShotEvalConfig
 from hf_interop import export_hf
 from loss import IGNORE_INDEX
 from model_pytorch import LMModel, ModelConfig, TransformerModel
@@ -72,8 +73,9 @@ DEFAULTS = {'run': dict(desc='pretrain', n_iter=100, n_batch=64, eval_every=1000
 @dataclasses.dataclass
 class PretrainConfig(ConfigGroup):
     """Everything a pre-training run of pretrain.py is set up with: the corpus, the run frame's
-    settings, the model's source and sizes, the optimizer and the objective. `flat()` is the
-    flags by name, as the log's first line records them; config.json holds `to_dict()`."""
+    settings, the model's source and sizes, the optimizer, the objective and the zero-shot tasks
+    scored at each validation. `flat()` is the flags by name, as the log's first line records
+    them; config.json holds `to_dict()`."""
     SKIP = ('causal', 'clf_pdrop', 'lr_warmup')  # the objective sets causal; no task head; warmup_updates
 
     corpus: CorpusConfig
@@ -82,9 +84,13 @@ class PretrainConfig(ConfigGroup):
     model: ModelConfig = field(default_factory=lambda: ModelConfig(**DEFAULTS['model']))
     optimizer: AdamConfig = field(default_factory=lambda: AdamConfig(**DEFAULTS['optimizer']))
     objective: ElectraConfig = field(default_factory=ElectraConfig)
+    zero_shot: ZeroShotEvalConfig = field(default_factory=ZeroShotEvalConfig)
 
     def check(self):
         """The checks that span parts (each part checked its own fields when built)."""
+        if self.zero_shot.folders() and self.objective.objective != 'lm':
+            raise ConfigError('zero_shot', self.zero_shot.zero_shot, "--objective lm: the heuristics read a causal "
+                              "LM's next-token probabilities, which mlm and electra do not learn")
         n_ctx = self.source.n_ctx
         if n_ctx < 2:
             raise ConfigError('n_ctx', n_ctx, "at least 2 tokens per window (one prediction)")

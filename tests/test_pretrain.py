@@ -65,6 +65,41 @@ def one_line_error(capsys, args):
     return line
 
 
+# ------------------------------------------------------------------ zero-shot curves (figure 2, right)
+
+def test_zero_shot_tasks_are_scored_at_every_validation_and_drawn_against_chance(tmp_path, rocstories_dir):
+    """--zero_shot rocstories logs zs_rocstories at each validation; the last value is the heuristic's
+    accuracy on the model folder the run wrote, scored afresh; the plot has a zero-shot panel."""
+    from PIL import Image
+    from heuristics import evaluate_task, prepare_task
+    from lm_scores import load_language_model
+
+    data = write_corpus(tmp_path / 'corpus', n_docs=4, n_lines=20)
+    flags = argv(tmp_path, 'zs', data, '--max_updates', '6', '--eval_every', '3', '--zero_shot', 'rocstories',
+                 '--zero_shot_dir', str(rocstories_dir), '--zero_shot_examples', '24')
+    flags[flags.index('char')] = 'bpe'
+    result = pretrain.run(pretrain.parse_args(flags + ['--encoder_path', str(ENCODER_PATH), '--bpe_path',
+                                                       str(BPE_PATH)]), verbose=False)
+    settings, entries = log_entries(result['log_path'])
+    assert settings['zero_shot_chance'] == {'rocstories': 50.0}
+    assert [e['n_updates'] for e in entries] == [3, 6] and all(0 <= e['zs_rocstories'] <= 100 for e in entries)
+    lm = load_language_model(result['model_dir'])
+    task = prepare_task('rocstories', str(rocstories_dir), lm.tokenizer, lm.n_ctx, n_examples=24)
+    accuracy = evaluate_task(lm, None, task, verbose=False).metrics['accuracy']
+    assert accuracy == pytest.approx(entries[-1]['zs_rocstories'])
+    png = os.path.splitext(result['log_path'])[0] + '.png'
+    assert 'zero-shot: zs_rocstories' in Image.open(png).text['Description']
+
+
+@pytest.mark.parametrize('extra, expected', [
+    (['--zero_shot', 'rocstories', '--objective', 'mlm'], '--zero_shot rocstories: expected --objective lm'),
+    (['--zero_shot', 'squad'], '--zero_shot squad: expected tasks among rocstories, race, sst2, dprd, cola'),
+    (['--zero_shot_examples', '-1'], '--zero_shot_examples -1: expected an integer >= 0'),
+])
+def test_bad_zero_shot_flags_are_one_line_errors(tmp_path, capsys, extra, expected):
+    assert expected in one_line_error(capsys, argv(tmp_path, 'x', tmp_path, *extra))
+
+
 # ------------------------------------------------------------------ char mode
 
 def test_char_run_lowers_the_validation_loss_and_generate_continues_it(tmp_path, capsys):
