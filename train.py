@@ -199,7 +199,8 @@ def _data_summary(settings):
         where = f"{g('dataset')} from {g('data_dir')}"
     counts = g('splits')
     where += f"; examples: {', '.join(f'{k} {v}' for k, v in counts.items())}" if counts else ''
-    where += f"; {g('n_truncated')} cut to fit n_ctx" if g('n_truncated') else ''
+    cut = {k: v for k, v in (g('n_truncated') or {}).items() if v}
+    where += f"; examples cut to fit n_ctx: {', '.join(f'{k} {v}' for k, v in cut.items())}" if cut else ''
     return f"{where}; vocabulary {g('n_vocab')} + {g('n_special')} special tokens"
 
 

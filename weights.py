@@ -17,7 +17,7 @@ from tf_checkpoint import (GPT2_HPARAMS, GPT2_PREFIX, gpt2_checkpoint_sizes, is_
                            tf_checkpoint_sizes)
 
 CHECKPOINT_FORMATS = {'tf': "TF release's checkpoint", 'gpt2-tf': "GPT-2 release's TF checkpoint",
-                      'hf': 'Hugging Face openai-gpt weights'}
+                      'hf': 'Hugging Face weights'}
 
 
 def find_checkpoint_format(path):

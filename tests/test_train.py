@@ -781,6 +781,10 @@ def test_settings_summary_of_custom_data_leaves_out_what_does_not_apply(tmp_path
     assert 'n_valid' not in text and 'data/' not in text and '374' not in text
     assert 'custom classification data: train a.csv, valid b.csv' in text and 'examples: train 10, valid 4' in text
     assert len(text.splitlines()) == 4
+    paths = train.run_paths(train.validate_args(args))
+    assert 'cut' not in train.settings_summary(dict(settings, n_truncated={'train': 0, 'valid': 0}), paths)
+    assert 'examples cut to fit n_ctx: valid 2;' in train.settings_summary(
+        dict(settings, n_truncated={'train': 0, 'valid': 2}), paths)
 
 
 # ------------------------------------------------------------------ flags refused before any work
