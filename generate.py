@@ -66,7 +66,7 @@ import torch.nn.functional as F
 from distributed import resolve_device
 from errors import EXIT_BAD_INPUT, InputError, MissingFileError, exit_with_error, one_line
 from hf_interop import resolve_hf_folder
-from model_pytorch import LMModel, ModelConfig
+from model_pytorch import LayerCache, LMModel, ModelConfig
 from run_frame import eval_mode
 from sampling import FILTER_RULES, Sampling, check_sampling_args, filter_logits, sample_next
 from text_utils import END_OF_TEXT, GPT2Encoder, Tokenizer, load_tokenizer
@@ -166,6 +166,17 @@ def _forward(model, x, past, key_mask, use_cache):
     if not use_cache:
         return body(x, key_mask=key_mask), None
     return body(x, past=past, use_cache=True, key_mask=key_mask)
+
+
+def _empty_cache(model, past, batch, n_ctx):
+    """The key/value cache a new window fills: `past` emptied when it is the model's own preallocated
+    cache, else a new one (TransformerModel.new_cache), or None for a stand-in without one."""
+    if past is not None and all(isinstance(layer, LayerCache) for layer in past):
+        for layer in past:
+            layer.length = 0
+        return past
+    body = model.transformer if hasattr(model, 'lm_head') else model
+    return body.new_cache(batch, n_ctx) if hasattr(body, 'new_cache') else None
 
 
 # On a CPU, x @ W for a (n_embd, n_vocab) matrix streams at about twice the speed of x @ W.T for the
@@ -279,7 +290,7 @@ def _decode_loop(model, prompts, plan):
                 feed = torch.stack((tokens[:, -1], pos0 + key_mask.sum(dim=1) - 1), dim=-1)[:, None, :]
             else:
                 feed, key_mask = _window(tokens, real, pos0, min(tokens.size(1), n_ctx))
-                past = None
+                past = _empty_cache(model, past, len(prompts), n_ctx) if plan.use_cache else None
             h, past = _forward(model, feed, past, key_mask if padded else None, plan.use_cache)
             logits = _next_logits(model, h, n_vocab, head)
             new = sample_next(logits, s.temperature, s.top_k, s.top_p, s.greedy, generator, s.filter_rule)

@@ -176,9 +176,30 @@ class LayerNorm(nn.Module):
 
 
 class LayerOutput(NamedTuple):
-    """An attention layer's or a block's y (B, T, C), and present: its (k, v) for a key/value cache."""
+    """An attention layer's or a block's y (B, T, C), and present: its (k, v) for a key/value cache, or
+    the LayerCache it extended."""
     y: torch.Tensor
     present: tuple
+
+
+class LayerCache:
+    """One layer's keys and values for decoding, allocated once: k and v (B, n_head, capacity, d), the
+    first `length` positions filled. Attention writes a step's new positions in place and attends to
+    the filled part, where a (k, v) past would be concatenated anew, a copy of the whole cache, at
+    every step. TransformerModel.new_cache makes one per block."""
+
+    def __init__(self, k, v):
+        self.k, self.v, self.length = k, v, 0
+
+    def extend(self, k, v):
+        """Append k and v (B, n_head, T, d) -> (k, v) of all filled positions, views of the buffers."""
+        end = self.length + k.size(2)
+        if end > self.k.size(2):
+            raise InputError(f"{end} positions in a key/value cache made for {self.k.size(2)}")
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 class KeyMask(NamedTuple):
@@ -205,18 +226,24 @@ class Attention(nn.Module):
         self.resid_dropout = Dropout(resid_pdrop)
 
     def forward(self, x, layer_past=None, key_mask=None):
-        """x (B, T, C); layer_past (k, v) each (B, n_head, T_past, C // n_head) or None;
+        """x (B, T, C); layer_past (k, v) each (B, n_head, T_past, C // n_head), a LayerCache, or None;
         key_mask (B, T_past + T) bool, True for keys that may be attended to, or None.
-        Returns LayerOutput(y (B, T, C), present (k, v) including x's positions)."""
+        Returns LayerOutput(y (B, T, C), present: (k, v) including x's positions, or the LayerCache
+        extended by them)."""
         if layer_past is not None and not self.causal:
             raise InputError("a key/value cache was given to bidirectional attention (causal=False): each position "
                              "sees the later ones, so a cache of earlier positions cannot stand for them")
         q, k, v = map(self.split_heads, self.c_attn(x).split(x.size(-1), dim=2))
-        if layer_past is not None:
-            k, v = torch.cat((layer_past[0], k), dim=2), torch.cat((layer_past[1], v), dim=2)
+        if isinstance(layer_past, LayerCache):
+            k, v = layer_past.extend(k, v)
+            present = layer_past
+        else:
+            if layer_past is not None:
+                k, v = torch.cat((layer_past[0], k), dim=2), torch.cat((layer_past[1], v), dim=2)
+            present = (k, v)
         mask = (causal_mask if self.causal else bidirectional_mask)(q.size(2), k.size(2), key_mask, x.device)
         y = self.attend(q, k, v, mask).transpose(1, 2).reshape(x.shape)
-        return LayerOutput(self.resid_dropout(self.c_proj(y)), (k, v))
+        return LayerOutput(self.resid_dropout(self.c_proj(y)), present)
 
     def split_heads(self, x):
         """(B, T, C) -> (B, n_head, T, C // n_head)"""
@@ -348,7 +375,7 @@ class TransformerModel(nn.Module):
 
     def forward(self, x, past=None, use_cache=False, key_mask=None, embedded=None):
         """x (B, T, 2) or (B, n_choices, T, 2) long, T up to n_ctx; past: per-layer (k, v) from an
-        earlier call, or None; key_mask (B, T_past + T) bool (False at padding keys) or None;
+        earlier call, new_cache's list, or None; key_mask (B, T_past + T) bool (False at padding keys) or None;
         embedded: embed_input(x) as (B', T, n_embd) when the caller drew it, so that several calls
         share one embedding dropout mask (prefix.py). Returns h (B', T, n_embd) with
         B' = B * n_choices, or CachedOutput(h, presents) with use_cache."""
@@ -367,6 +394,15 @@ class TransformerModel(nn.Module):
         if self.arch == 'gpt2':
             h = self.ln_f(h)
         return CachedOutput(h, presents) if use_cache else h
+
+    def new_cache(self, batch, capacity=None):
+        """An empty key/value cache for `batch` rows of up to `capacity` positions (default n_ctx),
+        in the model's dtype and device: a list of LayerCache, one per block, to pass as `past` with
+        use_cache; each forward extends it in place and returns it as presents."""
+        w = self.h[0].attn.c_attn.w
+        d = self.n_embd // self.h[0].attn.n_head
+        shape = (batch, self.h[0].attn.n_head, capacity or self.n_ctx, d)
+        return [LayerCache(w.new_empty(shape), w.new_empty(shape)) for _ in self.h]
 
     def embed_input(self, x):
         """x (..., T, 2) -> summed embeddings (..., T, n_embd). TF drops entries of the embedding matrix

@@ -858,6 +858,31 @@ def test_gpt2_cached_decoding_equals_the_full_forward():
     torch.testing.assert_close(torch.cat([head, tail], dim=1), full, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize('arch', ['gpt1', 'gpt2'])
+def test_preallocated_cache_decodes_as_the_concatenated_past(arch):
+    torch.manual_seed(0)
+    model = LMModel(tiny_cfg(arch=arch), vocab=N_VOCAB + N_SPECIAL + N_CTX, n_ctx=N_CTX).eval()
+    x = make_input(2, N_CTX, model.transformer.vocab, N_VOCAB, N_SPECIAL)
+    cache = model.transformer.new_cache(2)
+    d = model.transformer.n_embd // 4
+    assert [layer.k.shape for layer in cache] == [(2, 4, N_CTX, d)] * len(model.transformer.h)
+    with torch.no_grad():
+        full = model(x)
+        steps, past = [], None
+        out, cache = model(x[:, :7], past=cache, use_cache=True)
+        steps.append(out)
+        for t in range(7, N_CTX):  # one token a step, as generate feeds it
+            out, cache = model(x[:, t:t + 1], past=cache, use_cache=True)
+            steps.append(out)
+        head, past = model(x[:, :7], use_cache=True)
+        tail, _ = model(x[:, 7:8], past=past, use_cache=True)
+    assert all(isinstance(layer, mp.LayerCache) and layer.length == N_CTX for layer in cache)
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=0)
+    torch.testing.assert_close(steps[1], tail, atol=1e-6, rtol=0)
+    with pytest.raises(InputError, match=rf'{N_CTX + 1} positions in a key/value cache made for {N_CTX}'):
+        model(x[:, :1], past=cache, use_cache=True)
+
+
 # ------------------------------------------------------------- bidirectional attention (causal=False)
 
 def numpy_attention(attn, x, allowed):

@@ -79,6 +79,14 @@ def test_eval_mode_restores_the_mode():
     assert not model.training
 
 
+def test_eval_mode_puts_back_each_modules_own_mode():
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.Sequential(torch.nn.Dropout(0.5)))
+    model[1].eval()  # a frozen part stays frozen after evaluating the model
+    with run_frame.eval_mode(model):
+        assert not any(m.training for m in model.modules())
+    assert [m.training for m in model.modules()] == [True, True, False, False]
+
+
 def test_nonfinite_stop_says_where():
     with pytest.raises(NonFiniteLossError, match=r'^update 3: the loss is nan; the last checkpoint is left as it was$'):
         with run_frame.nonfinite_stop('update 3'):
