@@ -54,7 +54,7 @@ from opt import AdamConfig
 from run_frame import RunConfig, SourceConfig, make_scaler, resolve_bpe_paths
 from model_source import check_vocabulary, resolve_model
 from text_utils import GPT2_RELEASE_FILES, RELEASE_BPE_FILES, TextEncoder, find_bpe_files, load_bpe
-from utils import read_json
+from utils import np_softmax, read_json
 from weights import check_params_shapes, find_checkpoint_format
 
 SAVE_FORMAT = 'gpt1-estimator'
@@ -129,11 +129,6 @@ def _choices(X, name):
     _check_items(X, _is_choices, "(context, [answer, ...]): a text and a list of answer texts", name)
     return [c for c, _ in X], [list(answers) for _, answers in X]
 
-
-def _softmax(logits):
-    """Row-wise softmax of (n, k) float64 logits."""
-    z = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
 
 
 @dataclasses.dataclass
@@ -541,7 +536,7 @@ class _Probabilities:
 
     def predict_proba(self, X):
         """(n, len(classes_)) float64 probabilities, columns in classes_ order."""
-        return _softmax(self._outputs(X))
+        return np_softmax(self._outputs(X))
 
 
 class _ClassesMixin(_Probabilities):

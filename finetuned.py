@@ -29,6 +29,7 @@ from errors import DataError, InputError, MissingFileError
 from hf_interop import export_hf
 from model_pytorch import DoubleHeadModel
 from readers import read_examples
+from utils import np_softmax
 from weights import check_params_shapes
 
 REQUIRED = ('n_ctx', 'vocab', 'clf_token', 'max_len', 'encoder_path', 'bpe_path')  # what a run found, for scoring
@@ -142,7 +143,7 @@ class FinetunedRun:
             metrics = finetune.split_metrics(task, tasks.label_ids(task, labels, 'input'), preds)
         if task.task_type == 'regression':
             return Predictions(ids, [float(v) for v in logits], None, None, metrics)
-        probs = _softmax(logits)
+        probs = np_softmax(logits)
         columns = list(task.classes) if task.classes is not None else list(range(logits.shape[1]))
         return Predictions(ids, [columns[k] for k in np.argmax(logits, 1)], probs, columns, metrics)
 
@@ -174,7 +175,7 @@ class FinetunedRun:
         if self.task.task_type != 'multiple_choice':
             raise InputError(f"score(story, endings) picks an ending: this run is a {self.task.task_type} run; "
                              f"expected predict or predict_file")
-        return _softmax(self.outputs(([story], [list(endings)])))[0]
+        return np_softmax(self.outputs(([story], [list(endings)])))[0]
 
 
 def _check_fits(task, encoded, n_ctx):
@@ -185,12 +186,6 @@ def _check_fits(task, encoded, n_ctx):
         if n > n_ctx:
             raise InputError(f"example {i} is {n} tokens with its special tokens, more than the run's n_ctx {n_ctx}: "
                              f"expected a shorter example")
-
-
-def _softmax(logits):
-    """Row-wise softmax of float64 logits (n, k)."""
-    z = np.exp(logits - logits.max(1, keepdims=True))
-    return z / z.sum(1, keepdims=True)
 
 
 def _truncate_mode(settings, task):

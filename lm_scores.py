@@ -24,17 +24,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from checkpoint import BEST_PARAMS, RUN_CONFIG, read_params
+from checkpoint import BEST_PARAMS, RUN_CONFIG
 from errors import CheckpointError, InputError
 from hf_interop import has_hf_weights, resolve_hf_folder
 from model_pytorch import LMModel, ModelConfig, transformer_of
-from prefix import _GatheredPast, token_batches
+from prefix import GatheredPast, token_batches
 from text_utils import TextEncoder, Tokenizer, load_tokenizer
-from weights import check_params_shapes, checkpoint_sizes, load_pretrained
+from weights import checkpoint_sizes, load_pretrained
 
 DEFAULT_BUDGET = 4096  # tokens a pass holds, padding included
 LOGIT_ROWS = 512  # output rows projected onto the vocabulary at a time
-RUN_SPECIALS = 3  # a finetuned run's _start_, _delimiter_, _classify_ rows
 
 
 class Scored(NamedTuple):
@@ -44,9 +43,10 @@ class Scored(NamedTuple):
 
 
 class LanguageModel(NamedTuple):
-    """A causal LM ready to score: the LMModel (eval mode), its tokenizer, n_vocab (the rows the
-    next-token softmax covers: the tokenizer's text ids), the format it was read from ('tf',
-    'gpt2-tf', 'hf', or 'run' for a finetuned run's folder) and its folder."""
+    """A causal LM ready to score: the LMModel (eval mode; a finetuned run's DoubleHeadModel, whose
+    transformer and lm_head are used), its tokenizer, n_vocab (the rows the next-token softmax
+    covers: the tokenizer's text ids), the format it was read from ('tf', 'gpt2-tf', 'hf', or 'run'
+    for a finetuned run's folder) and its folder."""
     model: LMModel
     tokenizer: Tokenizer
     n_vocab: int
@@ -78,25 +78,15 @@ def _is_run_folder(path):
 
 
 def _load_run(path):
-    """(LMModel, TextEncoder) of a train.py run folder: its transformer and tied LM head from
-    best_params.safetensors (the task head is left out)."""
-    import finetune
-    record = finetune.read_run_config(os.path.join(path, RUN_CONFIG))
-    s = record.settings
-    missing = [k for k in ('vocab', 'n_ctx', 'encoder_path', 'bpe_path') if k not in s]
-    if missing:
-        raise CheckpointError(f"{os.path.join(path, RUN_CONFIG)} lacks {', '.join(missing)}: expected the "
-                              f"config.json train.py writes")
-    if not s.get('causal', True):
+    """(DoubleHeadModel, tokenizer, n_vocab) of a train.py run folder as finetuned.load_run reads it:
+    its transformer and tied LM head score text (the task head is not used) over the n_vocab rows
+    before the task's special tokens."""
+    import tasks
+    from finetuned import load_run, read_run_config  # finetune's modules load only for a run folder
+    if not read_run_config(path).settings.get('causal', True):
         _refuse_bidirectional(path)
-    cfg = record.config.model
-    params = os.path.join(path, BEST_PARAMS)
-    check_params_shapes(params, os.path.join(path, RUN_CONFIG), s['vocab'], cfg.n_embd, cfg.n_layer)
-    tensors, _ = read_params(params)
-    state = {k: v for k, v in tensors.items() if k.startswith(('transformer.', 'lm_head.'))}
-    model = LMModel(cfg, vocab=s['vocab'], n_ctx=s['n_ctx'])
-    model.load_state_dict(state)
-    return model, TextEncoder(s['encoder_path'], s['bpe_path'])
+    run = load_run(path)
+    return run.model, run.text_encoder, run.config['clf_token'] + 1 - len(tasks.SPECIAL_TOKENS)
 
 
 def _refuse_bidirectional(path):
@@ -111,8 +101,7 @@ def load_language_model(path, n_head=None, device='cpu', encoder_path=None, bpe_
     its BPE files). n_head: for GPT-1's TF shards, which do not record it (default 12). Raises
     CheckpointError for a folder with no next-token LM head (a bidirectional encoder)."""
     if os.path.isdir(path) and _is_run_folder(path):
-        model, tokenizer = _load_run(path)
-        n_vocab = _text_vocab_size(tokenizer)
+        model, tokenizer, n_vocab = _load_run(path)
         source = 'run'
     else:
         sizes = checkpoint_sizes(path)
@@ -201,7 +190,7 @@ def _batch_scores(lm, examples, device):
         if Pm:
             kp = (torch.arange(Pm) < torch.tensor(P)[:, None]).to(device)
             key_mask = torch.cat((kp[ex_of], kp.new_ones(len(seqs), R)), 1)
-            hr = transformer(xr, past=_GatheredPast(past, ex_of, Pm), key_mask=key_mask)
+            hr = transformer(xr, past=GatheredPast(past, ex_of, Pm), key_mask=key_mask)
         else:
             hr = transformer(xr)
     return _gather_logprobs(lm, seqs, P, Pm, R, hp, hr)

@@ -146,7 +146,7 @@ def _prefix_cache(transformer, s, budget):
     return cache
 
 
-class _GatheredPast:
+class GatheredPast:
     """The cache's keys and values of examples `ex`, first n positions, gathered one layer at a
     time as the transformer reads them: all layers at once would hold a copy of the cache's
     rows for every layer together."""
@@ -181,7 +181,7 @@ def grouped_clf_logits(model, X, M, n_batch):
             h = model.transformer(x)
         else:
             key_mask = torch.cat((s.kp[ex, :n], s.kp.new_ones(x.shape[:2])), 1)
-            h = model.transformer(x, past=_GatheredPast(cache, ex, n), key_mask=key_mask)
+            h = model.transformer(x, past=GatheredPast(cache, ex, n), key_mask=key_mask)
         h = _clf_states(h, x, model.task_head.clf_token)
         states = h.new_empty(B * C, h.size(-1)) if states is None else states
         states[rows] = h

@@ -62,6 +62,28 @@ def gpt2_hf_dir(gpt2_tiny_dir, tmp_path_factory):
     return Path(export_hf(model, folder, bpe_files=(gpt2_tiny_dir / 'encoder.json', gpt2_tiny_dir / 'vocab.bpe')))
 
 
+@pytest.fixture(scope="session")
+def gpt1_folder(tmp_path_factory, encoder_path, bpe_path):
+    """A random 2-layer GPT-1-shaped model with GPT-1's BPE and 64 positions, exported as a Hugging
+    Face folder, and the same weights in transformers' OpenAIGPTLMHeadModel: (folder, hf model)."""
+    transformers = pytest.importorskip('transformers')
+    from hf_interop import export_hf
+    from model_pytorch import LMModel, ModelConfig
+    from tests.helpers import LM_N_CTX, LM_N_VOCAB
+    torch.manual_seed(0)
+    model = LMModel(ModelConfig(n_embd=32, n_head=4, n_layer=2), vocab=LM_N_VOCAB + LM_N_CTX, n_ctx=LM_N_CTX)
+    folder = tmp_path_factory.mktemp('gpt1') / 'model'
+    export_hf(model, folder, n_vocab=LM_N_VOCAB, n_special=0, bpe_files=(str(encoder_path), str(bpe_path)))
+    return folder, transformers.OpenAIGPTLMHeadModel.from_pretrained(folder).eval()
+
+
+@pytest.fixture(scope="session")
+def lm(gpt1_folder):
+    """gpt1_folder's model as lm_scores.load_language_model reads it."""
+    import lm_scores
+    return lm_scores.load_language_model(str(gpt1_folder[0]))
+
+
 # For the processes a test starts where the thread count does not matter to what it checks
 # (test_train's pinned run checks the machine's default threads, so it is no global setting).
 ONE_THREAD_ENV = {"OMP_NUM_THREADS": "1"}

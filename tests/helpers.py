@@ -1,13 +1,18 @@
 """Test utilities: write checkpoints in the exact format of OpenAI's TF release (the
 library's own writer, tf_checkpoint.write_tf_checkpoint, importable from here too);
-read a parser's --help per flag; run a script's main(argv) in the tests' own process."""
+read a parser's --help per flag; run a script's main(argv) in the tests' own process; score
+sequences with transformers for the zero-shot tests (conftest's gpt1_folder and lm)."""
 import argparse
 import contextlib
 import re
 
+import numpy as np
 import pytest
+import torch
 
 import task_data
+from model_pytorch import LMModel, ModelConfig
+from text_utils import CharTokenizer
 from tf_checkpoint import tf_shapes, write_tf_checkpoint  # noqa: F401
 
 # (data_dir, encoder_path, bpe_path, n_valid) -> what task_data.encode_rocstories returned
@@ -79,3 +84,43 @@ class CountingOpt:
 
     def zero_grad(self, set_to_none=True):
         self.zeros += 1
+
+
+# ------------------------------------------------------------------ zero-shot scoring
+
+LM_N_VOCAB, LM_N_CTX = 40478, 64  # conftest's gpt1_folder: GPT-1's BPE, 64 positions
+DPRD_TEXT = """The bee landed on the flower because it had pollen.
+it
+bee,flower
+flower
+
+The city councilmen refused the demonstrators a permit because they feared violence.
+they
+city councilmen,demonstrators
+city councilmen
+
+John could not lift his son because he was so weak.
+he
+John,his son
+John
+"""
+
+
+def reference_logprobs(hf, seq):
+    """The scored ids' log-probabilities by transformers on the whole sequence (its last id only predicted)."""
+    ids = torch.tensor(seq.ids)[None]
+    with torch.no_grad():
+        logits = hf(ids[:, :-1]).logits[0].double()
+    return torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[seq.start - 1:, 0].numpy()
+
+
+def check_against_transformers(hf, data, result, reduce=np.mean):
+    for ex, rec in zip(data.examples, result.records):
+        expected = [reduce(reference_logprobs(hf, seq)) for seq in ex]
+        np.testing.assert_allclose(rec['scores'] if 'scores' in rec else [rec['score']], expected, atol=1e-5)
+
+
+def char_lm(chars, seed=0, n_ctx=16):
+    torch.manual_seed(seed)
+    tok = CharTokenizer(chars)
+    return LMModel(ModelConfig(n_embd=16, n_head=2, n_layer=1), vocab=tok.vocab_size + n_ctx, n_ctx=n_ctx), tok
