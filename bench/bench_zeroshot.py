@@ -3,16 +3,24 @@ OpenAIGPTLMHeadModel on the same weights, measured in the same run.
 
 1. Story Cloze: every test story's two endings scored by average token log-probability. Here: each
    story's context computed once, the endings run against its keys and values, and only the
-   scored positions projected onto the vocabulary (heuristics.evaluate_task). transformers: every
-   ending over its whole story, batched with the same token budget, the full logits' log-softmax.
+   scored positions projected onto the vocabulary (lm_scores.score_examples, what
+   heuristics.evaluate_task runs). transformers: every ending over its whole story, batched with
+   the same token budget, the full logits' log-softmax.
 2. Perplexity of text over windows of 512 with a stride, the same windows for both.
 
-    python bench/bench_zeroshot.py                       # all 1,871 stories, 20,000 tokens of text
-    python bench/bench_zeroshot.py --n_stories 300 --text_tokens 8000
+The examples are timed in --chunks parts, each scored by this library and then by transformers,
+so that a change in the machine's load during the run falls on both sides.
+
+    python bench/bench_zeroshot.py                       # all 1,871 stories, 1 MB of text
+    python bench/bench_zeroshot.py --n_stories 300 --text_bytes 40000
+
+The text is the Story Cloze files' prose (each story's sentences and both endings, a story a
+line), validation file then test file (995,207 bytes, repeated beyond), cut at --text_bytes.
 
 Prints the seconds, tokens/s and the ratio of each, and the largest difference between the scores.
 """
 import argparse
+import csv
 import os
 import sys
 import tempfile
@@ -26,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import heuristics  # noqa: E402
 from bench import bench_log  # noqa: E402
 from hf_interop import export_hf  # noqa: E402
-from lm_scores import LanguageModel  # noqa: E402
+from lm_scores import LanguageModel, score_examples  # noqa: E402
 from model_pytorch import LMModel, ModelConfig  # noqa: E402
 from text_utils import TextEncoder  # noqa: E402
 
@@ -73,10 +81,11 @@ def timed(fn):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('--n_stories', type=int, default=1871, help='Story Cloze test stories scored (1871: all)')
-    p.add_argument('--text_tokens', type=int, default=20000, help='tokens of text for the perplexity part')
+    p.add_argument('--text_bytes', type=int, default=1_000_000, help='UTF-8 bytes of text for the perplexity part')
     p.add_argument('--strides', type=int, nargs='+', default=[256, 512])
     p.add_argument('--budget', type=int, default=4096, help='tokens a pass holds, both implementations')
     p.add_argument('--threads', type=int, default=0, help='torch threads (0: torch default)')
+    p.add_argument('--chunks', type=int, default=16, help='parts timed in turn, ours then transformers')
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,39 +103,56 @@ def main(argv=None):
 
     data = heuristics.prepare_task('rocstories', os.path.join(SHARED, 'rocstories'), tok, N_CTX,
                                    n_examples=args.n_stories)
-    ours, t_ours = timed(lambda: heuristics.evaluate_task(lm, None, data, budget=args.budget, verbose=False))
-    theirs, t_hf = timed(lambda: hf_scores(hf, data.examples, args.budget))
-    diff = max(abs(float(np.mean(lp)) - s) for ex, rec in zip(theirs, ours.records)
-               for lp, s in zip(ex, rec['scores']))
+    ours, theirs, t_ours, t_hf = interleaved(lm, hf, data.examples, args)
+    diff = max(abs(float(np.mean(a)) - float(np.mean(b))) for x, y in zip(ours, theirs) for a, b in zip(x, y))
     fed = sum(len(seq.ids) - 1 for ex in data.examples for seq in ex)
     results = dict(stories=len(data.examples), stories_ours_s=t_ours, stories_transformers_s=t_hf,
                    stories_ratio=t_hf / t_ours, stories_max_diff=diff)
     print(f"Story Cloze, {len(data.examples)} stories ({fed} tokens fed whole): ours {t_ours:.1f} s, "
           f"transformers {t_hf:.1f} s, ratio {t_hf / t_ours:.2f}x; largest score difference {diff:.1e}")
 
-    text = ''.join(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'docs', name)).read()
-                   for name in sorted(os.listdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
-                                                              'docs'))))
-    ids = ([tok.newline_id] + tok.encode([text * 4], verbose=False)[0])[:args.text_tokens + 1]
+    text = story_text(args.text_bytes)
+    ids = [tok.newline_id] + tok.encode([text], verbose=False)[0]
     for stride in args.strides:
         windows = [[w] for w in heuristics.text_windows(ids, N_CTX, stride)]
-        mine, t_ours = timed(lambda: lm_score(lm, windows, args.budget))
-        ref, t_hf = timed(lambda: hf_scores(hf, windows, args.budget))
+        mine, ref, t_ours, t_hf = interleaved(lm, hf, windows, args)
         nll_a = -sum(float(ex[0].sum()) for ex in mine)
         nll_b = -sum(float(ex[0].sum()) for ex in ref)
         n = len(ids) - 1
         results.update({f'text_stride{stride}_ours_tokens_per_s': n / t_ours,
                         f'text_stride{stride}_transformers_tokens_per_s': n / t_hf,
                         f'text_stride{stride}_ratio': t_hf / t_ours})
-        print(f"perplexity, {n} tokens, windows of {N_CTX} with stride {stride}: ours {n / t_ours:.0f} tokens/s, "
+        print(f"perplexity, {len(text.encode())} bytes = {n} tokens, windows of {N_CTX} with stride {stride}: "
+              f"ours {n / t_ours:.0f} tokens/s, "
               f"transformers {n / t_hf:.0f} tokens/s, ratio {t_hf / t_ours:.2f}x; "
               f"perplexity {np.exp(nll_a / n):.3f} vs {np.exp(nll_b / n):.3f}")
     bench_log('bench_zeroshot', vars(args), **results)
 
 
-def lm_score(lm, examples, budget):
-    from lm_scores import score_examples
-    return score_examples(lm, examples, budget, verbose=False)
+def story_text(n_bytes):
+    """The first `n_bytes` of UTF-8 of the Story Cloze files' prose, a story a line (995,207 bytes;
+    from the start again beyond that: the weights are random, so only the amount matters)."""
+    lines = []
+    for name in ('cloze_test_val__spring2016 - cloze_test_ALL_val.csv',
+                 'cloze_test_test__spring2016 - cloze_test_ALL_test.csv'):
+        with open(os.path.join(SHARED, 'rocstories', name), encoding='utf-8', newline='') as f:
+            lines += [' '.join(row[1:7]) for row in list(csv.reader(f))[1:]]
+    prose = '\n'.join(lines).encode()
+    repeated = prose * (n_bytes // len(prose) + 1)
+    return repeated[:n_bytes].decode(errors='ignore')
+
+
+def interleaved(lm, hf, examples, args):
+    """(our scores, transformers' scores, our seconds, theirs) of `examples`, timed --chunks parts in
+    turn (ours, then transformers, on the same part): a change in the machine's load falls on both."""
+    ours, theirs, t_ours, t_hf = [], [], 0.0, 0.0
+    for part in np.array_split(np.arange(len(examples)), args.chunks):
+        chunk = [examples[i] for i in part]
+        scores, seconds = timed(lambda: score_examples(lm, chunk, args.budget, verbose=False))
+        ours, t_ours = ours + scores, t_ours + seconds
+        scores, seconds = timed(lambda: hf_scores(hf, chunk, args.budget))
+        theirs, t_hf = theirs + scores, t_hf + seconds
+    return ours, theirs, t_ours, t_hf
 
 
 if __name__ == '__main__':
