@@ -77,7 +77,7 @@ def _is_run_folder(path):
             and not has_hf_weights(path))
 
 
-def _load_run(path):
+def _load_run(path, encoder_path=None, bpe_path=None):
     """(DoubleHeadModel, tokenizer, n_vocab) of a train.py run folder as finetuned.load_run reads it:
     its transformer and tied LM head score text (the task head is not used) over the n_vocab rows
     before the task's special tokens."""
@@ -85,7 +85,7 @@ def _load_run(path):
     from finetuned import load_run, read_run_config  # finetune's modules load only for a run folder
     if not read_run_config(path).settings.get('causal', True):
         _refuse_bidirectional(path)
-    run = load_run(path)
+    run = load_run(path, encoder_path=encoder_path, bpe_path=bpe_path)
     return run.model, run.text_encoder, run.config['clf_token'] + 1 - len(tasks.SPECIAL_TOKENS)
 
 
@@ -101,7 +101,7 @@ def load_language_model(path, n_head=None, device='cpu', encoder_path=None, bpe_
     its BPE files). n_head: for GPT-1's TF shards, which do not record it (default 12). Raises
     CheckpointError for a folder with no next-token LM head (a bidirectional encoder)."""
     if os.path.isdir(path) and _is_run_folder(path):
-        model, tokenizer, n_vocab = _load_run(path)
+        model, tokenizer, n_vocab = _load_run(path, encoder_path, bpe_path)
         source = 'run'
     else:
         sizes = checkpoint_sizes(path)
